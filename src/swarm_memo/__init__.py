@@ -1,0 +1,42 @@
+"""swarm-memo: evaluate a function over a grid in parallel chunks, cached in reusable chunks.
+
+Examples
+--------
+>>> from swarm_memo import SwarmMemo
+>>> memo = SwarmMemo("./cache", {"s": 2}, 4, exec_fn=lambda params, point: point[0])
+"""
+
+from __future__ import annotations
+
+from ._diagnostics import Diagnostics
+from ._memo import SwarmMemo, default_collate, default_merge
+from .errors import (
+    CacheMissError,
+    CacheWarning,
+    CorruptChunkError,
+    ExecError,
+    SpecError,
+    SpecTypeError,
+    SwarmMemoError,
+    UnhashableValueError,
+    WorkerDiedError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CacheMissError",
+    "CacheWarning",
+    "CorruptChunkError",
+    "Diagnostics",
+    "ExecError",
+    "SpecError",
+    "SpecTypeError",
+    "SwarmMemo",
+    "SwarmMemoError",
+    "UnhashableValueError",
+    "WorkerDiedError",
+    "__version__",
+    "default_collate",
+    "default_merge",
+]

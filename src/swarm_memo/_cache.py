@@ -1,0 +1,124 @@
+"""The cache layout: params sets, chunk files, quarantine. Built on a byte store.
+
+::
+
+    cache_root/
+      .gitignore                      "*": a cache is never committed by mistake
+      <set-id>/                       one folder per (params, cache_version)
+        params.pkl                    the params and cache version, for humans and the CLI
+        chunks/<chunk-name>.chunk     one file per memo chunk (see _codec)
+      .quarantine/<set-id>/...        damaged or foreign files, moved aside, never deleted
+
+``<set-id>`` is a digest of (params, cache_version); ``<chunk-name>`` is what
+``chunk_hash_fn(params, chunk_key, cache_version)`` returns (by default a digest of the
+three). Chunk files are the only truth; everything else can be rebuilt from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._codec import ChunkRecord, decode_chunk, encode_chunk
+from ._hashing import encode
+from .errors import CacheWarning, CorruptChunkError
+
+logger = logging.getLogger("swarm_memo")
+
+CHUNK_SUFFIX = ".chunk"
+PARAMS_FILE = "params.pkl"
+QUARANTINE = ".quarantine"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
+
+
+class ByteStore(Protocol):
+    """What the cache needs from a store (see ``_store.LocalStore``)."""
+
+    def read(self, key: str) -> bytes | None: ...
+    def write(self, key: str, data: bytes) -> None: ...
+    def write_if_absent(self, key: str, data: bytes) -> None: ...
+    def list(self, prefix: str, suffix: str = "") -> list[str]: ...
+    def move(self, src: str, dst: str) -> None: ...
+    def url(self, key: str) -> str: ...
+    def clean_temp(self, prefix: str, grace_seconds: float = ...) -> int: ...
+
+
+def check_chunk_name(name: Any) -> str:
+    """Validate what ``chunk_hash_fn`` returned: it becomes a file name."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise ValueError(
+            "chunk_hash_fn must return a non-empty str of letters, digits, '_', '-' and '.' "
+            f"(it names a file), not starting with '.'; got {name!r}"
+        )
+    return name
+
+
+@dataclass
+class ParamsSet:
+    """The chunk files of one (params, cache_version) in a store."""
+
+    store: ByteStore
+    set_id: str
+    params: dict[str, Any]
+    cache_version: str
+    quarantined: int = 0
+
+    def chunk_key(self, name: str) -> str:
+        return f"{self.set_id}/chunks/{name}{CHUNK_SUFFIX}"
+
+    def stored_names(self) -> set[str]:
+        """Names of the chunk files present (one listing, no reads)."""
+        listed = self.store.list(f"{self.set_id}/chunks", CHUNK_SUFFIX)
+        return {n[: -len(CHUNK_SUFFIX)] for n in listed}
+
+    def load(self, name: str, expected_key: Any = None) -> ChunkRecord | None:
+        """Read and check one chunk file; ``None`` if absent or unusable (quarantined)."""
+        key = self.chunk_key(name)
+        data = self.store.read(key)
+        if data is None:
+            return None
+        try:
+            record = decode_chunk(data)
+            self._check_belongs(record, expected_key)
+        except CorruptChunkError as exc:
+            self._quarantine(key, str(exc))
+            return None
+        return record
+
+    def _check_belongs(self, record: ChunkRecord, expected_key: Any) -> None:
+        if record.cache_version != self.cache_version or encode(record.params) != encode(
+            self.params
+        ):
+            raise CorruptChunkError("the file belongs to other params or another cache_version")
+        if expected_key is not None and record.chunk_key != expected_key:
+            raise CorruptChunkError("the file holds another chunk than its name says")
+
+    def save(self, name: str, record: ChunkRecord) -> None:
+        """Write one chunk file atomically (and the params file on first use)."""
+        self.store.write_if_absent(
+            f"{self.set_id}/{PARAMS_FILE}",
+            pickle.dumps({"params": self.params, "cache_version": self.cache_version}),
+        )
+        self.store.write(self.chunk_key(name), encode_chunk(record))
+
+    def _quarantine(self, key: str, reason: str) -> None:
+        target = f"{QUARANTINE}/{key}.{time.time_ns()}"
+        message = (
+            f"swarm-memo: ignoring cache file {self.store.url(key)}: {reason}; "
+            f"moved to {self.store.url(target)} and its points will be recomputed"
+        )
+        try:
+            self.store.move(key, target)
+        except OSError as exc:  # another process moved it first, or a read-only cache
+            message += f" (could not move it: {exc})"
+        self.quarantined += 1
+        logger.warning(message)
+        warnings.warn(message, CacheWarning, stacklevel=4)
+
+    def clean_temp(self) -> int:
+        return self.store.clean_temp(f"{self.set_id}/chunks")

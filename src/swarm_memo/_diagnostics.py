@@ -1,0 +1,85 @@
+"""What a run did: counts of chunks and points, exec chunks, timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class Diagnostics:
+    """Counts and timings of one ``run``, ``run_streaming``, ``load`` or ``status`` call.
+
+    Invariants: ``cached_chunks + executed_chunks == total_chunks`` and
+    ``cached_points + executed_points == total_points`` (failed points, with
+    ``on_error="skip"``, count as executed).
+
+    Attributes
+    ----------
+    total_chunks, cached_chunks, executed_chunks
+        Memo chunks requested; served without executing anything; needing execution.
+    total_points, cached_points, executed_points
+        The same, counted in points.
+    reused_points
+        Cached points served from chunk files other than their own chunk's file.
+    missing_points, missing_chunks
+        For ``load`` and ``status``: what is not stored (nothing is executed).
+    exec_chunks
+        Batches (tasks) submitted to the executor.
+    stream_flushes
+        Chunk files written.
+    max_stream_buffer
+        Most finished point outputs held in memory, waiting for their chunk to complete.
+    max_in_flight
+        Most exec chunks submitted and not yet returned, at once.
+    failed_points
+        With ``on_error="skip"``: the points whose ``exec_fn`` raised.
+    quarantined_files
+        Damaged or foreign cache files set aside during the call.
+    wall_time, load_time, exec_time, write_time
+        Seconds: the whole call; reading chunk files; waiting on workers; writing files.
+    """
+
+    total_chunks: int = 0
+    cached_chunks: int = 0
+    executed_chunks: int = 0
+    total_points: int = 0
+    cached_points: int = 0
+    executed_points: int = 0
+    reused_points: int = 0
+    missing_chunks: int = 0
+    missing_points: int = 0
+    exec_chunks: int = 0
+    stream_flushes: int = 0
+    max_stream_buffer: int = 0
+    max_in_flight: int = 0
+    failed_points: list[Any] = field(default_factory=list)
+    quarantined_files: int = 0
+    wall_time: float = 0.0
+    load_time: float = 0.0
+    exec_time: float = 0.0
+    write_time: float = 0.0
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                parts.append(f"{f.name}={value:.3f}")
+            elif isinstance(value, list):
+                parts.append(f"{f.name}=[{len(value)} points]" if value else f"{f.name}=[]")
+            else:
+                parts.append(f"{f.name}={value}")
+        return "Diagnostics(" + ", ".join(parts) + ")"
+
+    def summary(self) -> str:
+        """One line for humans."""
+        text = (
+            f"{self.total_points} points in {self.total_chunks} chunks: "
+            f"{self.cached_points} cached, {self.executed_points} executed "
+            f"({self.exec_chunks} exec chunks, {self.stream_flushes} chunk files written) "
+            f"in {self.wall_time:.2f} s"
+        )
+        if self.failed_points:
+            text += f"; {len(self.failed_points)} points failed"
+        return text

@@ -1,0 +1,346 @@
+"""The ``SwarmMemo`` facade: plan -> load -> execute -> store -> merge."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._cache import ParamsSet, check_chunk_name, logger
+from ._codec import ChunkRecord
+from ._diagnostics import Diagnostics
+from ._executors import ExecutorFactory
+from ._grid import Chunk, ChunkLayout, Grid, _check_positive_int, product_points
+from ._hashing import digest_bytes, encode
+from ._progress import Progress
+from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan
+from ._store import LocalStore
+from ._types import ChunkKey
+from ._wrap import make_wrapper
+from .errors import SpecError, SpecTypeError
+
+ExecFn = Callable[[dict[str, Any], Any], Any]
+EnumerateFn = Callable[[dict[str, Any], dict[str, list[Any]]], Sequence[Any]]
+
+
+def default_collate(outputs: list[Any]) -> list[Any]:
+    """The default ``collate_fn``: a chunk's outputs as a list, in point order."""
+    return list(outputs)
+
+
+def default_merge(chunks: list[Any]) -> list[Any]:
+    """The default ``merge_fn``: concatenate the chunks' lists in chunk order."""
+    return [item for chunk in chunks for item in chunk]
+
+
+def _check_callable(value: Any, name: str) -> None:
+    if value is not None and not callable(value):
+        raise SpecTypeError(f"{name} must be callable or None; got {type(value).__name__}")
+
+
+@dataclass
+class _Run:
+    """One request, validated: what to key the cache by, what to run, where it lives."""
+
+    key_params: dict[str, Any]
+    exec_params: dict[str, Any]
+    exec_fn: ExecFn | None
+    grid: Grid
+    pset: ParamsSet
+    named_chunks: list[tuple[Chunk, str]]
+
+
+class SwarmMemo:
+    """Evaluate a function over a grid in parallel, caching results in chunk files.
+
+    Parameters
+    ----------
+    cache_root
+        Directory of the cache; created on first write, with a ``.gitignore``.
+    memo_chunk_spec
+        Bin size per axis: ``{"strat": 1, "s": 3}`` (an int >= 1 or ``{"size": n}``). Each
+        axis list is cut into consecutive bins; memo chunks are the product of the bins,
+        one file each.
+    exec_chunk_size
+        Points per task sent to a worker (exec chunks may span memo chunks).
+    enumerate_points
+        ``enumerate_points(params, chunk_split_spec) -> list of points`` for one memo
+        chunk. Default: the cartesian product of the chunk's values as tuples, in
+        ``axis_order``.
+    exec_fn
+        ``exec_fn(params, point) -> output``. Lambdas and closures work (cloudpickle).
+        May be None for a memo used only through its decorators.
+    collate_fn
+        ``collate_fn(outputs of one chunk) -> chunk value``. Default: the list.
+    merge_fn
+        ``merge_fn(list of chunk values in chunk order) -> output``. Default: concatenate.
+    chunk_hash_fn
+        ``chunk_hash_fn(params, chunk_key, cache_version) -> str`` naming a chunk file.
+        Default: a stable content digest.
+    cache_version
+        Bump it to invalidate every cached result (e.g. after changing ``exec_fn``).
+    max_workers
+        Worker count; None means all cores; 1 runs in-process with no pool.
+    axis_order
+        Order of axes for chunk iteration (first axis slowest) and default point tuples.
+        Default: sorted axis names. Never affects cache keys.
+    verbose
+        0 silent; 1 a progress bar while executing and a one-line summary (stderr);
+        2 also logs each chunk written to the ``swarm_memo`` logger.
+    executor
+        ``"process"`` (default, reused across runs), ``"thread"``, ``"serial"``, any
+        ``concurrent.futures.Executor`` (never shut down by swarm-memo) or a
+        ``dask.distributed.Client`` (workers compute; only this process touches the cache).
+    on_error
+        ``"raise"`` (default): an exception in ``exec_fn`` raises :class:`ExecError` after
+        storing every finished chunk. ``"skip"``: failing points are listed in
+        ``Diagnostics.failed_points`` and their chunks are not stored.
+
+    Examples
+    --------
+    >>> memo = SwarmMemo("./cache", {"s": 2}, 4, exec_fn=lambda p, pt: pt[0] * p["k"])
+    >>> out, diag = memo.run({"k": 10}, {"s": [1, 2, 3]})  # doctest: +SKIP
+    >>> out  # doctest: +SKIP
+    [10, 20, 30]
+    """
+
+    def __init__(
+        self,
+        cache_root: str | os.PathLike[str],
+        memo_chunk_spec: dict[str, int | dict[str, int]],
+        exec_chunk_size: int,
+        enumerate_points: EnumerateFn | None = None,
+        exec_fn: ExecFn | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        merge_fn: Callable[[list[Any]], Any] | None = None,
+        chunk_hash_fn: Callable[[dict[str, Any], ChunkKey, str], str] | None = None,
+        cache_version: str = "v1",
+        max_workers: int | None = None,
+        axis_order: Sequence[str] | None = None,
+        verbose: int = 1,
+        *,
+        executor: Any = "process",
+        on_error: str = "raise",
+    ) -> None:
+        if not isinstance(cache_root, (str, os.PathLike)):
+            raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
+        self.layout = ChunkLayout.parse(memo_chunk_spec, axis_order)
+        self.exec_chunk_size = _check_positive_int(exec_chunk_size, "exec_chunk_size")
+        for name, fn in [
+            ("enumerate_points", enumerate_points),
+            ("exec_fn", exec_fn),
+            ("collate_fn", collate_fn),
+            ("merge_fn", merge_fn),
+            ("chunk_hash_fn", chunk_hash_fn),
+        ]:
+            _check_callable(fn, name)
+        if not isinstance(cache_version, str):
+            raise SpecTypeError(f"cache_version must be a str; got {cache_version!r}")
+        if max_workers is not None:
+            _check_positive_int(max_workers, "max_workers", "None or an int >= 1")
+        if verbose not in (0, 1, 2):
+            raise SpecError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+        if on_error not in ("raise", "skip"):
+            raise SpecError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
+        self.cache_root = cache_root
+        self.store = LocalStore(cache_root)
+        self.enumerate_points = enumerate_points
+        self.exec_fn = exec_fn
+        self.collate_fn = collate_fn or default_collate
+        self.merge_fn = merge_fn or default_merge
+        self.chunk_hash_fn = chunk_hash_fn
+        self.cache_version = cache_version
+        self.max_workers = max_workers
+        self.axis_order = self.layout.axis_order
+        self.verbose = verbose
+        self.on_error = on_error
+        self._executors = ExecutorFactory(executor, max_workers)
+
+    def __repr__(self) -> str:
+        return (
+            f"SwarmMemo(cache_root={str(self.cache_root)!r}, "
+            f"memo_chunk_spec={dict(self.layout.bin_sizes)}, "
+            f"exec_chunk_size={self.exec_chunk_size}, cache_version={self.cache_version!r})"
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def run(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> tuple[Any, Diagnostics]:
+        """Compute what is missing, store it, and return ``(merged output, Diagnostics)``.
+
+        The output is ``merge_fn([collate_fn(outputs of chunk) for chunk in chunk order])``
+        and does not depend on what came from the cache.
+        """
+        run = self._plan(params, split_spec, params, self.exec_fn)
+        return self._execute(run, keep=True)
+
+    def run_streaming(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> Diagnostics:
+        """Compute and store what is missing, holding only unfinished chunks in memory.
+
+        Each memo chunk is written as soon as its last point is done; nothing is loaded
+        or returned.
+        """
+        run = self._plan(params, split_spec, params, self.exec_fn)
+        return self._execute(run, keep=False)[1]
+
+    def run_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
+        """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.
+
+        Extra keyword arguments (and the function's defaults for them) are added to the
+        params that key the cache and passed to the function. Each wrapped function has
+        its own cache entries.
+        """
+        return lambda fn: make_wrapper(self, fn, streaming=False)
+
+    def streaming_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., Diagnostics]]:
+        """Decorator like :meth:`run_wrap` that runs :meth:`run_streaming`."""
+        return lambda fn: make_wrapper(self, fn, streaming=True)
+
+    def close(self) -> None:
+        """Shut down worker pools this memo started (also done at interpreter exit)."""
+        self._executors.close()
+
+    # ------------------------------------------------------------------ planning
+
+    def _plan(
+        self,
+        key_params: Any,
+        split_spec: Any,
+        exec_params: dict[str, Any],
+        exec_fn: ExecFn | None,
+    ) -> _Run:
+        if not isinstance(key_params, dict):
+            raise SpecTypeError(f"params must be a dict; got {type(key_params).__name__}")
+        params_encoding = encode(key_params, "params")
+        grid = Grid.build(split_spec, self.layout)
+        set_id = digest_bytes(
+            b"swarm-memo-params-set" + params_encoding + encode(self.cache_version)
+        ).hex()
+        pset = ParamsSet(self.store, set_id, key_params, self.cache_version)
+        named = [(chunk, self._chunk_name(key_params, params_encoding, chunk)) for chunk in grid.chunks()]
+        return _Run(key_params, exec_params, exec_fn, grid, pset, named)
+
+    def _chunk_name(self, params: dict[str, Any], params_encoding: bytes, chunk: Chunk) -> str:
+        if self.chunk_hash_fn is not None:
+            try:
+                return check_chunk_name(self.chunk_hash_fn(params, chunk.key, self.cache_version))
+            except ValueError as exc:
+                raise SpecError(str(exc)) from exc
+        # Equal to a digest of (params, chunk key, cache_version), computed from per-bin
+        # digests so a grid of a million points plans in milliseconds.
+        return digest_bytes(
+            b"swarm-memo-chunk" + params_encoding + chunk.key_digest() + encode(self.cache_version)
+        ).hex()
+
+    def _points(self, run: _Run, chunk: Chunk) -> list[Any]:
+        if self.enumerate_points is None:
+            return product_points(run.exec_params, chunk.split_spec)
+        points = self.enumerate_points(run.exec_params, chunk.split_spec)
+        if isinstance(points, (str, bytes)) or not isinstance(points, Sequence):
+            raise SpecTypeError(
+                f"enumerate_points must return a list of points; got {type(points).__name__} "
+                f"for chunk {chunk.split_spec!r:.200}"
+            )
+        return list(points)
+
+    def _point_count(self, run: _Run, chunk: Chunk) -> int:
+        if self.enumerate_points is None:
+            return chunk.product_size
+        return len(self._points(run, chunk))
+
+    # ------------------------------------------------------------------ execution
+
+    def _execute(self, run: _Run, *, keep: bool) -> tuple[Any, Diagnostics]:
+        started = time.perf_counter()
+        diag = Diagnostics(total_chunks=len(run.named_chunks))
+        stored = run.pset.stored_names()
+        values: dict[int, Any] = {}
+        missing: list[tuple[Chunk, str]] = []
+        for chunk, name in run.named_chunks:
+            if name not in stored:
+                missing.append((chunk, name))
+            elif keep:
+                load_started = time.perf_counter()
+                record = run.pset.load(name, chunk.key)
+                diag.load_time += time.perf_counter() - load_started
+                if record is None:
+                    missing.append((chunk, name))
+                else:
+                    values[chunk.index] = self.collate_fn(record.outputs)
+                    diag.cached_points += len(record.outputs)
+            else:
+                diag.cached_points += self._point_count(run, chunk)
+        diag.cached_chunks = diag.total_chunks - len(missing)
+        if missing:
+            self._check_can_execute(run)
+            self.store.init_root()
+            run.pset.clean_temp()
+        expected = sum(chunk.product_size for chunk, _ in missing)
+        with Progress(self.verbose, diag.cached_points, expected) as progress:
+            for job in self._engine_jobs(run, missing, diag, progress):
+                diag.executed_chunks += 1
+                diag.executed_points += len(job.points)
+                if keep:
+                    values[job.index] = self.collate_fn(job.outputs)
+        diag.total_points = diag.cached_points + diag.executed_points
+        diag.quarantined_files = run.pset.quarantined
+        output = self.merge_fn([values[i] for i in sorted(values)]) if keep else None
+        diag.wall_time = time.perf_counter() - started
+        if self.verbose:
+            print(f"swarm-memo: {diag.summary()}", file=sys.stderr)
+        return output, diag
+
+    def _check_can_execute(self, run: _Run) -> None:
+        if run.exec_fn is None:
+            raise SpecError(
+                "points are missing from the cache but this SwarmMemo has no exec_fn; pass "
+                "exec_fn=... or call it through run_wrap()/streaming_wrap()"
+            )
+
+    def _jobs(self, run: _Run, missing: list[tuple[Chunk, str]], progress: Progress) -> Iterator[ChunkJob]:
+        for chunk, name in missing:
+            points = self._points(run, chunk)
+            progress.adjust_total(len(points) - chunk.product_size)
+            yield ChunkJob(chunk.index, name, points, [MISSING] * len(points), list(range(len(points))))
+
+    def _engine_jobs(
+        self, run: _Run, missing: list[tuple[Chunk, str]], diag: Diagnostics, progress: Progress
+    ) -> Iterator[ChunkJob]:
+        """Execute the missing chunks; write each as it completes; yield it once stored."""
+        if not missing:
+            return
+        assert run.exec_fn is not None
+        plan = ExecPlan(
+            run.exec_fn,
+            run.exec_params,
+            self.exec_chunk_size,
+            skip_errors=self.on_error == "skip",
+            on_progress=progress.advance,
+        )
+        engine = Engine(self._executors.backend(), plan, diag)
+        for job in engine.run(self._jobs(run, missing, progress)):
+            self._store_job(run, job, diag)
+            yield job
+
+    def _store_job(self, run: _Run, job: ChunkJob, diag: Diagnostics) -> None:
+        if any(type(o).__name__ == "PointFailure" for o in job.outputs):
+            logger.warning("swarm-memo: chunk %s has failed points; not stored", job.name)
+            return
+        chunk = run.named_chunks[job.index][0]
+        record = ChunkRecord(
+            run.key_params,
+            self.cache_version,
+            chunk.key,
+            run.grid.axis_names,
+            None if self.enumerate_points is None else job.points,
+            job.outputs,
+        )
+        write_started = time.perf_counter()
+        run.pset.save(job.name, record)
+        diag.write_time += time.perf_counter() - write_started
+        diag.stream_flushes += 1
+        if self.verbose >= 2:
+            logger.info("swarm-memo: wrote chunk %d (%d points) as %s", job.index, len(job.points), job.name)

@@ -1,0 +1,187 @@
+"""The one engine behind ``run`` and ``run_streaming``.
+
+Missing points are taken in memo-chunk order and cut into exec chunks of
+``exec_chunk_size`` points (an exec chunk may span memo chunks). A bounded window of exec
+chunks is in flight, about two per worker, so workers never wait for the driver and memo
+chunks complete roughly in order. Each memo chunk is yielded the moment its last point
+returns; the caller writes it while the window keeps the workers busy. Nothing beyond the
+window and the unfinished chunks is held, so memory does not grow with the grid.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._diagnostics import Diagnostics
+from ._executors import Backend
+from ._worker import PointFailure, evaluate, run_batch
+from .errors import ExecError, WorkerDiedError
+
+MISSING: Any = object()
+"""Placeholder for an output not computed yet."""
+
+
+@dataclass
+class ChunkJob:
+    """A memo chunk being completed: its points, the outputs known so far, what is missing."""
+
+    index: int
+    name: str
+    points: list[Any]
+    outputs: list[Any]
+    missing: list[int]
+    reused: int = 0
+    remaining: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.remaining = len(self.missing)
+
+
+Batch = list[tuple[ChunkJob, int]]
+
+
+@dataclass
+class ExecPlan:
+    """What the engine needs to know about one run."""
+
+    exec_fn: Callable[[Any, Any], Any]
+    params: Any
+    exec_chunk_size: int
+    skip_errors: bool
+    on_progress: Callable[[int], None] = lambda n: None
+
+
+def _is_worker_death(exc: BaseException) -> bool:
+    if isinstance(exc, BrokenExecutor):
+        return True
+    return type(exc).__name__ in {"KilledWorker", "TerminatedWorkerError"}
+
+
+class Engine:
+    """Executes the missing points of a stream of :class:`ChunkJob` on a :class:`Backend`."""
+
+    def __init__(self, backend: Backend, plan: ExecPlan, diag: Diagnostics) -> None:
+        self.backend = backend
+        self.plan = plan
+        self.diag = diag
+        self.window = max(2, 2 * backend.workers)
+        self._ready: deque[ChunkJob] = deque()
+        self._buffered = 0
+        self._blob: bytes | None = None
+        self._token = uuid.uuid4().hex
+        if backend.ships_blobs:
+            import cloudpickle
+
+            self._blob = cloudpickle.dumps((plan.exec_fn, plan.params))
+
+    def _batches(self, jobs: Iterable[ChunkJob]) -> Iterator[Batch]:
+        batch: Batch = []
+        size = self.plan.exec_chunk_size
+        for job in jobs:
+            if not job.missing:
+                self._ready.append(job)
+                continue
+            for position in job.missing:
+                batch.append((job, position))
+                if len(batch) == size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    def _submit(self, batch: Batch) -> Future[Any]:
+        points = [job.points[pos] for job, pos in batch]
+        skip = self.plan.skip_errors
+        self.diag.exec_chunks += 1
+        if self._blob is None:
+            return self.backend.executor.submit(
+                evaluate, self.plan.exec_fn, self.plan.params, points, skip
+            )
+        return self.backend.executor.submit(run_batch, self._token, self._blob, points, skip)
+
+    def run(self, jobs: Iterable[ChunkJob]) -> Iterator[ChunkJob]:
+        """Yield every job once all its points have outputs, roughly in job order."""
+        batches = self._batches(jobs)
+        pending: dict[Future[Any], Batch] = {}
+        error: BaseException | None = None
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and error is None and len(pending) < self.window:
+                    batch = next(batches, None)
+                    if batch is None:
+                        exhausted = True
+                    else:
+                        pending[self._submit(batch)] = batch
+                        self.diag.max_in_flight = max(self.diag.max_in_flight, len(pending))
+                while self._ready:
+                    yield self._ready.popleft()
+                if not pending:
+                    break
+                started = time.perf_counter()
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                self.diag.exec_time += time.perf_counter() - started
+                for future in done:
+                    batch = pending.pop(future)
+                    try:
+                        self._absorb(batch, result_or_death(future, batch, self.plan.params))
+                    except ExecError as exc:
+                        # Keep draining what is in flight: finished chunks still get written.
+                        error = error or exc
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            if pending:
+                self.backend.abort()
+            raise
+        if error is not None:
+            raise error
+
+    def _absorb(self, batch: Batch, result: Any) -> None:
+        self.plan.on_progress(len(result))
+        for (job, position), output in zip(batch, result):
+            if isinstance(output, PointFailure):
+                if not self.plan.skip_errors:
+                    raise self._exec_error(job.points[position], output)
+                self.diag.failed_points.append(job.points[position])
+            job.outputs[position] = output
+            job.remaining -= 1
+            self._buffered += 1
+            if job.remaining == 0:
+                self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
+                self._buffered -= len(job.missing)
+                self._ready.append(job)
+        self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
+
+    def _exec_error(self, point: Any, failure: PointFailure) -> ExecError:
+        return ExecError(
+            f"exec_fn raised {failure.exc_type} at point {point!r} with params "
+            f"{self.plan.params!r}: {failure.message}\n\nWorker traceback:\n{failure.traceback}",
+            point=point,
+            params=self.plan.params,
+            exc_type=failure.exc_type,
+            exc_message=failure.message,
+            worker_traceback=failure.traceback,
+        )
+
+
+def result_or_death(future: Future[Any], batch: Batch, params: Any) -> Any:
+    """``future.result()``, turning a dead worker into :class:`WorkerDiedError`."""
+    try:
+        return future.result()
+    except BaseException as exc:
+        if not _is_worker_death(exc):
+            raise
+        points = [job.points[pos] for job, pos in batch]
+        raise WorkerDiedError(
+            f"a worker died ({type(exc).__name__}: {exc}) while evaluating an exec chunk of "
+            f"{len(points)} points: {points!r:.500}; chunks finished before it are stored",
+            points=points,
+            params=params,
+        ) from exc

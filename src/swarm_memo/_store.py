@@ -1,0 +1,171 @@
+"""Where bytes live: a local directory store with crash-safe writes.
+
+The store knows nothing about chunks or pickles (that is ``_codec``) nor about the cache
+layout (that is ``_cache``): it reads, writes, lists and moves opaque files by
+``/``-separated keys relative to its root. Every write goes through
+:func:`atomic_write`, so a reader never sees a half-written file and a killed writer
+leaves at most a temp file, which listing ignores and :meth:`LocalStore.clean_temp`
+removes once it is older than a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+TEMP_GRACE_SECONDS = 3600.0
+
+
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a unique temp file in the same directory (same file system, so the
+    rename is atomic), are flushed and fsynced, then renamed over ``path``. On any
+    exception, KeyboardInterrupt included, the temp file is removed.
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.{os.getpid()}{TEMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Size and modification time of a stored file."""
+
+    key: str
+    size: int
+    mtime: float
+
+
+class LocalStore:
+    """Files under a local directory, addressed by relative ``/``-separated keys."""
+
+    def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
+        self.root = Path(root).expanduser()
+        self.durable = durable
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def url(self, key: str) -> str:
+        """A human-readable location for messages."""
+        return str(self.path(key))
+
+    def read(self, key: str) -> bytes | None:
+        """Return the file's bytes, or ``None`` when it does not exist."""
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self.path(key)
+        try:
+            atomic_write(path, data, durable=self.durable)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data, durable=self.durable)
+
+    def write_if_absent(self, key: str, data: bytes) -> None:
+        if not self.path(key).exists():
+            self.write(key, data)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def list(self, prefix: str, suffix: str = "") -> list[str]:
+        """Names (not keys) of the files directly under ``prefix`` ending in ``suffix``.
+
+        Hidden files (temp files of writers, ``.DS_Store``) are never listed.
+        """
+        try:
+            entries = os.scandir(self.path(prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        with entries:
+            return [
+                e.name
+                for e in entries
+                if not e.name.startswith(".") and e.name.endswith(suffix) and e.is_file()
+            ]
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        try:
+            entries = os.scandir(self.path(prefix) if prefix else self.root)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+
+    def info(self, key: str) -> FileInfo | None:
+        try:
+            st = self.path(key).stat()
+        except FileNotFoundError:
+            return None
+        return FileInfo(key, st.st_size, st.st_mtime)
+
+    def walk(self, prefix: str = "") -> Iterator[FileInfo]:
+        """Every file below ``prefix``, hidden ones included."""
+        base = self.path(prefix) if prefix else self.root
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                full = Path(dirpath) / name
+                with contextlib.suppress(FileNotFoundError):
+                    st = full.stat()
+                    yield FileInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
+
+    def move(self, src: str, dst: str) -> None:
+        target = self.path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(src), target)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(key).unlink()
+
+    def delete_tree(self, prefix: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.path(prefix), ignore_errors=True)
+
+    def clean_temp(self, prefix: str, grace_seconds: float = TEMP_GRACE_SECONDS) -> int:
+        """Remove temp files under ``prefix`` left by killed writers; return how many."""
+        cutoff = time.time() - grace_seconds
+        removed = 0
+        try:
+            entries = list(os.scandir(self.path(prefix)))
+        except FileNotFoundError:
+            return 0
+        for e in entries:
+            if e.name.startswith(".") and e.name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    if e.stat().st_mtime < cutoff:
+                        os.unlink(e.path)
+                        removed += 1
+        return removed
+
+    def init_root(self) -> None:
+        """Create the root with a ``.gitignore`` so a cache is never committed by mistake."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        gitignore = self.root / ".gitignore"
+        if not gitignore.exists():
+            with contextlib.suppress(OSError):
+                atomic_write(gitignore, b"# created by swarm-memo\n*\n", durable=False)

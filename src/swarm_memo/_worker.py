@@ -1,0 +1,66 @@
+"""Code that runs inside workers: evaluate ``exec_fn`` over one exec chunk of points.
+
+The function and params travel as one cloudpickled blob tagged with a per-run token;
+each worker unpickles a blob once and keeps the last few, so params and the function are
+deserialized once per worker per run, not once per exec chunk.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_RESOLVED: OrderedDict[str, tuple[Callable[[Any, Any], Any], Any]] = OrderedDict()
+_KEEP_RESOLVED = 4
+
+
+@dataclass(frozen=True)
+class PointFailure:
+    """``exec_fn`` raised on the point at ``index`` of an exec chunk."""
+
+    index: int
+    exc_type: str
+    message: str
+    traceback: str
+
+
+def _resolve(token: str, blob: bytes) -> tuple[Callable[[Any, Any], Any], Any]:
+    resolved = _RESOLVED.get(token)
+    if resolved is None:
+        import cloudpickle
+
+        resolved = cloudpickle.loads(blob)
+        _RESOLVED[token] = resolved
+        while len(_RESOLVED) > _KEEP_RESOLVED:
+            _RESOLVED.popitem(last=False)
+    return resolved
+
+
+def evaluate(
+    exec_fn: Callable[[Any, Any], Any], params: Any, points: Sequence[Any], skip_errors: bool
+) -> list[Any]:
+    """Evaluate ``exec_fn(params, point)`` for each point, in order.
+
+    A raising point becomes a :class:`PointFailure` in the list; unless ``skip_errors``,
+    evaluation stops there and the failure is the list's last element.
+    """
+    outputs: list[Any] = []
+    for index, point in enumerate(points):
+        try:
+            outputs.append(exec_fn(params, point))
+        except Exception as exc:
+            outputs.append(
+                PointFailure(index, type(exc).__qualname__, str(exc), traceback.format_exc())
+            )
+            if not skip_errors:
+                break
+    return outputs
+
+
+def run_batch(token: str, blob: bytes, points: Sequence[Any], skip_errors: bool) -> list[Any]:
+    """Task entry point shipped to process, thread and Dask workers."""
+    exec_fn, params = _resolve(token, blob)
+    return evaluate(exec_fn, params, points, skip_errors)

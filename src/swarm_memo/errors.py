@@ -1,0 +1,105 @@
+"""The exceptions swarm-memo raises, rooted at :class:`SwarmMemoError`.
+
+Each subclass also inherits the builtin a caller would naturally catch: a bad spec is a
+``ValueError``, a value that cannot be hashed is a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SwarmMemoError(Exception):
+    """Something went wrong inside swarm-memo; the base of every error it raises."""
+
+
+class SpecError(SwarmMemoError, ValueError):
+    """An argument has the right type but a value swarm-memo cannot use."""
+
+
+class SpecTypeError(SwarmMemoError, TypeError):
+    """An argument has a type swarm-memo cannot use."""
+
+
+class UnhashableValueError(SwarmMemoError, TypeError):
+    """A parameter, axis value or point has no stable, canonical encoding.
+
+    ``where`` says where the value sits (e.g. ``params['model']``).
+    """
+
+    def __init__(self, message: str, where: str = "", value_type: type | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.value_type = value_type
+
+
+class ExecError(SwarmMemoError, RuntimeError):
+    """``exec_fn`` raised while evaluating a point.
+
+    ``point`` is the failing point, ``params`` the params of the run, ``exc_type`` and
+    ``exc_message`` describe the original exception and ``worker_traceback`` holds its
+    traceback text as printed in the worker.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        point: Any = None,
+        params: Any = None,
+        exc_type: str = "",
+        exc_message: str = "",
+        worker_traceback: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.point = point
+        self.params = params
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.worker_traceback = worker_traceback
+
+
+class WorkerDiedError(ExecError):
+    """A worker process died (segfault, ``os._exit``, out of memory) while running points.
+
+    ``points`` holds every point of the exec chunk that was lost.
+    """
+
+    def __init__(self, message: str, *, points: list[Any], params: Any = None) -> None:
+        super().__init__(message, point=points[0] if points else None, params=params)
+        self.points = points
+
+
+class CacheMissError(SwarmMemoError, LookupError):
+    """``load(..., strict=True)`` found points that are not stored yet."""
+
+    def __init__(self, message: str, missing_points: int) -> None:
+        super().__init__(message)
+        self.missing_points = missing_points
+
+
+class CorruptChunkError(SwarmMemoError, ValueError):
+    """A chunk file is truncated, damaged, foreign or of a newer format."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+
+
+class CacheWarning(UserWarning):
+    """A cache file could not be used (damaged, foreign, newer format) and was set aside."""
+
+
+__all__ = [
+    "CacheMissError",
+    "CacheWarning",
+    "CorruptChunkError",
+    "ExecError",
+    "SpecError",
+    "SpecTypeError",
+    "SwarmMemoError",
+    "UnhashableValueError",
+    "WorkerDiedError",
+]

@@ -7,6 +7,7 @@
       <set-id>/                       one folder per (params, cache_version)
         params.pkl                    the params and cache version, for humans and the CLI
         chunks/<chunk-name>.chunk     one file per memo chunk (see _codec)
+        index/<chunk-name>.idx        which points that chunk file holds (see _index)
       .quarantine/<set-id>/...        damaged or foreign files, moved aside, never deleted
 
 ``<set-id>`` is a digest of (params, cache_version); ``<chunk-name>`` is what
@@ -21,16 +22,18 @@ import pickle
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ._codec import ChunkRecord, decode_chunk, encode_chunk
+from ._codec import ChunkRecord, checksum_of, decode_chunk, encode_chunk
 from ._hashing import encode
+from ._index import IndexRecord
 from .errors import CacheWarning, CorruptChunkError
 
 logger = logging.getLogger("swarm_memo")
 
 CHUNK_SUFFIX = ".chunk"
+INDEX_SUFFIX = ".idx"
 PARAMS_FILE = "params.pkl"
 QUARANTINE = ".quarantine"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
@@ -66,10 +69,13 @@ class ParamsSet:
     set_id: str
     params: dict[str, Any]
     cache_version: str
-    quarantined: int = 0
+    quarantined: set[str] = field(default_factory=set)
 
     def chunk_key(self, name: str) -> str:
         return f"{self.set_id}/chunks/{name}{CHUNK_SUFFIX}"
+
+    def index_key(self, name: str) -> str:
+        return f"{self.set_id}/index/{name}{INDEX_SUFFIX}"
 
     def stored_names(self) -> set[str]:
         """Names of the chunk files present (one listing, no reads)."""
@@ -87,6 +93,7 @@ class ParamsSet:
             self._check_belongs(record, expected_key)
         except CorruptChunkError as exc:
             self._quarantine(key, str(exc))
+            self.quarantined.add(name)
             return None
         return record
 
@@ -104,7 +111,27 @@ class ParamsSet:
             f"{self.set_id}/{PARAMS_FILE}",
             pickle.dumps({"params": self.params, "cache_version": self.cache_version}),
         )
-        self.store.write(self.chunk_key(name), encode_chunk(record))
+        data = encode_chunk(record)
+        self.store.write(self.chunk_key(name), data)
+        # The index record goes second: it never describes a chunk file that is not there.
+        self._write_index_record(name, replace(record, checksum=checksum_of(data)))
+
+    def _write_index_record(self, name: str, record: ChunkRecord) -> IndexRecord:
+        index_record = IndexRecord.of(record)
+        self.store.write(self.index_key(name), index_record.to_bytes())
+        return index_record
+
+    def read_index_record(self, name: str) -> IndexRecord | None:
+        data = self.store.read(self.index_key(name))
+        return None if data is None else IndexRecord.from_bytes(data)
+
+    def rebuild_index_record(self, name: str) -> IndexRecord | None:
+        """Recreate a missing or stale index record from its chunk file."""
+        record = self.load(name)
+        if record is None:
+            return None
+        logger.info("swarm-memo: rebuilt index record of chunk %s", name)
+        return self._write_index_record(name, record)
 
     def _quarantine(self, key: str, reason: str) -> None:
         target = f"{QUARANTINE}/{key}.{time.time_ns()}"
@@ -116,7 +143,6 @@ class ParamsSet:
             self.store.move(key, target)
         except OSError as exc:  # another process moved it first, or a read-only cache
             message += f" (could not move it: {exc})"
-        self.quarantined += 1
         logger.warning(message)
         warnings.warn(message, CacheWarning, stacklevel=4)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._types import ChunkKey
@@ -42,6 +42,7 @@ class ChunkRecord:
     axes: tuple[str, ...]
     points: list[Any] | None
     outputs: list[Any]
+    checksum: bytes = field(default=b"", compare=False, repr=False)
 
     def resolved_points(self) -> list[Any]:
         """The chunk's points, rebuilt from the key when stored as a product."""
@@ -55,6 +56,11 @@ class ChunkRecord:
 
 def _checksum(body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=16).digest()
+
+
+def checksum_of(data: bytes) -> bytes:
+    """The checksum stored in a chunk file's header (identifies its content)."""
+    return data[len(MAGIC) + 2 : _HEADER_SIZE]
 
 
 def encode_chunk(record: ChunkRecord) -> bytes:
@@ -88,7 +94,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
         raise CorruptChunkError("checksum mismatch: the file is truncated or damaged")
     try:
         fields = pickle.loads(body)
-        record = ChunkRecord(**fields)
+        record = replace(ChunkRecord(**fields), checksum=checksum)
     except Exception as exc:  # checksum passed, yet unreadable: e.g. a class went away
         raise CorruptChunkError(f"payload cannot be unpickled: {exc!r}") from exc
     if record.points is not None and len(record.points) != len(record.outputs):

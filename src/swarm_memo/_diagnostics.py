@@ -83,3 +83,26 @@ class Diagnostics:
         if self.failed_points:
             text += f"; {len(self.failed_points)} points failed"
         return text
+
+
+@dataclass
+class Status:
+    """What ``SwarmMemo.status`` found: stored vs missing, without executing or loading.
+
+    A chunk counts as cached when its own file exists or every one of its points is
+    stored in other chunk files (it would be assembled without executing anything).
+    ``missing`` lists the sub-spec (axis -> values) of every chunk that needs execution.
+    """
+
+    total_points: int = 0
+    cached_points: int = 0
+    missing_points: int = 0
+    total_chunks: int = 0
+    cached_chunks: int = 0
+    missing_chunks: int = 0
+    missing: list[dict[str, list[Any]]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing needs to be executed."""
+        return self.missing_points == 0

@@ -87,6 +87,12 @@ class Axis:
         return tuple(self.values[i : i + n] for i in range(0, len(self.values), n))
 
     @cached_property
+    def bin_encodings(self) -> tuple[tuple[bytes, ...], ...]:
+        n = self.bin_size
+        encs = self.value_encodings
+        return tuple(encs[i : i + n] for i in range(0, len(encs), n))
+
+    @cached_property
     def bin_digests(self) -> tuple[bytes, ...]:
         """Digest of each bin's values, so chunk keys hash in O(chunks), not O(points)."""
         n = self.bin_size
@@ -125,6 +131,7 @@ class Chunk:
     axes: tuple[str, ...]
     bins: tuple[tuple[Any, ...], ...]
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
+    bin_encodings: tuple[tuple[bytes, ...], ...] = field(repr=False, compare=False, default=())
 
     @property
     def key(self) -> ChunkKey:
@@ -170,9 +177,7 @@ class Grid:
                 f"unknown to memo_chunk_spec {sorted(given - expected, key=repr)}"
             )
         return cls(
-            tuple(
-                _parse_axis(name, split_spec[name], size) for name, size in layout.bin_sizes
-            )
+            tuple(_parse_axis(name, split_spec[name], size) for name, size in layout.bin_sizes)
         )
 
     @property
@@ -193,6 +198,7 @@ class Grid:
                 names,
                 tuple(axis.bins[i] for axis, i in zip(self.axes, combo)),
                 tuple(axis.bin_digests[i] for axis, i in zip(self.axes, combo)),
+                tuple(axis.bin_encodings[i] for axis, i in zip(self.axes, combo)),
             )
 
 
@@ -204,3 +210,30 @@ def product_points(
     Points are tuples in the order of the chunk spec's axes (the memo's ``axis_order``).
     """
     return list(itertools.product(*chunk_split_spec.values()))
+
+
+def reorder_product(
+    outputs: Sequence[Any],
+    bin_lengths: Mapping[str, int],
+    stored_axes: Sequence[str],
+    wanted_axes: Sequence[str],
+) -> list[Any]:
+    """Reorder a product chunk's outputs from one axis order to another.
+
+    ``outputs`` follow the cartesian product of the bins in ``stored_axes`` order (first
+    axis slowest); the result follows ``wanted_axes`` order. Pure index arithmetic: axis
+    values need not be hashable.
+    """
+    if tuple(stored_axes) == tuple(wanted_axes):
+        return list(outputs)
+    strides: dict[str, int] = {}
+    stride = 1
+    for axis in reversed(stored_axes):
+        strides[axis] = stride
+        stride *= bin_lengths[axis]
+    wanted_strides = [strides[axis] for axis in wanted_axes]
+    ranges = [range(bin_lengths[axis]) for axis in wanted_axes]
+    return [
+        outputs[sum(i * s for i, s in zip(index, wanted_strides))]
+        for index in itertools.product(*ranges)
+    ]

@@ -11,16 +11,18 @@ from typing import Any
 
 from ._cache import ParamsSet, check_chunk_name, logger
 from ._codec import ChunkRecord
-from ._diagnostics import Diagnostics
+from ._diagnostics import Diagnostics, Status
 from ._executors import ExecutorFactory
-from ._grid import Chunk, ChunkLayout, Grid, _check_positive_int, product_points
+from ._grid import Chunk, ChunkLayout, Grid, _check_positive_int, product_points, reorder_product
 from ._hashing import digest_bytes, encode
 from ._progress import Progress
+from ._reuse import Reuse
 from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan
 from ._store import LocalStore
 from ._types import ChunkKey
+from ._worker import PointFailure
 from ._wrap import make_wrapper
-from .errors import SpecError, SpecTypeError
+from .errors import CacheMissError, SpecError, SpecTypeError
 
 ExecFn = Callable[[dict[str, Any], Any], Any]
 EnumerateFn = Callable[[dict[str, Any], dict[str, list[Any]]], Sequence[Any]]
@@ -168,23 +170,79 @@ class SwarmMemo:
 
     # ------------------------------------------------------------------ public API
 
-    def run(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> tuple[Any, Diagnostics]:
+    def run(
+        self, params: dict[str, Any], split_spec: dict[str, list[Any]]
+    ) -> tuple[Any, Diagnostics]:
         """Compute what is missing, store it, and return ``(merged output, Diagnostics)``.
 
         The output is ``merge_fn([collate_fn(outputs of chunk) for chunk in chunk order])``
         and does not depend on what came from the cache.
         """
         run = self._plan(params, split_spec, params, self.exec_fn)
-        return self._execute(run, keep=True)
+        return self._execute(run, "run")
 
-    def run_streaming(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> Diagnostics:
+    def run_streaming(
+        self, params: dict[str, Any], split_spec: dict[str, list[Any]]
+    ) -> Diagnostics:
         """Compute and store what is missing, holding only unfinished chunks in memory.
 
         Each memo chunk is written as soon as its last point is done; nothing is loaded
         or returned.
         """
         run = self._plan(params, split_spec, params, self.exec_fn)
-        return self._execute(run, keep=False)[1]
+        return self._execute(run, "stream")[1]
+
+    def load(
+        self, params: dict[str, Any], split_spec: dict[str, list[Any]], strict: bool = False
+    ) -> tuple[Any, Diagnostics]:
+        """Return ``(output, Diagnostics)`` built from stored points only; never executes.
+
+        Chunks are collated from the points that are stored (a partly stored chunk gives
+        ``collate_fn`` only its stored points, in order); ``Diagnostics.missing_points``
+        and ``missing_chunks`` say what is not there. Nothing is written.
+
+        Raises
+        ------
+        CacheMissError
+            With ``strict=True``, when any requested point is not stored.
+        """
+        run = self._plan(params, split_spec, params, self.exec_fn)
+        if strict:
+            status = self._status(run)
+            if status.missing_points:
+                raise CacheMissError(
+                    f"{status.missing_points} of {status.total_points} points "
+                    f"({status.missing_chunks} of {status.total_chunks} chunks) are not stored "
+                    "for these params; run() computes them",
+                    status.missing_points,
+                )
+        return self._execute(run, "load")
+
+    def status(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> Status:
+        """Count stored and missing points and chunks without executing or loading outputs."""
+        return self._status(self._plan(params, split_spec, params, self.exec_fn))
+
+    def _status(self, run: _Run) -> Status:
+        status = Status(total_chunks=len(run.named_chunks))
+        stored = run.pset.stored_names()
+        reuse = Reuse(run.pset, stored)
+        product = self.enumerate_points is None
+        for chunk, name in run.named_chunks:
+            if name in stored:
+                count, found = (self._point_count(run, chunk),) * 2
+            else:
+                points = [] if product else self._points(run, chunk)
+                count = chunk.product_size if product else len(points)
+                found = len(reuse.locate(chunk, points, product))
+            status.total_points += count
+            status.cached_points += found
+            if found == count:
+                status.cached_chunks += 1
+            else:
+                status.missing_chunks += 1
+                status.missing.append(chunk.split_spec)
+        status.missing_points = status.total_points - status.cached_points
+        return status
 
     def run_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
         """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.
@@ -220,7 +278,9 @@ class SwarmMemo:
             b"swarm-memo-params-set" + params_encoding + encode(self.cache_version)
         ).hex()
         pset = ParamsSet(self.store, set_id, key_params, self.cache_version)
-        named = [(chunk, self._chunk_name(key_params, params_encoding, chunk)) for chunk in grid.chunks()]
+        named = [
+            (chunk, self._chunk_name(key_params, params_encoding, chunk)) for chunk in grid.chunks()
+        ]
         return _Run(key_params, exec_params, exec_fn, grid, pset, named)
 
     def _chunk_name(self, params: dict[str, Any], params_encoding: bytes, chunk: Chunk) -> str:
@@ -253,45 +313,98 @@ class SwarmMemo:
 
     # ------------------------------------------------------------------ execution
 
-    def _execute(self, run: _Run, *, keep: bool) -> tuple[Any, Diagnostics]:
+    def _load_exact(
+        self, run: _Run, chunk: Chunk, name: str, diag: Diagnostics
+    ) -> list[Any] | None:
+        """Outputs of a chunk's own file in request order, or None when unusable."""
+        load_started = time.perf_counter()
+        record = run.pset.load(name, chunk.key)
+        diag.load_time += time.perf_counter() - load_started
+        if record is None:
+            return None
+        if record.points is None and self.enumerate_points is None:
+            lengths = {axis: len(values) for axis, values in chunk.key}
+            return reorder_product(record.outputs, lengths, record.axes, chunk.axes)
+        if record.resolved_points() == self._points(run, chunk):
+            return record.outputs
+        return None  # stored for other points (enumerate_points changed): reassemble
+
+    def _execute(self, run: _Run, mode: str) -> tuple[Any, Diagnostics]:
+        """The one pipeline behind run ("run"), run_streaming ("stream") and load ("load")."""
         started = time.perf_counter()
         diag = Diagnostics(total_chunks=len(run.named_chunks))
         stored = run.pset.stored_names()
         values: dict[int, Any] = {}
         missing: list[tuple[Chunk, str]] = []
         for chunk, name in run.named_chunks:
-            if name not in stored:
-                missing.append((chunk, name))
-            elif keep:
-                load_started = time.perf_counter()
-                record = run.pset.load(name, chunk.key)
-                diag.load_time += time.perf_counter() - load_started
-                if record is None:
-                    missing.append((chunk, name))
-                else:
-                    values[chunk.index] = self.collate_fn(record.outputs)
-                    diag.cached_points += len(record.outputs)
-            else:
+            if name in stored and mode == "stream":
+                diag.cached_chunks += 1
                 diag.cached_points += self._point_count(run, chunk)
-        diag.cached_chunks = diag.total_chunks - len(missing)
-        if missing:
-            self._check_can_execute(run)
-            self.store.init_root()
-            run.pset.clean_temp()
+                continue
+            outputs = self._load_exact(run, chunk, name, diag) if name in stored else None
+            if outputs is None:
+                missing.append((chunk, name))
+            else:
+                values[chunk.index] = self.collate_fn(outputs)
+                diag.cached_chunks += 1
+                diag.cached_points += len(outputs)
         expected = sum(chunk.product_size for chunk, _ in missing)
-        with Progress(self.verbose, diag.cached_points, expected) as progress:
-            for job in self._engine_jobs(run, missing, diag, progress):
-                diag.executed_chunks += 1
-                diag.executed_points += len(job.points)
-                if keep:
-                    values[job.index] = self.collate_fn(job.outputs)
-        diag.total_points = diag.cached_points + diag.executed_points
-        diag.quarantined_files = run.pset.quarantined
-        output = self.merge_fn([values[i] for i in sorted(values)]) if keep else None
+        with Progress(self.verbose if mode != "load" else 0, diag.cached_points, expected) as bar:
+            jobs = self._jobs(run, missing, Reuse(run.pset, stored), bar)
+            if mode == "load":
+                self._collect_stored(jobs, values, diag)
+            else:
+                for job in self._engine_jobs(run, jobs, bool(missing), diag, bar):
+                    if mode == "run":
+                        values[job.index] = self.collate_fn(job.outputs)
+        diag.total_points = diag.cached_points + diag.executed_points + diag.missing_points
+        diag.quarantined_files = len(run.pset.quarantined)
+        output = self.merge_fn([values[i] for i in sorted(values)]) if mode != "stream" else None
         diag.wall_time = time.perf_counter() - started
-        if self.verbose:
+        if self.verbose and mode != "load":
             print(f"swarm-memo: {diag.summary()}", file=sys.stderr)
         return output, diag
+
+    def _jobs(
+        self, run: _Run, missing: list[tuple[Chunk, str]], reuse: Reuse, bar: Progress
+    ) -> Iterator[ChunkJob]:
+        """Chunks without a usable file of their own, filled with every stored point."""
+        product = self.enumerate_points is None
+        for chunk, name in missing:
+            points = self._points(run, chunk)
+            bar.adjust_total(len(points) - chunk.product_size)
+            outputs = [MISSING] * len(points)
+            reused = reuse.fill(chunk, points, outputs, product)
+            bar.skip(reused)
+            todo = [i for i, output in enumerate(outputs) if output is MISSING]
+            yield ChunkJob(chunk.index, name, points, outputs, todo, reused)
+
+    @staticmethod
+    def _count(job: ChunkJob, diag: Diagnostics) -> None:
+        diag.reused_points += job.reused
+        diag.cached_points += job.reused
+        if job.missing:
+            diag.executed_chunks += 1
+            diag.executed_points += len(job.missing)
+        else:
+            diag.cached_chunks += 1
+
+    def _collect_stored(
+        self, jobs: Iterator[ChunkJob], values: dict[int, Any], diag: Diagnostics
+    ) -> None:
+        """``load``: keep whatever points are stored; count the rest as missing."""
+        for job in jobs:
+            diag.reused_points += job.reused
+            diag.cached_points += job.reused
+            if job.missing:
+                diag.missing_chunks += 1
+                diag.missing_points += len(job.missing)
+                available = [o for o in job.outputs if o is not MISSING]
+                if available:
+                    values[job.index] = self.collate_fn(available)
+            else:
+                diag.cached_chunks += 1
+                values[job.index] = self.collate_fn(job.outputs)
 
     def _check_can_execute(self, run: _Run) -> None:
         if run.exec_fn is None:
@@ -300,33 +413,34 @@ class SwarmMemo:
                 "exec_fn=... or call it through run_wrap()/streaming_wrap()"
             )
 
-    def _jobs(self, run: _Run, missing: list[tuple[Chunk, str]], progress: Progress) -> Iterator[ChunkJob]:
-        for chunk, name in missing:
-            points = self._points(run, chunk)
-            progress.adjust_total(len(points) - chunk.product_size)
-            yield ChunkJob(chunk.index, name, points, [MISSING] * len(points), list(range(len(points))))
-
     def _engine_jobs(
-        self, run: _Run, missing: list[tuple[Chunk, str]], diag: Diagnostics, progress: Progress
+        self,
+        run: _Run,
+        jobs: Iterator[ChunkJob],
+        any_missing: bool,
+        diag: Diagnostics,
+        bar: Progress,
     ) -> Iterator[ChunkJob]:
-        """Execute the missing chunks; write each as it completes; yield it once stored."""
-        if not missing:
+        """Execute what the jobs miss; write each chunk as it completes, then yield it."""
+        if not any_missing:
             return
-        assert run.exec_fn is not None
+        self.store.init_root()
+        run.pset.clean_temp()
         plan = ExecPlan(
-            run.exec_fn,
+            run.exec_fn,  # type: ignore[arg-type]  # checked lazily: reuse may need none
             run.exec_params,
             self.exec_chunk_size,
             skip_errors=self.on_error == "skip",
-            on_progress=progress.advance,
+            on_progress=bar.advance,
         )
-        engine = Engine(self._executors.backend(), plan, diag)
-        for job in engine.run(self._jobs(run, missing, progress)):
+        engine = Engine(self._executors.backend, plan, diag, lambda: self._check_can_execute(run))
+        for job in engine.run(jobs):
+            self._count(job, diag)
             self._store_job(run, job, diag)
             yield job
 
     def _store_job(self, run: _Run, job: ChunkJob, diag: Diagnostics) -> None:
-        if any(type(o).__name__ == "PointFailure" for o in job.outputs):
+        if any(isinstance(o, PointFailure) for o in job.outputs):
             logger.warning("swarm-memo: chunk %s has failed points; not stored", job.name)
             return
         chunk = run.named_chunks[job.index][0]
@@ -343,4 +457,6 @@ class SwarmMemo:
         diag.write_time += time.perf_counter() - write_started
         diag.stream_flushes += 1
         if self.verbose >= 2:
-            logger.info("swarm-memo: wrote chunk %d (%d points) as %s", job.index, len(job.points), job.name)
+            logger.info(
+                "swarm-memo: wrote chunk %d (%d points) as %s", job.index, len(job.points), job.name
+            )

@@ -47,6 +47,13 @@ class Progress:
             self._bar.total = self._cached + self._expected
             self._bar.refresh()
 
+    def skip(self, points: int) -> None:
+        """Count points served without executing (found in other chunk files)."""
+        self._expected -= points
+        self._cached += points
+        if self._bar is not None and points:
+            self._bar.update(points)
+
     def advance(self, points: int) -> None:
         if self._enabled:
             self._ensure_bar().update(points)

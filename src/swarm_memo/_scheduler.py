@@ -66,19 +66,37 @@ def _is_worker_death(exc: BaseException) -> bool:
 class Engine:
     """Executes the missing points of a stream of :class:`ChunkJob` on a :class:`Backend`."""
 
-    def __init__(self, backend: Backend, plan: ExecPlan, diag: Diagnostics) -> None:
-        self.backend = backend
+    def __init__(
+        self,
+        backend_factory: Callable[[], Backend],
+        plan: ExecPlan,
+        diag: Diagnostics,
+        before_first_submit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._backend_factory = backend_factory
+        self._before_first_submit = before_first_submit
         self.plan = plan
         self.diag = diag
-        self.window = max(2, 2 * backend.workers)
         self._ready: deque[ChunkJob] = deque()
         self._buffered = 0
         self._blob: bytes | None = None
         self._token = uuid.uuid4().hex
-        if backend.ships_blobs:
-            import cloudpickle
+        self._backend: Backend | None = None
+        self.window = 0
 
-            self._blob = cloudpickle.dumps((plan.exec_fn, plan.params))
+    @property
+    def backend(self) -> Backend:
+        """The executor, started only when a point actually needs executing."""
+        if self._backend is None:
+            self._before_first_submit()
+            backend = self._backend_factory()
+            if backend.ships_blobs:
+                import cloudpickle
+
+                self._blob = cloudpickle.dumps((self.plan.exec_fn, self.plan.params))
+            self.window = max(2, 2 * backend.workers)
+            self._backend = backend
+        return self._backend
 
     def _batches(self, jobs: Iterable[ChunkJob]) -> Iterator[Batch]:
         batch: Batch = []
@@ -98,12 +116,11 @@ class Engine:
     def _submit(self, batch: Batch) -> Future[Any]:
         points = [job.points[pos] for job, pos in batch]
         skip = self.plan.skip_errors
+        executor = self.backend.executor
         self.diag.exec_chunks += 1
         if self._blob is None:
-            return self.backend.executor.submit(
-                evaluate, self.plan.exec_fn, self.plan.params, points, skip
-            )
-        return self.backend.executor.submit(run_batch, self._token, self._blob, points, skip)
+            return executor.submit(evaluate, self.plan.exec_fn, self.plan.params, points, skip)
+        return executor.submit(run_batch, self._token, self._blob, points, skip)
 
     def run(self, jobs: Iterable[ChunkJob]) -> Iterator[ChunkJob]:
         """Yield every job once all its points have outputs, roughly in job order."""
@@ -113,7 +130,7 @@ class Engine:
         exhausted = False
         try:
             while True:
-                while not exhausted and error is None and len(pending) < self.window:
+                while not exhausted and error is None and len(pending) < max(1, self.window):
                     batch = next(batches, None)
                     if batch is None:
                         exhausted = True
@@ -137,8 +154,8 @@ class Engine:
         except BaseException:
             for future in pending:
                 future.cancel()
-            if pending:
-                self.backend.abort()
+            if pending and self._backend is not None:
+                self._backend.abort()
             raise
         if error is not None:
             raise error

@@ -19,7 +19,8 @@ _UNSET: Any = object()
 def _keyword_defaults(fn: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
     signature = inspect.signature(fn)
     positional = [
-        p for p in signature.parameters.values()
+        p
+        for p in signature.parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     if len(positional) < 2 and not any(
@@ -79,7 +80,7 @@ def make_wrapper(memo: SwarmMemo, fn: Callable[..., Any], *, streaming: bool) ->
         key_params = {**params, **extra, FUNCTION_KEY: identity}
         exec_fn = functools.partial(fn, **extra) if extra else fn
         run = memo._plan(key_params, split_spec, params, exec_fn)
-        output, diag = memo._execute(run, keep=not streaming)
+        output, diag = memo._execute(run, "stream" if streaming else "run")
         return diag if streaming else (output, diag)
 
     return wrapped

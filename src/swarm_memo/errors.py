@@ -86,8 +86,6 @@ class CorruptChunkError(SwarmMemoError, ValueError):
         self.path = path
 
 
-
-
 class CacheWarning(UserWarning):
     """A cache file could not be used (damaged, foreign, newer format) and was set aside."""
 

@@ -1,0 +1,78 @@
+"""Serving stored points to a chunk whose own file is missing.
+
+When a grid changes (a value inserted mid-axis, another bin size, a subset, another order)
+most requested chunks have no file of their own, yet their points sit in other chunk
+files of the same params. This module finds them through the point index and copies
+their outputs, loading each needed file once while it stays in a small LRU.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from ._cache import ParamsSet
+from ._grid import Chunk
+from ._hashing import point_digest
+from ._index import Location, PointIndex
+
+_LRU_POINTS = 1_000_000
+
+
+class Reuse:
+    """Fills a chunk's outputs from points stored in a params set's other chunk files."""
+
+    def __init__(self, pset: ParamsSet, names: set[str]) -> None:
+        self._pset = pset
+        self._names = names
+        self._index: PointIndex | None = None
+        self._loaded: OrderedDict[str, list[Any] | None] = OrderedDict()
+        self._loaded_points = 0
+
+    @property
+    def index(self) -> PointIndex:
+        if self._index is None:
+            self._index = PointIndex.read(self._pset, self._names - self._pset.quarantined)
+        return self._index
+
+    def locate(self, chunk: Chunk, points: Sequence[Any], product: bool) -> dict[int, Location]:
+        """Where each point of the chunk is stored, if anywhere (no outputs loaded)."""
+        if not self._names:
+            return {}
+        if product:
+            return self.index.locate_product(chunk.axes, chunk.bin_encodings)
+        return self.index.locate_points([point_digest(p, "point") for p in points])
+
+    def fill(self, chunk: Chunk, points: Sequence[Any], outputs: list[Any], product: bool) -> int:
+        """Copy stored outputs into ``outputs``; return how many points were filled."""
+        by_file: defaultdict[str, list[tuple[int, int]]] = defaultdict(list)
+        for req_pos, (name, file_pos) in self.locate(chunk, points, product).items():
+            by_file[name].append((req_pos, file_pos))
+        filled = 0
+        for name, pairs in by_file.items():
+            stored = self._outputs(name)
+            if stored is None:
+                continue
+            for req_pos, file_pos in pairs:
+                outputs[req_pos] = stored[file_pos]
+            filled += len(pairs)
+        return filled
+
+    def _outputs(self, name: str) -> list[Any] | None:
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+            return self._loaded[name]
+        record = self._pset.load(name)
+        outputs = None
+        if record is not None:
+            if record.checksum == self.index.records[name].checksum:
+                outputs = record.outputs
+            else:  # the file was replaced after its index record was read: trust the file
+                self._pset.rebuild_index_record(name)
+        self._loaded[name] = outputs
+        self._loaded_points += len(outputs or ())
+        while self._loaded_points > _LRU_POINTS and len(self._loaded) > 1:
+            _, dropped = self._loaded.popitem(last=False)
+            self._loaded_points -= len(dropped or ())
+        return outputs

@@ -1,0 +1,50 @@
+"""Exec functions for tests that record every call in a file, across processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+class CountingExec:
+    """``exec_fn`` that appends one line per call to a log file (safe across processes)."""
+
+    def __init__(self, log: Path, fail_on: Any = None, sleep: float = 0.0) -> None:
+        self.log = str(log)
+        self.fail_on = fail_on
+        self.sleep = sleep
+
+    def __call__(self, params: dict[str, Any], point: Any) -> Any:
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (repr(point) + "\n").encode())
+        finally:
+            os.close(fd)
+        if self.sleep:
+            time.sleep(self.sleep)
+        if self.fail_on is not None and point == self.fail_on:
+            raise ValueError(f"boom at {point!r}")
+        return expected_output(params, point)
+
+    def calls(self) -> list[str]:
+        try:
+            return Path(self.log).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def count(self) -> int:
+        return len(self.calls())
+
+    def counter(self) -> Counter[str]:
+        return Counter(self.calls())
+
+    def reset(self) -> None:
+        Path(self.log).unlink(missing_ok=True)
+
+
+def expected_output(params: dict[str, Any], point: Any) -> Any:
+    """What ``CountingExec`` returns: depends on params and point, cheap to recompute."""
+    return {"point": point, "alpha": params.get("alpha"), "pid_free": repr(point) + "!"}

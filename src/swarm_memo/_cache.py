@@ -105,7 +105,9 @@ class ParamsSet:
         if expected_key is not None and record.chunk_key != expected_key:
             raise CorruptChunkError("the file holds another chunk than its name says")
 
-    def save(self, name: str, record: ChunkRecord) -> None:
+    def save(
+        self, name: str, record: ChunkRecord, point_digests: list[bytes] | None = None
+    ) -> None:
         """Write one chunk file atomically (and the params file on first use)."""
         self.store.write_if_absent(
             f"{self.set_id}/{PARAMS_FILE}",
@@ -114,10 +116,12 @@ class ParamsSet:
         data = encode_chunk(record)
         self.store.write(self.chunk_key(name), data)
         # The index record goes second: it never describes a chunk file that is not there.
-        self._write_index_record(name, replace(record, checksum=checksum_of(data)))
+        self._write_index_record(name, replace(record, checksum=checksum_of(data)), point_digests)
 
-    def _write_index_record(self, name: str, record: ChunkRecord) -> IndexRecord:
-        index_record = IndexRecord.of(record)
+    def _write_index_record(
+        self, name: str, record: ChunkRecord, point_digests: list[bytes] | None = None
+    ) -> IndexRecord:
+        index_record = IndexRecord.of(record, point_digests)
         self.store.write(self.index_key(name), index_record.to_bytes())
         return index_record
 

@@ -44,7 +44,8 @@ class IndexRecord:
     checksum: bytes
 
     @classmethod
-    def of(cls, record: ChunkRecord) -> IndexRecord:
+    def of(cls, record: ChunkRecord, digests: Sequence[bytes] | None = None) -> IndexRecord:
+        """The index record of a chunk; ``digests`` saves re-hashing enumerated points."""
         if record.points is None:
             bins = dict(record.chunk_key)
             return cls(
@@ -53,8 +54,9 @@ class IndexRecord:
                 None,
                 record.checksum,
             )
-        digests = b"".join(point_digest(p) for p in record.points)
-        return cls((), (), digests, record.checksum)
+        if digests is None:
+            digests = [point_digest(p) for p in record.points]
+        return cls((), (), b"".join(digests), record.checksum)
 
     def to_bytes(self) -> bytes:
         fields = (self.axes, self.encodings, self.digests, self.checksum)

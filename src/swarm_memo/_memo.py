@@ -14,7 +14,7 @@ from ._codec import ChunkRecord
 from ._diagnostics import Diagnostics, Status
 from ._executors import ExecutorFactory
 from ._grid import Chunk, ChunkLayout, Grid, _check_positive_int, product_points, reorder_product
-from ._hashing import digest_bytes, encode
+from ._hashing import digest_bytes, encode, point_digest
 from ._progress import Progress
 from ._reuse import Reuse
 from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan
@@ -22,7 +22,7 @@ from ._store import LocalStore
 from ._types import ChunkKey
 from ._worker import PointFailure
 from ._wrap import make_wrapper
-from .errors import CacheMissError, SpecError, SpecTypeError
+from .errors import CacheMissError, SpecError, SpecTypeError, UnhashableValueError
 
 ExecFn = Callable[[dict[str, Any], Any], Any]
 EnumerateFn = Callable[[dict[str, Any], dict[str, list[Any]]], Sequence[Any]]
@@ -226,14 +226,16 @@ class SwarmMemo:
         status = Status(total_chunks=len(run.named_chunks))
         stored = run.pset.stored_names()
         reuse = Reuse(run.pset, stored)
-        product = self.enumerate_points is None
         for chunk, name in run.named_chunks:
             if name in stored:
-                count, found = (self._point_count(run, chunk),) * 2
+                count = found = self._point_count(run, chunk)
+            elif self.enumerate_points is None:
+                count = chunk.product_size
+                found = len(reuse.locate(chunk, None))
             else:
-                points = [] if product else self._points(run, chunk)
-                count = chunk.product_size if product else len(points)
-                found = len(reuse.locate(chunk, points, product))
+                points = self._points(run, chunk)
+                count = len(points)
+                found = len(reuse.locate(chunk, self._point_digests(chunk, points)))
             status.total_points += count
             status.cached_points += found
             if found == count:
@@ -278,10 +280,14 @@ class SwarmMemo:
             b"swarm-memo-params-set" + params_encoding + encode(self.cache_version)
         ).hex()
         pset = ParamsSet(self.store, set_id, key_params, self.cache_version)
-        named = [
+        run = _Run(key_params, exec_params, exec_fn, grid, pset, [])
+        if self.enumerate_points is not None and grid.chunk_count:
+            first = next(grid.chunks())  # catch unhashable points before any work starts
+            self._point_digests(first, self._points(run, first))
+        run.named_chunks = [
             (chunk, self._chunk_name(key_params, params_encoding, chunk)) for chunk in grid.chunks()
         ]
-        return _Run(key_params, exec_params, exec_fn, grid, pset, named)
+        return run
 
     def _chunk_name(self, params: dict[str, Any], params_encoding: bytes, chunk: Chunk) -> str:
         if self.chunk_hash_fn is not None:
@@ -369,15 +375,29 @@ class SwarmMemo:
         self, run: _Run, missing: list[tuple[Chunk, str]], reuse: Reuse, bar: Progress
     ) -> Iterator[ChunkJob]:
         """Chunks without a usable file of their own, filled with every stored point."""
-        product = self.enumerate_points is None
         for chunk, name in missing:
             points = self._points(run, chunk)
+            digests = self._point_digests(chunk, points)
             bar.adjust_total(len(points) - chunk.product_size)
             outputs = [MISSING] * len(points)
-            reused = reuse.fill(chunk, points, outputs, product)
+            reused = reuse.fill(chunk, digests, outputs)
             bar.skip(reused)
             todo = [i for i, output in enumerate(outputs) if output is MISSING]
-            yield ChunkJob(chunk.index, name, points, outputs, todo, reused)
+            yield ChunkJob(chunk.index, name, points, outputs, todo, reused, digests)
+
+    def _point_digests(self, chunk: Chunk, points: list[Any]) -> list[bytes] | None:
+        """Digests of enumerated points (None for product chunks, found by their bins)."""
+        if self.enumerate_points is None:
+            return None
+        try:
+            return [point_digest(p) for p in points]
+        except UnhashableValueError as exc:
+            raise UnhashableValueError(
+                f"enumerate_points returned a point that cannot be hashed for chunk "
+                f"{chunk.split_spec!r:.200}: {exc}",
+                where=exc.where,
+                value_type=exc.value_type,
+            ) from exc
 
     @staticmethod
     def _count(job: ChunkJob, diag: Diagnostics) -> None:
@@ -453,7 +473,7 @@ class SwarmMemo:
             job.outputs,
         )
         write_started = time.perf_counter()
-        run.pset.save(job.name, record)
+        run.pset.save(job.name, record, job.digests)
         diag.write_time += time.perf_counter() - write_started
         diag.stream_flushes += 1
         if self.verbose >= 2:

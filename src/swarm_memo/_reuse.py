@@ -14,7 +14,6 @@ from typing import Any
 
 from ._cache import ParamsSet
 from ._grid import Chunk
-from ._hashing import point_digest
 from ._index import Location, PointIndex
 
 _LRU_POINTS = 1_000_000
@@ -36,18 +35,22 @@ class Reuse:
             self._index = PointIndex.read(self._pset, self._names - self._pset.quarantined)
         return self._index
 
-    def locate(self, chunk: Chunk, points: Sequence[Any], product: bool) -> dict[int, Location]:
-        """Where each point of the chunk is stored, if anywhere (no outputs loaded)."""
+    def locate(self, chunk: Chunk, digests: Sequence[bytes] | None) -> dict[int, Location]:
+        """Where each point of the chunk is stored, if anywhere (no outputs loaded).
+
+        ``digests`` are the point digests of an enumerated chunk, or None for a product
+        chunk (its points are found from its bins).
+        """
         if not self._names:
             return {}
-        if product:
+        if digests is None:
             return self.index.locate_product(chunk.axes, chunk.bin_encodings)
-        return self.index.locate_points([point_digest(p, "point") for p in points])
+        return self.index.locate_points(digests)
 
-    def fill(self, chunk: Chunk, points: Sequence[Any], outputs: list[Any], product: bool) -> int:
+    def fill(self, chunk: Chunk, digests: Sequence[bytes] | None, outputs: list[Any]) -> int:
         """Copy stored outputs into ``outputs``; return how many points were filled."""
         by_file: defaultdict[str, list[tuple[int, int]]] = defaultdict(list)
-        for req_pos, (name, file_pos) in self.locate(chunk, points, product).items():
+        for req_pos, (name, file_pos) in self.locate(chunk, digests).items():
             by_file[name].append((req_pos, file_pos))
         filled = 0
         for name, pairs in by_file.items():

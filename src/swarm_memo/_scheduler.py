@@ -37,6 +37,7 @@ class ChunkJob:
     outputs: list[Any]
     missing: list[int]
     reused: int = 0
+    digests: list[bytes] | None = None
     remaining: int = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,159 @@
+"""The canonical encoding: stable, type-aware, refuses what it cannot key."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import pathlib
+import subprocess
+import sys
+from collections import OrderedDict
+
+import pytest
+
+from swarm_memo import UnhashableValueError
+from swarm_memo._hashing import digest
+
+np = pytest.importorskip("numpy")
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    lr: float
+    layers: tuple
+
+
+GOLDEN_CASES = {
+    "none": None,
+    "true": True,
+    "one": 1,
+    "one_float": 1.0,
+    "one_str": "1",
+    "big": 2**100,
+    "neg": -5,
+    "bytes": b"ab",
+    "list": [1, "a", None],
+    "tuple": (1, 2),
+    "dict": {"b": 2, "a": [1, 2.5]},
+    "set": {3, 1, 2},
+    "nan": math.nan,
+    "negzero": -0.0,
+    "path": pathlib.PurePosixPath("/tmp/x"),
+    "np_array": np.arange(6, dtype=np.int64).reshape(2, 3),
+    "np_scalar": np.float32(1.5),
+}
+
+# Pinned: a change here invalidates every user's cache. Bump ENCODING_VERSION on purpose.
+GOLDEN_DIGESTS = {
+    "none": "738096e476d3c5447c3cb95c39bfc964",
+    "true": "0583525866ce6d4c711b8d319b34a247",
+    "one": "54d7c54b7c32398e3300a2d91f850b60",
+    "one_float": "4d4346ac1a663fd98f65ca64cfb41948",
+    "one_str": "9da68e24be2e54a6c65bf00564671761",
+    "big": "4b94e774bb81ba37766b2482eff019ce",
+    "neg": "e71d82ce5c8bc7025ee27470d5fd2d47",
+    "bytes": "36b96533162039b6a4e52d534f62ebbd",
+    "list": "1c778e2ad37367024d205748eceb9aa0",
+    "tuple": "c9f9c76c830c779e86dbbb92321e72c5",
+    "dict": "8fea81438a0b2c24fbe6976269e23b9a",
+    "set": "1db1d34d562a830f6b2ef36528965fb3",
+    "nan": "5d595b4f2a9d814944f8df4ab7ddf27b",
+    "negzero": "e1ebd447d3de8834cb9e59316b0f4ddd",
+    "path": "56f0e630e453fc0020bdcbbedafb76b8",
+    "np_array": "b50c4d4e45f55b1f5dd994aaccf982c0",
+    "np_scalar": "291c987401c301a29f46734d4b7b3b88",
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
+def test_digests_stay_the_same(name):
+    assert digest(GOLDEN_CASES[name]) == GOLDEN_DIGESTS[name]
+
+
+def test_digests_are_the_same_in_another_process_with_another_hash_seed():
+    code = (
+        "from swarm_memo._hashing import digest;"
+        "print(digest({'b': {3, 1, 'x'}, 'a': ('q', frozenset({2, 'y'}))}))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("0", "1", "987")
+    }
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (1, 1.0),
+        (1, True),
+        (1, "1"),
+        (0, False),
+        (0.0, -0.0),
+        ([1, 2], (1, 2)),
+        ({1, 2}, frozenset({1, 2})),
+        (b"a", "a"),
+        (None, "None"),
+        (Color.RED, 1),
+        (Color.RED, Color.BLUE),
+        (np.int64(1), 1),
+        (np.int64(1), np.int32(1)),
+        (np.arange(4), np.arange(4).reshape(2, 2)),
+        (np.arange(4, dtype=np.int64), np.arange(4, dtype=np.int32)),
+        (Cfg(0.1, (1,)), {"lr": 0.1, "layers": (1,)}),
+        ({"a": 1}, {"a": 1.0}),
+        ([[1], 2], [1, [2]]),
+        ("ab", "a\x00b"),
+    ],
+)
+def test_distinct_values_have_distinct_digests(a, b):
+    assert digest(a) != digest(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ({3, "x", 1}, {1, 3, "x"}),
+        (math.nan, float("nan")),
+        (math.nan, -math.nan),
+        (OrderedDict([("b", 1), ("a", 2)]), {"a": 2, "b": 1}),
+        (Cfg(0.1, (1, 2)), Cfg(0.1, (1, 2))),
+        (pathlib.PurePosixPath("a/b"), pathlib.PurePosixPath("a//b")),
+        (np.array([1.5, 2.5]), np.array([1.5, 2.5])),
+    ],
+)
+def test_equal_values_have_equal_digests(a, b):
+    assert digest(a) == digest(b)
+
+
+class Model:
+    """Its repr holds a memory address: it must never become part of a key."""
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ({"model": Model()}, r"params\['model'\]"),
+        ({"fn": len}, r"params\['fn'\]"),
+        ({"xs": [1, object()]}, r"params\['xs'\]\[1\]"),
+        ({"s": {Model()}}, r"params\['s'\] element"),
+        ({"arr": np.array([Model()], dtype=object)}, r"params\['arr'\]"),
+    ],
+)
+def test_values_without_a_stable_encoding_are_refused_with_their_location(value, where):
+    with pytest.raises(UnhashableValueError, match=where) as info:
+        digest(value, "params")
+    assert info.value.where.startswith("params")

@@ -42,6 +42,8 @@ class Backend:
     workers: int
     ships_blobs: bool
     kind: str
+    share: Callable[[bytes], Any] = lambda blob: blob
+    """Turn the run's pickled (exec_fn, params) into what each task carries."""
 
     def abort(self) -> None:
         """Stop as fast as possible (Ctrl-C, worker death): kill our own process pools."""
@@ -91,7 +93,14 @@ class ExecutorFactory:
             return Backend(self._threads, self.max_workers, False, "thread")
         if _is_dask_client(spec):
             workers = sum(spec.nthreads().values()) or 1
-            return Backend(spec.get_executor(pure=False), workers, True, "dask")
+            return Backend(
+                spec.get_executor(pure=False),
+                workers,
+                True,
+                "dask",
+                # One copy per worker per run, not one per task.
+                share=lambda blob: spec.scatter(blob, broadcast=True, hash=False),
+            )
         workers = getattr(spec, "_max_workers", None) or self.max_workers
         return Backend(spec, workers, True, "user")
 

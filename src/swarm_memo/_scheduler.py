@@ -80,7 +80,7 @@ class Engine:
         self.diag = diag
         self._ready: deque[ChunkJob] = deque()
         self._buffered = 0
-        self._blob: bytes | None = None
+        self._blob: Any = None  # the pickled (exec_fn, params), or a handle to it
         self._token = uuid.uuid4().hex
         self._backend: Backend | None = None
         self.window = 0
@@ -94,7 +94,7 @@ class Engine:
             if backend.ships_blobs:
                 import cloudpickle
 
-                self._blob = cloudpickle.dumps((self.plan.exec_fn, self.plan.params))
+                self._blob = backend.share(cloudpickle.dumps((self.plan.exec_fn, self.plan.params)))
             self.window = max(2, 2 * backend.workers)
             self._backend = backend
         return self._backend
@@ -128,6 +128,7 @@ class Engine:
         batches = self._batches(jobs)
         pending: dict[Future[Any], Batch] = {}
         error: BaseException | None = None
+        lost: list[Any] = []  # points of exec chunks that were on a pool when a worker died
         exhausted = False
         try:
             while True:
@@ -149,6 +150,9 @@ class Engine:
                     batch = pending.pop(future)
                     try:
                         self._absorb(batch, result_or_death(future, batch, self.plan.params))
+                    except WorkerDiedError as exc:
+                        lost.extend(exc.points)
+                        error = error or exc
                     except ExecError as exc:
                         # Keep draining what is in flight: finished chunks still get written.
                         error = error or exc
@@ -158,6 +162,16 @@ class Engine:
             if pending and self._backend is not None:
                 self._backend.abort()
             raise
+        if isinstance(error, WorkerDiedError):
+            # A dead worker breaks the whole pool: which in-flight exec chunk it ran is
+            # unknowable, so name every point that was lost with the pool.
+            raise WorkerDiedError(
+                f"a worker process died ({error.__cause__!r:.300}) while evaluating these "
+                f"{len(lost)} points of the in-flight exec chunks: {lost!r:.1000}; every chunk "
+                "finished before is stored and the next run starts a new pool",
+                points=lost,
+                params=self.plan.params,
+            ) from error.__cause__
         if error is not None:
             raise error
 

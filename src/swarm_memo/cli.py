@@ -1,0 +1,327 @@
+"""The ``swarm-memo`` command: list, describe, verify and clean a cache directory.
+
+A thin click layer over :mod:`swarm_memo._inspect`, which holds the logic. User errors
+(missing cache root, unknown or ambiguous digest, bad ``--older-than``) print one line on
+stderr and exit with code 2; ``verify`` exits with 1 when it finds a damaged file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pprint
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from ._inspect import (
+    GcPlan,
+    InspectError,
+    SetSummary,
+    abbreviate,
+    describe_set,
+    format_age,
+    format_bytes,
+    iso_time,
+    list_sets,
+    parse_duration,
+    plan_gc,
+    run_gc,
+    short_repr,
+    verify_cache,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+_ROOT = click.argument("cache_root", metavar="CACHE_ROOT", type=click.Path(path_type=str))
+_JSON = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON on stdout instead of text."
+)
+
+
+def _errors_to_exit(fn: F) -> F:
+    """Turn user errors and OS errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InspectError, OSError) as exc:
+            click.echo(f"swarm-memo: error: {exc}", err=True)
+            raise click.exceptions.Exit(EXIT_USAGE) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="swarm-memo")
+def cli() -> None:
+    """Inspect and clean a swarm-memo cache directory.
+
+    CACHE_ROOT is the folder given to SwarmMemo(cache_root=...). A params set is named by
+    its digest; any unique prefix of it (as printed by `ls`) is accepted.
+    """
+
+
+# --------------------------------------------------------------------------- ls
+
+
+def _table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _params_text(summary: SetSummary, width: int) -> str:
+    if summary.params_error is not None:
+        return f"<{summary.params_error}>"
+    return short_repr(summary.params, width)
+
+
+@cli.command("ls")
+@_ROOT
+@_JSON
+@_errors_to_exit
+def ls_command(cache_root: str, as_json: bool) -> None:
+    """List the params sets of CACHE_ROOT, most recently written first.
+
+    One row per set: short digest, chunk files, points, bytes on disk, time of the newest
+    chunk file, cache version and params (abbreviated).
+    """
+    summaries = list_sets(cache_root)
+    if as_json:
+        _print_json([s.to_json() for s in summaries])
+        return
+    if not summaries:
+        click.echo(f"no params sets in {cache_root}")
+        return
+    rows = [["DIGEST", "CHUNKS", "POINTS", "BYTES", "LAST WRITTEN", "VERSION", "PARAMS"]]
+    for s in summaries:
+        rows.append(
+            [
+                s.short,
+                str(s.chunks),
+                str(s.points),
+                format_bytes(s.bytes),
+                iso_time(s.last_written) or "-",
+                abbreviate(str(s.cache_version), 20) if s.params_error is None else "?",
+                _params_text(s, 60),
+            ]
+        )
+    for line in _table(rows, right=(1, 2, 3)):
+        click.echo(line)
+    total = sum(s.bytes for s in summaries)
+    click.echo(f"{len(summaries)} params set(s), {format_bytes(total)}")
+    bad = [s for s in summaries if s.unreadable_chunks]
+    for s in bad:
+        click.echo(
+            f"warning: {s.short} has {s.unreadable_chunks} unreadable chunk file(s) "
+            "(not counted in POINTS); run `swarm-memo verify`"
+        )
+
+
+# --------------------------------------------------------------------------- info
+
+
+@cli.command("info")
+@_ROOT
+@click.argument("digest")
+@_JSON
+@_errors_to_exit
+def info_command(cache_root: str, digest: str, as_json: bool) -> None:
+    """Show one params set: its params in full and the values stored per axis.
+
+    DIGEST is the set's digest or any unique prefix of it. Reads every chunk file of the
+    set (the axis values live in the chunk keys).
+    """
+    detail = describe_set(cache_root, digest)
+    if as_json:
+        _print_json(detail.to_json())
+        return
+    s = detail.summary
+    fields = [
+        ("params set", s.set_id),
+        ("path", str(s.path)),
+        ("cache version", str(s.cache_version) if s.params_error is None else "?"),
+        ("chunks", str(s.chunks)),
+        ("points", str(detail.exact_points)),
+        ("bytes", f"{s.bytes} ({format_bytes(s.bytes)})"),
+        ("last written", iso_time(s.last_written) or "-"),
+    ]
+    if detail.axis_order:
+        fields.append(("axis order", ", ".join(detail.axis_order)))
+    for label, value in fields:
+        click.echo(f"{label + ':':<15}{value}")
+    click.echo("params:")
+    if s.params_error is not None:
+        click.echo(f"  <{s.params_error}>")
+    else:
+        for line in pprint.pformat(s.params, width=96, sort_dicts=True).splitlines():
+            click.echo(f"  {line}")
+    click.echo("axes:")
+    if not detail.axes:
+        click.echo("  (no readable chunk file)")
+    name_width = max((len(a.name) for a in detail.axes), default=0)
+    for axis in detail.axes:
+        click.echo(f"  {axis.name:<{name_width}}  {axis.count} value(s): {axis.preview()}")
+    for path, reason in detail.bad_chunks:
+        click.echo(f"unreadable chunk file {path}: {reason}")
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@cli.command("verify")
+@_ROOT
+@_JSON
+@_errors_to_exit
+def verify_command(cache_root: str, as_json: bool) -> None:
+    """Check every chunk file of CACHE_ROOT and report each damaged one.
+
+    Checks that each file is readable, has the right magic and format version, that its
+    checksum holds, that it decodes and that its params match the set's params.pkl.
+    Nothing is modified. Quarantined and leftover temp files are listed for information.
+    Exit code: 0 if every file is fine, 1 otherwise.
+    """
+    report = verify_cache(cache_root)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for problem in report.problems:
+            click.echo(f"BAD {problem.path}: {problem.reason}")
+        for note in report.notes:
+            click.echo(f"note: {note.path}: {note.reason}")
+        if report.quarantined:
+            size = sum(f.size for f in report.quarantined)
+            click.echo(
+                f"info: {len(report.quarantined)} quarantined file(s) ({format_bytes(size)}) "
+                f"in {report.root / '.quarantine'}; `swarm-memo gc --quarantine` removes them"
+            )
+        if report.temp_files:
+            click.echo(
+                f"info: {len(report.temp_files)} leftover temp file(s) from interrupted "
+                "writes; `swarm-memo gc` removes those older than 1 hour:"
+            )
+            for f in report.temp_files:
+                age = format_age(report.checked_at - f.mtime)
+                click.echo(f"  {f.path} ({format_bytes(f.size)}, {age} old)")
+        verdict = "OK" if report.ok else f"{len(report.problems)} problem(s) found"
+        click.echo(
+            f"checked {report.chunks_checked} chunk file(s) in {report.sets} params set(s): "
+            f"{verdict}"
+        )
+    if not report.ok:
+        raise click.exceptions.Exit(EXIT_PROBLEMS)
+
+
+# --------------------------------------------------------------------------- gc
+
+
+def _describe_plan(plan: GcPlan, verb: str) -> None:
+    for s in plan.sets:
+        click.echo(
+            f"{verb} params set {s.short} ({s.chunks} chunks, {format_bytes(s.bytes)}, "
+            f"last written {iso_time(s.last_written) or '-'}): {_params_text(s, 60)}"
+        )
+    for f in plan.temp_files:
+        age = format_age(plan.planned_at - f.mtime)
+        click.echo(f"{verb} temp file {f.path} ({format_bytes(f.size)}, {age} old)")
+    if plan.quarantine_dir is not None:
+        size = sum(f.size for f in plan.quarantine)
+        click.echo(
+            f"{verb} quarantine {plan.quarantine_dir} "
+            f"({len(plan.quarantine)} files, {format_bytes(size)})"
+        )
+
+
+@cli.command("gc")
+@_ROOT
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    help="Remove the params sets whose newest chunk file is older than AGE "
+    "(a number and a unit: s, m, h or d, e.g. 30d).",
+)
+@click.option(
+    "--params",
+    "digests",
+    metavar="DIGEST",
+    multiple=True,
+    help="Remove this params set (a digest or unique prefix; repeatable). "
+    "With --older-than, only if it is that old.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@click.option(
+    "--quarantine", is_flag=True, help="Also remove the .quarantine folder (damaged files)."
+)
+@_JSON
+@_errors_to_exit
+def gc_command(
+    cache_root: str,
+    older_than: str | None,
+    digests: tuple[str, ...],
+    dry_run: bool,
+    quarantine: bool,
+    as_json: bool,
+) -> None:
+    """Remove params sets and stale leftovers from CACHE_ROOT.
+
+    Temp files left by interrupted writes are removed once older than 1 hour, always.
+    Whole params sets are removed only with --params or --older-than; the quarantine only
+    with --quarantine. Do not remove a set that a running job is writing to.
+    """
+    age = None if older_than is None else parse_duration(older_than)
+    plan = plan_gc(cache_root, params=digests, older_than=age, quarantine=quarantine)
+    if as_json:
+        out = plan.to_json()
+        out["dry_run"] = dry_run
+        if not dry_run:
+            result = run_gc(plan)
+            out["removed_bytes"] = result.removed_bytes
+            out["removed_files"] = result.removed_files
+            out["errors"] = result.errors
+        _print_json(out)
+        return
+    if plan.empty:
+        click.echo("nothing to remove" + (" (dry run)" if dry_run else ""))
+        return
+    if dry_run:
+        _describe_plan(plan, "would remove")
+        click.echo(
+            f"dry run: nothing removed; would free {plan.bytes} bytes ({format_bytes(plan.bytes)})"
+        )
+        return
+    _describe_plan(plan, "removing")
+    result = run_gc(plan)
+    for error in result.errors:
+        click.echo(f"swarm-memo: warning: {error}", err=True)
+    click.echo(
+        f"removed {len(plan.sets)} params set(s), {len(plan.temp_files)} temp file(s)"
+        + (", the quarantine" if plan.quarantine_dir is not None else "")
+        + f": {result.removed_bytes} bytes freed ({format_bytes(result.removed_bytes)})"
+    )
+
+
+def main(argv: Sequence[str] | None = None, prog_name: str = "swarm-memo") -> None:
+    """Entry point of the ``swarm-memo`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name=prog_name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,153 @@
+"""The execution engine: executors, pool reuse, bounded window, failures, progress."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import CountingExec, expected_output
+
+from swarm_memo import ExecError, SwarmMemo, WorkerDiedError
+
+SPEC = {"x": list(range(20))}
+
+
+def pid_of(params, point):
+    return os.getpid()
+
+
+def die_at_13(params, point):
+    if point == (13,):
+        os._exit(3)
+    return point[0]
+
+
+def chunk_count(root: Path) -> int:
+    return len(list(root.glob("*/chunks/*.chunk")))
+
+
+@pytest.mark.parametrize("executor", ["serial", "thread", "process"])
+def test_every_named_executor_gives_the_same_output(tmp_path, executor):
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = SwarmMemo(
+        tmp_path / "c", {"x": 3}, 2, exec_fn=counting, max_workers=2, executor=executor, verbose=0
+    )
+    output, diag = memo.run({"alpha": 1}, SPEC)
+    assert output == [expected_output({"alpha": 1}, (x,)) for x in range(20)]
+    assert counting.count() == 20
+    assert diag.exec_chunks == 10
+    memo.close()
+
+
+@pytest.mark.parametrize("pool_type", [ThreadPoolExecutor, ProcessPoolExecutor])
+def test_a_user_executor_is_used_and_never_shut_down(tmp_path, pool_type):
+    counting = CountingExec(tmp_path / "calls.log")
+    with pool_type(2) as pool:
+        memo = SwarmMemo(tmp_path / "c", {"x": 4}, 3, exec_fn=counting, executor=pool, verbose=0)
+        output, _ = memo.run({}, SPEC)
+        assert output == [expected_output({}, (x,)) for x in range(20)]
+        assert pool.submit(sum, [1, 2]).result() == 3  # still alive
+    assert counting.count() == 20
+
+
+def test_process_pool_is_reused_across_runs(tmp_path):
+    memo = SwarmMemo(tmp_path, {"x": 1}, 1, exec_fn=pid_of, max_workers=2, verbose=0)
+    first, _ = memo.run({"run": 1}, {"x": list(range(8))})
+    second, _ = memo.run({"run": 2}, {"x": list(range(8))})
+    assert os.getpid() not in first
+    assert set(second) <= set(first)
+
+
+def test_in_flight_exec_chunks_stay_within_the_window(tmp_path):
+    memo = SwarmMemo(tmp_path, {"x": 10}, 5, exec_fn=pid_of, max_workers=2, verbose=0)
+    diag = memo.run_streaming({}, {"x": list(range(1000))})
+    assert 2 <= diag.max_in_flight <= 4  # about two per worker
+    assert diag.exec_chunks == 200
+    assert diag.stream_flushes == 100
+    # Memory: only the window's points plus the unfinished chunks, not the grid.
+    assert diag.max_stream_buffer <= 4 * 5 + 10
+
+
+def test_max_workers_one_runs_in_process(tmp_path):
+    memo = SwarmMemo(tmp_path, {"x": 5}, 2, exec_fn=pid_of, max_workers=1, verbose=0)
+    output, _ = memo.run({}, {"x": [1, 2, 3]})
+    assert set(output) == {os.getpid()}
+
+
+@pytest.mark.parametrize("max_workers", [1, 2])
+def test_exec_error_names_point_params_and_original_exception(tmp_path, max_workers):
+    counting = CountingExec(tmp_path / "calls.log", fail_on=(15,))
+    memo = SwarmMemo(
+        tmp_path / "c", {"x": 5}, 1, exec_fn=counting, max_workers=max_workers, verbose=0
+    )
+    with pytest.raises(ExecError) as info:
+        memo.run({"alpha": 9}, SPEC)
+    error = info.value
+    assert error.point == (15,)
+    assert error.exc_type == "ValueError"
+    assert "boom at (15,)" in str(error)
+    assert "{'alpha': 9}" in str(error)
+    assert "ValueError: boom" in error.worker_traceback
+    assert chunk_count(tmp_path / "c") == 3  # chunks 0-4, 5-9, 10-14 finished first
+    counting.fail_on = None
+    counting.reset()
+    _, diag = memo.run({"alpha": 9}, SPEC)
+    assert sorted(counting.calls()) == sorted(repr((x,)) for x in range(15, 20))
+    assert diag.cached_chunks == 3
+
+
+def test_on_error_skip_completes_the_rest_and_lists_failures(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log", fail_on=(7,))
+    memo = SwarmMemo(
+        tmp_path / "c", {"x": 5}, 2, exec_fn=counting, max_workers=2, verbose=0, on_error="skip"
+    )
+    output, diag = memo.run({}, SPEC)
+    assert diag.failed_points == [(7,)]
+    assert output[7].exc_type == "ValueError"
+    assert output[6] == expected_output({}, (6,))
+    assert chunk_count(tmp_path / "c") == 3  # the chunk holding (7,) is not stored
+    counting.fail_on = None
+    counting.reset()
+    output, diag = memo.run({}, SPEC)
+    assert output[7] == expected_output({}, (7,))
+    assert diag.failed_points == []
+
+
+def test_worker_death_is_a_clear_error_and_keeps_finished_chunks(tmp_path):
+    memo = SwarmMemo(tmp_path, {"x": 4}, 2, exec_fn=die_at_13, max_workers=2, verbose=0)
+    with pytest.raises(WorkerDiedError) as info:
+        memo.run({}, SPEC)
+    assert (13,) in info.value.points
+    assert "(13,)" in str(info.value)
+    stored = chunk_count(tmp_path)
+    assert stored >= 2  # chunks 0-3 and 4-7 completed before point 13 was reached
+    memo.exec_fn = pid_of
+    output, diag = memo.run({}, SPEC)  # the pool is replaced; the next run works
+    assert diag.cached_chunks == stored
+
+
+def test_progress_bar_counts_points_and_stays_silent_when_nothing_runs(tmp_path, capsys):
+    memo = SwarmMemo(tmp_path, {"x": 5}, 5, exec_fn=pid_of, max_workers=1, verbose=1)
+    memo.run({}, SPEC)
+    err = capsys.readouterr().err
+    assert "20/20" in err
+    assert "pt" in err
+    assert "20 points in 4 chunks: 0 cached, 20 executed" in err
+    memo.run({}, SPEC)
+    err = capsys.readouterr().err
+    assert "20/20" not in err
+    assert "20 cached, 0 executed" in err
+    SwarmMemo(tmp_path, {"x": 5}, 5, exec_fn=pid_of, max_workers=1, verbose=0).run({}, SPEC)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_starts_at_the_cached_points(tmp_path, capsys):
+    memo = SwarmMemo(tmp_path, {"x": 5}, 5, exec_fn=pid_of, max_workers=1, verbose=1)
+    memo.run({}, {"x": list(range(10))})
+    capsys.readouterr()
+    memo.run({}, SPEC)
+    err = capsys.readouterr().err
+    assert "10/20" in err
+    assert "20/20" in err

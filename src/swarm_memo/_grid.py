@@ -105,11 +105,11 @@ class Axis:
 
 def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
     where = f"split_spec[{name!r}]"
-    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Sequence, range)):
-        if type(values).__name__ != "ndarray":
-            raise SpecTypeError(
-                f"{where} must be a list of values; got {type(values).__name__} {values!r:.80}"
-            )
+    is_list = isinstance(values, (Sequence, range)) or type(values).__name__ == "ndarray"
+    if isinstance(values, (str, bytes, Mapping)) or not is_list:
+        raise SpecTypeError(
+            f"{where} must be a list of values; got {type(values).__name__} {values!r:.80}"
+        )
     values = tuple(values)
     encodings = tuple(encode(v, f"{where}[{i}]") for i, v in enumerate(values))
     seen: dict[bytes, int] = {}

@@ -38,6 +38,8 @@ class ChunkJob:
     missing: list[int]
     reused: int = 0
     digests: list[bytes] | None = None
+    cached: int = 0
+    """Points of a chunk another process wrote meanwhile (its outputs came from its file)."""
     remaining: int = field(init=False)
 
     def __post_init__(self) -> None:

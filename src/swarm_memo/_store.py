@@ -162,6 +162,10 @@ class LocalStore:
                         removed += 1
         return removed
 
+    def lock_folder(self, key: str) -> Path | None:
+        """Local folder for claim lock files (None for stores without file locks)."""
+        return self.path(key)
+
     def init_root(self) -> None:
         """Create the root with a ``.gitignore`` so a cache is never committed by mistake."""
         self.root.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._pipeline import Pipeline
+from ._plan import plan_run
 from .errors import SpecError, SpecTypeError
 
 if TYPE_CHECKING:
@@ -79,8 +81,8 @@ def make_wrapper(memo: SwarmMemo, fn: Callable[..., Any], *, streaming: bool) ->
             raise SpecError(f"extra keyword arguments {clash} also appear in params; rename one")
         key_params = {**params, **extra, FUNCTION_KEY: identity}
         exec_fn = functools.partial(fn, **extra) if extra else fn
-        run = memo._plan(key_params, split_spec, params, exec_fn)
-        output, diag = memo._execute(run, "stream" if streaming else "run")
+        plan = plan_run(memo, key_params, split_spec, params, exec_fn)
+        output, diag = Pipeline(memo, plan, "stream" if streaming else "run").execute()
         return diag if streaming else (output, diag)
 
     return wrapped

@@ -1,0 +1,278 @@
+"""The one pipeline behind ``run``, ``run_streaming`` and ``load``: plan -> load -> execute
+-> store -> merge.
+
+1. Chunks whose own file exists are exact hits: ``run`` and ``load`` read them (nothing
+   else is read; the point index is untouched), ``run_streaming`` only counts them.
+2. Every other chunk becomes a job, in chunk order and lazily (memory stays bounded):
+   its points are enumerated and filled from other chunk files through the point index.
+3. Jobs with points left are claimed (other processes then compute other chunks) and
+   executed by the engine; a chunk claimed elsewhere is put off to the end and usually
+   loaded by then. Each chunk is written as soon as it is complete, then collated.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._cache import logger
+from ._claims import Claims
+from ._codec import ChunkRecord
+from ._diagnostics import Diagnostics, Status
+from ._grid import Chunk, reorder_product
+from ._plan import RunPlan
+from ._progress import Progress
+from ._reuse import Reuse
+from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan
+from ._worker import PointFailure
+from .errors import SpecError
+
+if TYPE_CHECKING:
+    from ._memo import SwarmMemo
+
+CLAIM_POLL_SECONDS = 0.05
+
+
+class Pipeline:
+    """Runs one request in one of three modes: "run", "stream" or "load"."""
+
+    def __init__(self, memo: SwarmMemo, plan: RunPlan, mode: str) -> None:
+        self.memo = memo
+        self.plan = plan
+        self.mode = mode
+        self.diag = Diagnostics(total_chunks=len(plan.named_chunks))
+        self.values: dict[int, Any] = {}
+        self.claims = Claims(memo.store.lock_folder(f"{plan.pset.set_id}/claims"))
+        self._stored: set[str] = set()
+
+    def execute(self) -> tuple[Any, Diagnostics]:
+        started = time.perf_counter()
+        diag, plan = self.diag, self.plan
+        self._stored = plan.pset.stored_names()
+        missing = [(c, n) for c, n in plan.named_chunks if not self._exact_hit(c, n)]
+        expected = sum(chunk.product_size for chunk, _ in missing)
+        verbose = self.memo.verbose if self.mode != "load" else 0
+        try:
+            with Progress(verbose, diag.cached_points, expected) as bar:
+                jobs = self._jobs(missing, Reuse(plan.pset, self._stored), bar)
+                if self.mode == "load":
+                    self._collect_stored(jobs)
+                else:
+                    for job in self._executed(jobs, bool(missing), bar):
+                        if self.mode == "run":
+                            self.values[job.index] = self.memo.collate_fn(job.outputs)
+        finally:
+            self.claims.release_all()
+        diag.total_points = diag.cached_points + diag.executed_points + diag.missing_points
+        diag.quarantined_files = len(plan.pset.quarantined)
+        output = None
+        if self.mode != "stream":
+            output = self.memo.merge_fn([self.values[i] for i in sorted(self.values)])
+        diag.wall_time = time.perf_counter() - started
+        if verbose:
+            print(f"swarm-memo: {diag.summary()}", file=sys.stderr)
+        return output, diag
+
+    # ------------------------------------------------------------------ exact hits
+
+    def _exact_hit(self, chunk: Chunk, name: str) -> bool:
+        """Serve a chunk from its own file if it has a usable one."""
+        if name not in self._stored:
+            return False
+        if self.mode == "stream":
+            count = self.plan.point_count(chunk)
+        else:
+            outputs = self._load_exact(chunk, name)
+            if outputs is None:
+                return False
+            self.values[chunk.index] = self.memo.collate_fn(outputs)
+            count = len(outputs)
+        self.diag.cached_chunks += 1
+        self.diag.cached_points += count
+        return True
+
+    def _load_exact(self, chunk: Chunk, name: str) -> list[Any] | None:
+        """Outputs of a chunk's own file in request order, or None when unusable."""
+        load_started = time.perf_counter()
+        record = self.plan.pset.load(name, chunk.key)
+        self.diag.load_time += time.perf_counter() - load_started
+        if record is None:
+            return None
+        if record.points is None and self.plan.product:
+            lengths = {axis: len(values) for axis, values in chunk.key}
+            return reorder_product(record.outputs, lengths, record.axes, chunk.axes)
+        if record.resolved_points() == self.plan.points(chunk):
+            return record.outputs
+        return None  # stored for other points (enumerate_points changed): reassemble
+
+    # ------------------------------------------------------------------ jobs
+
+    def _jobs(
+        self, missing: list[tuple[Chunk, str]], reuse: Reuse, bar: Progress
+    ) -> Iterator[ChunkJob]:
+        """Jobs in chunk order; chunks claimed by another process come last."""
+        deferred: deque[tuple[Chunk, str]] = deque()
+        for chunk, name in missing:
+            job = self._job(chunk, name, reuse, bar)
+            if job is None:
+                deferred.append((chunk, name))
+            else:
+                yield job
+        while deferred:
+            chunk, name = deferred.popleft()
+            job = self._job(chunk, name, reuse, bar)
+            if job is None:
+                deferred.append((chunk, name))
+                time.sleep(CLAIM_POLL_SECONDS)  # another process is computing it
+            else:
+                yield job
+
+    def _job(self, chunk: Chunk, name: str, reuse: Reuse, bar: Progress) -> ChunkJob | None:
+        """A chunk to complete, or None while another process holds its claim."""
+        if self.mode != "load":
+            if not self.claims.try_claim(name):
+                return None
+            if self.plan.pset.has_chunk(name) and name not in self._stored:
+                job = self._finished_elsewhere(chunk, name, bar)
+                if job is not None:
+                    return job
+        points = self.plan.points(chunk)
+        digests = self.plan.point_digests(chunk, points)
+        bar.adjust_total(len(points) - chunk.product_size)
+        outputs = [MISSING] * len(points)
+        reused = reuse.fill(chunk, digests, outputs)
+        bar.skip(reused)
+        todo = [i for i, output in enumerate(outputs) if output is MISSING]
+        return ChunkJob(chunk.index, name, points, outputs, todo, reused, digests)
+
+    def _finished_elsewhere(self, chunk: Chunk, name: str, bar: Progress) -> ChunkJob | None:
+        """Another process wrote this chunk after we listed the cache: use its file."""
+        self.claims.release(name)
+        self._stored.add(name)
+        if self.mode == "stream":
+            outputs: list[Any] = []
+            count = self.plan.point_count(chunk)
+        else:
+            loaded = self._load_exact(chunk, name)
+            if loaded is None:
+                return None
+            outputs, count = loaded, len(loaded)
+        bar.adjust_total(-chunk.product_size)
+        bar.skip(count)
+        return ChunkJob(chunk.index, name, [], outputs, [], cached=count)
+
+    # ------------------------------------------------------------------ load
+
+    def _collect_stored(self, jobs: Iterator[ChunkJob]) -> None:
+        """``load``: keep whatever points are stored; count the rest as missing."""
+        diag, collate = self.diag, self.memo.collate_fn
+        for job in jobs:
+            diag.reused_points += job.reused
+            diag.cached_points += job.reused
+            if job.missing:
+                diag.missing_chunks += 1
+                diag.missing_points += len(job.missing)
+                available = [o for o in job.outputs if o is not MISSING]
+                if available:
+                    self.values[job.index] = collate(available)
+            else:
+                diag.cached_chunks += 1
+                self.values[job.index] = collate(job.outputs)
+
+    # ------------------------------------------------------------------ execute + store
+
+    def _check_can_execute(self) -> None:
+        if self.plan.exec_fn is None:
+            raise SpecError(
+                "points are missing from the cache but this SwarmMemo has no exec_fn; pass "
+                "exec_fn=... or call it through run_wrap()/streaming_wrap()"
+            )
+
+    def _executed(
+        self, jobs: Iterator[ChunkJob], any_missing: bool, bar: Progress
+    ) -> Iterator[ChunkJob]:
+        """Execute what the jobs miss; write each chunk as it completes, then yield it."""
+        if not any_missing:
+            return
+        memo = self.memo
+        memo.store.init_root()
+        self.plan.pset.clean_temp()
+        exec_plan = ExecPlan(
+            self.plan.exec_fn,  # type: ignore[arg-type]  # checked before the first submit
+            self.plan.exec_params,
+            memo.exec_chunk_size,
+            skip_errors=memo.on_error == "skip",
+            on_progress=bar.advance,
+        )
+        engine = Engine(memo._executors.backend, exec_plan, self.diag, self._check_can_execute)
+        for job in engine.run(jobs):
+            self._count(job)
+            if not job.cached:
+                self._store(job)
+            yield job
+
+    def _count(self, job: ChunkJob) -> None:
+        diag = self.diag
+        diag.reused_points += job.reused
+        diag.cached_points += job.reused + job.cached
+        if job.missing:
+            diag.executed_chunks += 1
+            diag.executed_points += len(job.missing)
+        else:
+            diag.cached_chunks += 1
+
+    def _store(self, job: ChunkJob) -> None:
+        try:
+            if any(isinstance(o, PointFailure) for o in job.outputs):
+                logger.warning("swarm-memo: chunk %s has failed points; not stored", job.name)
+                return
+            plan = self.plan
+            chunk = plan.named_chunks[job.index][0]
+            points = None if plan.product else job.points
+            record = ChunkRecord(
+                plan.key_params,
+                plan.pset.cache_version,
+                chunk.key,
+                plan.grid.axis_names,
+                points,
+                job.outputs,
+            )
+            write_started = time.perf_counter()
+            plan.pset.save(job.name, record, job.digests)
+            self.diag.write_time += time.perf_counter() - write_started
+            self.diag.stream_flushes += 1
+        finally:
+            self.claims.release(job.name)
+        if self.memo.verbose >= 2:
+            logger.info(
+                "swarm-memo: wrote chunk %d (%d points) as %s", job.index, len(job.points), job.name
+            )
+
+
+def compute_status(plan: RunPlan) -> Status:
+    """Count stored and missing points without executing or loading any output."""
+    status = Status(total_chunks=len(plan.named_chunks))
+    stored = plan.pset.stored_names()
+    reuse = Reuse(plan.pset, stored)
+    for chunk, name in plan.named_chunks:
+        if name in stored:
+            count = found = plan.point_count(chunk)
+        elif plan.product:
+            count = chunk.product_size
+            found = len(reuse.locate(chunk, None))
+        else:
+            points = plan.points(chunk)
+            count = len(points)
+            found = len(reuse.locate(chunk, plan.point_digests(chunk, points)))
+        status.total_points += count
+        status.cached_points += found
+        if found == count:
+            status.cached_chunks += 1
+        else:
+            status.missing_chunks += 1
+            status.missing.append(chunk.split_spec)
+    status.missing_points = status.total_points - status.cached_points
+    return status

@@ -33,8 +33,6 @@ from .errors import SpecError
 if TYPE_CHECKING:
     from ._memo import SwarmMemo
 
-CLAIM_POLL_SECONDS = 0.05
-
 
 class Pipeline:
     """Runs one request in one of three modes: "run", "stream" or "load"."""
@@ -112,8 +110,12 @@ class Pipeline:
 
     def _jobs(
         self, missing: list[tuple[Chunk, str]], reuse: Reuse, bar: Progress
-    ) -> Iterator[ChunkJob]:
-        """Jobs in chunk order; chunks claimed by another process come last."""
+    ) -> Iterator[ChunkJob | None]:
+        """Jobs in chunk order; chunks claimed by another process come last.
+
+        None means "only chunks claimed elsewhere are left: ask again soon"; it never
+        blocks, so this run keeps finishing (and releasing) its own claimed chunks.
+        """
         deferred: deque[tuple[Chunk, str]] = deque()
         for chunk, name in missing:
             job = self._job(chunk, name, reuse, bar)
@@ -126,7 +128,7 @@ class Pipeline:
             job = self._job(chunk, name, reuse, bar)
             if job is None:
                 deferred.append((chunk, name))
-                time.sleep(CLAIM_POLL_SECONDS)  # another process is computing it
+                yield None  # another process is computing it
             else:
                 yield job
 
@@ -166,10 +168,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------ load
 
-    def _collect_stored(self, jobs: Iterator[ChunkJob]) -> None:
+    def _collect_stored(self, jobs: Iterator[ChunkJob | None]) -> None:
         """``load``: keep whatever points are stored; count the rest as missing."""
         diag, collate = self.diag, self.memo.collate_fn
         for job in jobs:
+            if job is None:  # pragma: no cover - load takes no claims, so never waits
+                continue
             diag.reused_points += job.reused
             diag.cached_points += job.reused
             if job.missing:
@@ -192,7 +196,7 @@ class Pipeline:
             )
 
     def _executed(
-        self, jobs: Iterator[ChunkJob], any_missing: bool, bar: Progress
+        self, jobs: Iterator[ChunkJob | None], any_missing: bool, bar: Progress
     ) -> Iterator[ChunkJob]:
         """Execute what the jobs miss; write each chunk as it completes, then yield it."""
         if not any_missing:

@@ -26,6 +26,10 @@ from .errors import ExecError, WorkerDiedError
 MISSING: Any = object()
 """Placeholder for an output not computed yet."""
 
+POLL_SECONDS = 0.05
+"""How often a run waiting on another process's claim looks again."""
+_END: Any = object()
+
 
 @dataclass
 class ChunkJob:
@@ -101,10 +105,19 @@ class Engine:
             self._backend = backend
         return self._backend
 
-    def _batches(self, jobs: Iterable[ChunkJob]) -> Iterator[Batch]:
+    def _batches(self, jobs: Iterable[ChunkJob | None]) -> Iterator[Batch | None]:
+        """Exec chunks; None while the job source waits (a chunk claimed elsewhere)."""
         batch: Batch = []
         size = self.plan.exec_chunk_size
         for job in jobs:
+            if job is None:
+                # Submit what we hold before waiting: another process may be waiting
+                # for exactly these points' chunk.
+                if batch:
+                    yield batch
+                    batch = []
+                yield None
+                continue
             if not job.missing:
                 self._ready.append(job)
                 continue
@@ -125,8 +138,12 @@ class Engine:
             return executor.submit(evaluate, self.plan.exec_fn, self.plan.params, points, skip)
         return executor.submit(run_batch, self._token, self._blob, points, skip)
 
-    def run(self, jobs: Iterable[ChunkJob]) -> Iterator[ChunkJob]:
-        """Yield every job once all its points have outputs, roughly in job order."""
+    def run(self, jobs: Iterable[ChunkJob | None]) -> Iterator[ChunkJob]:
+        """Yield every job once all its points have outputs, roughly in job order.
+
+        ``jobs`` may yield None to say "nothing ready yet, ask again soon": the engine
+        then keeps absorbing results instead of blocking on the source.
+        """
         batches = self._batches(jobs)
         pending: dict[Future[Any], Batch] = {}
         error: BaseException | None = None
@@ -134,19 +151,27 @@ class Engine:
         exhausted = False
         try:
             while True:
+                stalled = False
                 while not exhausted and error is None and len(pending) < max(1, self.window):
-                    batch = next(batches, None)
-                    if batch is None:
+                    batch = next(batches, _END)
+                    if batch is _END:
                         exhausted = True
+                    elif batch is None:
+                        stalled = True
+                        break
                     else:
                         pending[self._submit(batch)] = batch
                         self.diag.max_in_flight = max(self.diag.max_in_flight, len(pending))
                 while self._ready:
                     yield self._ready.popleft()
                 if not pending:
-                    break
+                    if not stalled or error is not None:
+                        break
+                    time.sleep(POLL_SECONDS)
+                    continue
                 started = time.perf_counter()
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                timeout = POLL_SECONDS if stalled else None
+                done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
                 self.diag.exec_time += time.perf_counter() - started
                 for future in done:
                     batch = pending.pop(future)

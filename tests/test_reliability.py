@@ -1,0 +1,220 @@
+"""Nothing is lost and nothing wrong is returned: damaged files, kills, Ctrl-C, races."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from helpers import CountingExec, expected_output
+
+from swarm_memo import CacheWarning, SwarmMemo
+from swarm_memo._codec import FORMAT_VERSION, MAGIC
+
+SWEEPER = Path(__file__).parent / "sweeper.py"
+SPEC = {"x": list(range(12))}
+
+
+def chunk_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*/chunks/*.chunk"))
+
+
+def make(root: Path, counting: CountingExec, **kwargs) -> SwarmMemo:
+    options = {"exec_fn": counting, "max_workers": 1, "verbose": 0}
+    options.update(kwargs)
+    return SwarmMemo(root, {"x": 4}, 2, **options)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(b"not a chunk at all")
+
+
+def newer_format(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(MAGIC + (FORMAT_VERSION + 1).to_bytes(2, "big") + data[len(MAGIC) + 2 :])
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_byte, garbage, newer_format, empty])
+@pytest.mark.parametrize("mode", ["run", "load"])
+def test_damaged_chunk_is_quarantined_and_only_it_is_recomputed(tmp_path, counting, damage, mode):
+    memo = make(tmp_path / "cache", counting)
+    expected, _ = memo.run({"alpha": 1}, SPEC)
+    victim = chunk_files(tmp_path / "cache")[1]
+    damage(victim)
+    counting.reset()
+    with pytest.warns(CacheWarning, match=str(victim.name)):
+        if mode == "run":
+            output, diag = memo.run({"alpha": 1}, SPEC)
+        else:
+            output, diag = memo.load({"alpha": 1}, SPEC)
+    if mode == "run":
+        assert output == expected
+        assert counting.count() == 4  # exactly the damaged chunk's points
+        assert diag.executed_chunks == 1
+    else:
+        assert diag.missing_points == 4
+        assert counting.count() == 0
+    assert diag.quarantined_files == 1
+    quarantined = list((tmp_path / "cache" / ".quarantine").rglob("*"))
+    assert any(victim.name in q.name for q in quarantined)  # set aside, not deleted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        memo.run({"alpha": 1}, SPEC)
+
+
+def test_chunk_of_other_params_under_this_name_is_never_served(tmp_path, counting):
+    memo = make(tmp_path / "cache", counting)
+    memo.run({"alpha": 1}, SPEC)
+    memo.run({"alpha": 2}, SPEC)
+    mine, theirs = (sorted(d.glob("chunks/*.chunk")) for d in (tmp_path / "cache").iterdir()
+                    if d.is_dir() and not d.name.startswith("."))
+    mine[0].write_bytes(theirs[0].read_bytes())
+    counting.reset()
+    with pytest.warns(CacheWarning, match="other params"):
+        first, _ = memo.run({"alpha": 1}, SPEC)
+        second, _ = memo.run({"alpha": 2}, SPEC)
+    assert first == [expected_output({"alpha": 1}, (x,)) for x in range(12)]
+    assert second == [expected_output({"alpha": 2}, (x,)) for x in range(12)]
+    assert counting.count() == 4
+
+
+def test_stray_files_are_ignored_and_old_temp_files_cleaned(tmp_path, counting):
+    memo = make(tmp_path / "cache", counting)
+    memo.run({"alpha": 1}, SPEC)
+    chunks_dir = chunk_files(tmp_path / "cache")[0].parent
+    strays = [".DS_Store", "backup.chunk~", "notes.txt", "#x.chunk#"]
+    for name in strays:
+        (chunks_dir / name).write_bytes(b"junk")
+    old_temp = chunks_dir / ".abc.chunk.1234.99.tmp"
+    fresh_temp = chunks_dir / ".def.chunk.5678.99.tmp"
+    for temp in (old_temp, fresh_temp):
+        temp.write_bytes(b"half-written")
+    os.utime(old_temp, (time.time() - 2 * 3600,) * 2)
+    counting.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        output, diag = memo.run({"alpha": 1}, {"x": list(range(13))})
+    assert diag.cached_points == 12
+    assert counting.count() == 1
+    assert not old_temp.exists()
+    assert fresh_temp.exists()  # might belong to a live writer
+    assert all((chunks_dir / name).exists() for name in strays)
+
+
+def test_no_temp_files_are_left_after_a_run(tmp_path, counting):
+    make(tmp_path / "cache", counting).run({"alpha": 1}, SPEC)
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def run_sweeper(tmp_path: Path, points: int, sleep: float, workers: int, *extra: str):
+    return subprocess.Popen(
+        [sys.executable, str(SWEEPER), str(tmp_path / "cache"), str(tmp_path / "calls.log"),
+         str(points), "4", str(sleep), str(workers), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_chunks(root: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while len(chunk_files(root)) < count:
+        assert time.monotonic() < deadline, "sweep made no progress"
+        time.sleep(0.02)
+
+
+def rerun_counts(tmp_path: Path, points: int) -> tuple[int, CountingExec]:
+    counting = CountingExec(tmp_path / "rerun.log")
+    memo = SwarmMemo(tmp_path / "cache", {"x": 4}, 1, exec_fn=counting, max_workers=1, verbose=0)
+    output, diag = memo.run({"alpha": 1}, {"x": list(range(points))})
+    assert output == [expected_output({"alpha": 1}, (x,)) for x in range(points)]
+    return diag.cached_chunks, counting
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_mid_run_keeps_every_finished_chunk(tmp_path, workers):
+    proc = run_sweeper(tmp_path, 200, 0.01, workers)
+    wait_for_chunks(tmp_path / "cache", 3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    stored = chunk_files(tmp_path / "cache")
+    cached_chunks, counting = rerun_counts(tmp_path, 200)
+    assert cached_chunks >= len(stored) >= 3
+    assert counting.count() == 200 - 4 * cached_chunks
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_keeps_finished_chunks_and_stops_the_workers(tmp_path, workers):
+    psutil = pytest.importorskip("psutil")
+    proc = run_sweeper(tmp_path, 400, 0.01, workers)
+    wait_for_chunks(tmp_path / "cache", 3)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in stderr
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"orphan worker processes: {alive}"
+    stored = len(chunk_files(tmp_path / "cache"))
+    cached_chunks, counting = rerun_counts(tmp_path, 400)
+    assert cached_chunks == stored >= 3
+    assert counting.count() == 400 - 4 * stored
+
+
+def test_two_processes_on_one_cache_share_the_work(tmp_path):
+    procs = [run_sweeper(tmp_path, 80, 0.02, 2) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, results):
+        assert proc.returncode == 0, stderr
+        assert stdout.startswith("DONE")
+    executed = [int(stdout.split()[1]) for stdout, _ in results]
+    calls = CountingExec(tmp_path / "calls.log").counter()
+    assert len(calls) == 80
+    duplicates = sum(calls.values()) - 80
+    assert duplicates <= 8, f"{duplicates} points computed twice"  # a chunk or two at the edges
+    assert min(executed) >= 16  # both processes did a real share of the work
+    cached_chunks, counting = rerun_counts(tmp_path, 80)
+    assert cached_chunks == 20
+    assert counting.count() == 0
+
+
+def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
+    memo = make(tmp_path / "cache", counting)
+    memo.status({"alpha": 1}, SPEC)  # plan only
+    from swarm_memo._plan import plan_run
+
+    plan = plan_run(memo, {"alpha": 1}, SPEC, {"alpha": 1}, counting)
+    lock = tmp_path / "cache" / plan.pset.set_id / "claims" / f"{plan.named_chunks[0][1]}.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); "
+         "l.acquire(); print('held', flush=True); time.sleep(60)", str(lock)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait(timeout=10)
+    output, diag = memo.run({"alpha": 1}, SPEC)
+    assert diag.executed_points == 12
+    assert counting.count() == 12

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ._codec import ChunkRecord, checksum_of, decode_chunk, encode_chunk
-from ._hashing import encode
+from ._hashing import digest_bytes, encode
 from ._index import IndexRecord
 from .errors import CacheWarning, CorruptChunkError
 
@@ -155,4 +155,11 @@ class ParamsSet:
         warnings.warn(message, CacheWarning, stacklevel=4)
 
     def clean_temp(self) -> int:
-        return self.store.clean_temp(f"{self.set_id}/chunks")
+        """Remove temp files that killed writers left (older than a grace period)."""
+        prefixes = (self.set_id, f"{self.set_id}/chunks", f"{self.set_id}/index")
+        return sum(self.store.clean_temp(prefix) for prefix in prefixes)
+
+
+def params_set_id(params_encoding: bytes, cache_version: str) -> str:
+    """The folder name of a (params, cache_version): a digest of both."""
+    return digest_bytes(b"swarm-memo-params-set" + params_encoding + encode(cache_version)).hex()

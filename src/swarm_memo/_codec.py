@@ -25,7 +25,7 @@ from .errors import CorruptChunkError
 
 MAGIC = b"SWMEMOCK"
 FORMAT_VERSION = 1
-_HEADER_SIZE = len(MAGIC) + 2 + 16
+HEADER_SIZE = len(MAGIC) + 2 + 16
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _checksum(body: bytes) -> bytes:
 
 def checksum_of(data: bytes) -> bytes:
     """The checksum stored in a chunk file's header (identifies its content)."""
-    return data[len(MAGIC) + 2 : _HEADER_SIZE]
+    return data[len(MAGIC) + 2 : HEADER_SIZE]
 
 
 def encode_chunk(record: ChunkRecord) -> bytes:
@@ -81,7 +81,7 @@ def encode_chunk(record: ChunkRecord) -> bytes:
 
 def decode_chunk(data: bytes) -> ChunkRecord:
     """Parse chunk file bytes; raise :class:`CorruptChunkError` for anything not valid."""
-    if len(data) < _HEADER_SIZE or not data.startswith(MAGIC):
+    if len(data) < HEADER_SIZE or not data.startswith(MAGIC):
         raise CorruptChunkError("not a swarm-memo chunk file (bad magic or truncated header)")
     version = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 2], "big")
     if version != FORMAT_VERSION:
@@ -89,7 +89,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
             f"chunk format version {version} is not supported (this swarm-memo reads "
             f"version {FORMAT_VERSION})"
         )
-    checksum, body = data[len(MAGIC) + 2 : _HEADER_SIZE], data[_HEADER_SIZE:]
+    checksum, body = data[len(MAGIC) + 2 : HEADER_SIZE], data[HEADER_SIZE:]
     if _checksum(body) != checksum:
         raise CorruptChunkError("checksum mismatch: the file is truncated or damaged")
     try:

@@ -68,9 +68,9 @@ class IndexRecord:
             return None
         try:
             axes, encodings, digests, checksum = pickle.loads(data[len(INDEX_MAGIC) :])
+            return cls(tuple(axes), tuple(tuple(e) for e in encodings), digests, checksum)
         except Exception:  # damaged record: rebuilt from the chunk file by the caller
             return None
-        return cls(tuple(axes), tuple(tuple(e) for e in encodings), digests, checksum)
 
 
 def _strides(lengths: Sequence[int]) -> list[int]:

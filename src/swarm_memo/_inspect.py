@@ -27,15 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, INDEX_SUFFIX, PARAMS_FILE, QUARANTINE
-from ._codec import MAGIC, ChunkRecord, checksum_of, decode_chunk
-from ._hashing import digest_bytes, encode
+from ._cache import CHUNK_SUFFIX, INDEX_SUFFIX, PARAMS_FILE, QUARANTINE, params_set_id
+from ._codec import HEADER_SIZE, MAGIC, ChunkRecord, checksum_of, decode_chunk
+from ._hashing import encode
 from ._index import IndexRecord
 from ._store import TEMP_GRACE_SECONDS
 from .errors import CorruptChunkError
 
 SHORT_DIGEST = 12
-_HEADER_SIZE = len(MAGIC) + 2 + 16
 # A set folder is named by a hex digest; requiring it keeps gc away from foreign folders.
 _SET_ID = re.compile(r"[0-9a-f]{16,128}")
 # ``.<name>.<uuid12>.<pid>.tmp``: what ``_store.atomic_write`` leaves when its writer dies.
@@ -157,9 +156,8 @@ def _jsonable(value: Any, depth: int) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
-        }
+        fields = dataclasses.fields(value)
+        return {f.name: _jsonable(getattr(value, f.name), depth + 1) for f in fields}
     if type(value).__module__.split(".")[0] == "numpy" and hasattr(value, "tolist"):
         if getattr(value, "size", 1) > 10_000:
             return short_repr(value, 200)
@@ -269,10 +267,8 @@ def set_dirs(root: Path) -> list[Path]:
 
 
 def set_id_of(params: Any, cache_version: Any) -> str:
-    """The folder name the library gives a (params, cache_version) (see ``_memo._plan``)."""
-    return digest_bytes(
-        b"swarm-memo-params-set" + encode(params, "params") + encode(cache_version)
-    ).hex()
+    """The folder name the library gives a (params, cache_version)."""
+    return params_set_id(encode(params, "params"), cache_version)
 
 
 def read_params(set_dir: Path) -> tuple[Any, str | None, str | None]:
@@ -333,11 +329,11 @@ def _index_points(set_dir: Path, chunk: FileEntry) -> int | None:
     try:
         data = (set_dir / "index" / f"{name}{INDEX_SUFFIX}").read_bytes()
         with open(chunk.path, "rb") as fh:
-            header = fh.read(_HEADER_SIZE)
+            header = fh.read(HEADER_SIZE)
     except OSError:
         return None
     record = IndexRecord.from_bytes(data)
-    if record is None or not header.startswith(MAGIC) or len(header) < _HEADER_SIZE:
+    if record is None or not header.startswith(MAGIC) or len(header) < HEADER_SIZE:
         return None
     if record.checksum != checksum_of(header):  # the chunk file was replaced since
         return None

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._cache import ParamsSet, check_chunk_name
+from ._cache import ParamsSet, check_chunk_name, params_set_id
 from ._grid import Chunk, Grid, product_points
 from ._hashing import digest_bytes, encode, point_digest
 from .errors import SpecError, SpecTypeError, UnhashableValueError
@@ -77,7 +77,7 @@ def plan_run(
     params_encoding = encode(key_params, "params")
     grid = Grid.build(split_spec, memo.layout)
     version = encode(memo.cache_version)
-    set_id = digest_bytes(b"swarm-memo-params-set" + params_encoding + version).hex()
+    set_id = params_set_id(params_encoding, memo.cache_version)
     pset = ParamsSet(memo.store, set_id, key_params, memo.cache_version)
     plan = RunPlan(key_params, exec_params, exec_fn, memo.enumerate_points, grid, pset)
     if not plan.product and grid.chunk_count:

@@ -173,7 +173,8 @@ class Engine:
                 timeout = POLL_SECONDS if stalled else None
                 done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
                 self.diag.exec_time += time.perf_counter() - started
-                for future in done:
+                # Absorb in submission order, so chunks complete (and are written) in order.
+                for future in [f for f in pending if f in done]:
                     batch = pending.pop(future)
                     try:
                         self._absorb(batch, result_or_death(future, batch, self.plan.params))

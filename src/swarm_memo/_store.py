@@ -110,7 +110,7 @@ class LocalStore:
     def list_dirs(self, prefix: str = "") -> list[str]:
         try:
             entries = os.scandir(self.path(prefix) if prefix else self.root)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         with entries:
             return [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]

@@ -286,7 +286,10 @@ def gc_command(
     Whole params sets are removed only with --params or --older-than; the quarantine only
     with --quarantine. Do not remove a set that a running job is writing to.
     """
-    age = None if older_than is None else parse_duration(older_than)
+    try:
+        age = None if older_than is None else parse_duration(older_than)
+    except InspectError as exc:
+        raise InspectError(f"--older-than: {exc}") from None
     plan = plan_gc(cache_root, params=digests, older_than=age, quarantine=quarantine)
     if as_json:
         out = plan.to_json()

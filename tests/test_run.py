@@ -178,27 +178,23 @@ def test_appending_to_an_axis_reuses_every_unchanged_chunk(make_memo, counting):
 
 
 def test_axis_order_sets_point_order_and_reuses_chunks_in_any_order(make_memo, counting):
-    out_default, _ = make_memo().run({"alpha": 1}, SPEC)  # sorted axes: ("s", "strat")
-    assert out_default[0]["point"] == (1, "aaa")
-    out, diag = make_memo(axis_order=["strat", "s"]).run({"alpha": 1}, SPEC)
-    assert diag.cached_chunks == 4
+    bins = {"strat": 2, "s": 2}
+    out_default, _ = make_memo(memo_chunk_spec=bins).run({"alpha": 1}, SPEC)
+    assert [o["point"] for o in out_default][:4] == [(1, "aaa"), (1, "bb"), (2, "aaa"), (2, "bb")]
+    out, diag = make_memo(memo_chunk_spec=bins, axis_order=["strat", "s"]).run({"alpha": 1}, SPEC)
+    assert diag.cached_chunks == 2
     assert counting.count() == 8
-    # Chunk order and point order now follow (strat, s): strat is the slow axis.
-    # Cached outputs were computed from (s, strat) tuples: the same points, other order.
+    # Chunk and point order now follow (strat, s): strat varies slowest. The cached outputs
+    # were computed from (s, strat) tuples of the same points.
     assert [o["point"] for o in out] == [
-        (1, "aaa"),
-        (2, "aaa"),
-        (3, "aaa"),
-        (4, "aaa"),
-        (1, "bb"),
-        (2, "bb"),
-        (3, "bb"),
-        (4, "bb"),
+        (1, "aaa"), (2, "aaa"), (1, "bb"), (2, "bb"), (3, "aaa"), (4, "aaa"), (3, "bb"), (4, "bb"),
     ]
-    fresh, _ = make_memo(axis_order=["strat", "s"], cache_root=counting.log + ".d").run(
-        {"alpha": 1}, SPEC
-    )
-    assert [o["point"] for o in fresh] == [(st, s) for st in ("aaa", "bb") for s in (1, 2, 3, 4)]
+    fresh, _ = make_memo(
+        memo_chunk_spec=bins, axis_order=["strat", "s"], cache_root=counting.log + ".d"
+    ).run({"alpha": 1}, SPEC)
+    assert [o["point"] for o in fresh] == [
+        ("aaa", 1), ("aaa", 2), ("bb", 1), ("bb", 2), ("aaa", 3), ("aaa", 4), ("bb", 3), ("bb", 4),
+    ]
 
 
 def test_chunk_identity_ignores_axis_order_and_dict_key_order(tmp_path, counting):

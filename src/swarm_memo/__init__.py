@@ -8,8 +8,10 @@ Examples
 
 from __future__ import annotations
 
-from ._diagnostics import Diagnostics
-from ._memo import SwarmMemo, default_collate, default_merge
+from ._defaults import default_collate, default_merge
+from ._diagnostics import Diagnostics, Status
+from ._memo import SwarmMemo
+from ._worker import PointFailure
 from .errors import (
     CacheMissError,
     CacheWarning,
@@ -30,8 +32,10 @@ __all__ = [
     "CorruptChunkError",
     "Diagnostics",
     "ExecError",
+    "PointFailure",
     "SpecError",
     "SpecTypeError",
+    "Status",
     "SwarmMemo",
     "SwarmMemoError",
     "UnhashableValueError",

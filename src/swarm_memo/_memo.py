@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._defaults import default_collate, default_merge
 from ._diagnostics import Diagnostics, Status
 from ._executors import ExecutorFactory
 from ._grid import ChunkLayout, _check_positive_int
@@ -15,16 +16,6 @@ from ._store import LocalStore
 from ._types import ChunkKey
 from ._wrap import make_wrapper
 from .errors import CacheMissError, SpecError, SpecTypeError
-
-
-def default_collate(outputs: list[Any]) -> list[Any]:
-    """The default ``collate_fn``: a chunk's outputs as a list, in point order."""
-    return list(outputs)
-
-
-def default_merge(chunks: list[Any]) -> list[Any]:
-    """The default ``merge_fn``: concatenate the chunks' lists in chunk order."""
-    return [item for chunk in chunks for item in chunk]
 
 
 def _check_callable(value: Any, name: str) -> None:
@@ -216,3 +207,44 @@ class SwarmMemo:
 
     def _plan(self, params: Any, split_spec: Any) -> RunPlan:
         return plan_run(self, params, split_spec, params, self.exec_fn)
+
+    def to_dataframe(
+        self,
+        params: dict[str, Any],
+        split_spec: dict[str, list[Any]],
+        point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
+        *,
+        load_only: bool = False,
+    ) -> Any:
+        """Run what is missing, then return a pandas DataFrame: one row per point.
+
+        Columns: one per axis, then the output's fields (a dict output spreads into
+        columns; anything else goes into ``value``). Points are read as tuples in
+        ``axis_order``; for other point shapes pass ``point_to_dict(point) -> {axis: value}``.
+        ``load_only=True`` never executes: only stored points appear. Needs pandas.
+        """
+        from ._frames import to_dataframe
+
+        return to_dataframe(self, params, split_spec, point_to_dict, load_only=load_only)
+
+    def to_xarray(
+        self,
+        params: dict[str, Any],
+        split_spec: dict[str, list[Any]],
+        point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
+        *,
+        load_only: bool = False,
+    ) -> Any:
+        """Like :meth:`to_dataframe`, as an xarray Dataset: one dimension per axis, the
+        split values as coordinates, NaN where a point is missing. Needs xarray."""
+        from ._frames import to_xarray
+
+        return to_xarray(self, params, split_spec, point_to_dict, load_only=load_only)
+
+    def _point_outputs(
+        self, params: dict[str, Any], split_spec: dict[str, list[Any]], load_only: bool = False
+    ) -> tuple[list[tuple[Any, Any]], Diagnostics]:
+        """``(point, output)`` for every stored (or, unless ``load_only``, computed) point,
+        in chunk order; points that failed or are missing are left out."""
+        plan = self._plan(params, split_spec)
+        return Pipeline(self, plan, "load" if load_only else "run", pairs=True).execute()

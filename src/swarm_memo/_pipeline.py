@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._cache import logger
 from ._claims import Claims
 from ._codec import ChunkRecord
+from ._defaults import default_merge
 from ._diagnostics import Diagnostics, Status
 from ._grid import Chunk, reorder_product
 from ._plan import RunPlan
@@ -37,10 +38,11 @@ if TYPE_CHECKING:
 class Pipeline:
     """Runs one request in one of three modes: "run", "stream" or "load"."""
 
-    def __init__(self, memo: SwarmMemo, plan: RunPlan, mode: str) -> None:
+    def __init__(self, memo: SwarmMemo, plan: RunPlan, mode: str, pairs: bool = False) -> None:
         self.memo = memo
         self.plan = plan
         self.mode = mode
+        self.pairs = pairs  # collect (point, output) pairs instead of collate/merge
         self.diag = Diagnostics(total_chunks=len(plan.named_chunks))
         self.values: dict[int, Any] = {}
         self.claims = Claims(memo.store.lock_folder(f"{plan.pset.set_id}/claims"))
@@ -61,14 +63,15 @@ class Pipeline:
                 else:
                     for job in self._executed(jobs, bool(missing), bar):
                         if self.mode == "run":
-                            self.values[job.index] = self.memo.collate_fn(job.outputs)
+                            self._keep(job.index, job.outputs, job.points)
         finally:
             self.claims.release_all()
         diag.total_points = diag.cached_points + diag.executed_points + diag.missing_points
         diag.quarantined_files = len(plan.pset.quarantined)
         output = None
         if self.mode != "stream":
-            output = self.memo.merge_fn([self.values[i] for i in sorted(self.values)])
+            merge = default_merge if self.pairs else self.memo.merge_fn
+            output = merge([self.values[i] for i in sorted(self.values)])
         diag.wall_time = time.perf_counter() - started
         if verbose:
             print(f"swarm-memo: {diag.summary()}", file=sys.stderr)
@@ -86,7 +89,7 @@ class Pipeline:
             outputs = self._load_exact(chunk, name)
             if outputs is None:
                 return False
-            self.values[chunk.index] = self.memo.collate_fn(outputs)
+            self._keep(chunk.index, outputs)
             count = len(outputs)
         self.diag.cached_chunks += 1
         self.diag.cached_points += count
@@ -170,7 +173,7 @@ class Pipeline:
 
     def _collect_stored(self, jobs: Iterator[ChunkJob | None]) -> None:
         """``load``: keep whatever points are stored; count the rest as missing."""
-        diag, collate = self.diag, self.memo.collate_fn
+        diag = self.diag
         for job in jobs:
             if job is None:  # pragma: no cover - load takes no claims, so never waits
                 continue
@@ -179,12 +182,25 @@ class Pipeline:
             if job.missing:
                 diag.missing_chunks += 1
                 diag.missing_points += len(job.missing)
-                available = [o for o in job.outputs if o is not MISSING]
-                if available:
-                    self.values[job.index] = collate(available)
+                if job.reused:
+                    self._keep(job.index, job.outputs, job.points)
             else:
                 diag.cached_chunks += 1
-                self.values[job.index] = collate(job.outputs)
+                self._keep(job.index, job.outputs, job.points)
+
+    def _keep(self, index: int, outputs: list[Any], points: list[Any] | None = None) -> None:
+        """Collate a finished chunk (points missing from a partial one are left out)."""
+        if not self.pairs:
+            kept = [o for o in outputs if o is not MISSING]
+            self.values[index] = self.memo.collate_fn(kept)
+            return
+        if not points:  # exact hit or a chunk another process wrote: enumerate its points
+            points = self.plan.points(self.plan.named_chunks[index][0])
+        self.values[index] = [
+            (p, o)
+            for p, o in zip(points, outputs)
+            if o is not MISSING and not isinstance(o, PointFailure)
+        ]
 
     # ------------------------------------------------------------------ execute + store
 

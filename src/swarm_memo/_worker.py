@@ -19,7 +19,11 @@ _KEEP_RESOLVED = 4
 
 @dataclass(frozen=True)
 class PointFailure:
-    """``exec_fn`` raised on the point at ``index`` of an exec chunk."""
+    """Stands in for the output of a point whose ``exec_fn`` raised (``on_error="skip"``).
+
+    ``index`` is the point's position in its exec chunk; ``exc_type``, ``message`` and
+    ``traceback`` describe the exception as raised in the worker.
+    """
 
     index: int
     exc_type: str

@@ -1,0 +1,15 @@
+"""The default ``collate_fn`` and ``merge_fn``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def default_collate(outputs: list[Any]) -> list[Any]:
+    """The default ``collate_fn``: a chunk's outputs as a list, in point order."""
+    return list(outputs)
+
+
+def default_merge(chunks: list[Any]) -> list[Any]:
+    """The default ``merge_fn``: concatenate the chunks' lists in chunk order."""
+    return [item for chunk in chunks for item in chunk]

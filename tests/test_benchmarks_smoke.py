@@ -1,0 +1,65 @@
+"""The benchmarks run: every benchmark in --smoke mode (tiny sizes) finishes and prints its
+ratio lines. No timing is asserted: speed is what the benchmarks report, not what the test
+suite checks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+RATIO_LINE = re.compile(r"^RATIO (?P<bench>[\w-]+)/.+: swarm-memo .+ \| .+ \| ratio [\d.]+", re.M)
+SKIP_LINE = re.compile(r"^SKIP (?P<bench>[\w-]+): skipped \(.+\)", re.M)
+
+
+def run_smoke(script: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=BENCHMARKS.parent,
+    )
+    assert proc.returncode == 0, f"{script} --smoke failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def benches_with_ratio(output: str) -> set[str]:
+    return {m["bench"] for m in RATIO_LINE.finditer(output)}
+
+
+@pytest.mark.timeout(180)
+def test_bench_engine_smoke() -> None:
+    output = run_smoke("bench_engine.py")
+    reported = benches_with_ratio(output)
+    for bench in ["cold", "efficiency", "warm", "streaming", "small"]:
+        assert bench in reported, f"no RATIO line for {bench}:\n{output}"
+    # Dask support may be unavailable: then the benchmark says so instead of crashing.
+    skipped = {m["bench"] for m in SKIP_LINE.finditer(output)}
+    assert "dask" in reported or "dask" in skipped, output
+    assert "== summary: bench_engine (smoke)" in output
+
+
+@pytest.mark.timeout(120)
+def test_bench_reuse_smoke() -> None:
+    output = run_smoke("bench_reuse.py")
+    assert "reuse" in benches_with_ratio(output), output
+    assert re.search(r"executed_points 0 \(must be 0\)", output), output
+    assert "ERROR" not in output
+    assert "== summary: bench_reuse (smoke)" in output
+
+
+def test_only_selects_one_benchmark() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_engine.py"), "--smoke", "--only", "warm"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=BENCHMARKS.parent,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert benches_with_ratio(proc.stdout) == {"warm"}, proc.stdout

@@ -1,0 +1,381 @@
+"""Sweep results as DataFrames and xarray Datasets: ``swarm_memo._frames``."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+
+import pytest
+
+from helpers import CountingExec
+from swarm_memo import SpecError, SwarmMemo
+from swarm_memo._frames import collect, enumerate_sweep, to_dataframe, to_xarray
+
+pd = pytest.importorskip("pandas")
+
+SPEC = {"a": [1, 2, 3], "b": [10, 20]}
+
+
+def identity_exec(params, point):
+    return point
+
+
+def sum_prod_exec(params, point):
+    a, b = point
+    return {"sum": a + b + params.get("k", 0), "prod": a * b}
+
+
+def scalar_exec(params, point):
+    a, b = point
+    return a * 100 + b
+
+
+def echo_exec(params, point):
+    a, b = point
+    return {"a": a, "b": b * 2, "total": a + b}
+
+
+def fail_on_two(params, point):
+    if point[0] == 2:
+        raise ValueError("two")
+    return point[0] + point[1]
+
+
+def upper_triangle(params, split_spec):
+    """Custom enumerator: dict points, only x <= y."""
+    return [{"x": x, "y": y} for x in split_spec["x"] for y in split_spec["y"] if x <= y]
+
+
+def triangle_exec(params, point):
+    return {"diff": point["y"] - point["x"]}
+
+
+def seed_enumerate(params, split_spec):
+    """The README's enumerator: (strat, s) tuples, not in sorted axis order."""
+    return [(strat, s) for strat in split_spec["strat"] for s in split_spec["s"]]
+
+
+def seed_exec(params, point):
+    strat, s = point
+    return {"score": len(strat) + s}
+
+
+def replicate_enumerate(params, split_spec):
+    return [(a, b, seed) for a in split_spec["a"] for b in split_spec["b"] for seed in (0, 1)]
+
+
+def replicate_exec(params, point):
+    a, b, seed = point
+    return a + b + seed
+
+
+def memo_at(tmp_path, bins=None, **kwargs):
+    options = {"max_workers": 1, "verbose": 0, "exec_fn": sum_prod_exec}
+    options.update(kwargs)
+    return SwarmMemo(tmp_path / "cache", bins or {"a": 2, "b": 1}, 2, **options)
+
+
+def point_to_xy(point):
+    return {"x": point["x"], "y": point["y"]}
+
+
+# ------------------------------------------------------------------ enumeration
+
+
+@pytest.mark.parametrize(
+    ("bins", "axis_order"),
+    [
+        ({"a": 2, "b": 1}, None),
+        ({"a": 1, "b": 1}, None),
+        ({"a": 5, "b": 5}, None),
+        ({"a": 2, "b": 3}, ("b", "a")),
+        ({"a": 2, "b": 1, "c": 2}, ("c", "a", "b")),
+    ],
+)
+def test_enumeration_matches_run_output_order(tmp_path, bins, axis_order):
+    spec = {"a": [5, 1, 3, 2, 4], "b": ["u", "v", "w"], "c": [0.5, -1.0, 2.0]}
+    spec = {axis: spec[axis] for axis in bins}
+    memo = memo_at(tmp_path, bins, exec_fn=identity_exec, axis_order=axis_order)
+    output, _ = memo.run({}, spec)
+    points, positions = enumerate_sweep(memo, {}, spec)
+    assert points == output
+    assert len(output) == math.prod(len(v) for v in spec.values())
+    # positions index the split_spec lists, in axis order
+    for point, position in zip(points, positions):
+        assert point == tuple(spec[axis][i] for axis, i in zip(memo.axis_order, position))
+
+
+def test_enumeration_matches_run_for_a_custom_enumerator(tmp_path):
+    memo = memo_at(
+        tmp_path, {"x": 2, "y": 2}, exec_fn=identity_exec, enumerate_points=upper_triangle
+    )
+    spec = {"x": [1, 2, 3], "y": [3, 1, 2]}
+    output, _ = memo.run({}, spec)
+    points, positions = enumerate_sweep(memo, {}, spec)
+    assert points == output
+    assert positions is None
+    assert collect(memo, {}, spec).points == output
+
+
+# ------------------------------------------------------------------ DataFrame
+
+
+def test_dataframe_dict_outputs_spread_into_columns(tmp_path):
+    memo = memo_at(tmp_path)
+    df = to_dataframe(memo, {"k": 1}, SPEC)
+    assert list(df.columns) == ["a", "b", "sum", "prod"]
+    assert list(df.index) == list(range(6))
+    rows = sorted(df.itertuples(index=False, name=None))
+    assert rows == [(a, b, a + b + 1, a * b) for a, b in itertools.product(SPEC["a"], SPEC["b"])]
+    # rows follow the grid (product of split_spec in axis order), not the chunks
+    assert list(zip(df["a"], df["b"])) == [
+        (1, 10), (1, 20), (2, 10), (2, 20), (3, 10), (3, 20)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("bins", [{"a": 1, "b": 1}, {"a": 2, "b": 1}, {"a": 3, "b": 2}])
+def test_dataframe_rows_follow_the_grid_whatever_the_bins(tmp_path, bins):
+    spec = {"a": [3, 1, 2], "b": [20, 10]}
+    df = to_dataframe(memo_at(tmp_path, bins), {}, spec)
+    assert list(zip(df["a"], df["b"])) == list(itertools.product(spec["a"], spec["b"]))
+    assert list(df["prod"]) == [a * b for a, b in itertools.product(spec["a"], spec["b"])]
+
+
+def test_dataframe_scalar_outputs_go_to_value_column(tmp_path):
+    memo = memo_at(tmp_path, exec_fn=scalar_exec)
+    df = to_dataframe(memo, {}, SPEC)
+    assert list(df.columns) == ["a", "b", "value"]
+    assert sorted(df["value"]) == [110, 120, 210, 220, 310, 320]
+    assert all(df["value"] == df["a"] * 100 + df["b"])
+
+
+def test_dataframe_respects_axis_order(tmp_path):
+    memo = memo_at(tmp_path, {"a": 3, "b": 1}, exec_fn=identity_exec, axis_order=("b", "a"))
+    df = to_dataframe(memo, {}, SPEC)
+    assert list(df.columns) == ["b", "a", "value"]
+    # points are (b, a) tuples: the columns read them in that order
+    assert all(df["value"] == list(zip(df["b"], df["a"])))
+    assert list(df["b"]) == [10, 10, 10, 20, 20, 20]
+    assert list(df["a"]) == [1, 2, 3, 1, 2, 3]
+
+
+def test_dataframe_ignores_the_memo_collate_and_merge(tmp_path):
+    memo = memo_at(tmp_path, exec_fn=scalar_exec, collate_fn=sum, merge_fn=sum)
+    total, _ = memo.run({}, SPEC)
+    assert total == 110 + 120 + 210 + 220 + 310 + 320
+    df = to_dataframe(memo, {}, SPEC)
+    assert sorted(df["value"]) == [110, 120, 210, 220, 310, 320]
+    assert memo.collate_fn is sum
+    assert memo.merge_fn is sum
+
+
+def test_dataframe_uses_the_cache(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = memo_at(tmp_path, exec_fn=counting)
+    memo.run({"alpha": 1}, SPEC)
+    assert counting.count() == 6
+    df = to_dataframe(memo, {"alpha": 1}, SPEC)
+    assert counting.count() == 6
+    assert list(df.columns) == ["a", "b", "point", "alpha", "pid_free"]
+    assert list(df["point"]) == list(zip(df["a"], df["b"]))
+    assert set(df["alpha"]) == {1}
+
+
+def test_echoed_fields_are_dropped_and_differing_ones_renamed(tmp_path):
+    memo = memo_at(tmp_path, exec_fn=echo_exec)
+    df = to_dataframe(memo, {}, SPEC)
+    assert list(df.columns) == ["a", "b", "b_output", "total"]
+    assert all(df["b_output"] == df["b"] * 2)
+    assert all(df["total"] == df["a"] + df["b"])
+
+
+def test_dataframe_custom_enumerator_with_point_to_dict(tmp_path):
+    memo = memo_at(
+        tmp_path,
+        {"x": 2, "y": 1},
+        exec_fn=triangle_exec,
+        enumerate_points=upper_triangle,
+    )
+    spec = {"x": [1, 2, 3], "y": [1, 2, 3]}
+    df = to_dataframe(memo, {}, spec, point_to_dict=point_to_xy)
+    assert list(df.columns) == ["x", "y", "diff"]
+    assert sorted(df.itertuples(index=False, name=None)) == [
+        (1, 1, 0), (1, 2, 1), (1, 3, 2), (2, 2, 0), (2, 3, 1), (3, 3, 0)
+    ]  # fmt: skip
+
+
+def test_point_to_dict_extra_keys_become_columns(tmp_path):
+    memo = memo_at(tmp_path, exec_fn=replicate_exec, enumerate_points=replicate_enumerate)
+    df = to_dataframe(memo, {}, SPEC, lambda p: {"a": p[0], "b": p[1], "seed": p[2]})
+    assert list(df.columns) == ["a", "b", "seed", "value"]
+    assert len(df) == 12
+    assert all(df["value"] == df["a"] + df["b"] + df["seed"])
+
+
+def test_custom_tuples_in_another_order_need_point_to_dict(tmp_path):
+    memo = memo_at(
+        tmp_path, {"strat": 1, "s": 3}, exec_fn=seed_exec, enumerate_points=seed_enumerate
+    )
+    spec = {"strat": ["aaa", "bb"], "s": [1, 2, 3, 4]}
+    with pytest.raises(SpecError, match="point_to_dict"):
+        to_dataframe(memo, {}, spec)
+    df = to_dataframe(memo, {}, spec, point_to_dict=lambda p: {"strat": p[0], "s": p[1]})
+    assert list(df.columns) == ["s", "strat", "score"]
+    assert all(df["score"] == df["strat"].str.len() + df["s"])
+    assert len(df) == 8
+
+
+def test_failed_points_have_no_row(tmp_path):
+    memo = memo_at(tmp_path, exec_fn=fail_on_two, on_error="skip")
+    df = to_dataframe(memo, {}, SPEC)
+    assert sorted(df["a"]) == [1, 1, 3, 3]
+    assert all(df["value"] == df["a"] + df["b"])
+
+
+def test_empty_axis_gives_an_empty_frame(tmp_path):
+    df = to_dataframe(memo_at(tmp_path), {}, {"a": [], "b": [1]})
+    assert list(df.columns) == ["a", "b"]
+    assert len(df) == 0
+
+
+# ------------------------------------------------------------------ load_only
+
+
+def test_load_only_lists_only_stored_points_and_executes_nothing(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = memo_at(tmp_path, {"a": 2, "b": 2}, exec_fn=counting)
+    params = {"alpha": 0}
+    assert len(to_dataframe(memo, params, SPEC, load_only=True)) == 0
+    # store a sub-grid whose chunks cut across the requested ones
+    memo.run(params, {"a": [2, 3], "b": [20]})
+    assert counting.count() == 2
+    df = to_dataframe(memo, params, SPEC, load_only=True)
+    assert counting.count() == 2
+    assert sorted(zip(df["a"], df["b"])) == [(2, 20), (3, 20)]
+    assert list(df["point"]) == list(zip(df["a"], df["b"]))
+    full = to_dataframe(memo, params, SPEC)
+    assert counting.count() == 6
+    assert len(full) == 6
+    assert to_dataframe(memo, params, SPEC, load_only=True).equals(full)
+
+
+def test_load_only_with_a_custom_enumerator(tmp_path):
+    memo = memo_at(
+        tmp_path, {"x": 3, "y": 3}, exec_fn=triangle_exec, enumerate_points=upper_triangle
+    )
+    memo.run({}, {"x": [1, 2], "y": [2, 3]})
+    spec = {"x": [1, 2, 3], "y": [1, 2, 3]}
+    df = to_dataframe(memo, {}, spec, point_to_xy, load_only=True)
+    assert sorted(df.itertuples(index=False, name=None)) == [
+        (1, 2, 1),
+        (1, 3, 2),
+        (2, 2, 0),
+        (2, 3, 1),
+    ]
+    ds = to_xarray(memo, {}, spec, point_to_xy, load_only=True)
+    assert ds["diff"].sel(x=1, y=3).item() == 2
+    assert math.isnan(ds["diff"].sel(x=1, y=1).item())
+    assert math.isnan(ds["diff"].sel(x=3, y=3).item())
+
+
+# ------------------------------------------------------------------ xarray
+
+
+def test_xarray_dims_coords_and_values(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(tmp_path, axis_order=("b", "a"))
+    spec = {"a": [3, 1, 2], "b": [20, 10]}
+    ds = to_xarray(memo, {"k": 5}, spec)
+    assert ds["sum"].dims == ("b", "a")
+    assert dict(ds.sizes) == {"b": 2, "a": 3}
+    assert list(ds["a"].values) == [3, 1, 2]
+    assert list(ds["b"].values) == [20, 10]
+    assert set(ds.data_vars) == {"sum", "prod"}
+    for a, b in itertools.product(spec["a"], spec["b"]):
+        assert ds["sum"].sel(a=a, b=b).item() == a + b + 5
+        assert ds["prod"].sel(a=a, b=b).item() == a * b
+    assert ds["sum"].dtype.kind == "i"
+    assert ds["sum"].values.tolist() == [[28, 26, 27], [18, 16, 17]]
+
+
+def test_xarray_scalar_outputs_and_string_coords(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(tmp_path, {"strat": 1, "s": 3}, exec_fn=scalar_len_exec)
+    ds = to_xarray(memo, {}, {"strat": ["aaa", "bb"], "s": [1, 2, 3, 4]})
+    assert list(ds.data_vars) == ["value"]
+    assert ds["value"].dims == ("s", "strat")
+    assert ds["value"].sel(strat="aaa", s=4).item() == 7
+    assert ds["value"].sel(strat="bb", s=1).item() == 3
+
+
+def scalar_len_exec(params, point):
+    s, strat = point
+    return len(strat) + s
+
+
+def test_xarray_skipped_points_are_nan(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(
+        tmp_path, {"x": 2, "y": 2}, exec_fn=triangle_exec, enumerate_points=upper_triangle
+    )
+    ds = to_xarray(memo, {}, {"x": [1, 2, 3], "y": [1, 2, 3]}, point_to_dict=point_to_xy)
+    assert ds["diff"].dims == ("x", "y")
+    assert ds["diff"].sel(x=1, y=3).item() == 2
+    assert ds["diff"].sel(x=2, y=2).item() == 0
+    assert math.isnan(ds["diff"].sel(x=3, y=1).item())
+    assert int(ds["diff"].isnull().sum()) == 3
+
+
+def test_xarray_load_only_missing_points_are_nan(tmp_path):
+    pytest.importorskip("xarray")
+    memo_at(tmp_path, exec_fn=scalar_exec).run({}, {"a": [1, 3], "b": [10, 20]})
+    reader = memo_at(tmp_path, exec_fn=None)  # cannot execute: load_only must not try
+    ds = to_xarray(reader, {}, SPEC, load_only=True)
+    assert ds["value"].sel(a=3, b=20).item() == 320
+    assert ds["value"].sel(a=1, b=10).item() == 110
+    assert math.isnan(ds["value"].sel(a=2, b=10).item())
+    assert ds["value"].dtype.kind == "f"
+
+
+def test_xarray_refuses_two_points_on_one_cell(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(tmp_path, exec_fn=replicate_exec, enumerate_points=replicate_enumerate)
+    with pytest.raises(SpecError, match="same axis values"):
+        to_xarray(memo, {}, SPEC, lambda p: {"a": p[0], "b": p[1]})
+
+
+def test_xarray_point_to_dict_must_give_every_axis(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(
+        tmp_path, {"x": 2, "y": 2}, exec_fn=triangle_exec, enumerate_points=upper_triangle
+    )
+    with pytest.raises(SpecError, match="axis 'y'"):
+        to_xarray(memo, {}, {"x": [1], "y": [1]}, point_to_dict=lambda p: {"x": p["x"]})
+
+
+# ------------------------------------------------------------------ optional dependencies
+
+
+def test_missing_pandas_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"swarm-memo\[pandas\]"):
+        to_dataframe(memo_at(tmp_path), {}, SPEC)
+
+
+def test_missing_xarray_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "xarray", None)
+    with pytest.raises(ImportError, match=r"swarm-memo\[xarray\]"):
+        to_xarray(memo_at(tmp_path), {}, SPEC)
+
+
+def test_import_swarm_memo_stays_light():
+    code = (
+        "import sys, swarm_memo, swarm_memo.collate, swarm_memo._frames\n"
+        "print(sorted(m for m in ('numpy', 'pandas', 'xarray') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from ._executors import ExecutorFactory
 from ._grid import ChunkLayout, _check_positive_int
 from ._pipeline import Pipeline, compute_status
 from ._plan import EnumerateFn, ExecFn, RunPlan, plan_run
-from ._store import LocalStore
+from ._remote import open_store
 from ._types import ChunkKey
 from ._wrap import make_wrapper
 from .errors import CacheMissError, SpecError, SpecTypeError
@@ -64,6 +64,9 @@ class SwarmMemo:
         ``"process"`` (default, reused across runs), ``"thread"``, ``"serial"``, any
         ``concurrent.futures.Executor`` (never shut down by swarm-memo) or a
         ``dask.distributed.Client`` (workers compute; only this process touches the cache).
+    storage_options
+        Options for the fsspec file system when ``cache_root`` is a URL such as
+        ``"s3://bucket/sweeps"`` or ``"memory://cache"`` (e.g. ``{"endpoint_url": ...}``).
     on_error
         ``"raise"`` (default): an exception in ``exec_fn`` raises :class:`ExecError` after
         storing every finished chunk. ``"skip"``: failing points are listed in
@@ -94,6 +97,7 @@ class SwarmMemo:
         *,
         executor: Any = "process",
         on_error: str = "raise",
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(cache_root, (str, os.PathLike)):
             raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
@@ -116,7 +120,7 @@ class SwarmMemo:
         if on_error not in ("raise", "skip"):
             raise SpecError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
         self.cache_root = cache_root
-        self.store = LocalStore(cache_root)
+        self.store = open_store(cache_root, storage_options)
         self.enumerate_points = enumerate_points
         self.exec_fn = exec_fn
         self.collate_fn = collate_fn or default_collate

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from helpers import CountingExec, expected_output
 
+from helpers import CountingExec, expected_output
 from swarm_memo import ExecError, SwarmMemo
 
 distributed = pytest.importorskip("distributed")

@@ -7,8 +7,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import CountingExec, expected_output
 
+from helpers import CountingExec, expected_output
 from swarm_memo import ExecError, SwarmMemo, WorkerDiedError
 
 SPEC = {"x": list(range(20))}
@@ -124,7 +124,7 @@ def test_worker_death_is_a_clear_error_and_keeps_finished_chunks(tmp_path):
     stored = chunk_count(tmp_path)
     assert stored >= 2  # chunks 0-3 and 4-7 completed before point 13 was reached
     memo.exec_fn = pid_of
-    output, diag = memo.run({}, SPEC)  # the pool is replaced; the next run works
+    _output, diag = memo.run({}, SPEC)  # the pool is replaced; the next run works
     assert diag.cached_chunks == stored
 
 

@@ -7,10 +7,10 @@ import itertools
 import tempfile
 from pathlib import Path
 
-from helpers import CountingExec, expected_output
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import CountingExec, expected_output
 from swarm_memo import SwarmMemo
 
 AXES = ("a", "b", "c")
@@ -37,14 +37,8 @@ def request_sequences(draw):
 
 
 def recompute(spec, bins, order):
-    per_axis = [
-        [spec[a][i : i + bins[a]] for i in range(0, len(spec[a]), bins[a])] for a in order
-    ]
-    return [
-        point
-        for combo in itertools.product(*per_axis)
-        for point in itertools.product(*combo)
-    ]
+    per_axis = [[spec[a][i : i + bins[a]] for i in range(0, len(spec[a]), bins[a])] for a in order]
+    return [point for combo in itertools.product(*per_axis) for point in itertools.product(*combo)]
 
 
 def canonical(point, order):
@@ -58,17 +52,25 @@ def test_any_request_sequence_matches_plain_recomputation(request_sequence):
     with tempfile.TemporaryDirectory() as tmp:
         counting = CountingExec(Path(tmp) / "calls.log")
         stored: dict[tuple, object] = {}  # model: canonical point -> output
-        for axes, spec, bins, order, mode in request_sequence:
-            memo = SwarmMemo(Path(tmp) / "cache", bins, 3, exec_fn=counting, axis_order=order,
-                             max_workers=1, verbose=0)
+        for _axes, spec, bins, order, mode in request_sequence:
+            memo = SwarmMemo(
+                Path(tmp) / "cache",
+                bins,
+                3,
+                exec_fn=counting,
+                axis_order=order,
+                max_workers=1,
+                verbose=0,
+            )
             points = recompute(spec, bins, order)
             counting.reset()
             if mode == "stream":
                 diag = memo.run_streaming({"k": 1}, spec)
             elif mode == "load":
                 output, diag = memo.load({"k": 1}, spec)
-                known = [stored[canonical(p, order)] for p in points
-                         if canonical(p, order) in stored]
+                known = [
+                    stored[canonical(p, order)] for p in points if canonical(p, order) in stored
+                ]
                 assert output == known
                 assert diag.missing_points == len(points) - len(known)
                 assert counting.count() == 0

@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-from helpers import CountingExec, expected_output
 
+from helpers import CountingExec, expected_output
 from swarm_memo import CacheWarning, SwarmMemo
 from swarm_memo._codec import FORMAT_VERSION, MAGIC
 
@@ -85,8 +85,11 @@ def test_chunk_of_other_params_under_this_name_is_never_served(tmp_path, countin
     memo = make(tmp_path / "cache", counting)
     memo.run({"alpha": 1}, SPEC)
     memo.run({"alpha": 2}, SPEC)
-    mine, theirs = (sorted(d.glob("chunks/*.chunk")) for d in (tmp_path / "cache").iterdir()
-                    if d.is_dir() and not d.name.startswith("."))
+    mine, theirs = (
+        sorted(d.glob("chunks/*.chunk"))
+        for d in (tmp_path / "cache").iterdir()
+        if d.is_dir() and not d.name.startswith(".")
+    )
     mine[0].write_bytes(theirs[0].read_bytes())
     counting.reset()
     with pytest.warns(CacheWarning, match="other params"):
@@ -112,7 +115,7 @@ def test_stray_files_are_ignored_and_old_temp_files_cleaned(tmp_path, counting):
     counting.reset()
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
-        output, diag = memo.run({"alpha": 1}, {"x": list(range(13))})
+        _output, diag = memo.run({"alpha": 1}, {"x": list(range(13))})
     assert diag.cached_points == 12
     assert counting.count() == 1
     assert not old_temp.exists()
@@ -127,8 +130,17 @@ def test_no_temp_files_are_left_after_a_run(tmp_path, counting):
 
 def run_sweeper(tmp_path: Path, points: int, sleep: float, workers: int, *extra: str):
     return subprocess.Popen(
-        [sys.executable, str(SWEEPER), str(tmp_path / "cache"), str(tmp_path / "calls.log"),
-         str(points), "4", str(sleep), str(workers), *extra],
+        [
+            sys.executable,
+            str(SWEEPER),
+            str(tmp_path / "cache"),
+            str(tmp_path / "calls.log"),
+            str(points),
+            "4",
+            str(sleep),
+            str(workers),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -173,7 +185,7 @@ def test_ctrl_c_keeps_finished_chunks_and_stops_the_workers(tmp_path, workers):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in stderr
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"orphan worker processes: {alive}"
     stored = len(chunk_files(tmp_path / "cache"))
     cached_chunks, counting = rerun_counts(tmp_path, 400)
@@ -207,14 +219,19 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
     lock = tmp_path / "cache" / plan.pset.set_id / "claims" / f"{plan.named_chunks[0][1]}.lock"
     lock.parent.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); "
-         "l.acquire(); print('held', flush=True); time.sleep(60)", str(lock)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); "
+            "l.acquire(); print('held', flush=True); time.sleep(60)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait(timeout=10)
-    output, diag = memo.run({"alpha": 1}, SPEC)
+    _output, diag = memo.run({"alpha": 1}, SPEC)
     assert diag.executed_points == 12
     assert counting.count() == 12

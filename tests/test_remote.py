@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from helpers import CountingExec, expected_output
 
+from helpers import CountingExec, expected_output
 from swarm_memo import CacheWarning, SwarmMemo
 
 fsspec = pytest.importorskip("fsspec")

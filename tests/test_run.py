@@ -187,13 +187,27 @@ def test_axis_order_sets_point_order_and_reuses_chunks_in_any_order(make_memo, c
     # Chunk and point order now follow (strat, s): strat varies slowest. The cached outputs
     # were computed from (s, strat) tuples of the same points.
     assert [o["point"] for o in out] == [
-        (1, "aaa"), (2, "aaa"), (1, "bb"), (2, "bb"), (3, "aaa"), (4, "aaa"), (3, "bb"), (4, "bb"),
+        (1, "aaa"),
+        (2, "aaa"),
+        (1, "bb"),
+        (2, "bb"),
+        (3, "aaa"),
+        (4, "aaa"),
+        (3, "bb"),
+        (4, "bb"),
     ]
     fresh, _ = make_memo(
         memo_chunk_spec=bins, axis_order=["strat", "s"], cache_root=counting.log + ".d"
     ).run({"alpha": 1}, SPEC)
     assert [o["point"] for o in fresh] == [
-        ("aaa", 1), ("aaa", 2), ("bb", 1), ("bb", 2), ("aaa", 3), ("aaa", 4), ("bb", 3), ("bb", 4),
+        ("aaa", 1),
+        ("aaa", 2),
+        ("bb", 1),
+        ("bb", 2),
+        ("aaa", 3),
+        ("aaa", 4),
+        ("bb", 3),
+        ("bb", 4),
     ]
 
 

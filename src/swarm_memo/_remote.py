@@ -9,6 +9,7 @@ write is whole and self-checking) but may compute the same chunk twice.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from typing import Any
 
@@ -80,10 +81,8 @@ class FsspecStore:
         self.fs.mv(self._path(src), self._path(dst))
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def clean_temp(self, prefix: str, grace_seconds: float = 0.0) -> int:
         return 0  # writes are single PUTs: there are never temp files

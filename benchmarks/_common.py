@@ -157,8 +157,11 @@ class PeakRSS:
         return self.peak - self.baseline
 
     @property
-    def maxrss_growth(self) -> int:
-        return max(0, self.maxrss_after - self.baseline)
+    def maxrss_growth(self) -> int | None:
+        """Peak growth from ``getrusage``; None if the peak predates the measurement."""
+        if self.maxrss_after <= self.maxrss_before:
+            return None
+        return self.maxrss_after - self.baseline
 
 
 MB = 1024 * 1024
@@ -259,7 +262,7 @@ def print_summary(title: str) -> None:
     """All RATIO rows of this run as one table (markdown, pasteable in the README)."""
     if not _ROWS:
         return
-    print(f"\n== summary: {title}")
+    print(f"\n== summary: {title}; {load_line()} at the end")
     print("| benchmark | case | swarm-memo | baseline | baseline value | ratio | target |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in _ROWS:
@@ -276,5 +279,13 @@ def environment_line() -> str:
 
     return (
         f"python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"{platform.system()} {platform.machine()}"
+        f"{platform.system()} {platform.machine()}, {load_line()}"
     )
+
+
+def load_line() -> str:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        return f"load average {os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "load average unknown"

@@ -10,9 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import CountingExec  # noqa: E402
-
-from swarm_memo import SwarmMemo  # noqa: E402
+from helpers import CountingExec
+from swarm_memo import SwarmMemo
 
 
 def main() -> None:

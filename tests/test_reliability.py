@@ -62,10 +62,7 @@ def test_damaged_chunk_is_quarantined_and_only_it_is_recomputed(tmp_path, counti
     damage(victim)
     counting.reset()
     with pytest.warns(CacheWarning, match=str(victim.name)):
-        if mode == "run":
-            output, diag = memo.run({"alpha": 1}, SPEC)
-        else:
-            output, diag = memo.load({"alpha": 1}, SPEC)
+        output, diag = getattr(memo, mode)({"alpha": 1}, SPEC)
     if mode == "run":
         assert output == expected
         assert counting.count() == 4  # exactly the damaged chunk's points
@@ -94,7 +91,7 @@ def test_chunk_of_other_params_under_this_name_is_never_served(tmp_path, countin
     counting.reset()
     with pytest.warns(CacheWarning, match="other params"):
         first, _ = memo.run({"alpha": 1}, SPEC)
-        second, _ = memo.run({"alpha": 2}, SPEC)
+    second, _ = memo.run({"alpha": 2}, SPEC)
     assert first == [expected_output({"alpha": 1}, (x,)) for x in range(12)]
     assert second == [expected_output({"alpha": 2}, (x,)) for x in range(12)]
     assert counting.count() == 4

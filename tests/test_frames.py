@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from helpers import CountingExec
-from swarm_memo import SpecError, SwarmMemo
-from swarm_memo._frames import collect, enumerate_sweep, to_dataframe, to_xarray
+from swarm_memo import SpecError, SpecTypeError, SwarmMemo
+from swarm_memo._frames import to_dataframe, to_xarray
 
 pd = pytest.importorskip("pandas")
 
@@ -81,7 +81,7 @@ def point_to_xy(point):
     return {"x": point["x"], "y": point["y"]}
 
 
-# ------------------------------------------------------------------ enumeration
+# ------------------------------------------------------------------ pairing
 
 
 @pytest.mark.parametrize(
@@ -94,29 +94,46 @@ def point_to_xy(point):
         ({"a": 2, "b": 1, "c": 2}, ("c", "a", "b")),
     ],
 )
-def test_enumeration_matches_run_output_order(tmp_path, bins, axis_order):
+def test_each_row_holds_its_own_points_output(tmp_path, bins, axis_order):
     spec = {"a": [5, 1, 3, 2, 4], "b": ["u", "v", "w"], "c": [0.5, -1.0, 2.0]}
     spec = {axis: spec[axis] for axis in bins}
     memo = memo_at(tmp_path, bins, exec_fn=identity_exec, axis_order=axis_order)
-    output, _ = memo.run({}, spec)
-    points, positions = enumerate_sweep(memo, {}, spec)
-    assert points == output
-    assert len(output) == math.prod(len(v) for v in spec.values())
-    # positions index the split_spec lists, in axis order
-    for point, position in zip(points, positions):
-        assert point == tuple(spec[axis][i] for axis, i in zip(memo.axis_order, position))
+    df = to_dataframe(memo, {}, spec)
+    order = list(memo.axis_order)
+    grid = list(itertools.product(*(spec[axis] for axis in order)))
+    assert list(df.columns) == [*order, "value"]
+    assert len(df) == math.prod(len(v) for v in spec.values())
+    # rows follow the grid, and each output (the point itself) sits on its own row
+    assert list(zip(*(df[axis] for axis in order))) == grid
+    assert list(df["value"]) == grid
+    # the same when everything comes from the cache
+    assert to_dataframe(memo, {}, spec, load_only=True).equals(df)
 
 
-def test_enumeration_matches_run_for_a_custom_enumerator(tmp_path):
+def test_custom_enumerator_rows_follow_the_run_output(tmp_path):
     memo = memo_at(
         tmp_path, {"x": 2, "y": 2}, exec_fn=identity_exec, enumerate_points=upper_triangle
     )
     spec = {"x": [1, 2, 3], "y": [3, 1, 2]}
     output, _ = memo.run({}, spec)
-    points, positions = enumerate_sweep(memo, {}, spec)
-    assert points == output
-    assert positions is None
-    assert collect(memo, {}, spec).points == output
+    df = to_dataframe(memo, {}, spec, point_to_dict=point_to_xy)
+    # the outputs echo their points exactly: those fields are dropped
+    assert list(df.columns) == ["x", "y"]
+    assert list(zip(df["x"], df["y"])) == [(p["x"], p["y"]) for p in output]
+
+
+def test_stored_points_are_paired_when_chunks_cut_across(tmp_path):
+    pytest.importorskip("xarray")
+    spec = {"a": [1, 2, 3, 4], "b": [10, 20, 30]}
+    writer = memo_at(tmp_path, {"a": 3, "b": 2}, exec_fn=scalar_exec)
+    writer.run({}, {"a": [2, 3, 4], "b": [20, 30]})
+    reader = memo_at(tmp_path, {"a": 1, "b": 3}, exec_fn=None)
+    df = to_dataframe(reader, {}, spec, load_only=True)
+    assert sorted(zip(df["a"], df["b"])) == [(a, b) for a in (2, 3, 4) for b in (20, 30)]
+    assert all(df["value"] == df["a"] * 100 + df["b"])
+    ds = to_xarray(reader, {}, spec, load_only=True)
+    assert int(ds["value"].isnull().sum()) == 6
+    assert ds["value"].sel(a=4, b=30).item() == 430
 
 
 # ------------------------------------------------------------------ DataFrame
@@ -240,6 +257,43 @@ def test_empty_axis_gives_an_empty_frame(tmp_path):
     assert len(df) == 0
 
 
+def test_custom_tuples_must_hold_split_spec_values(tmp_path):
+    def off_grid(params, split_spec):
+        return [(a, b + 1) for a in split_spec["a"] for b in split_spec["b"]]
+
+    memo = memo_at(tmp_path, exec_fn=scalar_exec, enumerate_points=off_grid)
+    with pytest.raises(SpecError, match=r"not in split_spec\['b'\]"):
+        to_dataframe(memo, {}, SPEC)
+    short = memo_at(tmp_path, exec_fn=identity_exec, enumerate_points=replicate_enumerate)
+    with pytest.raises(SpecError, match="has 3 values"):
+        to_dataframe(short, {}, SPEC)
+
+
+def test_point_to_dict_must_return_a_mapping(tmp_path):
+    memo = memo_at(tmp_path, exec_fn=scalar_exec)
+    with pytest.raises(SpecTypeError, match="point_to_dict must return a dict"):
+        to_dataframe(memo, {}, SPEC, point_to_dict=list)
+
+
+def test_the_memo_methods_delegate(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(tmp_path, exec_fn=scalar_exec, collate_fn=sum, merge_fn=sum)
+    df = memo.to_dataframe({}, SPEC)
+    assert df.equals(to_dataframe(memo, {}, SPEC))
+    assert list(df["value"]) == [110, 120, 210, 220, 310, 320]
+    ds = memo.to_xarray({}, SPEC, load_only=True)
+    assert ds["value"].dims == ("a", "b")
+    assert ds["value"].values.tolist() == [[110, 120], [210, 220], [310, 320]]
+    custom = memo_at(
+        tmp_path, {"x": 2, "y": 2}, exec_fn=triangle_exec, enumerate_points=upper_triangle
+    )
+    spec = {"x": [1, 2], "y": [1, 2]}
+    assert len(custom.to_dataframe({}, spec, point_to_xy, load_only=True)) == 0
+    assert list(custom.to_dataframe({}, spec, point_to_xy)["diff"]) == [0, 1, 0]
+    ds = custom.to_xarray({}, spec, point_to_xy, load_only=True)
+    assert ds["diff"].values.tolist()[0] == [0, 1]
+
+
 # ------------------------------------------------------------------ load_only
 
 
@@ -337,6 +391,27 @@ def test_xarray_load_only_missing_points_are_nan(tmp_path):
     assert ds["value"].sel(a=1, b=10).item() == 110
     assert math.isnan(ds["value"].sel(a=2, b=10).item())
     assert ds["value"].dtype.kind == "f"
+
+
+def test_xarray_failed_points_are_nan_and_never_stored(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(tmp_path, exec_fn=fail_on_two, on_error="skip")
+    ds = to_xarray(memo, {}, SPEC)
+    assert ds["value"].sel(a=3, b=20).item() == 23
+    assert ds["value"].isnull().values.tolist() == [[False, False], [True, True], [False] * 2]
+    # chunks with a failed point (bins of a: [1, 2], [3]) are not stored
+    stored = to_xarray(memo, {}, SPEC, load_only=True)
+    assert stored["value"].isnull().values.tolist() == [[True, True], [True, True], [False] * 2]
+    assert stored["value"].sel(a=3, b=10).item() == 13
+
+
+def test_xarray_point_values_must_be_in_split_spec(tmp_path):
+    pytest.importorskip("xarray")
+    memo = memo_at(
+        tmp_path, {"x": 2, "y": 2}, exec_fn=triangle_exec, enumerate_points=upper_triangle
+    )
+    with pytest.raises(SpecError, match=r"not in split_spec\['x'\]"):
+        to_xarray(memo, {}, {"x": [1], "y": [1]}, lambda p: {"x": 5, "y": p["y"]})
 
 
 def test_xarray_refuses_two_points_on_one_cell(tmp_path):

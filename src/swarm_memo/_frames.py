@@ -1,29 +1,21 @@
 """Sweep results as a pandas DataFrame or an xarray Dataset, one entry per point.
 
-Both functions ignore the memo's ``collate_fn`` and ``merge_fn``: they run (or load) a
-shallow copy of the memo with the default collate and merge, which returns the outputs of
-every point as one list in chunk order, and pair that list with the points, enumerated
-chunk by chunk exactly as the memo does (bins are consecutive runs of each axis list;
-chunks are the product of the bins, the first axis of ``axis_order`` varying slowest).
-
-pandas and xarray are imported only when called; a missing one raises an
-:class:`ImportError` naming the extra to install.
+Both build on the ``(point, output)`` pairs of :meth:`SwarmMemo._point_outputs`, so they
+ignore the memo's ``collate_fn`` and ``merge_fn``, and leave out points not stored
+(``load_only``) or failed (``on_error="skip"``). pandas and xarray are imported only when
+called; a missing one raises an :class:`ImportError` naming the extra to install.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._hashing import encode
-from ._memo import SwarmMemo, default_collate, default_merge
-from ._worker import PointFailure
+from ._memo import SwarmMemo
 from .collate import missing_dependency
-from .errors import SpecError, SpecTypeError, SwarmMemoError
+from .errors import SpecError, SpecTypeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,168 +25,25 @@ if TYPE_CHECKING:
 __all__ = ["to_dataframe", "to_xarray"]
 
 PointToDict = Callable[[Any], Mapping[str, Any]]
+Position = tuple[int, ...]
 
 VALUE_FIELD = "value"
 """Name of the column / data variable holding outputs that are not dicts."""
 
-_PROBE_AXIS = "__swarm_memo_point__"
+
+# ---------------------------------------------------------------------------- points
 
 
-# ---------------------------------------------------------------------------- enumeration
-
-
-@dataclass(frozen=True)
-class _ChunkPlan:
-    """One memo chunk: its sub-spec (axes in ``axis_order``) and its bins' offsets."""
-
-    split_spec: dict[str, list[Any]]
-    offsets: tuple[int, ...]
-
-
-def chunk_plans(memo: SwarmMemo, split_spec: Mapping[str, Sequence[Any]]) -> list[_ChunkPlan]:
-    """The memo chunks of ``split_spec``, in the order ``run`` processes them."""
-    sizes = dict(memo.layout.bin_sizes)
-    per_axis: list[list[tuple[int, list[Any]]]] = []
-    for axis in memo.axis_order:
-        values, size = list(split_spec[axis]), sizes[axis]
-        per_axis.append([(i, values[i : i + size]) for i in range(0, len(values), size)])
-    return [
-        _ChunkPlan(
-            {axis: values for axis, (_, values) in zip(memo.axis_order, combo)},
-            tuple(offset for offset, _ in combo),
-        )
-        for combo in itertools.product(*per_axis)
-    ]
-
-
-def enumerate_sweep(
-    memo: SwarmMemo, params: dict[str, Any], split_spec: Mapping[str, Sequence[Any]]
-) -> tuple[list[Any], list[tuple[int, ...]] | None]:
-    """Every point of the request, in the order of ``run``'s default-merged output.
-
-    Returns the points and, for the default enumerator, each point's position in the
-    full grid (one index per axis of ``axis_order``); None for a custom enumerator.
-    """
-    points: list[Any] = []
-    positions: list[tuple[int, ...]] | None = None if memo.enumerate_points else []
-    for plan in chunk_plans(memo, split_spec):
-        if memo.enumerate_points is not None:
-            points.extend(memo.enumerate_points(params, plan.split_spec))
-            continue
-        assert positions is not None
-        bins = plan.split_spec.values()
-        points.extend(itertools.product(*bins))
-        ranges = [range(off, off + len(b)) for off, b in zip(plan.offsets, bins)]
-        positions.extend(itertools.product(*ranges))
-    return points, positions
-
-
-class _PickPoints:
-    """``enumerate_points`` of a probe memo: chunk ``{axis: [i]}`` holds ``points[i]``."""
-
-    def __init__(self, points: list[Any]) -> None:
-        self.points = points
-
-    def __call__(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> list[Any]:
-        return [self.points[i] for i in split_spec[_PROBE_AXIS]]
-
-
-def _probe_memo(memo: SwarmMemo, bins: dict[str, int], **kwargs: Any) -> SwarmMemo:
-    """A read-only memo on the same params sets, one point per chunk."""
-    return SwarmMemo(
-        memo.cache_root,
-        dict.fromkeys(bins, 1),
-        1,
-        cache_version=memo.cache_version,
-        max_workers=1,
-        verbose=0,
-        executor="serial",
-        **kwargs,
-    )
-
-
-def _stored_mask(
+def _collect(
     memo: SwarmMemo,
     params: dict[str, Any],
     split_spec: Mapping[str, Sequence[Any]],
-    points: list[Any],
-    positions: list[tuple[int, ...]] | None,
-) -> list[bool]:
-    """Which points are stored, found with ``status`` on a memo of one-point chunks.
-
-    ``load`` returns the stored outputs without saying which points they belong to;
-    ``status`` of a memo whose chunks are single points lists exactly the missing ones,
-    from the point index alone (no output is loaded).
-    """
-    order = memo.axis_order
-    if positions is not None:
-        probe = _probe_memo(memo, dict.fromkeys(order, 1), axis_order=order)
-        status = probe.status(params, {axis: list(split_spec[axis]) for axis in order})
-        lookups = [_AxisLookup(axis, list(split_spec[axis])) for axis in order]
-        missing = {
-            tuple(lookup.find(spec[lookup.axis][0]) for lookup in lookups)
-            for spec in status.missing
-        }
-        return [position not in missing for position in positions]
-    probe = _probe_memo(memo, {_PROBE_AXIS: 1}, enumerate_points=_PickPoints(points))
-    status = probe.status(params, {_PROBE_AXIS: list(range(len(points)))})
-    missing_indices = {spec[_PROBE_AXIS][0] for spec in status.missing}
-    return [i not in missing_indices for i in range(len(points))]
-
-
-@dataclass
-class _Sweep:
-    """The points that have an output, their outputs, and their grid positions."""
-
-    points: list[Any]
-    outputs: list[Any]
-    positions: list[tuple[int, ...]] | None
-
-
-def collect(
-    memo: SwarmMemo,
-    params: dict[str, Any],
-    split_spec: Mapping[str, Sequence[Any]],
-    *,
-    load_only: bool = False,
-) -> _Sweep:
-    """Run (or load) the request and pair each output with its point.
-
-    Points without an output (not stored, with ``load_only``; failed, with
-    ``on_error="skip"``) are left out.
-    """
-    lite = copy.copy(memo)
-    lite.collate_fn = default_collate
-    lite.merge_fn = default_merge
+    load_only: bool,
+) -> tuple[list[Any], list[Any]]:
+    """The points that have an output, and their outputs, in chunk order."""
     request: dict[str, Any] = dict(split_spec)
-    if load_only:
-        outputs, diag = lite.load(params, request)
-    else:
-        outputs, diag = lite.run(params, request)
-    points, positions = enumerate_sweep(memo, params, split_spec)
-    outputs = list(outputs)
-    if load_only and diag.missing_points:
-        mask = _stored_mask(memo, params, split_spec, points, positions)
-        points = [p for p, stored in zip(points, mask) if stored]
-        if positions is not None:
-            positions = [p for p, stored in zip(positions, mask) if stored]
-    if len(points) != len(outputs):
-        raise SwarmMemoError(
-            f"could not pair the {len(outputs)} outputs with the {len(points)} points "
-            + ("found stored " if load_only else "")
-            + "for this request (did the cache or enumerate_points change meanwhile?); "
-            "retry, or build the table from memo.run() / memo.load(strict=True)"
-        )
-    keep = [i for i, output in enumerate(outputs) if not isinstance(output, PointFailure)]
-    if len(keep) < len(outputs):
-        points = [points[i] for i in keep]
-        outputs = [outputs[i] for i in keep]
-        if positions is not None:
-            positions = [positions[i] for i in keep]
-    return _Sweep(points, outputs, positions)
-
-
-# ---------------------------------------------------------------------------- values
+    pairs, _ = memo._point_outputs(params, request, load_only=load_only)
+    return [point for point, _ in pairs], [output for _, output in pairs]
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -212,75 +61,82 @@ def _equal(a: Any, b: Any) -> bool:
         return False
 
 
-class _AxisLookup:
-    """Position of a value in an axis list: by canonical encoding, else by ``==``."""
+class _Grid:
+    """The request's axes in ``axis_order``: reads points and places them on the grid."""
 
-    def __init__(self, axis: str, values: list[Any]) -> None:
-        self.axis = axis
-        self.values = values
-        self._by_encoding: dict[bytes, int] = {}
-        for i, value in enumerate(values):
-            self._by_encoding.setdefault(encode(value), i)
+    def __init__(self, memo: SwarmMemo, split_spec: Mapping[str, Sequence[Any]]) -> None:
+        self.order = memo.axis_order
+        self.values = {axis: list(split_spec[axis]) for axis in self.order}
+        self.shape = tuple(len(values) for values in self.values.values())
+        self.hint = (
+            f"points are read as tuples of axis values in axis_order {list(self.order)}; for "
+            "other points pass point_to_dict=lambda point: {axis: value, ...}"
+        )
+        self._encodings = {  # split_spec values are unique by encoding
+            axis: {encode(v): i for i, v in enumerate(values)}
+            for axis, values in self.values.items()
+        }
 
-    def find(self, value: Any) -> int | None:
+    def find(self, axis: str, value: Any) -> int | None:
+        """Index of a value in ``split_spec[axis]``: by canonical encoding, else by ``==``."""
         try:
-            found = self._by_encoding.get(encode(value))
+            found = self._encodings[axis].get(encode(value))
         except TypeError:
             found = None
-        if found is not None:
-            return found
-        for i, candidate in enumerate(self.values):
-            if _equal(candidate, value):
-                return i
-        return None
+        if found is None:
+            found = next((i for i, v in enumerate(self.values[axis]) if _equal(v, value)), None)
+        return found
 
+    def read_tuple(self, point: Any) -> dict[str, Any]:
+        """The axis values of a point that is a tuple in ``axis_order``."""
+        if isinstance(point, (str, bytes)) or not isinstance(point, Sequence):
+            raise SpecError(f"point {point!r:.100} is not a tuple; {self.hint}")
+        if len(point) != len(self.order):
+            raise SpecError(f"point {point!r:.100} has {len(point)} values; {self.hint}")
+        return dict(zip(self.order, point))
 
-def _point_dicts(
-    memo: SwarmMemo,
-    split_spec: Mapping[str, Sequence[Any]],
-    sweep: _Sweep,
-    point_to_dict: PointToDict | None,
-) -> list[dict[Any, Any]]:
-    """The axis values (and any extra keys of ``point_to_dict``) of every point."""
-    order = memo.axis_order
-    if point_to_dict is not None:
-        dicts = []
-        for point in sweep.points:
-            mapped = point_to_dict(point)
+    def position(self, point: Any, coords: Mapping[str, Any], hint: str = "") -> Position:
+        """Index of each axis value of ``coords`` in its ``split_spec`` list."""
+        position = []
+        for axis in self.order:
+            if axis not in coords:
+                raise SpecError(
+                    f"point_to_dict({point!r:.100}) has no value for axis {axis!r}; "
+                    f"it must give every axis of {list(self.order)}"
+                )
+            index = self.find(axis, coords[axis])
+            if index is None:
+                raise SpecError(
+                    f"point {point!r:.100} has the value {coords[axis]!r:.60} for axis "
+                    f"{axis!r}, which is not in split_spec[{axis!r}]{hint}"
+                )
+            position.append(index)
+        return tuple(position)
+
+    def tuple_positions(self, points: list[Any]) -> list[Position]:
+        """Grid positions of tuple points (SpecError for anything else)."""
+        hint = f"; {self.hint}"
+        return [self.position(p, self.read_tuple(p), hint) for p in points]
+
+    def coords(self, points: list[Any], point_to_dict: PointToDict | None) -> list[dict[Any, Any]]:
+        """The axis values (and any extra keys of ``point_to_dict``) of every point."""
+        if point_to_dict is None:
+            return [self.read_tuple(point) for point in points]
+        dicts = [point_to_dict(point) for point in points]
+        for point, mapped in zip(points, dicts):
             if not isinstance(mapped, Mapping):
                 raise SpecTypeError(
                     f"point_to_dict must return a dict of axis values; got "
                     f"{type(mapped).__name__} {mapped!r:.100} for point {point!r:.100}"
                 )
-            dicts.append(dict(mapped))
-        return dicts
-    if sweep.positions is not None:  # default enumerator: tuples in axis order, by design
-        return [dict(zip(order, point)) for point in sweep.points]
-    lookups = [_AxisLookup(axis, list(split_spec[axis])) for axis in order]
-    dicts = []
-    for point in sweep.points:
-        hint = (
-            f"points are read as tuples of axis values in axis_order {list(order)}; for "
-            "other points pass point_to_dict=lambda point: {axis: value, ...}"
-        )
-        if isinstance(point, (str, bytes)) or not isinstance(point, Sequence):
-            raise SpecError(f"point {point!r:.100} is not a tuple; {hint}")
-        if len(point) != len(order):
-            raise SpecError(f"point {point!r:.100} has {len(point)} values; {hint}")
-        for lookup, value in zip(lookups, point):
-            if lookup.find(value) is None:
-                raise SpecError(
-                    f"point {point!r:.100} has the value {value!r:.60} for axis "
-                    f"{lookup.axis!r}, which is not in split_spec[{lookup.axis!r}]; {hint}"
-                )
-        dicts.append(dict(zip(order, point)))
-    return dicts
+        return [dict(mapped) for mapped in dicts]
+
+
+# ---------------------------------------------------------------------------- fields
 
 
 def _output_fields(output: Any) -> dict[Any, Any]:
-    if isinstance(output, Mapping):
-        return dict(output)
-    return {VALUE_FIELD: output}
+    return dict(output) if isinstance(output, Mapping) else {VALUE_FIELD: output}
 
 
 def _field_names(
@@ -293,12 +149,9 @@ def _field_names(
     """
     names: dict[Any, Any] = {}
     for row in fields:
-        for name in row:
-            names.setdefault(name, name)
+        names.update((name, name) for name in row if name not in names)
     taken = set(reserved) | set(names)
-    for name in list(names):
-        if name not in reserved:
-            continue
+    for name in [name for name in names if name in reserved]:
         if all(_equal(row[name], point.get(name)) for row, point in zip(fields, coords)):
             names[name] = None
             continue
@@ -323,8 +176,7 @@ def to_dataframe(
 ) -> pd.DataFrame:
     """Run a sweep (or load it) and return one DataFrame row per point.
 
-    The memo's ``collate_fn`` and ``merge_fn`` are not used: the outputs are taken point
-    by point, so this works whatever they are.
+    The memo's ``collate_fn`` and ``merge_fn`` are not used.
 
     Parameters
     ----------
@@ -358,8 +210,8 @@ def to_dataframe(
     ImportError
         When pandas is not installed (``pip install "swarm-memo[pandas]"``).
     SpecError
-        When points of a custom ``enumerate_points`` cannot be read as tuples in axis
-        order and no ``point_to_dict`` is given.
+        When points of a custom ``enumerate_points`` are not tuples of ``split_spec``
+        values in axis order and no ``point_to_dict`` is given.
 
     Examples
     --------
@@ -376,25 +228,22 @@ def to_dataframe(
         import pandas as pd  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise missing_dependency("pandas", "pandas", "SwarmMemo.to_dataframe") from exc
-    sweep = collect(memo, params, split_spec, load_only=load_only)
-    if sweep.positions is not None:  # default enumerator: rows in grid order
-        rows = sorted(range(len(sweep.points)), key=sweep.positions.__getitem__)
-        sweep = _Sweep(
-            [sweep.points[i] for i in rows],
-            [sweep.outputs[i] for i in rows],
-            [sweep.positions[i] for i in rows],
-        )
-    coords = _point_dicts(memo, split_spec, sweep, point_to_dict)
-    fields = [_output_fields(output) for output in sweep.outputs]
-    coord_columns: dict[Any, None] = dict.fromkeys(memo.axis_order)
+    points, outputs = _collect(memo, params, split_spec, load_only)
+    grid = _Grid(memo, split_spec)
+    if memo.enumerate_points is None:  # default enumerator: rows in grid order
+        positions = grid.tuple_positions(points)
+        rows = sorted(range(len(points)), key=positions.__getitem__)
+        points, outputs = [points[i] for i in rows], [outputs[i] for i in rows]
+    elif point_to_dict is None:
+        grid.tuple_positions(points)  # custom tuples must hold split_spec values
+    coords = grid.coords(points, point_to_dict)
+    columns: dict[Any, None] = dict.fromkeys(grid.order)
     for point in coords:
-        coord_columns.update(dict.fromkeys(point))
-    names = _field_names(fields, coords, list(coord_columns))
+        columns.update(dict.fromkeys(point))
+    fields = [_output_fields(output) for output in outputs]
     nan = float("nan")
-    data: dict[Any, list[Any]] = {
-        column: [point.get(column, nan) for point in coords] for column in coord_columns
-    }
-    for name, column in names.items():
+    data = {column: [point.get(column, nan) for point in coords] for column in columns}
+    for name, column in _field_names(fields, coords, list(columns)).items():
         if column is not None:
             data[column] = [row.get(name, nan) for row in fields]
     return pd.DataFrame(data, columns=list(data), index=pd.RangeIndex(len(coords)))
@@ -442,6 +291,32 @@ def _as_array(values: list[Any], present: list[bool]) -> np.ndarray[Any, Any]:
     for i, (value, p) in enumerate(zip(values, present)):
         array[i] = value if p else np.nan
     return array
+
+
+def _cells(shape: Position, positions: list[Position], points: list[Any]) -> list[int]:
+    """The flat (C-order) cell of each position; SpecError when two points share one."""
+    strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
+    cells = [sum(i * s for i, s in zip(position, strides)) for position in positions]
+    owner: dict[int, int] = {}
+    for number, cell in enumerate(cells):
+        first = owner.setdefault(cell, number)
+        if first != number:
+            raise SpecError(
+                f"points {points[first]!r:.100} and {points[number]!r:.100} have the same "
+                "axis values; to_xarray needs at most one point per combination of axis "
+                "values (to_dataframe has no such limit)"
+            )
+    return cells
+
+
+def _variable(name: Any, fields: list[dict[Any, Any]], cells: list[int], size: int) -> Any:
+    """The flat array of one output field over the grid, NaN where no point has it."""
+    values: list[Any] = [None] * size
+    present = [False] * size
+    for cell, row in zip(cells, fields):
+        if name in row:
+            values[cell], present[cell] = row[name], True
+    return _as_array(values, present)
 
 
 def to_xarray(
@@ -501,60 +376,20 @@ def to_xarray(
         import xarray as xr
     except ImportError as exc:
         raise missing_dependency("xarray", "xarray", "SwarmMemo.to_xarray") from exc
-    order = memo.axis_order
-    sweep = collect(memo, params, split_spec, load_only=load_only)
-    axis_values = {axis: list(split_spec[axis]) for axis in order}
-    shape = tuple(len(axis_values[axis]) for axis in order)
-    if sweep.positions is not None and point_to_dict is None:
-        positions = sweep.positions
-        coords = [dict(zip(order, point)) for point in sweep.points]
+    points, outputs = _collect(memo, params, split_spec, load_only)
+    grid = _Grid(memo, split_spec)
+    coords = grid.coords(points, point_to_dict)
+    if point_to_dict is None:
+        positions = grid.tuple_positions(points)
     else:
-        coords = _point_dicts(memo, split_spec, sweep, point_to_dict)
-        lookups = [_AxisLookup(axis, axis_values[axis]) for axis in order]
-        positions = []
-        for point, mapped in zip(sweep.points, coords):
-            position = []
-            for lookup in lookups:
-                if lookup.axis not in mapped:
-                    raise SpecError(
-                        f"point_to_dict({point!r:.100}) has no value for axis {lookup.axis!r}; "
-                        f"it must give every axis of {list(order)}"
-                    )
-                index = lookup.find(mapped[lookup.axis])
-                if index is None:
-                    raise SpecError(
-                        f"point {point!r:.100} has the value {mapped[lookup.axis]!r:.60} for "
-                        f"axis {lookup.axis!r}, which is not in split_spec[{lookup.axis!r}]"
-                    )
-                position.append(index)
-            positions.append(tuple(position))
-    size = math.prod(shape)
-    strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
-    flat = [sum(i * s for i, s in zip(position, strides)) for position in positions]
-    owner: dict[int, int] = {}
-    for number, cell in enumerate(flat):
-        if cell in owner:
-            raise SpecError(
-                f"points {sweep.points[owner[cell]]!r:.100} and {sweep.points[number]!r:.100} "
-                "have the same axis values; to_xarray needs at most one point per "
-                "combination of axis values (to_dataframe has no such limit)"
-            )
-        owner[cell] = number
-    fields = [_output_fields(output) for output in sweep.outputs]
-    names = _field_names(fields, coords, list(order))
-    data_vars: dict[Any, tuple[tuple[str, ...], Any]] = {}
-    for name, variable in names.items():
-        if variable is None:
-            continue
-        values: list[Any] = [None] * size
-        has = [False] * size
-        for cell, row in zip(flat, fields):
-            if name in row:
-                values[cell] = row[name]
-                has[cell] = True
-        array = _as_array(values, has).reshape(shape)
-        data_vars[variable] = (order, array)
-    coord_arrays = {
-        axis: _as_array(axis_values[axis], [True] * len(axis_values[axis])) for axis in order
+        positions = [grid.position(p, c) for p, c in zip(points, coords)]
+    cells = _cells(grid.shape, positions, points)
+    fields = [_output_fields(output) for output in outputs]
+    size = math.prod(grid.shape)
+    data_vars = {
+        variable: (grid.order, _variable(name, fields, cells, size).reshape(grid.shape))
+        for name, variable in _field_names(fields, coords, grid.order).items()
+        if variable is not None
     }
-    return xr.Dataset(data_vars, coords=coord_arrays)
+    axes = {axis: _as_array(values, [True] * len(values)) for axis, values in grid.values.items()}
+    return xr.Dataset(data_vars, coords=axes)

@@ -9,11 +9,8 @@ write is whole and self-checking) but may compute the same chunk twice.
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
 from typing import Any
-
-from ._store import FileInfo
 
 
 class FsspecStore:
@@ -55,7 +52,7 @@ class FsspecStore:
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
 
-    def list(self, prefix: str, suffix: str = "") -> list[str]:
+    def names(self, prefix: str, suffix: str = "") -> list[str]:
         path = self._path(prefix)
         self.fs.invalidate_cache(path)  # other processes write here too
         try:
@@ -69,20 +66,8 @@ class FsspecStore:
                 names.append(name)
         return names
 
-    def info(self, key: str) -> FileInfo | None:
-        try:
-            entry = self.fs.info(self._path(key))
-        except FileNotFoundError:
-            return None
-        mtime = entry.get("LastModified") or entry.get("mtime") or entry.get("created") or 0
-        return FileInfo(key, int(entry.get("size") or 0), _seconds(mtime))
-
     def move(self, src: str, dst: str) -> None:
         self.fs.mv(self._path(src), self._path(dst))
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self._path(key))
 
     def clean_temp(self, prefix: str, grace_seconds: float = 0.0) -> int:
         return 0  # writes are single PUTs: there are never temp files
@@ -92,12 +77,6 @@ class FsspecStore:
 
     def init_root(self) -> None:
         self.fs.makedirs(self.root, exist_ok=True)
-
-
-def _seconds(value: Any) -> float:
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    return float(value)
 
 
 def open_store(cache_root: Any, storage_options: dict[str, Any] | None = None) -> Any:

@@ -14,8 +14,6 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
@@ -41,15 +39,6 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """Size and modification time of a stored file."""
-
-    key: str
-    size: int
-    mtime: float
 
 
 class LocalStore:
@@ -91,7 +80,7 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
-    def list(self, prefix: str, suffix: str = "") -> list[str]:
+    def names(self, prefix: str, suffix: str = "") -> list[str]:
         """Names (not keys) of the files directly under ``prefix`` ending in ``suffix``.
 
         Hidden files (temp files of writers, ``.DS_Store``) are never listed.
@@ -107,44 +96,10 @@ class LocalStore:
                 if not e.name.startswith(".") and e.name.endswith(suffix) and e.is_file()
             ]
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
-        try:
-            entries = os.scandir(self.path(prefix) if prefix else self.root)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        with entries:
-            return [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
-
-    def info(self, key: str) -> FileInfo | None:
-        try:
-            st = self.path(key).stat()
-        except FileNotFoundError:
-            return None
-        return FileInfo(key, st.st_size, st.st_mtime)
-
-    def walk(self, prefix: str = "") -> Iterator[FileInfo]:
-        """Every file below ``prefix``, hidden ones included."""
-        base = self.path(prefix) if prefix else self.root
-        for dirpath, _dirs, files in os.walk(base):
-            for name in files:
-                full = Path(dirpath) / name
-                with contextlib.suppress(FileNotFoundError):
-                    st = full.stat()
-                    yield FileInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
-
     def move(self, src: str, dst: str) -> None:
         target = self.path(dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path(src), target)
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path(key).unlink()
-
-    def delete_tree(self, prefix: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.path(prefix), ignore_errors=True)
 
     def clean_temp(self, prefix: str, grace_seconds: float = TEMP_GRACE_SECONDS) -> int:
         """Remove temp files under ``prefix`` left by killed writers; return how many."""

@@ -151,3 +151,41 @@ def test_progress_starts_at_the_cached_points(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "10/20" in err
     assert "20/20" in err
+
+
+def uses_big_params(params, point):
+    return len(params["table"]) + point[0]
+
+
+def test_big_params_reach_process_workers_through_a_file_once_per_run(tmp_path, monkeypatch):
+    import tempfile
+
+    from swarm_memo import _executors
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    shared = []
+    original_share = _executors._LocalBlobs.share
+
+    def spy(self, blob):
+        shared.append(original_share(self, blob))
+        return shared[-1]
+
+    monkeypatch.setattr(_executors._LocalBlobs, "share", spy)
+    memo = SwarmMemo(tmp_path / "c", {"x": 2}, 1, exec_fn=uses_big_params, max_workers=2, verbose=0)
+    table = list(range(100_000))  # pickles to far more than the inline limit
+    output, diag = memo.run({"table": table}, {"x": [1, 2, 3, 4]})
+    assert output == [100_001, 100_002, 100_003, 100_004]
+    assert diag.exec_chunks == 4
+    assert len(shared) == 1
+    assert isinstance(shared[0], _executors.BlobFile)
+    assert not list((tmp_path / "tmp").iterdir())  # the payload file is gone after the run
+
+
+def test_verbose_two_logs_each_chunk_written(tmp_path, caplog):
+    memo = SwarmMemo(tmp_path, {"x": 5}, 5, exec_fn=pid_of, max_workers=1, verbose=2)
+    with caplog.at_level("INFO", logger="swarm_memo"):
+        memo.run({}, SPEC)
+    written = [r for r in caplog.records if "wrote chunk" in r.getMessage()]
+    assert len(written) == 4
+    assert written[0].name == "swarm_memo"

@@ -7,16 +7,21 @@ or may take the objects directly (threads, in-process).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ._worker import BlobFile
 from .errors import SpecError, SpecTypeError
 
 EXECUTOR_NAMES = ("process", "thread", "serial")
+INLINE_BLOB_BYTES = 64 * 1024
+"""Payloads (exec_fn + params) smaller than this travel with each task."""
 _REUSABLE_IDLE_TIMEOUT = 300
 
 
@@ -44,11 +49,35 @@ class Backend:
     kind: str
     share: Callable[[bytes], Any] = lambda blob: blob
     """Turn the run's pickled (exec_fn, params) into what each task carries."""
+    cleanup: Callable[[], None] = lambda: None
+    """Undo ``share`` once the run is over."""
 
     def abort(self) -> None:
         """Stop as fast as possible (Ctrl-C, worker death): kill our own process pools."""
         if self.kind == "process":
             self.executor.shutdown(wait=False, kill_workers=True)  # type: ignore[call-arg]
+
+
+class _LocalBlobs:
+    """Big run payloads go to a temp file that local workers read once per run."""
+
+    def __init__(self) -> None:
+        self._paths: list[str] = []
+
+    def share(self, blob: bytes) -> Any:
+        if len(blob) < INLINE_BLOB_BYTES:
+            return blob
+        fd, path = tempfile.mkstemp(prefix="swarm-memo-", suffix=".pkl")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        self._paths.append(path)
+        return BlobFile(path)
+
+    def cleanup(self) -> None:
+        for path in self._paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._paths.clear()
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -85,7 +114,8 @@ class ExecutorFactory:
             pool = get_reusable_executor(
                 max_workers=self.max_workers, timeout=_REUSABLE_IDLE_TIMEOUT
             )
-            return Backend(pool, self.max_workers, True, "process")
+            shared = _LocalBlobs()
+            return Backend(pool, self.max_workers, True, "process", shared.share, shared.cleanup)
         if spec == "thread":
             with self._lock:
                 if self._threads is None:

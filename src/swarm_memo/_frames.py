@@ -48,10 +48,8 @@ def _collect(
 
 def _equal(a: Any, b: Any) -> bool:
     """Whether two values are the same (``==``, or the same canonical encoding)."""
-    if a is b:
-        return True
     try:
-        if bool(a == b):
+        if a is b or bool(a == b):
             return True
     except Exception:
         pass
@@ -68,6 +66,7 @@ class _Grid:
         self.order = memo.axis_order
         self.values = {axis: list(split_spec[axis]) for axis in self.order}
         self.shape = tuple(len(values) for values in self.values.values())
+        self.size = math.prod(self.shape)
         self.hint = (
             f"points are read as tuples of axis values in axis_order {list(self.order)}; for "
             "other points pass point_to_dict=lambda point: {axis: value, ...}"
@@ -113,8 +112,10 @@ class _Grid:
             position.append(index)
         return tuple(position)
 
-    def tuple_positions(self, points: list[Any]) -> list[Position]:
-        """Grid positions of tuple points (SpecError for anything else)."""
+    def positions(self, points: list[Any], coords: list[dict[Any, Any]] | None) -> list[Position]:
+        """Grid positions of points, from their ``coords`` or else as tuples."""
+        if coords is not None:
+            return [self.position(p, c) for p, c in zip(points, coords)]
         hint = f"; {self.hint}"
         return [self.position(p, self.read_tuple(p), hint) for p in points]
 
@@ -176,14 +177,12 @@ def to_dataframe(
 ) -> pd.DataFrame:
     """Run a sweep (or load it) and return one DataFrame row per point.
 
-    The memo's ``collate_fn`` and ``merge_fn`` are not used.
+    Works whatever the memo's ``collate_fn`` and ``merge_fn``: they are not used.
 
     Parameters
     ----------
-    memo
-        The memo to run.
-    params, split_spec
-        As for :meth:`SwarmMemo.run`.
+    memo, params, split_spec
+        The memo, and the request as for :meth:`SwarmMemo.run`.
     point_to_dict
         ``point_to_dict(point) -> {axis: value, ...}`` for points that are not tuples of
         axis values in ``memo.axis_order`` (custom ``enumerate_points``). Keys that are
@@ -231,11 +230,11 @@ def to_dataframe(
     points, outputs = _collect(memo, params, split_spec, load_only)
     grid = _Grid(memo, split_spec)
     if memo.enumerate_points is None:  # default enumerator: rows in grid order
-        positions = grid.tuple_positions(points)
+        positions = grid.positions(points, None)
         rows = sorted(range(len(points)), key=positions.__getitem__)
         points, outputs = [points[i] for i in rows], [outputs[i] for i in rows]
     elif point_to_dict is None:
-        grid.tuple_positions(points)  # custom tuples must hold split_spec values
+        grid.positions(points, None)  # custom tuples must hold split_spec values
     coords = grid.coords(points, point_to_dict)
     columns: dict[Any, None] = dict.fromkeys(grid.order)
     for point in coords:
@@ -329,14 +328,12 @@ def to_xarray(
 ) -> xr.Dataset:
     """Run a sweep (or load it) and return it as an xarray Dataset over the grid.
 
-    The memo's ``collate_fn`` and ``merge_fn`` are not used.
+    Works whatever the memo's ``collate_fn`` and ``merge_fn``: they are not used.
 
     Parameters
     ----------
-    memo
-        The memo to run.
-    params, split_spec
-        As for :meth:`SwarmMemo.run`.
+    memo, params, split_spec
+        The memo, and the request as for :meth:`SwarmMemo.run`.
     point_to_dict
         ``point_to_dict(point) -> {axis: value, ...}`` for points that are not tuples of
         axis values in ``memo.axis_order`` (custom ``enumerate_points``). Every axis must
@@ -379,15 +376,11 @@ def to_xarray(
     points, outputs = _collect(memo, params, split_spec, load_only)
     grid = _Grid(memo, split_spec)
     coords = grid.coords(points, point_to_dict)
-    if point_to_dict is None:
-        positions = grid.tuple_positions(points)
-    else:
-        positions = [grid.position(p, c) for p, c in zip(points, coords)]
+    positions = grid.positions(points, None if point_to_dict is None else coords)
     cells = _cells(grid.shape, positions, points)
     fields = [_output_fields(output) for output in outputs]
-    size = math.prod(grid.shape)
     data_vars = {
-        variable: (grid.order, _variable(name, fields, cells, size).reshape(grid.shape))
+        variable: (grid.order, _variable(name, fields, cells, grid.size).reshape(grid.shape))
         for name, variable in _field_names(fields, coords, grid.order).items()
         if variable is not None
     }

@@ -190,6 +190,9 @@ class Engine:
             if pending and self._backend is not None:
                 self._backend.abort()
             raise
+        finally:
+            if self._backend is not None:
+                self._backend.cleanup()
         if isinstance(error, WorkerDiedError):
             # A dead worker breaks the whole pool: which in-flight exec chunk it ran is
             # unknowable, so name every point that was lost with the pool.

@@ -31,11 +31,22 @@ class PointFailure:
     traceback: str
 
 
-def _resolve(token: str, blob: bytes) -> tuple[Callable[[Any, Any], Any], Any]:
+@dataclass(frozen=True)
+class BlobFile:
+    """A run payload too big to travel with every task: workers on this machine read it
+    from a file once per run instead."""
+
+    path: str
+
+
+def _resolve(token: str, blob: bytes | BlobFile) -> tuple[Callable[[Any, Any], Any], Any]:
     resolved = _RESOLVED.get(token)
     if resolved is None:
         import cloudpickle
 
+        if isinstance(blob, BlobFile):
+            with open(blob.path, "rb") as fh:
+                blob = fh.read()
         resolved = cloudpickle.loads(blob)
         _RESOLVED[token] = resolved
         while len(_RESOLVED) > _KEEP_RESOLVED:
@@ -64,7 +75,9 @@ def evaluate(
     return outputs
 
 
-def run_batch(token: str, blob: bytes, points: Sequence[Any], skip_errors: bool) -> list[Any]:
+def run_batch(
+    token: str, blob: bytes | BlobFile, points: Sequence[Any], skip_errors: bool
+) -> list[Any]:
     """Task entry point shipped to process, thread and Dask workers."""
     exec_fn, params = _resolve(token, blob)
     return evaluate(exec_fn, params, points, skip_errors)

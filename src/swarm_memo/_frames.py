@@ -8,6 +8,7 @@ called; a missing one raises an :class:`ImportError` naming the extra to install
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,21 +32,6 @@ VALUE_FIELD = "value"
 """Name of the column / data variable holding outputs that are not dicts."""
 
 
-# ---------------------------------------------------------------------------- points
-
-
-def _collect(
-    memo: SwarmMemo,
-    params: dict[str, Any],
-    split_spec: Mapping[str, Sequence[Any]],
-    load_only: bool,
-) -> tuple[list[Any], list[Any]]:
-    """The points that have an output, and their outputs, in chunk order."""
-    request: dict[str, Any] = dict(split_spec)
-    pairs, _ = memo._point_outputs(params, request, load_only=load_only)
-    return [point for point, _ in pairs], [output for _, output in pairs]
-
-
 def _equal(a: Any, b: Any) -> bool:
     """Whether two values are the same (``==``, or the same canonical encoding)."""
     try:
@@ -59,72 +45,37 @@ def _equal(a: Any, b: Any) -> bool:
         return False
 
 
-class _Grid:
-    """The request's axes in ``axis_order``: reads points and places them on the grid."""
+class _Sweep:
+    """A request's points that have an output, their outputs (in chunk order), and its
+    grid: the axes in ``axis_order``, with the ``split_spec`` lists."""
 
-    def __init__(self, memo: SwarmMemo, split_spec: Mapping[str, Sequence[Any]]) -> None:
+    def __init__(
+        self, memo: SwarmMemo, params: dict[str, Any], split_spec: Any, load_only: bool
+    ) -> None:
+        request: dict[str, Any] = dict(split_spec)
+        pairs, _ = memo._point_outputs(params, request, load_only=load_only)
+        self.points = [point for point, _ in pairs]
+        self.outputs = [output for _, output in pairs]
+        self.default_points = memo.enumerate_points is None
         self.order = memo.axis_order
         self.values = {axis: list(split_spec[axis]) for axis in self.order}
         self.shape = tuple(len(values) for values in self.values.values())
-        self.size = math.prod(self.shape)
         self.hint = (
             f"points are read as tuples of axis values in axis_order {list(self.order)}; for "
             "other points pass point_to_dict=lambda point: {axis: value, ...}"
         )
+        # default points hold the split_spec objects themselves: look them up by id first
+        self._ids = {axis: {id(v): i for i, v in enumerate(vs)} for axis, vs in self.values.items()}
         self._encodings = {  # split_spec values are unique by encoding
-            axis: {encode(v): i for i, v in enumerate(values)}
-            for axis, values in self.values.items()
+            axis: {encode(v): i for i, v in enumerate(vs)} for axis, vs in self.values.items()
         }
 
-    def find(self, axis: str, value: Any) -> int | None:
-        """Index of a value in ``split_spec[axis]``: by canonical encoding, else by ``==``."""
-        try:
-            found = self._encodings[axis].get(encode(value))
-        except TypeError:
-            found = None
-        if found is None:
-            found = next((i for i, v in enumerate(self.values[axis]) if _equal(v, value)), None)
-        return found
-
-    def read_tuple(self, point: Any) -> dict[str, Any]:
-        """The axis values of a point that is a tuple in ``axis_order``."""
-        if isinstance(point, (str, bytes)) or not isinstance(point, Sequence):
-            raise SpecError(f"point {point!r:.100} is not a tuple; {self.hint}")
-        if len(point) != len(self.order):
-            raise SpecError(f"point {point!r:.100} has {len(point)} values; {self.hint}")
-        return dict(zip(self.order, point))
-
-    def position(self, point: Any, coords: Mapping[str, Any], hint: str = "") -> Position:
-        """Index of each axis value of ``coords`` in its ``split_spec`` list."""
-        position = []
-        for axis in self.order:
-            if axis not in coords:
-                raise SpecError(
-                    f"point_to_dict({point!r:.100}) has no value for axis {axis!r}; "
-                    f"it must give every axis of {list(self.order)}"
-                )
-            index = self.find(axis, coords[axis])
-            if index is None:
-                raise SpecError(
-                    f"point {point!r:.100} has the value {coords[axis]!r:.60} for axis "
-                    f"{axis!r}, which is not in split_spec[{axis!r}]{hint}"
-                )
-            position.append(index)
-        return tuple(position)
-
-    def positions(self, points: list[Any], coords: list[dict[Any, Any]] | None) -> list[Position]:
-        """Grid positions of points, from their ``coords`` or else as tuples."""
-        if coords is not None:
-            return [self.position(p, c) for p, c in zip(points, coords)]
-        hint = f"; {self.hint}"
-        return [self.position(p, self.read_tuple(p), hint) for p in points]
-
-    def coords(self, points: list[Any], point_to_dict: PointToDict | None) -> list[dict[Any, Any]]:
+    def coords(self, point_to_dict: PointToDict | None) -> list[dict[Any, Any]]:
         """The axis values (and any extra keys of ``point_to_dict``) of every point."""
         if point_to_dict is None:
-            return [self.read_tuple(point) for point in points]
-        dicts = [point_to_dict(point) for point in points]
-        for point, mapped in zip(points, dicts):
+            return [self._read_tuple(point) for point in self.points]
+        dicts = [point_to_dict(point) for point in self.points]
+        for point, mapped in zip(self.points, dicts):
             if not isinstance(mapped, Mapping):
                 raise SpecTypeError(
                     f"point_to_dict must return a dict of axis values; got "
@@ -132,8 +83,43 @@ class _Grid:
                 )
         return [dict(mapped) for mapped in dicts]
 
+    def positions(self, coords: list[dict[Any, Any]], hint: str = "") -> list[Position]:
+        """The grid position of each point (an index per axis), from its ``coords``."""
+        return [
+            tuple(self._index(p, c, axis, hint) for axis in self.order)
+            for p, c in zip(self.points, coords)
+        ]
 
-# ---------------------------------------------------------------------------- fields
+    def _read_tuple(self, point: Any) -> dict[str, Any]:
+        if type(point) is not tuple and (
+            isinstance(point, (str, bytes)) or not isinstance(point, Sequence)
+        ):
+            raise SpecError(f"point {point!r:.100} is not a tuple; {self.hint}")
+        if len(point) != len(self.order):
+            raise SpecError(f"point {point!r:.100} has {len(point)} values; {self.hint}")
+        return dict(zip(self.order, point))
+
+    def _index(self, point: Any, coords: Mapping[str, Any], axis: str, hint: str) -> int:
+        """Where the point's value of ``axis`` is in ``split_spec[axis]``: the same object,
+        else the same canonical encoding, else ``==``."""
+        if axis not in coords:
+            raise SpecError(
+                f"point_to_dict({point!r:.100}) has no value for axis {axis!r}; "
+                f"it must give every axis of {list(self.order)}"
+            )
+        value = coords[axis]
+        found = self._ids[axis].get(id(value))
+        if found is None:
+            with contextlib.suppress(TypeError):
+                found = self._encodings[axis].get(encode(value))
+        if found is None:
+            found = next((i for i, v in enumerate(self.values[axis]) if _equal(v, value)), None)
+        if found is None:
+            raise SpecError(
+                f"point {point!r:.100} has the value {value!r:.60} for axis {axis!r}, "
+                f"which is not in split_spec[{axis!r}]" + (hint and f"; {hint}")
+            )
+        return found
 
 
 def _output_fields(output: Any) -> dict[Any, Any]:
@@ -164,9 +150,6 @@ def _field_names(
     return names
 
 
-# ---------------------------------------------------------------------------- DataFrame
-
-
 def to_dataframe(
     memo: SwarmMemo,
     params: dict[str, Any],
@@ -188,21 +171,18 @@ def to_dataframe(
         axis values in ``memo.axis_order`` (custom ``enumerate_points``). Keys that are
         not axes become extra columns after the axis columns.
     load_only
-        Use :meth:`SwarmMemo.load` instead of :meth:`SwarmMemo.run`: nothing executes,
-        and points not stored simply have no row.
+        Use :meth:`SwarmMemo.load`: nothing executes; points not stored have no row.
 
     Returns
     -------
     pandas.DataFrame
-        With the default enumerator, rows follow the grid: the product of the
-        ``split_spec`` lists in ``axis_order`` (first axis slowest), whatever the
-        ``memo_chunk_spec``. With a custom ``enumerate_points``, rows follow ``run``'s
-        output (chunk by chunk, points in enumeration order). Columns: one per
-        axis, named by the axis, in ``axis_order``; then the output's fields: a dict output
-        spreads into one column per key (NaN where a row lacks a key), any other output
-        goes into a ``value`` column. A field named like an axis is dropped when it equals
-        the axis value at every point (outputs often echo their point), and is renamed
-        ``<field>_output`` otherwise. Points that failed (``on_error="skip"``) have no row.
+        Rows follow the grid (the product of the ``split_spec`` lists in ``axis_order``,
+        first axis slowest, whatever the ``memo_chunk_spec``); with a custom
+        ``enumerate_points``, ``run``'s output order. Columns: the axes in ``axis_order``,
+        then the output's fields: one per key of a dict output (NaN where a row lacks
+        it), else ``value``. A field named like an axis is dropped when it equals the
+        axis at every point (outputs often echo their point), else renamed
+        ``<field>_output``. Points that failed (``on_error="skip"``) have no row.
 
     Raises
     ------
@@ -216,27 +196,41 @@ def to_dataframe(
     --------
     >>> memo = SwarmMemo("./cache", {"a": 2, "b": 2}, 4, verbose=0,
     ...                  exec_fn=lambda params, point: {"sum": point[0] + point[1]})
-    >>> to_dataframe(memo, {}, {"a": [1, 2], "b": [10, 20]})  # doctest: +SKIP
+    >>> to_dataframe(memo, {}, {"a": [1, 2], "b": [10]})  # doctest: +SKIP
        a   b  sum
     0  1  10   11
-    1  1  20   21
-    2  2  10   12
-    3  2  20   22
+    1  2  10   12
     """
     try:
         import pandas as pd  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise missing_dependency("pandas", "pandas", "SwarmMemo.to_dataframe") from exc
-    points, outputs = _collect(memo, params, split_spec, load_only)
-    grid = _Grid(memo, split_spec)
-    if memo.enumerate_points is None:  # default enumerator: rows in grid order
-        positions = grid.positions(points, None)
-        rows = sorted(range(len(points)), key=positions.__getitem__)
-        points, outputs = [points[i] for i in rows], [outputs[i] for i in rows]
-    elif point_to_dict is None:
-        grid.positions(points, None)  # custom tuples must hold split_spec values
-    coords = grid.coords(points, point_to_dict)
-    columns: dict[Any, None] = dict.fromkeys(grid.order)
+    sweep = _Sweep(memo, params, split_spec, load_only)
+    coords, outputs = _rows(sweep, point_to_dict)
+    data = _columns(sweep.order, coords, outputs)
+    return pd.DataFrame(data, columns=list(data), index=pd.RangeIndex(len(coords)))
+
+
+def _rows(
+    sweep: _Sweep, point_to_dict: PointToDict | None
+) -> tuple[list[dict[Any, Any]], list[Any]]:
+    """The coordinates and outputs of the rows: in grid order for default points."""
+    coords = sweep.coords(point_to_dict)
+    if sweep.default_points:  # tuples in axis_order
+        tuples = coords if point_to_dict is None else sweep.coords(None)
+        positions = sweep.positions(tuples)
+        rows = sorted(range(len(coords)), key=positions.__getitem__)
+        return [coords[i] for i in rows], [sweep.outputs[i] for i in rows]
+    if point_to_dict is None:
+        sweep.positions(coords, sweep.hint)  # custom tuples must hold split_spec values
+    return coords, sweep.outputs
+
+
+def _columns(
+    axes: Sequence[str], coords: list[dict[Any, Any]], outputs: list[Any]
+) -> dict[Any, list[Any]]:
+    """Column name -> values: the axes, other keys of ``coords``, then output fields."""
+    columns: dict[Any, None] = dict.fromkeys(axes)
     for point in coords:
         columns.update(dict.fromkeys(point))
     fields = [_output_fields(output) for output in outputs]
@@ -245,10 +239,7 @@ def to_dataframe(
     for name, column in _field_names(fields, coords, list(columns)).items():
         if column is not None:
             data[column] = [row.get(name, nan) for row in fields]
-    return pd.DataFrame(data, columns=list(data), index=pd.RangeIndex(len(coords)))
-
-
-# ---------------------------------------------------------------------------- xarray
+    return data
 
 
 def _kind(value: Any) -> str:
@@ -292,8 +283,9 @@ def _as_array(values: list[Any], present: list[bool]) -> np.ndarray[Any, Any]:
     return array
 
 
-def _cells(shape: Position, positions: list[Position], points: list[Any]) -> list[int]:
+def _cells(sweep: _Sweep, positions: list[Position]) -> list[int]:
     """The flat (C-order) cell of each position; SpecError when two points share one."""
+    shape, points = sweep.shape, sweep.points
     strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
     cells = [sum(i * s for i, s in zip(position, strides)) for position in positions]
     owner: dict[int, int] = {}
@@ -339,19 +331,16 @@ def to_xarray(
         axis values in ``memo.axis_order`` (custom ``enumerate_points``). Every axis must
         be a key, with a value from ``split_spec``; other keys are ignored.
     load_only
-        Use :meth:`SwarmMemo.load` instead of :meth:`SwarmMemo.run`: nothing executes,
-        and points not stored are NaN.
+        Use :meth:`SwarmMemo.load`: nothing executes; points not stored are NaN.
 
     Returns
     -------
     xarray.Dataset
-        Dimensions: the axes, in ``axis_order``; coordinates: the axis values in the order
-        of ``split_spec``. A dict output gives one data variable per key, any other
-        output a ``value`` variable. Combinations without an output (skipped by a custom
-        enumerator, not stored with ``load_only``, failed with ``on_error="skip"``) are
-        NaN; numeric variables with NaN are float. A key named like an axis is dropped
-        when it equals the axis value at every point, and renamed ``<key>_output``
-        otherwise.
+        Dimensions: the axes in ``axis_order``, with the ``split_spec`` lists as
+        coordinates. Data variables: one per key of a dict output, else ``value``; NaN
+        where no point has an output (skipped by a custom enumerator, not stored with
+        ``load_only``, failed with ``on_error="skip"``), numeric ones then float. Keys
+        named like an axis are dropped or renamed as by :func:`to_dataframe`.
 
     Raises
     ------
@@ -373,16 +362,15 @@ def to_xarray(
         import xarray as xr
     except ImportError as exc:
         raise missing_dependency("xarray", "xarray", "SwarmMemo.to_xarray") from exc
-    points, outputs = _collect(memo, params, split_spec, load_only)
-    grid = _Grid(memo, split_spec)
-    coords = grid.coords(points, point_to_dict)
-    positions = grid.positions(points, None if point_to_dict is None else coords)
-    cells = _cells(grid.shape, positions, points)
-    fields = [_output_fields(output) for output in outputs]
+    sweep = _Sweep(memo, params, split_spec, load_only)
+    coords = sweep.coords(point_to_dict)
+    cells = _cells(sweep, sweep.positions(coords, sweep.hint if point_to_dict is None else ""))
+    fields = [_output_fields(output) for output in sweep.outputs]
+    size, shape = math.prod(sweep.shape), sweep.shape
     data_vars = {
-        variable: (grid.order, _variable(name, fields, cells, grid.size).reshape(grid.shape))
-        for name, variable in _field_names(fields, coords, grid.order).items()
+        variable: (sweep.order, _variable(name, fields, cells, size).reshape(shape))
+        for name, variable in _field_names(fields, coords, sweep.order).items()
         if variable is not None
     }
-    axes = {axis: _as_array(values, [True] * len(values)) for axis, values in grid.values.items()}
+    axes = {axis: _as_array(values, [True] * len(values)) for axis, values in sweep.values.items()}
     return xr.Dataset(data_vars, coords=axes)

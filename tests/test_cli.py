@@ -20,15 +20,9 @@ from click.testing import CliRunner, Result
 
 from swarm_memo import CacheWarning, SwarmMemo
 from swarm_memo._index import IndexRecord
-from swarm_memo._inspect import (
-    InspectError,
-    list_sets,
-    parse_duration,
-    plan_gc,
-    resolve_set,
-    to_jsonable,
-    verify_cache,
-)
+from swarm_memo._inspect import list_sets, resolve_set
+from swarm_memo._maintenance import plan_gc, verify_cache
+from swarm_memo._textfmt import InspectError, parse_duration, to_jsonable
 from swarm_memo.cli import cli
 
 DAY = 86400.0

@@ -1,8 +1,10 @@
 """The ``swarm-memo`` command: list, describe, verify and clean a cache directory.
 
-A thin click layer over :mod:`swarm_memo._inspect`, which holds the logic. User errors
-(missing cache root, unknown or ambiguous digest, bad ``--older-than``) print one line on
-stderr and exit with code 2; ``verify`` exits with 1 when it finds a damaged file.
+A thin click layer over :mod:`swarm_memo._inspect` (reading a cache),
+:mod:`swarm_memo._maintenance` (verify, gc) and :mod:`swarm_memo._textfmt` (formatting),
+which hold the logic. User errors (missing cache root, unknown or ambiguous digest, bad
+``--older-than``) print one line on stderr and exit with code 2; ``verify`` exits with 1
+when it finds a damaged file.
 """
 
 from __future__ import annotations
@@ -17,21 +19,16 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from ._inspect import (
-    GcPlan,
+from ._inspect import SetSummary, describe_set, list_sets
+from ._maintenance import GcPlan, plan_gc, run_gc, verify_cache
+from ._textfmt import (
     InspectError,
-    SetSummary,
     abbreviate,
-    describe_set,
     format_age,
     format_bytes,
     iso_time,
-    list_sets,
     parse_duration,
-    plan_gc,
-    run_gc,
     short_repr,
-    verify_cache,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

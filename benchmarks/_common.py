@@ -6,7 +6,7 @@ scripts from the repository root, e.g. ``python benchmarks/bench_engine.py --smo
 Every measurement that compares swarm-memo with a baseline goes through :func:`report`,
 which prints one line of the form::
 
-    RATIO <bench>/<case>: swarm-memo 1.234 s | <baseline> 1.000 s | ratio 1.23 (target <= 1.30: MISS)
+    RATIO cold/pool warm: swarm-memo 1.234 s | <baseline> 1.000 s | ratio 1.23 (target <= 1.3: ok)
 
 and remembers it for :func:`print_summary`, which prints all of them again as a table at
 the end of the run. Lines starting with ``INFO`` are extra figures without a target.
@@ -35,7 +35,9 @@ SKIP_PREFIX = "SKIP"
 # ---------------------------------------------------------------------------- CLI
 
 
-def parse_args(description: str, names: list[str], argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    description: str, names: list[str], argv: list[str] | None = None
+) -> argparse.Namespace:
     """``--smoke`` (tiny sizes, for the test suite) and ``--only NAME`` (one benchmark)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -232,8 +234,16 @@ def report(
     return ratio
 
 
-def check(bench: str, case: str, value: float, unit: str, *, at_least: float | None = None,
-          at_most: float | None = None, note: str = "") -> None:
+def check(
+    bench: str,
+    case: str,
+    value: float,
+    unit: str,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    note: str = "",
+) -> None:
     """An absolute target on a swarm-memo figure (e.g. efficiency >= 0.95), as an INFO line."""
     if at_least is not None:
         verdict = f"target >= {at_least:g}: {'ok' if value >= at_least else 'MISS'}"
@@ -242,8 +252,11 @@ def check(bench: str, case: str, value: float, unit: str, *, at_least: float | N
     else:
         verdict = ""
     extra = f"  [{note}]" if note else ""
-    print(f"{INFO_PREFIX} {bench}/{case}: {_fmt(value, unit)}"
-          f"{f' ({verdict})' if verdict else ''}{extra}", flush=True)
+    print(
+        f"{INFO_PREFIX} {bench}/{case}: {_fmt(value, unit)}"
+        f"{f' ({verdict})' if verdict else ''}{extra}",
+        flush=True,
+    )
 
 
 def info(bench: str, text: str) -> None:

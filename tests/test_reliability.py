@@ -208,27 +208,77 @@ def test_two_processes_on_one_cache_share_the_work(tmp_path):
 
 
 def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
-    memo = make(tmp_path / "cache", counting)
-    memo.status({"alpha": 1}, SPEC)  # plan only
+    from swarm_memo._claims import claim_offset
     from swarm_memo._plan import plan_run
 
+    memo = make(tmp_path / "cache", counting)
     plan = plan_run(memo, {"alpha": 1}, SPEC, {"alpha": 1}, counting)
-    lock = tmp_path / "cache" / plan.pset.set_id / "claims" / f"{plan.named_chunks[0][1]}.lock"
+    lock = tmp_path / "cache" / plan.pset.set_id / "claims.lock"
     lock.parent.mkdir(parents=True)
+    offsets = [claim_offset(name) for _, name in plan.named_chunks]
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); "
-            "l.acquire(); print('held', flush=True); time.sleep(60)",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "for offset in sys.argv[2:]:\n"
+            "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(offset))\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
             str(lock),
+            *map(str, offsets),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    holder.kill()
+    holder.kill()  # dies holding every claim
     holder.wait(timeout=10)
-    _output, diag = memo.run({"alpha": 1}, SPEC)
+    _, diag = memo.run({"alpha": 1}, SPEC)
     assert diag.executed_points == 12
     assert counting.count() == 12
+
+
+def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, counting):
+    from swarm_memo._claims import claim_offset
+    from swarm_memo._plan import plan_run
+
+    memo = make(tmp_path / "cache", counting)
+    plan = plan_run(memo, {"alpha": 1}, SPEC, {"alpha": 1}, counting)
+    lock = tmp_path / "cache" / plan.pset.set_id / "claims.lock"
+    lock.parent.mkdir(parents=True)
+    # Another process claims chunk 0, then computes and writes it, then exits.
+    script = (
+        "import fcntl, os, sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from helpers import CountingExec\n"
+        "from swarm_memo import SwarmMemo\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))\n"
+        "print('held', flush=True)\n"
+        "time.sleep(0.5)\n"
+        "memo = SwarmMemo(sys.argv[3], {'x': 4}, 2, exec_fn=CountingExec(sys.argv[4]),\n"
+        "                 max_workers=1, verbose=0)\n"
+        "memo.run({'alpha': 1}, {'x': [0, 1, 2, 3]})\n"
+    )
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(lock),
+            str(claim_offset(plan.named_chunks[0][1])),
+            str(tmp_path / "cache"),
+            str(tmp_path / "other.log"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    output, diag = memo.run({"alpha": 1}, SPEC)
+    assert holder.wait(timeout=30) == 0
+    assert output == [expected_output({"alpha": 1}, (x,)) for x in range(12)]
+    assert sorted(counting.calls()) == sorted(repr((x,)) for x in range(4, 12))
+    assert CountingExec(tmp_path / "other.log").count() == 4
+    assert diag.cached_chunks == 1

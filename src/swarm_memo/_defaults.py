@@ -7,7 +7,7 @@ from typing import Any
 
 def default_collate(outputs: list[Any]) -> list[Any]:
     """The default ``collate_fn``: a chunk's outputs as a list, in point order."""
-    return list(outputs)
+    return outputs if type(outputs) is list else list(outputs)
 
 
 def default_merge(chunks: list[Any]) -> list[Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ._hashing import digest_bytes, encode
+from ._hashing import digest_bytes, encode, sequence_digest
 from ._types import ChunkKey
 from .errors import SpecError, SpecTypeError
 
@@ -74,33 +74,40 @@ def _parse_axis_order(axis_order: Any, axes: Mapping[str, int]) -> tuple[str, ..
 
 @dataclass(frozen=True)
 class Axis:
-    """One split axis: its values in the order given, cut into bins of ``bin_size``."""
+    """One split axis: its values in the order given, cut into bins of ``bin_size``.
+
+    Only one digest per bin is kept (not one encoding per value): planning a grid costs
+    O(values) once and its memory does not grow with the number of points.
+    """
 
     name: str
     values: tuple[Any, ...]
     bin_size: int
-    value_encodings: tuple[bytes, ...] = field(repr=False, compare=False)
+    bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
 
     @cached_property
     def bins(self) -> tuple[tuple[Any, ...], ...]:
         n = self.bin_size
         return tuple(self.values[i : i + n] for i in range(0, len(self.values), n))
 
-    @cached_property
-    def bin_encodings(self) -> tuple[tuple[bytes, ...], ...]:
-        n = self.bin_size
-        encs = self.value_encodings
-        return tuple(encs[i : i + n] for i in range(0, len(encs), n))
 
-    @cached_property
-    def bin_digests(self) -> tuple[bytes, ...]:
-        """Digest of each bin's values, so chunk keys hash in O(chunks), not O(points)."""
-        n = self.bin_size
-        encs = self.value_encodings
-        return tuple(
-            digest_bytes(len(encs[i : i + n]).to_bytes(8, "big") + b"".join(encs[i : i + n]))
-            for i in range(0, len(encs), n)
-        )
+_PLAIN_TYPES = (frozenset({int}), frozenset({str}), frozenset({bytes}))
+
+
+def _check_unique(where: str, values: tuple[Any, ...]) -> None:
+    """Refuse an axis holding a value twice (equal canonical encodings)."""
+    kinds = frozenset(map(type, values))
+    if kinds in _PLAIN_TYPES and len(set(values)) == len(values):
+        return  # for plain ints, strs or bytes, equality is encoding equality
+    seen: dict[bytes, int] = {}
+    for i, value in enumerate(values):
+        enc = encode(value, f"{where}[{i}]")
+        if enc in seen:
+            raise SpecError(
+                f"{where} holds the value {value!r} twice (positions {seen[enc]} and {i}); "
+                "each axis value must be unique"
+            )
+        seen[enc] = i
 
 
 def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
@@ -111,16 +118,11 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
             f"{where} must be a list of values; got {type(values).__name__} {values!r:.80}"
         )
     values = tuple(values)
-    encodings = tuple(encode(v, f"{where}[{i}]") for i, v in enumerate(values))
-    seen: dict[bytes, int] = {}
-    for i, enc in enumerate(encodings):
-        if enc in seen:
-            raise SpecError(
-                f"{where} holds the value {values[i]!r} twice (positions {seen[enc]} and {i}); "
-                "each axis value must be unique"
-            )
-        seen[enc] = i
-    return Axis(name, values, bin_size, encodings)
+    _check_unique(where, values)
+    digests = tuple(
+        sequence_digest(values[i : i + bin_size], where) for i in range(0, len(values), bin_size)
+    )
+    return Axis(name, values, bin_size, digests)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,11 @@ class Chunk:
     axes: tuple[str, ...]
     bins: tuple[tuple[Any, ...], ...]
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
-    bin_encodings: tuple[tuple[bytes, ...], ...] = field(repr=False, compare=False, default=())
+
+    @property
+    def bin_encodings(self) -> tuple[tuple[bytes, ...], ...]:
+        """Canonical encodings of every bin value, for point lookups in the index."""
+        return tuple(tuple(encode(v) for v in values) for values in self.bins)
 
     @property
     def key(self) -> ChunkKey:
@@ -198,7 +204,6 @@ class Grid:
                 names,
                 tuple(axis.bins[i] for axis, i in zip(self.axes, combo)),
                 tuple(axis.bin_digests[i] for axis, i in zip(self.axes, combo)),
-                tuple(axis.bin_encodings[i] for axis, i in zip(self.axes, combo)),
             )
 
 
@@ -225,7 +230,7 @@ def reorder_product(
     values need not be hashable.
     """
     if tuple(stored_axes) == tuple(wanted_axes):
-        return list(outputs)
+        return outputs if isinstance(outputs, list) else list(outputs)
     strides: dict[str, int] = {}
     stride = 1
     for axis in reversed(stored_axes):

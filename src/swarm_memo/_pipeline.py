@@ -45,7 +45,7 @@ class Pipeline:
         self.pairs = pairs  # collect (point, output) pairs instead of collate/merge
         self.diag = Diagnostics(total_chunks=len(plan.named_chunks))
         self.values: dict[int, Any] = {}
-        self.claims = Claims(memo.store.lock_folder(f"{plan.pset.set_id}/claims"))
+        self.claims = Claims(memo.store.lock_file(f"{plan.pset.set_id}/claims.lock"))
         self._stored: set[str] = set()
 
     def execute(self) -> tuple[Any, Diagnostics]:
@@ -183,16 +183,23 @@ class Pipeline:
                 diag.missing_chunks += 1
                 diag.missing_points += len(job.missing)
                 if job.reused:
-                    self._keep(job.index, job.outputs, job.points)
+                    self._keep(job.index, job.outputs, job.points, partial=True)
             else:
                 diag.cached_chunks += 1
                 self._keep(job.index, job.outputs, job.points)
 
-    def _keep(self, index: int, outputs: list[Any], points: list[Any] | None = None) -> None:
+    def _keep(
+        self,
+        index: int,
+        outputs: list[Any],
+        points: list[Any] | None = None,
+        partial: bool = False,
+    ) -> None:
         """Collate a finished chunk (points missing from a partial one are left out)."""
         if not self.pairs:
-            kept = [o for o in outputs if o is not MISSING]
-            self.values[index] = self.memo.collate_fn(kept)
+            if partial:
+                outputs = [o for o in outputs if o is not MISSING]
+            self.values[index] = self.memo.collate_fn(outputs)
             return
         if not points:  # exact hit or a chunk another process wrote: enumerate its points
             points = self.plan.points(self.plan.named_chunks[index][0])

@@ -117,8 +117,8 @@ class LocalStore:
                         removed += 1
         return removed
 
-    def lock_folder(self, key: str) -> Path | None:
-        """Local folder for claim lock files (None for stores without file locks)."""
+    def lock_file(self, key: str) -> Path | None:
+        """Local path of the claims lock file (None for stores without file locks)."""
         return self.path(key)
 
     def init_root(self) -> None:

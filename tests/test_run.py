@@ -376,3 +376,21 @@ def test_diagnostics_repr_is_readable():
     text = repr(Diagnostics(total_chunks=3, wall_time=1.23456))
     assert text.startswith("Diagnostics(total_chunks=3,")
     assert "wall_time=1.235" in text
+
+
+def test_runs_of_consecutive_ints_are_stored_as_ranges_and_read_back(make_memo, tmp_path):
+    from swarm_memo._codec import compact_key, expand_key
+
+    key = (("s", (1, 2, 3, 4)), ("strat", ("a",)), ("t", (5, 3, 1)), ("u", (1, 2, 4)))
+    compact = compact_key(key)
+    assert compact[0][1] == range(1, 5)
+    assert compact[2][1] == range(5, 0, -2)
+    assert compact[3][1] == (1, 2, 4)
+    assert expand_key(compact) == key
+    assert compact_key((("b", (True, False, True)),))[0][1] == (True, False, True)
+    memo = make_memo(memo_chunk_spec={"strat": 2, "s": 4})
+    spec = {"strat": ["aaa", "bb"], "s": list(range(100))}
+    output, _ = memo.run({}, spec)
+    record = decode_chunk(chunk_files(tmp_path / "cache")[0].read_bytes())
+    assert len(dict(record.chunk_key)["s"]) == 4
+    assert memo.run({}, spec)[0] == output

@@ -63,13 +63,37 @@ def checksum_of(data: bytes) -> bytes:
     return data[len(MAGIC) + 2 : HEADER_SIZE]
 
 
+def compact_key(chunk_key: ChunkKey) -> tuple[tuple[str, Any], ...]:
+    """The chunk key with every run of consecutive ints stored as a ``range``.
+
+    Integer axes (seeds, indices, sizes) are the longest ones; a bin of them costs a few
+    bytes instead of a few bytes per value, which keeps small outputs' files small.
+    """
+    return tuple((axis, _compact(values)) for axis, values in chunk_key)
+
+
+def _compact(values: tuple[Any, ...]) -> Any:
+    if len(values) < 3 or set(map(type, values)) != {int}:
+        return values
+    step = values[1] - values[0]
+    if step == 0:
+        return values
+    run = range(values[0], values[-1] + (1 if step > 0 else -1), step)
+    return run if len(run) == len(values) and tuple(run) == values else values
+
+
+def expand_key(stored: Any) -> ChunkKey:
+    """Undo :func:`compact_key`."""
+    return tuple((axis, tuple(values)) for axis, values in stored)
+
+
 def encode_chunk(record: ChunkRecord) -> bytes:
     """Serialize a chunk record to the bytes of a chunk file."""
     body = pickle.dumps(
         {
             "params": record.params,
             "cache_version": record.cache_version,
-            "chunk_key": record.chunk_key,
+            "chunk_key": compact_key(record.chunk_key),
             "axes": record.axes,
             "points": record.points,
             "outputs": record.outputs,
@@ -94,6 +118,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
         raise CorruptChunkError("checksum mismatch: the file is truncated or damaged")
     try:
         fields = pickle.loads(body)
+        fields["chunk_key"] = expand_key(fields["chunk_key"])
         record = replace(ChunkRecord(**fields), checksum=checksum)
     except Exception as exc:  # checksum passed, yet unreadable: e.g. a class went away
         raise CorruptChunkError(f"payload cannot be unpickled: {exc!r}") from exc

@@ -22,24 +22,30 @@ import itertools
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from ._codec import ChunkRecord
+from ._codec import ChunkRecord, compact_key
 from ._hashing import encode, point_digest
 
 if TYPE_CHECKING:
     from ._cache import ParamsSet
 
-INDEX_MAGIC = b"SWMEMOIX1"
+INDEX_MAGIC = b"SWMEMOIX2"
 Location = tuple[str, int]
 
 
 @dataclass(frozen=True)
 class IndexRecord:
-    """The points of one chunk file: a product of axis bins, or a list of point digests."""
+    """The points of one chunk file: a product of axis bins, or a list of point digests.
+
+    A product record keeps its bins' values (compact: runs of ints as ranges) in the
+    stored axis order; their canonical encodings are computed when the index is read,
+    i.e. only by runs that need point lookups, never on the write path.
+    """
 
     axes: tuple[str, ...]
-    encodings: tuple[tuple[bytes, ...], ...]
+    bins: tuple[Any, ...]
     digests: bytes | None
     checksum: bytes
 
@@ -47,19 +53,19 @@ class IndexRecord:
     def of(cls, record: ChunkRecord, digests: Sequence[bytes] | None = None) -> IndexRecord:
         """The index record of a chunk; ``digests`` saves re-hashing enumerated points."""
         if record.points is None:
-            bins = dict(record.chunk_key)
-            return cls(
-                record.axes,
-                tuple(tuple(encode(v, f"chunk key[{a!r}]") for v in bins[a]) for a in record.axes),
-                None,
-                record.checksum,
-            )
+            key = dict(compact_key(record.chunk_key))
+            return cls(record.axes, tuple(key[a] for a in record.axes), None, record.checksum)
         if digests is None:
             digests = [point_digest(p) for p in record.points]
         return cls((), (), b"".join(digests), record.checksum)
 
+    @cached_property
+    def encodings(self) -> tuple[tuple[bytes, ...], ...]:
+        """Canonical encodings of each bin's values, in ``axes`` order."""
+        return tuple(tuple(encode(v, "chunk key") for v in values) for values in self.bins)
+
     def to_bytes(self) -> bytes:
-        fields = (self.axes, self.encodings, self.digests, self.checksum)
+        fields = (self.axes, self.bins, self.digests, self.checksum)
         return INDEX_MAGIC + pickle.dumps(fields, protocol=5)
 
     @classmethod
@@ -67,8 +73,8 @@ class IndexRecord:
         if not data.startswith(INDEX_MAGIC):
             return None
         try:
-            axes, encodings, digests, checksum = pickle.loads(data[len(INDEX_MAGIC) :])
-            return cls(tuple(axes), tuple(tuple(e) for e in encodings), digests, checksum)
+            axes, bins, digests, checksum = pickle.loads(data[len(INDEX_MAGIC) :])
+            return cls(tuple(axes), tuple(bins), digests, checksum)
         except Exception:  # damaged record: rebuilt from the chunk file by the caller
             return None
 

@@ -191,7 +191,7 @@ def _index_points(set_dir: Path, chunk: FileEntry) -> int | None:
         return None
     if record.digests is not None:
         return len(record.digests) // DIGEST_SIZE
-    return math.prod(len(e) for e in record.encodings)
+    return math.prod(len(values) for values in record.bins)
 
 
 def read_chunk(path: Path) -> ChunkRecord:

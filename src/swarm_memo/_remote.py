@@ -40,7 +40,7 @@ class FsspecStore:
             return None
         return data
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
         path = self._path(key)
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         self.fs.pipe_file(path, data)

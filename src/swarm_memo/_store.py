@@ -65,13 +65,15 @@ class LocalStore:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Write atomically; ``durable=False`` skips the fsync (for rebuildable files)."""
         path = self.path(key)
+        durable = durable and self.durable
         try:
-            atomic_write(path, data, durable=self.durable)
+            atomic_write(path, data, durable=durable)
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data, durable=self.durable)
+            atomic_write(path, data, durable=durable)
 
     def write_if_absent(self, key: str, data: bytes) -> None:
         if not self.path(key).exists():

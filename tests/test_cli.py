@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -19,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from swarm_memo import CacheWarning, SwarmMemo
-from swarm_memo._index import IndexRecord
+from swarm_memo._index import decode_segment, encode_segment
 from swarm_memo._inspect import list_sets, resolve_set
 from swarm_memo._maintenance import plan_gc, verify_cache
 from swarm_memo._textfmt import InspectError, parse_duration, to_jsonable
@@ -158,8 +159,12 @@ def test_ls_points_without_index_and_with_stale_index(cache: Cache) -> None:
     for idx in (cache.root / cache.a / "index").iterdir():
         idx.unlink()
     # a record whose checksum is not its chunk file's (the file was replaced) is not trusted
-    (record_path,) = (cache.root / cache.c / "index").iterdir()
-    record_path.write_bytes(IndexRecord((), (), b"\0" * 16, b"x" * 16).to_bytes())
+    (segment,) = (cache.root / cache.c / "index").iterdir()
+    stale = {
+        name: dataclasses.replace(record, checksum=b"x" * 16)
+        for name, record in decode_segment(segment.read_bytes()).items()
+    }
+    segment.write_bytes(encode_segment(stale))
     rows = {row["digest"]: row for row in invoke_json("ls", cache.root)}
     assert rows[cache.a]["points"] == 12
     assert rows[cache.c]["points"] == 6

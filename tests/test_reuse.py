@@ -9,7 +9,8 @@ import pytest
 
 from helpers import expected_output
 from swarm_memo import CacheMissError, SwarmMemo
-from swarm_memo._index import PointIndex
+from swarm_memo._index import IndexLog, PointIndex
+from swarm_memo._store import LocalStore
 
 PARAMS = {"alpha": 7}
 
@@ -190,7 +191,10 @@ def test_deleted_index_is_rebuilt_and_loses_nothing(tmp_path, counting):
         shutil.rmtree(index_dir)
     diag = check(make(tmp_path, counting, {"a": 3, "b": 1}), counting, spec, [])
     assert diag.reused_points == 9
-    assert len(list((tmp_path / "cache").glob("*/index/*.idx"))) == 4 + 3
+    (set_dir,) = (p.parent for p in (tmp_path / "cache").glob("*/chunks"))
+    records = IndexLog(LocalStore(set_dir), "index").read()
+    assert set(records) == {p.stem for p in set_dir.glob("chunks/*.chunk")}
+    assert len(records) == 4 + 3
 
 
 def test_damaged_index_record_is_rebuilt(tmp_path, counting):
@@ -217,3 +221,20 @@ def test_stale_index_record_never_serves_wrong_outputs(tmp_path, counting):
     output, _ = fresh.run(PARAMS, {"a": [1, 2]})
     assert output == [expected_output(PARAMS, (1,)), expected_output(PARAMS, (2,))]
     assert sorted(counting.calls()) == ["(1,)", "(2,)"]
+
+
+def test_many_index_segments_are_folded_into_one(tmp_path, counting):
+    from swarm_memo import _index
+
+    memo = make(tmp_path, counting, {"a": 1})
+    for k in range(_index.FOLD_ABOVE + 3):  # one segment per run
+        memo.run({"k": 0}, {"a": [k]})
+    (set_dir,) = (p.parent for p in (tmp_path / "cache").glob("*/chunks"))
+    # one segment per run, folded once there were too many
+    assert 1 <= len(list(set_dir.glob("index/*.idx"))) <= 4
+    counting.reset()
+    rebinned = make(tmp_path, counting, {"a": 5})
+    rebinned.run({"k": 0}, {"a": list(range(_index.FOLD_ABOVE + 3))})
+    assert counting.count() == 0
+    records = IndexLog(LocalStore(set_dir), "index").read()
+    assert set(records) == {p.stem for p in set_dir.glob("chunks/*.chunk")}

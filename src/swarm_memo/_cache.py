@@ -7,7 +7,8 @@
       <set-id>/                       one folder per (params, cache_version)
         params.pkl                    the params and cache version, for humans and the CLI
         chunks/<chunk-name>.chunk     one file per memo chunk (see _codec)
-        index/<chunk-name>.idx        which points that chunk file holds (see _index)
+        index/<uuid>.idx              which points each chunk file holds (see _index)
+        claims.lock                   chunk claims between processes (see _claims)
       .quarantine/<set-id>/...        damaged or foreign files, moved aside, never deleted
 
 ``<set-id>`` is a digest of (params, cache_version); ``<chunk-name>`` is what
@@ -27,13 +28,12 @@ from typing import Any, Protocol
 
 from ._codec import ChunkRecord, checksum_of, decode_chunk, encode_chunk
 from ._hashing import digest_bytes, encode
-from ._index import IndexRecord
+from ._index import IndexLog, IndexRecord
 from .errors import CacheWarning, CorruptChunkError
 
 logger = logging.getLogger("swarm_memo")
 
 CHUNK_SUFFIX = ".chunk"
-INDEX_SUFFIX = ".idx"
 PARAMS_FILE = "params.pkl"
 QUARANTINE = ".quarantine"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
@@ -48,6 +48,7 @@ class ByteStore(Protocol):
     def names(self, prefix: str, suffix: str = "") -> list[str]: ...
     def move(self, src: str, dst: str) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
     def url(self, key: str) -> str: ...
     def clean_temp(self, prefix: str, grace_seconds: float = ...) -> int: ...
 
@@ -71,15 +72,16 @@ class ParamsSet:
     params: dict[str, Any]
     cache_version: str
     quarantined: set[str] = field(default_factory=set)
+    _params_written: bool = False
+
+    def __post_init__(self) -> None:
+        self.index_log = IndexLog(self.store, f"{self.set_id}/index")
 
     def chunk_key(self, name: str) -> str:
         return f"{self.set_id}/chunks/{name}{CHUNK_SUFFIX}"
 
     def has_chunk(self, name: str) -> bool:
         return self.store.exists(self.chunk_key(name))
-
-    def index_key(self, name: str) -> str:
-        return f"{self.set_id}/index/{name}{INDEX_SUFFIX}"
 
     def stored_names(self) -> set[str]:
         """Names of the chunk files present (one listing, no reads)."""
@@ -113,26 +115,17 @@ class ParamsSet:
         self, name: str, record: ChunkRecord, point_digests: list[bytes] | None = None
     ) -> None:
         """Write one chunk file atomically (and the params file on first use)."""
-        self.store.write_if_absent(
-            f"{self.set_id}/{PARAMS_FILE}",
-            pickle.dumps({"params": self.params, "cache_version": self.cache_version}),
-        )
+        if not self._params_written:
+            self.store.write_if_absent(
+                f"{self.set_id}/{PARAMS_FILE}",
+                pickle.dumps({"params": self.params, "cache_version": self.cache_version}),
+            )
+            self._params_written = True
         data = encode_chunk(record)
         self.store.write(self.chunk_key(name), data)
         # The index record goes second: it never describes a chunk file that is not there.
-        self._write_index_record(name, replace(record, checksum=checksum_of(data)), point_digests)
-
-    def _write_index_record(
-        self, name: str, record: ChunkRecord, point_digests: list[bytes] | None = None
-    ) -> IndexRecord:
-        index_record = IndexRecord.of(record, point_digests)
-        # No fsync: an index record lost to a power cut is rebuilt from its chunk file.
-        self.store.write(self.index_key(name), index_record.to_bytes(), durable=False)
-        return index_record
-
-    def read_index_record(self, name: str) -> IndexRecord | None:
-        data = self.store.read(self.index_key(name))
-        return None if data is None else IndexRecord.from_bytes(data)
+        record = replace(record, checksum=checksum_of(data))
+        self.index_log.add(name, IndexRecord.of(record, point_digests))
 
     def rebuild_index_record(self, name: str) -> IndexRecord | None:
         """Recreate a missing or stale index record from its chunk file."""
@@ -140,7 +133,13 @@ class ParamsSet:
         if record is None:
             return None
         logger.info("swarm-memo: rebuilt index record of chunk %s", name)
-        return self._write_index_record(name, record)
+        index_record = IndexRecord.of(record)
+        self.index_log.add(name, index_record)
+        return index_record
+
+    def close(self) -> None:
+        """Write the index records still pending (call once a run is over)."""
+        self.index_log.flush()
 
     def _quarantine(self, key: str, reason: str) -> None:
         target = f"{QUARANTINE}/{key}.{time.time_ns()}"

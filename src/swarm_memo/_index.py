@@ -1,25 +1,29 @@
 """The point index: which stored chunk file holds which point.
 
-Chunk files are the truth; the index only speeds up finding points inside them. Beside
-each ``chunks/<name>.chunk`` the writer puts an immutable record ``index/<name>.idx``
-(after the chunk file, so a record never points at nothing), describing the points the
-file holds:
+Chunk files are the truth; the index only speeds up finding points inside them. For each
+chunk file the writer records which points it holds:
 
-- a *product* chunk (default enumerator): its axis order and, per axis, the canonical
-  encodings of its bin values. A point is found by per-axis lookups and index arithmetic,
-  so point order, axis order and bin boundaries may all change between runs;
+- a *product* chunk (default enumerator): its axis order and its bins' values. A point is
+  found by per-axis lookups and index arithmetic, so point order, axis order and bin
+  boundaries may all change between runs;
 - an *enumerated* chunk (custom ``enumerate_points``): the 16-byte digest of each point.
 
-One record per chunk file means writers never share a file: nothing to lock, no lost
-update, safe on network file systems. Reading the index lists the chunk files, reads the
-records, and rebuilds (from the chunk file) any record that is missing or unreadable;
-a record without its chunk file is ignored. Deleting ``index/`` loses nothing.
+Records are written after their chunk files, in batches: each batch is one immutable
+*segment* file ``index/<uuid>.idx`` (written atomically, never modified). Writers never
+share a file, so nothing needs a lock and nothing is lost to a race, on local disks,
+NFS or object stores alike; and a chunk costs no extra file creation. Readers merge every
+segment; once there are many, a reader folds them into one. Each record carries its chunk
+file's checksum, so a record describing an older version of a file is detected. A chunk
+file without a record (a crash before its batch was written, a deleted ``index/``) gets
+one rebuilt from the file. Deleting ``index/`` loses nothing.
 """
 
 from __future__ import annotations
 
 import itertools
 import pickle
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,7 +35,12 @@ from ._hashing import encode, point_digest
 if TYPE_CHECKING:
     from ._cache import ParamsSet
 
-INDEX_MAGIC = b"SWMEMOIX2"
+INDEX_MAGIC = b"SWMEMOIX3"
+SEGMENT_SUFFIX = ".idx"
+FLUSH_EVERY = 64
+"""Records per segment file while a run writes chunks."""
+FOLD_ABOVE = 32
+"""A reader folds the segments into one when it finds more than this."""
 Location = tuple[str, int]
 
 
@@ -64,19 +73,71 @@ class IndexRecord:
         """Canonical encodings of each bin's values, in ``axes`` order."""
         return tuple(tuple(encode(v, "chunk key") for v in values) for values in self.bins)
 
-    def to_bytes(self) -> bytes:
-        fields = (self.axes, self.bins, self.digests, self.checksum)
-        return INDEX_MAGIC + pickle.dumps(fields, protocol=5)
+    def to_tuple(self) -> tuple[Any, ...]:
+        return (self.axes, self.bins, self.digests, self.checksum)
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> IndexRecord | None:
-        if not data.startswith(INDEX_MAGIC):
-            return None
-        try:
-            axes, bins, digests, checksum = pickle.loads(data[len(INDEX_MAGIC) :])
-            return cls(tuple(axes), tuple(bins), digests, checksum)
-        except Exception:  # damaged record: rebuilt from the chunk file by the caller
-            return None
+
+def encode_segment(records: dict[str, IndexRecord]) -> bytes:
+    """The bytes of one segment file."""
+    rows = [(name, *record.to_tuple()) for name, record in records.items()]
+    return INDEX_MAGIC + pickle.dumps(rows, protocol=5)
+
+
+def decode_segment(data: bytes) -> dict[str, IndexRecord]:
+    """Records of a segment file; empty when it is not a readable segment."""
+    if not data.startswith(INDEX_MAGIC):
+        return {}
+    try:
+        rows = pickle.loads(data[len(INDEX_MAGIC) :])
+        return {
+            name: IndexRecord(tuple(axes), tuple(bins), digests, checksum)
+            for name, axes, bins, digests, checksum in rows
+        }
+    except Exception:  # a damaged segment: its chunks get records rebuilt
+        return {}
+
+
+class IndexLog:
+    """Reads the segments of one params set and writes this run's records in batches."""
+
+    def __init__(self, store: Any, prefix: str) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._pending: dict[str, IndexRecord] = {}
+
+    def add(self, name: str, record: IndexRecord) -> None:
+        self._pending[name] = record
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending records as one new segment (no fsync: rebuildable)."""
+        if self._pending:
+            self._store.write(self._new_key(), encode_segment(self._pending), durable=False)
+            self._pending = {}
+
+    def _new_key(self) -> str:
+        # Names sort by creation time, so a newer record of a chunk wins when merged.
+        return f"{self._prefix}/{time.time_ns():020d}-{uuid.uuid4().hex[:12]}{SEGMENT_SUFFIX}"
+
+    def read(self, *, fold: bool = True) -> dict[str, IndexRecord]:
+        """Every record stored (this run's pending ones included)."""
+        names = sorted(self._store.names(self._prefix, SEGMENT_SUFFIX))
+        records: dict[str, IndexRecord] = {}
+        for segment in names:
+            data = self._store.read(f"{self._prefix}/{segment}")
+            records.update(decode_segment(data or b""))
+        records.update(self._pending)
+        if fold and len(names) > FOLD_ABOVE:
+            self._fold(records, names)
+        return records
+
+    def _fold(self, records: dict[str, IndexRecord], segments: list[str]) -> None:
+        """Replace many segments by one. Segments written meanwhile are left alone; one
+        deleted under a concurrent reader only costs that reader some rebuilds."""
+        self._store.write(self._new_key(), encode_segment(records), durable=False)
+        for segment in segments:
+            self._store.delete(f"{self._prefix}/{segment}")
 
 
 def _strides(lengths: Sequence[int]) -> list[int]:
@@ -103,11 +164,10 @@ class PointIndex:
     @classmethod
     def read(cls, pset: ParamsSet, names: set[str]) -> PointIndex:
         """Read the records of ``names``, rebuilding missing or damaged ones."""
+        stored = pset.index_log.read()
         records: dict[str, IndexRecord] = {}
         for name in sorted(names):
-            record = pset.read_index_record(name)
-            if record is None:
-                record = pset.rebuild_index_record(name)
+            record = stored.get(name) or pset.rebuild_index_record(name)
             if record is not None:
                 records[name] = record
         return cls(records)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, INDEX_SUFFIX, PARAMS_FILE, params_set_id
+from ._cache import CHUNK_SUFFIX, PARAMS_FILE, params_set_id
 from ._codec import HEADER_SIZE, MAGIC, ChunkRecord, checksum_of, decode_chunk
 from ._hashing import DIGEST_SIZE, encode
-from ._index import IndexRecord
+from ._index import IndexLog, IndexRecord
 from ._store import LocalStore
 from ._textfmt import InspectError, iso_time, short_repr, sort_values, to_jsonable
 from .errors import CorruptChunkError
@@ -175,17 +175,22 @@ def tree_bytes(base: Path) -> int:
     return sum(f.size for f in walk_files(base))
 
 
-def _index_points(set_dir: Path, chunk: FileEntry) -> int | None:
+def index_records(set_dir: Path) -> dict[str, IndexRecord]:
+    """Every index record of a params set (read-only: segments are never folded here)."""
+    return IndexLog(LocalStore(set_dir), "index").read(fold=False)
+
+
+def _index_points(records: dict[str, IndexRecord], chunk: FileEntry) -> int | None:
     """Points of a chunk file from its index record, if the record describes that file."""
-    name = chunk.path.name[: -len(CHUNK_SUFFIX)]
+    record = records.get(chunk.path.name[: -len(CHUNK_SUFFIX)])
+    if record is None:
+        return None
     try:
-        data = (set_dir / "index" / f"{name}{INDEX_SUFFIX}").read_bytes()
         with open(chunk.path, "rb") as fh:
             header = fh.read(HEADER_SIZE)
     except OSError:
         return None
-    record = IndexRecord.from_bytes(data)
-    if record is None or not header.startswith(MAGIC) or len(header) < HEADER_SIZE:
+    if not header.startswith(MAGIC) or len(header) < HEADER_SIZE:
         return None
     if record.checksum != checksum_of(header):  # the chunk file was replaced since
         return None
@@ -208,8 +213,9 @@ def summarize_set(set_dir: Path) -> SetSummary:
     params, version, error = read_params(set_dir)
     chunks = chunk_files(set_dir)
     points, unreadable = 0, 0
+    records = index_records(set_dir)
     for chunk in chunks:
-        n = _index_points(set_dir, chunk)
+        n = _index_points(records, chunk)
         if n is None:
             try:
                 n = len(read_chunk(chunk.path).outputs)

@@ -16,20 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, INDEX_SUFFIX, PARAMS_FILE, QUARANTINE
+from ._cache import CHUNK_SUFFIX, PARAMS_FILE, QUARANTINE
 from ._hashing import encode
 from ._inspect import (
     FileEntry,
     SetSummary,
     check_root,
     chunk_files,
+    index_records,
     read_chunk,
     read_params,
     resolve_set,
     set_dirs,
     set_id_of,
     summarize_set,
-    visible_files,
     walk_files,
 )
 from ._store import TEMP_GRACE_SECONDS, TEMP_SUFFIX
@@ -165,11 +165,12 @@ def _verify_set(set_dir: Path, report: VerifyReport) -> None:
         else:
             report.chunks_ok += 1
     stored = {c.path.name[: -len(CHUNK_SUFFIX)] for c in chunk_files(set_dir)}
-    for idx in visible_files(set_dir, "index", INDEX_SUFFIX):
-        if idx.path.name[: -len(INDEX_SUFFIX)] not in stored:
-            report.notes.append(
-                Problem(idx.path, "index record without a chunk file (ignored by runs)", set_id)
+    for name in sorted(set(index_records(set_dir)) - stored):
+        report.notes.append(
+            Problem(
+                set_dir / "index", f"index record of {name} without a chunk file (ignored)", set_id
             )
+        )
 
 
 def verify_cache(root: str | os.PathLike[str]) -> VerifyReport:

@@ -66,6 +66,7 @@ class Pipeline:
                             self._keep(job.index, job.outputs, job.points)
         finally:
             self.claims.release_all()
+            plan.pset.close()
         diag.total_points = diag.cached_points + diag.executed_points + diag.missing_points
         diag.quarantined_files = len(plan.pset.quarantined)
         output = None
@@ -302,4 +303,5 @@ def compute_status(plan: RunPlan) -> Status:
             status.missing_chunks += 1
             status.missing.append(chunk.split_spec)
     status.missing_points = status.total_points - status.cached_points
+    plan.pset.close()  # keep index records rebuilt on the way
     return status

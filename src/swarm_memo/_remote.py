@@ -9,6 +9,7 @@ write is whole and self-checking) but may compute the same chunk twice.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from typing import Any
 
@@ -68,6 +69,10 @@ class FsspecStore:
 
     def move(self, src: str, dst: str) -> None:
         self.fs.mv(self._path(src), self._path(dst))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(key))
 
     def clean_temp(self, prefix: str, grace_seconds: float = 0.0) -> int:
         return 0  # writes are single PUTs: there are never temp files

@@ -71,7 +71,7 @@ class Reuse:
         if record is not None:
             if record.checksum == self.index.records[name].checksum:
                 outputs = record.outputs
-            else:  # the file was replaced after its index record was read: trust the file
+            else:  # the file was replaced after its index record was written: trust the file
                 self._pset.rebuild_index_record(name)
         self._loaded[name] = outputs
         self._loaded_points += len(outputs or ())

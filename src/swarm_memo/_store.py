@@ -103,6 +103,10 @@ class LocalStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path(src), target)
 
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(key).unlink()
+
     def clean_temp(self, prefix: str, grace_seconds: float = TEMP_GRACE_SECONDS) -> int:
         """Remove temp files under ``prefix`` left by killed writers; return how many."""
         cutoff = time.time() - grace_seconds

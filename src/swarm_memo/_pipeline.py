@@ -151,7 +151,10 @@ class Pipeline:
         outputs = [MISSING] * len(points)
         reused = reuse.fill(chunk, digests, outputs)
         bar.skip(reused)
-        todo = [i for i, output in enumerate(outputs) if output is MISSING]
+        if reused:
+            todo = [i for i, output in enumerate(outputs) if output is MISSING]
+        else:
+            todo = list(range(len(points)))
         return ChunkJob(chunk.index, name, points, outputs, todo, reused, digests)
 
     def _finished_elsewhere(self, chunk: Chunk, name: str, bar: Progress) -> ChunkJob | None:
@@ -254,7 +257,7 @@ class Pipeline:
 
     def _store(self, job: ChunkJob) -> None:
         try:
-            if any(isinstance(o, PointFailure) for o in job.outputs):
+            if job.failed:
                 logger.warning("swarm-memo: chunk %s has failed points; not stored", job.name)
                 return
             plan = self.plan

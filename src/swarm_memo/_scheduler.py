@@ -42,6 +42,7 @@ class ChunkJob:
     missing: list[int]
     reused: int = 0
     digests: list[bytes] | None = None
+    failed: int = 0
     cached: int = 0
     """Points of a chunk another process wrote meanwhile (its outputs came from its file)."""
     remaining: int = field(init=False)
@@ -50,7 +51,9 @@ class ChunkJob:
         self.remaining = len(self.missing)
 
 
-Batch = list[tuple[ChunkJob, int]]
+Segment = tuple[ChunkJob, list[int]]
+Batch = list[Segment]
+"""An exec chunk: runs of missing positions of consecutive jobs."""
 
 
 @dataclass
@@ -108,6 +111,7 @@ class Engine:
     def _batches(self, jobs: Iterable[ChunkJob | None]) -> Iterator[Batch | None]:
         """Exec chunks; None while the job source waits (a chunk claimed elsewhere)."""
         batch: Batch = []
+        filled = 0
         size = self.plan.exec_chunk_size
         for job in jobs:
             if job is None:
@@ -115,22 +119,26 @@ class Engine:
                 # for exactly these points' chunk.
                 if batch:
                     yield batch
-                    batch = []
+                    batch, filled = [], 0
                 yield None
                 continue
             if not job.missing:
                 self._ready.append(job)
                 continue
-            for position in job.missing:
-                batch.append((job, position))
-                if len(batch) == size:
+            start = 0
+            while start < len(job.missing):
+                take = size - filled
+                batch.append((job, job.missing[start : start + take]))
+                filled += len(batch[-1][1])
+                start += take
+                if filled == size:
                     yield batch
-                    batch = []
+                    batch, filled = [], 0
         if batch:
             yield batch
 
     def _submit(self, batch: Batch) -> Future[Any]:
-        points = [job.points[pos] for job, pos in batch]
+        points = [job.points[pos] for job, positions in batch for pos in positions]
         skip = self.plan.skip_errors
         executor = self.backend.executor
         self.diag.exec_chunks += 1
@@ -206,21 +214,38 @@ class Engine:
         if error is not None:
             raise error
 
-    def _absorb(self, batch: Batch, result: Any) -> None:
-        self.plan.on_progress(len(result))
-        for (job, position), output in zip(batch, result):
-            if isinstance(output, PointFailure):
-                if not self.plan.skip_errors:
-                    raise self._exec_error(job.points[position], output)
-                self.diag.failed_points.append(job.points[position])
-            job.outputs[position] = output
-            job.remaining -= 1
-            self._buffered += 1
+    def _absorb(self, batch: Batch, result: tuple[list[Any], list[int]]) -> None:
+        outputs, failed = result
+        if failed:
+            self._record_failures(batch, outputs, failed)
+        self.plan.on_progress(len(outputs))
+        offset = 0
+        for job, positions in batch:
+            count = len(positions)
+            values = outputs[offset : offset + count]
+            first = positions[0]
+            if positions[-1] - first + 1 == count:  # a contiguous run: one slice copy
+                job.outputs[first : first + count] = values
+            else:
+                for position, value in zip(positions, values):
+                    job.outputs[position] = value
+            offset += count
+            job.remaining -= count
+            self._buffered += count
+            self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
             if job.remaining == 0:
-                self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
                 self._buffered -= len(job.missing)
                 self._ready.append(job)
-        self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
+
+    def _record_failures(self, batch: Batch, outputs: list[Any], failed: list[int]) -> None:
+        """Raise for the first failure, or (``on_error="skip"``) list every failed point."""
+        where = [(job, pos) for job, positions in batch for pos in positions]
+        for index in failed:
+            job, position = where[index]
+            if not self.plan.skip_errors:
+                raise self._exec_error(job.points[position], outputs[index])
+            job.failed += 1
+            self.diag.failed_points.append(job.points[position])
 
     def _exec_error(self, point: Any, failure: PointFailure) -> ExecError:
         return ExecError(
@@ -241,7 +266,7 @@ def result_or_death(future: Future[Any], batch: Batch, params: Any) -> Any:
     except BaseException as exc:
         if not _is_worker_death(exc):
             raise
-        points = [job.points[pos] for job, pos in batch]
+        points = [job.points[pos] for job, positions in batch for pos in positions]
         raise WorkerDiedError(
             f"a worker died ({type(exc).__name__}: {exc}) while evaluating an exec chunk of "
             f"{len(points)} points: {points!r:.500}; chunks finished before it are stored",

@@ -56,13 +56,14 @@ def _resolve(token: str, blob: bytes | BlobFile) -> tuple[Callable[[Any, Any], A
 
 def evaluate(
     exec_fn: Callable[[Any, Any], Any], params: Any, points: Sequence[Any], skip_errors: bool
-) -> list[Any]:
+) -> tuple[list[Any], list[int]]:
     """Evaluate ``exec_fn(params, point)`` for each point, in order.
 
-    A raising point becomes a :class:`PointFailure` in the list; unless ``skip_errors``,
-    evaluation stops there and the failure is the list's last element.
+    Returns the outputs and the indices of the points that raised. A raising point's
+    output is a :class:`PointFailure`; unless ``skip_errors``, evaluation stops there.
     """
     outputs: list[Any] = []
+    failed: list[int] = []
     for index, point in enumerate(points):
         try:
             outputs.append(exec_fn(params, point))
@@ -70,14 +71,15 @@ def evaluate(
             outputs.append(
                 PointFailure(index, type(exc).__qualname__, str(exc), traceback.format_exc())
             )
+            failed.append(index)
             if not skip_errors:
                 break
-    return outputs
+    return outputs, failed
 
 
 def run_batch(
     token: str, blob: bytes | BlobFile, points: Sequence[Any], skip_errors: bool
-) -> list[Any]:
+) -> tuple[list[Any], list[int]]:
     """Task entry point shipped to process, thread and Dask workers."""
     exec_fn, params = _resolve(token, blob)
     return evaluate(exec_fn, params, points, skip_errors)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import zlib
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Claims:
         self._lock_file = lock_file if fcntl is not None else None
         self._fd: int | None = None
         self._held: set[str] = set()
+        self._lock = threading.Lock()  # chunk writer threads release claims
 
     def _open(self) -> int | None:
         if self._fd is None and self._lock_file is not None:
@@ -58,27 +60,30 @@ class Claims:
         fd = self._open()
         if fd is None:
             return True
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, claim_offset(name))
-        except (BlockingIOError, PermissionError):
-            return False
-        except OSError as exc:  # a file system without record locks
-            logger.debug("swarm-memo: cannot lock %s (%s); claims disabled", name, exc)
-            self._lock_file = None
-            return True
-        self._held.add(name)
+        with self._lock:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, claim_offset(name))
+            except (BlockingIOError, PermissionError):
+                return False
+            except OSError as exc:  # a file system without record locks
+                logger.debug("swarm-memo: cannot lock %s (%s); claims disabled", name, exc)
+                self._lock_file = None
+                return True
+            self._held.add(name)
         return True
 
     def release(self, name: str) -> None:
-        if name in self._held and self._fd is not None:
-            self._held.discard(name)
-            with contextlib.suppress(OSError):
-                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, claim_offset(name))
+        with self._lock:
+            if name in self._held and self._fd is not None:
+                self._held.discard(name)
+                with contextlib.suppress(OSError):
+                    fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, claim_offset(name))
 
     def release_all(self) -> None:
         """Drop every claim (closing the file releases all of this process's locks)."""
-        self._held.clear()
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            self._held.clear()
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -104,17 +105,21 @@ class IndexLog:
         self._store = store
         self._prefix = prefix
         self._pending: dict[str, IndexRecord] = {}
+        self._lock = threading.Lock()  # chunk writer threads add records concurrently
 
     def add(self, name: str, record: IndexRecord) -> None:
-        self._pending[name] = record
-        if len(self._pending) >= FLUSH_EVERY:
+        with self._lock:
+            self._pending[name] = record
+            full = len(self._pending) >= FLUSH_EVERY
+        if full:
             self.flush()
 
     def flush(self) -> None:
         """Write the pending records as one new segment (no fsync: rebuildable)."""
-        if self._pending:
-            self._store.write(self._new_key(), encode_segment(self._pending), durable=False)
-            self._pending = {}
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            self._store.write(self._new_key(), encode_segment(pending), durable=False)
 
     def _new_key(self) -> str:
         # Names sort by creation time, so a newer record of a chunk wins when merged.
@@ -127,7 +132,8 @@ class IndexLog:
         for segment in names:
             data = self._store.read(f"{self._prefix}/{segment}")
             records.update(decode_segment(data or b""))
-        records.update(self._pending)
+        with self._lock:
+            records.update(self._pending)
         if fold and len(names) > FOLD_ABOVE:
             self._fold(records, names)
         return records

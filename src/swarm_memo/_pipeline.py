@@ -29,6 +29,7 @@ from ._progress import Progress
 from ._reuse import Reuse
 from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan
 from ._worker import PointFailure
+from ._writer import ChunkWriter
 from .errors import SpecError
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Pipeline:
         self.values: dict[int, Any] = {}
         self.claims = Claims(memo.store.lock_file(f"{plan.pset.set_id}/claims.lock"))
         self._stored: set[str] = set()
+        self.writer = ChunkWriter()
 
     def execute(self) -> tuple[Any, Diagnostics]:
         started = time.perf_counter()
@@ -62,8 +64,11 @@ class Pipeline:
                     self._collect_stored(jobs)
                 else:
                     for job in self._executed(jobs, bool(missing), bar):
-                        if self.mode == "run":
-                            self._keep(job.index, job.outputs, job.points)
+                        if self.mode == "run":  # a copy: the writer may still be pickling
+                            self._keep(job.index, list(job.outputs), job.points)
+        except BaseException:
+            self.writer.finish(raising=False)  # finished chunks still reach the disk
+            raise
         finally:
             self.claims.release_all()
             plan.pset.close()
@@ -244,6 +249,7 @@ class Pipeline:
             if not job.cached:
                 self._store(job)
             yield job
+        self.writer.finish()
 
     def _count(self, job: ChunkJob) -> None:
         diag = self.diag
@@ -256,31 +262,45 @@ class Pipeline:
             diag.cached_chunks += 1
 
     def _store(self, job: ChunkJob) -> None:
-        try:
-            if job.failed:
-                logger.warning("swarm-memo: chunk %s has failed points; not stored", job.name)
-                return
-            plan = self.plan
-            chunk = plan.named_chunks[job.index][0]
-            points = None if plan.product else job.points
-            record = ChunkRecord(
-                plan.key_params,
-                plan.pset.cache_version,
-                chunk.key,
-                plan.grid.axis_names,
-                points,
-                job.outputs,
-            )
-            write_started = time.perf_counter()
-            plan.pset.save(job.name, record, job.digests)
-            self.diag.write_time += time.perf_counter() - write_started
-            self.diag.stream_flushes += 1
-        finally:
+        """Hand a finished chunk to the writer; its claim is released once it is on disk."""
+        if job.failed:
+            logger.warning("swarm-memo: chunk %s has failed points; not stored", job.name)
             self.claims.release(job.name)
-        if self.memo.verbose >= 2:
-            logger.info(
-                "swarm-memo: wrote chunk %d (%d points) as %s", job.index, len(job.points), job.name
-            )
+            return
+        plan = self.plan
+        chunk = plan.named_chunks[job.index][0]
+        points = None if plan.product else job.points
+        record = ChunkRecord(
+            plan.key_params,
+            plan.pset.cache_version,
+            chunk.key,
+            plan.grid.axis_names,
+            points,
+            job.outputs,
+        )
+
+        def write() -> float:
+            started = time.perf_counter()
+            try:
+                plan.pset.save(job.name, record, job.digests)
+            finally:
+                # Released here, not in the driver: a driver waiting on another
+                # process's claim must not hold back the claims of its own written chunks.
+                self.claims.release(job.name)
+            return time.perf_counter() - started
+
+        def written(seconds: float) -> None:
+            self.diag.write_time += seconds
+            self.diag.stream_flushes += 1
+            if self.memo.verbose >= 2:
+                logger.info(
+                    "swarm-memo: wrote chunk %d (%d points) as %s",
+                    job.index,
+                    len(job.outputs),
+                    job.name,
+                )
+
+        self.writer.submit(write, written)
 
 
 def compute_status(plan: RunPlan) -> Status:

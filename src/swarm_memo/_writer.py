@@ -1,0 +1,58 @@
+"""Chunk writes on background threads, so the driver keeps feeding the workers.
+
+Pickling a chunk, writing it, fsyncing it and renaming it into place takes about a
+millisecond a file; done inline, it would leave the workers waiting for the driver on
+fast exec functions. Writes go to two threads (file I/O releases the GIL) with at most a
+few pending, so memory stays bounded; each write is still the same atomic, fsynced
+write, and a run returns (or raises) only after every handed-over chunk is on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+logger = logging.getLogger("swarm_memo")
+
+MAX_PENDING_WRITES = 4
+WRITER_THREADS = 2
+
+
+class ChunkWriter:
+    """Runs write tasks in order-agnostic threads; their callbacks run on the driver."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
+
+    def submit(self, write: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
+        """Start ``write()``; ``on_done(result)`` is called on this thread once it is done."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(WRITER_THREADS, "swarm-memo-writer")
+        self._pending.append((self._pool.submit(write), on_done))
+        self._collect(wait_until=MAX_PENDING_WRITES)
+
+    def _collect(self, wait_until: int) -> None:
+        """Finish completed writes; block on the oldest while more than ``wait_until``."""
+        while self._pending and (len(self._pending) > wait_until or self._pending[0][0].done()):
+            future, on_done = self._pending.popleft()
+            on_done(future.result())
+
+    def finish(self, *, raising: bool = True) -> None:
+        """Wait for every pending write. With ``raising=False`` (another error is already
+        on its way) a failed write is logged instead of raised."""
+        try:
+            while self._pending:
+                try:
+                    self._collect(wait_until=0)
+                except Exception:
+                    if raising:
+                        raise
+                    logger.exception("swarm-memo: a chunk write failed")
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None

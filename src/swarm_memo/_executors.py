@@ -51,6 +51,8 @@ class Backend:
     """Turn the run's pickled (exec_fn, params) into what each task carries."""
     cleanup: Callable[[], None] = lambda: None
     """Undo ``share`` once the run is over."""
+    in_flight_per_worker: int = 2
+    """Exec chunks kept submitted per worker: enough to hide the executor's latency."""
 
     def abort(self) -> None:
         """Stop as fast as possible (Ctrl-C, worker death): kill our own process pools."""
@@ -130,6 +132,8 @@ class ExecutorFactory:
                 "dask",
                 # One copy per worker per run, not one per task.
                 share=lambda blob: spec.scatter(blob, broadcast=True, hash=False),
+                # A scheduler round trip per task: keep more queued on each worker.
+                in_flight_per_worker=4,
             )
         workers = getattr(spec, "_max_workers", None) or self.max_workers
         return Backend(spec, workers, True, "user")

@@ -104,7 +104,7 @@ class Engine:
                 import cloudpickle
 
                 self._blob = backend.share(cloudpickle.dumps((self.plan.exec_fn, self.plan.params)))
-            self.window = max(2, 2 * backend.workers)
+            self.window = max(2, backend.in_flight_per_worker * backend.workers)
             self._backend = backend
         return self._backend
 

@@ -2,7 +2,7 @@
 
 Pickling a chunk, writing it, fsyncing it and renaming it into place takes about a
 millisecond a file; done inline, it would leave the workers waiting for the driver on
-fast exec functions. Writes go to two threads (file I/O releases the GIL) with at most a
+fast exec functions. Writes go to a few threads (file I/O releases the GIL) with at most a
 few pending, so memory stays bounded; each write is still the same atomic, fsynced
 write, and a run returns (or raises) only after every handed-over chunk is on disk.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 logger = logging.getLogger("swarm_memo")
 
-MAX_PENDING_WRITES = 4
-WRITER_THREADS = 2
+MAX_PENDING_WRITES = 8
+WRITER_THREADS = 4
 
 
 class ChunkWriter:

@@ -20,7 +20,7 @@ one rebuilt from the file. Deleting ``index/`` loses nothing.
 
 from __future__ import annotations
 
-import itertools
+import math
 import pickle
 import threading
 import time
@@ -43,6 +43,8 @@ FLUSH_EVERY = 64
 FOLD_ABOVE = 32
 """A reader folds the segments into one when it finds more than this."""
 Location = tuple[str, int]
+Found = tuple[str, list[int], list[int]]
+"""(chunk file, positions in the request, positions in that file)."""
 
 
 @dataclass(frozen=True)
@@ -183,36 +185,36 @@ class PointIndex:
 
     def locate_product(
         self, axes: Sequence[str], encodings: Sequence[Sequence[bytes]]
-    ) -> dict[int, Location]:
-        """Map positions of a requested product chunk to stored (file, position).
+    ) -> list[Found]:
+        """Where the points of a requested product chunk are stored.
 
         ``axes`` and ``encodings`` describe the request in its own axis order; positions
-        are flat indices of its cartesian product (first axis slowest).
+        are flat indices of its cartesian product (first axis slowest). Each point is
+        reported once, from the first file (in name order) that holds it.
         """
-        found: dict[int, Location] = {}
         want = dict(zip(axes, encodings))
         req_strides = dict(zip(axes, _strides([len(e) for e in encodings])))
+        taken = bytearray(math.prod(len(e) for e in encodings))
+        found: list[Found] = []
         for name in self._candidates(want):
             record = self.records[name]
             if set(record.axes) != set(axes):
                 continue
+            offsets = [(0, 0)]  # (request position, file position), built axis by axis
             file_strides = _strides([len(e) for e in record.encodings])
-            per_axis = []
             for axis, file_encs, file_stride in zip(record.axes, record.encodings, file_strides):
-                where = {enc: j for j, enc in enumerate(file_encs)}
+                where = {enc: j * file_stride for j, enc in enumerate(file_encs)}
+                stride = req_strides[axis]
                 pairs = [
-                    (i * req_strides[axis], where[enc] * file_stride)
-                    for i, enc in enumerate(want[axis])
-                    if enc in where
+                    (i * stride, where[enc]) for i, enc in enumerate(want[axis]) if enc in where
                 ]
-                if not pairs:
-                    break
-                per_axis.append(pairs)
-            else:
-                for combo in itertools.product(*per_axis):
-                    req_pos = sum(r for r, _ in combo)
-                    if req_pos not in found:
-                        found[req_pos] = (name, sum(f for _, f in combo))
+                offsets = [(r + dr, f + df) for r, f in offsets for dr, df in pairs]
+            req = [r for r, _ in offsets if not taken[r]]
+            if req:
+                files = [f for r, f in offsets if not taken[r]]
+                for r in req:
+                    taken[r] = 1
+                found.append((name, req, files))
         return found
 
     def _candidates(self, want: dict[str, Sequence[bytes]]) -> list[str]:
@@ -227,8 +229,8 @@ class PointIndex:
                 return []
         return sorted(names or ())
 
-    def locate_points(self, digests: Sequence[bytes]) -> dict[int, Location]:
-        """Map positions of requested enumerated points (by digest) to stored locations."""
+    def locate_points(self, digests: Sequence[bytes]) -> list[Found]:
+        """Where requested enumerated points (by digest) are stored."""
         if self._by_digest is None:
             self._by_digest = {}
             for name, record in sorted(self.records.items()):
@@ -236,9 +238,12 @@ class PointIndex:
                     d = record.digests
                     for pos in range(len(d) // 16):
                         self._by_digest.setdefault(d[16 * pos : 16 * pos + 16], (name, pos))
-        found = {}
+        by_file: dict[str, Found] = {}
         for i, digest in enumerate(digests):
             location = self._by_digest.get(digest)
             if location is not None:
-                found[i] = location
-        return found
+                name, file_pos = location
+                entry = by_file.setdefault(name, (name, [], []))
+                entry[1].append(i)
+                entry[2].append(file_pos)
+        return list(by_file.values())

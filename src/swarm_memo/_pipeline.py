@@ -313,11 +313,12 @@ def compute_status(plan: RunPlan) -> Status:
             count = found = plan.point_count(chunk)
         elif plan.product:
             count = chunk.product_size
-            found = len(reuse.locate(chunk, None))
+            found = sum(len(req) for _, req, _ in reuse.locate(chunk, None))
         else:
             points = plan.points(chunk)
             count = len(points)
-            found = len(reuse.locate(chunk, plan.point_digests(chunk, points)))
+            digests = plan.point_digests(chunk, points)
+            found = sum(len(req) for _, req, _ in reuse.locate(chunk, digests))
         status.total_points += count
         status.cached_points += found
         if found == count:

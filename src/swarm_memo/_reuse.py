@@ -8,13 +8,13 @@ their outputs, loading each needed file once while it stays in a small LRU.
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from ._cache import ParamsSet
 from ._grid import Chunk
-from ._index import Location, PointIndex
+from ._index import Found, PointIndex
 
 _LRU_POINTS = 1_000_000
 
@@ -35,31 +35,28 @@ class Reuse:
             self._index = PointIndex.read(self._pset, self._names - self._pset.quarantined)
         return self._index
 
-    def locate(self, chunk: Chunk, digests: Sequence[bytes] | None) -> dict[int, Location]:
+    def locate(self, chunk: Chunk, digests: Sequence[bytes] | None) -> list[Found]:
         """Where each point of the chunk is stored, if anywhere (no outputs loaded).
 
         ``digests`` are the point digests of an enumerated chunk, or None for a product
         chunk (its points are found from its bins).
         """
         if not self._names:
-            return {}
+            return []
         if digests is None:
             return self.index.locate_product(chunk.axes, chunk.bin_encodings)
         return self.index.locate_points(digests)
 
     def fill(self, chunk: Chunk, digests: Sequence[bytes] | None, outputs: list[Any]) -> int:
         """Copy stored outputs into ``outputs``; return how many points were filled."""
-        by_file: defaultdict[str, list[tuple[int, int]]] = defaultdict(list)
-        for req_pos, (name, file_pos) in self.locate(chunk, digests).items():
-            by_file[name].append((req_pos, file_pos))
         filled = 0
-        for name, pairs in by_file.items():
+        for name, req_positions, file_positions in self.locate(chunk, digests):
             stored = self._outputs(name)
             if stored is None:
                 continue
-            for req_pos, file_pos in pairs:
+            for req_pos, file_pos in zip(req_positions, file_positions):
                 outputs[req_pos] = stored[file_pos]
-            filled += len(pairs)
+            filled += len(req_positions)
         return filled
 
     def _outputs(self, name: str) -> list[Any] | None:

@@ -142,9 +142,17 @@ class Engine:
         skip = self.plan.skip_errors
         executor = self.backend.executor
         self.diag.exec_chunks += 1
-        if self._blob is None:
-            return executor.submit(evaluate, self.plan.exec_fn, self.plan.params, points, skip)
-        return executor.submit(run_batch, self._token, self._blob, points, skip)
+        try:
+            if self._blob is None:
+                return executor.submit(evaluate, self.plan.exec_fn, self.plan.params, points, skip)
+            return executor.submit(run_batch, self._token, self._blob, points, skip)
+        except BrokenExecutor as exc:  # the pool broke before this exec chunk was sent
+            raise WorkerDiedError(
+                f"the worker pool is broken ({exc}); no points were sent; chunks finished "
+                "before are stored and the next run starts a new pool",
+                points=points,
+                params=self.plan.params,
+            ) from exc
 
     def run(self, jobs: Iterable[ChunkJob | None]) -> Iterator[ChunkJob]:
         """Yield every job once all its points have outputs, roughly in job order.
@@ -202,6 +210,8 @@ class Engine:
             if self._backend is not None:
                 self._backend.cleanup()
         if isinstance(error, WorkerDiedError):
+            if self._backend is not None:
+                self._backend.abort()  # so the next run gets a fresh pool, not a broken one
             # A dead worker breaks the whole pool: which in-flight exec chunk it ran is
             # unknowable, so name every point that was lost with the pool.
             raise WorkerDiedError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -150,7 +151,8 @@ class SwarmMemo:
         The output is ``merge_fn([collate_fn(outputs of chunk) for chunk in chunk order])``
         and does not depend on what came from the cache.
         """
-        return Pipeline(self, self._plan(params, split_spec), "run").execute()
+        started = time.perf_counter()
+        return Pipeline(self, self._plan(params, split_spec), "run", started=started).execute()
 
     def run_streaming(
         self, params: dict[str, Any], split_spec: dict[str, list[Any]]
@@ -160,7 +162,9 @@ class SwarmMemo:
         Each memo chunk is written as soon as its last point is done; nothing is loaded
         or returned.
         """
-        return Pipeline(self, self._plan(params, split_spec), "stream").execute()[1]
+        started = time.perf_counter()
+        plan = self._plan(params, split_spec)
+        return Pipeline(self, plan, "stream", started=started).execute()[1]
 
     def load(
         self, params: dict[str, Any], split_spec: dict[str, list[Any]], strict: bool = False
@@ -176,6 +180,7 @@ class SwarmMemo:
         CacheMissError
             With ``strict=True``, when any requested point is not stored.
         """
+        started = time.perf_counter()
         plan = self._plan(params, split_spec)
         if strict:
             status = compute_status(plan)
@@ -186,7 +191,7 @@ class SwarmMemo:
                     "for these params; run() computes them",
                     status.missing_points,
                 )
-        return Pipeline(self, plan, "load").execute()
+        return Pipeline(self, plan, "load", started=started).execute()
 
     def status(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> Status:
         """Count stored and missing points and chunks without executing or loading outputs."""

@@ -39,7 +39,15 @@ if TYPE_CHECKING:
 class Pipeline:
     """Runs one request in one of three modes: "run", "stream" or "load"."""
 
-    def __init__(self, memo: SwarmMemo, plan: RunPlan, mode: str, pairs: bool = False) -> None:
+    def __init__(
+        self,
+        memo: SwarmMemo,
+        plan: RunPlan,
+        mode: str,
+        pairs: bool = False,
+        started: float | None = None,
+    ) -> None:
+        self.started = time.perf_counter() if started is None else started  # planning included
         self.memo = memo
         self.plan = plan
         self.mode = mode
@@ -51,7 +59,6 @@ class Pipeline:
         self.writer = ChunkWriter()
 
     def execute(self) -> tuple[Any, Diagnostics]:
-        started = time.perf_counter()
         diag, plan = self.diag, self.plan
         self._stored = plan.pset.stored_names()
         missing = [(c, n) for c, n in plan.named_chunks if not self._exact_hit(c, n)]
@@ -59,7 +66,7 @@ class Pipeline:
         verbose = self.memo.verbose if self.mode != "load" else 0
         try:
             with Progress(verbose, diag.cached_points, expected) as bar:
-                jobs = self._jobs(missing, Reuse(plan.pset, self._stored), bar)
+                jobs = self._jobs(missing, Reuse(plan.pset, self._stored, diag), bar)
                 if self.mode == "load":
                     self._collect_stored(jobs)
                 else:
@@ -78,7 +85,7 @@ class Pipeline:
         if self.mode != "stream":
             merge = default_merge if self.pairs else self.memo.merge_fn
             output = merge([self.values[i] for i in sorted(self.values)])
-        diag.wall_time = time.perf_counter() - started
+        diag.wall_time = time.perf_counter() - self.started
         if verbose:
             print(f"swarm-memo: {diag.summary()}", file=sys.stderr)
         return output, diag

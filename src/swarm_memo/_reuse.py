@@ -8,11 +8,13 @@ their outputs, loading each needed file once while it stays in a small LRU.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from ._cache import ParamsSet
+from ._diagnostics import Diagnostics
 from ._grid import Chunk
 from ._index import Found, PointIndex
 
@@ -22,8 +24,9 @@ _LRU_POINTS = 1_000_000
 class Reuse:
     """Fills a chunk's outputs from points stored in a params set's other chunk files."""
 
-    def __init__(self, pset: ParamsSet, names: set[str]) -> None:
+    def __init__(self, pset: ParamsSet, names: set[str], diag: Diagnostics | None = None) -> None:
         self._pset = pset
+        self._diag = diag
         self._names = names
         self._index: PointIndex | None = None
         self._loaded: OrderedDict[str, list[Any] | None] = OrderedDict()
@@ -63,7 +66,10 @@ class Reuse:
         if name in self._loaded:
             self._loaded.move_to_end(name)
             return self._loaded[name]
+        started = time.perf_counter()
         record = self._pset.load(name)
+        if self._diag is not None:
+            self._diag.load_time += time.perf_counter() - started
         outputs = None
         if record is not None:
             if record.checksum == self.index.records[name].checksum:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -81,8 +82,10 @@ def make_wrapper(memo: SwarmMemo, fn: Callable[..., Any], *, streaming: bool) ->
             raise SpecError(f"extra keyword arguments {clash} also appear in params; rename one")
         key_params = {**params, **extra, FUNCTION_KEY: identity}
         exec_fn = functools.partial(fn, **extra) if extra else fn
+        started = time.perf_counter()
         plan = plan_run(memo, key_params, split_spec, params, exec_fn)
-        output, diag = Pipeline(memo, plan, "stream" if streaming else "run").execute()
+        mode = "stream" if streaming else "run"
+        output, diag = Pipeline(memo, plan, mode, started=started).execute()
         return diag if streaming else (output, diag)
 
     return wrapped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 
@@ -12,4 +13,4 @@ def default_collate(outputs: list[Any]) -> list[Any]:
 
 def default_merge(chunks: list[Any]) -> list[Any]:
     """The default ``merge_fn``: concatenate the chunks' lists in chunk order."""
-    return [item for chunk in chunks for item in chunk]
+    return list(itertools.chain.from_iterable(chunks))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ._hashing import digest_bytes, encode, sequence_digest
+from ._hashing import digest_bytes, encode, is_int64_sequence, sequence_digest
 from ._types import ChunkKey
 from .errors import SpecError, SpecTypeError
 
@@ -94,9 +94,8 @@ class Axis:
 _PLAIN_TYPES = (frozenset({int}), frozenset({str}), frozenset({bytes}))
 
 
-def _check_unique(where: str, values: tuple[Any, ...]) -> None:
+def _check_unique(where: str, values: tuple[Any, ...], kinds: frozenset[type]) -> None:
     """Refuse an axis holding a value twice (equal canonical encodings)."""
-    kinds = frozenset(map(type, values))
     if kinds in _PLAIN_TYPES and len(set(values)) == len(values):
         return  # for plain ints, strs or bytes, equality is encoding equality
     seen: dict[bytes, int] = {}
@@ -118,9 +117,12 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
             f"{where} must be a list of values; got {type(values).__name__} {values!r:.80}"
         )
     values = tuple(values)
-    _check_unique(where, values)
+    kinds = frozenset(map(type, values))
+    _check_unique(where, values, kinds)
+    int64 = is_int64_sequence(values, kinds)  # then every bin is, too: decide once per axis
     digests = tuple(
-        sequence_digest(values[i : i + bin_size], where) for i in range(0, len(values), bin_size)
+        sequence_digest(values[i : i + bin_size], where, int64)
+        for i in range(0, len(values), bin_size)
     )
     return Axis(name, values, bin_size, digests)
 

@@ -228,24 +228,40 @@ def digest(value: Any, where: str = "value") -> str:
 
 
 _INT64 = (-(2**63), 2**63 - 1)
+_INT_ONLY = frozenset({int})
 
 
-def sequence_digest(values: Sequence[Any], where: str = "values") -> bytes:
+def is_int64_sequence(values: Sequence[Any], types: frozenset[type] | None = None) -> bool:
+    """True when every value is a plain ``int`` (not bool) that fits in 64 bits.
+
+    ``types``, the set of the values' types, may be passed when already known.
+    """
+    if types is None:
+        types = frozenset(map(type, values))
+    if not values or types != _INT_ONLY:
+        return False
+    return bool(_INT64[0] <= min(values) and max(values) <= _INT64[1])
+
+
+def sequence_digest(
+    values: Sequence[Any], where: str = "values", int64: bool | None = None
+) -> bytes:
     """Raw digest of a sequence of values (an axis bin), fast for long integer bins.
 
     A sequence of plain ints that all fit in 64 bits is digested as their big-endian
     int64 array (one C call instead of one encoding per value); anything else as the
     concatenation of canonical encodings. The two forms carry different tags, and which
     form applies depends only on the values, so equal sequences always agree.
+    ``int64`` may pass that answer when the caller knows it (for a whole axis at once).
     """
     count = len(values).to_bytes(8, "big")
-    if values and set(map(type, values)) == {int}:
-        low, high = min(values), max(values)
-        if _INT64[0] <= low and high <= _INT64[1]:
-            packed = array("q", values)
-            if sys.byteorder == "little":
-                packed.byteswap()
-            return digest_bytes(b"Q" + count + packed.tobytes())
+    if int64 is None:
+        int64 = is_int64_sequence(values)
+    if int64 and values:
+        packed = array("q", values)
+        if sys.byteorder == "little":
+            packed.byteswap()
+        return digest_bytes(b"Q" + count + packed.tobytes())
     parts = [encode(v, where) for v in values]
     return digest_bytes(b"G" + count + b"".join(parts))
 

@@ -157,3 +157,25 @@ def test_values_without_a_stable_encoding_are_refused_with_their_location(value,
     with pytest.raises(UnhashableValueError, match=where) as info:
         digest(value, "params")
     assert info.value.where.startswith("params")
+
+
+def test_chunk_file_names_stay_the_same():
+    from swarm_memo import SwarmMemo
+    from swarm_memo._plan import plan_run
+
+    memo = SwarmMemo("unused", {"x": 2, "s": 1}, 1, verbose=0)
+    plan = plan_run(memo, {"a": 1}, {"x": [1, 2, 3], "s": ["u"]}, {"a": 1}, None)
+    assert [name for _, name in plan.named_chunks] == [
+        "907ad5b37a292b34a4f47ea65716ffb7",
+        "4389b63e6ccf57e84c3387202d60a6a8",
+    ]
+
+
+def test_bin_digests_take_the_int64_fast_path_only_for_plain_ints():
+    from swarm_memo._hashing import sequence_digest
+
+    assert sequence_digest([1, 2]).hex() == "15d52f1986508c07dcc24816b2a0ddeb"
+    assert sequence_digest([1, 2**70]).hex() == "8b493ae7af6d54a911bf53e9e311c25f"
+    distinct = {sequence_digest(v) for v in ([1, 2], [1.0, 2.0], [True, 2], [1, "2"], [2, 1])}
+    assert len(distinct) == 5
+    assert sequence_digest([1, 2]) == sequence_digest((1, 2)) == sequence_digest(range(1, 3))

@@ -24,6 +24,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Protocol
 
 from ._codec import ChunkRecord, checksum_of, decode_chunk, encode_chunk
@@ -103,9 +104,14 @@ class ParamsSet:
             return None
         return record
 
+    @cached_property
+    def _params_encoding(self) -> bytes:
+        return encode(self.params)
+
     def _check_belongs(self, record: ChunkRecord, expected_key: Any) -> None:
-        if record.cache_version != self.cache_version or encode(record.params) != encode(
-            self.params
+        if (
+            record.cache_version != self.cache_version
+            or encode(record.params) != self._params_encoding
         ):
             raise CorruptChunkError("the file belongs to other params or another cache_version")
         if expected_key is not None and record.chunk_key != expected_key:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._types import ChunkKey
@@ -119,7 +119,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
     try:
         fields = pickle.loads(body)
         fields["chunk_key"] = expand_key(fields["chunk_key"])
-        record = replace(ChunkRecord(**fields), checksum=checksum)
+        record = ChunkRecord(**fields, checksum=checksum)
     except Exception as exc:  # checksum passed, yet unreadable: e.g. a class went away
         raise CorruptChunkError(f"payload cannot be unpickled: {exc!r}") from exc
     if record.points is not None and len(record.points) != len(record.outputs):

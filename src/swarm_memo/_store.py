@@ -46,6 +46,7 @@ class LocalStore:
 
     def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.root = Path(root).expanduser()
+        self._root = str(self.root)
         self.durable = durable
 
     def __repr__(self) -> str:
@@ -61,7 +62,9 @@ class LocalStore:
     def read(self, key: str) -> bytes | None:
         """Return the file's bytes, or ``None`` when it does not exist."""
         try:
-            return self.path(key).read_bytes()
+            # Plain string paths: this is the hot path of a warm run (one call per chunk).
+            with open(os.path.join(self._root, key), "rb") as fh:
+                return fh.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
 

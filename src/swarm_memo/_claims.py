@@ -43,7 +43,9 @@ class Claims:
         self._lock_file = lock_file if fcntl is not None else None
         self._fd: int | None = None
         self._held: set[str] = set()
-        self._lock = threading.Lock()  # chunk writer threads release claims
+        self._lock = threading.Lock()
+        self.contended = False
+        """True once another process held a chunk this run wanted."""  # chunk writer threads release claims
 
     def _open(self) -> int | None:
         if self._fd is None and self._lock_file is not None:
@@ -64,6 +66,7 @@ class Claims:
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, claim_offset(name))
             except (BlockingIOError, PermissionError):
+                self.contended = True
                 return False
             except OSError as exc:  # a file system without record locks
                 logger.debug("swarm-memo: cannot lock %s (%s); claims disabled", name, exc)

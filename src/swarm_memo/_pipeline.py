@@ -153,7 +153,10 @@ class Pipeline:
         if self.mode != "load":
             if not self.claims.try_claim(name):
                 return None
-            if self.plan.pset.has_chunk(name) and name not in self._stored:
+            # Another process may have written it since we listed the cache; worth a stat
+            # only once we have seen another process's claims.
+            recheck = self.claims.contended and name not in self._stored
+            if recheck and self.plan.pset.has_chunk(name):
                 job = self._finished_elsewhere(chunk, name, bar)
                 if job is not None:
                     return job

@@ -43,9 +43,8 @@ class Claims:
         self._lock_file = lock_file if fcntl is not None else None
         self._fd: int | None = None
         self._held: set[str] = set()
-        self._lock = threading.Lock()
-        self.contended = False
-        """True once another process held a chunk this run wanted."""  # chunk writer threads release claims
+        self._lock = threading.Lock()  # chunk writer threads release claims
+        self.contended = False  # True once another process held a chunk this run wanted
 
     def _open(self) -> int | None:
         if self._fd is None and self._lock_file is not None:

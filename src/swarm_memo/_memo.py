@@ -14,7 +14,7 @@ from ._grid import ChunkLayout, _check_positive_int
 from ._pipeline import Pipeline, compute_status
 from ._plan import EnumerateFn, ExecFn, RunPlan, plan_run
 from ._remote import open_store
-from ._types import ChunkKey
+from ._types import ChunkKey, Params, SplitSpec
 from ._wrap import make_wrapper
 from .errors import CacheMissError, SpecError, SpecTypeError
 
@@ -143,9 +143,7 @@ class SwarmMemo:
 
     # ------------------------------------------------------------------ public API
 
-    def run(
-        self, params: dict[str, Any], split_spec: dict[str, list[Any]]
-    ) -> tuple[Any, Diagnostics]:
+    def run(self, params: Params, split_spec: SplitSpec) -> tuple[Any, Diagnostics]:
         """Compute what is missing, store it, and return ``(merged output, Diagnostics)``.
 
         The output is ``merge_fn([collate_fn(outputs of chunk) for chunk in chunk order])``
@@ -154,9 +152,7 @@ class SwarmMemo:
         started = time.perf_counter()
         return Pipeline(self, self._plan(params, split_spec), "run", started=started).execute()
 
-    def run_streaming(
-        self, params: dict[str, Any], split_spec: dict[str, list[Any]]
-    ) -> Diagnostics:
+    def run_streaming(self, params: Params, split_spec: SplitSpec) -> Diagnostics:
         """Compute and store what is missing, holding only unfinished chunks in memory.
 
         Each memo chunk is written as soon as its last point is done; nothing is loaded
@@ -167,7 +163,7 @@ class SwarmMemo:
         return Pipeline(self, plan, "stream", started=started).execute()[1]
 
     def load(
-        self, params: dict[str, Any], split_spec: dict[str, list[Any]], strict: bool = False
+        self, params: Params, split_spec: SplitSpec, strict: bool = False
     ) -> tuple[Any, Diagnostics]:
         """Return ``(output, Diagnostics)`` built from stored points only; never executes.
 
@@ -193,7 +189,7 @@ class SwarmMemo:
                 )
         return Pipeline(self, plan, "load", started=started).execute()
 
-    def status(self, params: dict[str, Any], split_spec: dict[str, list[Any]]) -> Status:
+    def status(self, params: Params, split_spec: SplitSpec) -> Status:
         """Count stored and missing points and chunks without executing or loading outputs."""
         return compute_status(self._plan(params, split_spec))
 
@@ -219,8 +215,8 @@ class SwarmMemo:
 
     def to_dataframe(
         self,
-        params: dict[str, Any],
-        split_spec: dict[str, list[Any]],
+        params: Params,
+        split_spec: SplitSpec,
         point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
         *,
         load_only: bool = False,
@@ -238,8 +234,8 @@ class SwarmMemo:
 
     def to_xarray(
         self,
-        params: dict[str, Any],
-        split_spec: dict[str, list[Any]],
+        params: Params,
+        split_spec: SplitSpec,
         point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
         *,
         load_only: bool = False,
@@ -251,7 +247,7 @@ class SwarmMemo:
         return to_xarray(self, params, split_spec, point_to_dict, load_only=load_only)
 
     def _point_outputs(
-        self, params: dict[str, Any], split_spec: dict[str, list[Any]], load_only: bool = False
+        self, params: Params, split_spec: SplitSpec, load_only: bool = False
     ) -> tuple[list[tuple[Any, Any]], Diagnostics]:
         """``(point, output)`` for every stored (or, unless ``load_only``, computed) point,
         in chunk order; points that failed or are missing are left out."""

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from ._cache import ParamsSet, check_chunk_name, params_set_id
 from ._grid import Chunk, Grid, product_points
 from ._hashing import digest_bytes, encode, point_digest
+from ._types import Params, Point, SplitSpec
 from .errors import SpecError, SpecTypeError, UnhashableValueError
 
 if TYPE_CHECKING:
     from ._memo import SwarmMemo
 
-ExecFn = Callable[[dict[str, Any], Any], Any]
-EnumerateFn = Callable[[dict[str, Any], dict[str, list[Any]]], Sequence[Any]]
+ExecFn = Callable[[Params, Point], Any]
+EnumerateFn = Callable[[Params, SplitSpec], Sequence[Point]]
 
 
 @dataclass

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 RATIO_PREFIX = "RATIO"
 INFO_PREFIX = "INFO"
@@ -285,6 +286,27 @@ def print_summary(title: str) -> None:
             f"{_fmt(r.baseline, r.unit)} | {r.ratio:.2f} | {target} |"
         )
     sys.stdout.flush()
+
+
+def run_suite(
+    suite: str,
+    description: str,
+    benchmarks: dict[str, Callable[[Any], None]],
+    sizes: tuple[Any, Any],
+    argv: list[str] | None = None,
+) -> None:
+    """The command line of a benchmark script: ``[--smoke] [--only NAME ...]``.
+
+    ``sizes`` is ``(full, smoke)``; each selected benchmark is called with one of them.
+    """
+    names = list(benchmarks)
+    args = parse_args(description, names, argv)
+    mode = "smoke" if args.smoke else "full"
+    print(f"swarm-memo {suite} benchmarks ({mode} sizes); {environment_line()}", flush=True)
+    started = time.perf_counter()
+    for name in selected(args, names):
+        benchmarks[name](sizes[1] if args.smoke else sizes[0])
+    print_summary(f"bench_{suite} ({mode}), {time.perf_counter() - started:.0f} s in total")
 
 
 def environment_line() -> str:

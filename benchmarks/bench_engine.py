@@ -49,22 +49,18 @@ from _common import (
     PeakRSS,
     check,
     chunk_files,
-    environment_line,
     fresh_dir,
     header,
     index_files,
     info,
     median_seconds,
-    parse_args,
-    print_summary,
     report,
-    selected,
+    run_suite,
     skip,
     timed,
     total_size,
 )
 
-NAMES = ["cold", "efficiency", "warm", "streaming", "small", "dask"]
 
 
 # ---------------------------------------------------------------------------- exec functions
@@ -719,20 +715,7 @@ BENCHMARKS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__.splitlines()[0], NAMES, argv)
-    sz = SMOKE if args.smoke else FULL
-    print(
-        f"swarm-memo engine benchmarks ({'smoke' if args.smoke else 'full'} sizes); "
-        f"{environment_line()}",
-        flush=True,
-    )
-    started = time.perf_counter()
-    for name in selected(args, NAMES):
-        BENCHMARKS[name](sz)
-    print_summary(
-        f"bench_engine ({'smoke' if args.smoke else 'full'}), "
-        f"{time.perf_counter() - started:.0f} s in total"
-    )
+    run_suite("engine", __doc__.splitlines()[0], BENCHMARKS, (FULL, SMOKE), argv)
 
 
 if __name__ == "__main__":

@@ -37,19 +37,15 @@ from _common import (
     CHUNK_HEADER,
     check,
     chunk_files,
-    environment_line,
     fresh_dir,
     header,
     info,
     median_seconds,
-    parse_args,
-    print_summary,
     report,
-    selected,
+    run_suite,
     timed,
 )
 
-NAMES = ["reuse"]
 
 
 def combine(params, point):
@@ -235,20 +231,7 @@ BENCHMARKS = {"reuse": bench_reuse}
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__.splitlines()[0], NAMES, argv)
-    sz = SMOKE if args.smoke else FULL
-    print(
-        f"swarm-memo reuse benchmarks ({'smoke' if args.smoke else 'full'} sizes); "
-        f"{environment_line()}",
-        flush=True,
-    )
-    started = time.perf_counter()
-    for name in selected(args, NAMES):
-        BENCHMARKS[name](sz)
-    print_summary(
-        f"bench_reuse ({'smoke' if args.smoke else 'full'}), "
-        f"{time.perf_counter() - started:.0f} s in total"
-    )
+    run_suite("reuse", __doc__.splitlines()[0], BENCHMARKS, (FULL, SMOKE), argv)
 
 
 if __name__ == "__main__":

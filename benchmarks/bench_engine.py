@@ -61,8 +61,6 @@ from _common import (
     total_size,
 )
 
-
-
 # ---------------------------------------------------------------------------- exec functions
 # Top-level, so every executor (loky, ProcessPoolExecutor, joblib, dask) can ship them.
 

@@ -47,7 +47,6 @@ from _common import (
 )
 
 
-
 def combine(params, point):
     """Trivial exec function; points are (a, b) tuples (axis_order defaults to sorted)."""
     a, b = point

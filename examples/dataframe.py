@@ -13,7 +13,7 @@ import tempfile
 from typing import Any
 
 from swarm_memo import SwarmMemo
-from swarm_memo._frames import to_dataframe, to_xarray
+from swarm_memo.collate import concat_frames, records_frame
 
 
 def oscillator(params: dict[str, Any], point: tuple[float, float]) -> dict[str, float]:
@@ -38,7 +38,7 @@ def main(cache_root: str) -> None:
     params = {"natural_frequency": 1.0}
     split_spec = {"damping": [0.05, 0.2, 0.5], "frequency": [0.5, 0.8, 1.0, 1.2, 1.5]}
 
-    df = to_dataframe(memo, params, split_spec)
+    df = memo.to_dataframe(params, split_spec)
     print(df.round(3).to_string())
     print()
     print("peak amplitude per damping:")
@@ -47,11 +47,28 @@ def main(cache_root: str) -> None:
 
     status = memo.status(params, split_spec)
     print(f"cached: {status.cached_points} of {status.total_points} points")
-    ds = to_xarray(memo, params, split_spec)  # served from the cache
+    ds = memo.to_xarray(params, split_spec)  # served from the cache
     print(ds)
     print()
     at_resonance = ds["amplitude"].sel(frequency=1.0)
     print("amplitude at resonance:", at_resonance.round(3).values.tolist())
+    print()
+
+    # The same cache through ready-made collate/merge helpers: run() returns one DataFrame
+    # of the dict outputs (no axis columns: those come with to_dataframe).
+    frames = SwarmMemo(
+        cache_root,
+        {"damping": 2, "frequency": 4},
+        8,
+        exec_fn=oscillator,
+        collate_fn=records_frame,
+        merge_fn=concat_frames,
+        axis_order=("damping", "frequency"),
+        max_workers=1,
+        verbose=0,
+    )
+    table, diag = frames.run(params, split_spec)
+    print(f"{len(table)} rows from run(), {diag.executed_points} points executed")
 
 
 if __name__ == "__main__":

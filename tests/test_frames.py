@@ -454,3 +454,17 @@ def test_import_swarm_memo_stays_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_dataframe_example_runs_and_computes_each_point_once() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "dataframe.py"
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "cached: 15 of 15 points" in result.stdout
+    assert "15 rows from run(), 0 points executed" in result.stdout
+    assert "amplitude at resonance:" in result.stdout

@@ -35,6 +35,9 @@ from .errors import SpecError
 if TYPE_CHECKING:
     from ._memo import SwarmMemo
 
+RELIST_SECONDS = 0.1
+"""How stale the listing may be that tells whether another process wrote a chunk."""
+
 
 class Pipeline:
     """Runs one request in one of three modes: "run", "stream" or "load"."""
@@ -56,11 +59,14 @@ class Pipeline:
         self.values: dict[int, Any] = {}
         self.claims = Claims(memo.store.lock_file(f"{plan.pset.set_id}/claims.lock"))
         self._stored: set[str] = set()
+        self._listed: set[str] = set()
+        self._listed_at = 0.0
         self.writer = ChunkWriter()
 
     def execute(self) -> tuple[Any, Diagnostics]:
         diag, plan = self.diag, self.plan
         self._stored = plan.pset.stored_names()
+        self._listed, self._listed_at = self._stored, time.monotonic()
         missing = [(c, n) for c, n in plan.named_chunks if not self._exact_hit(c, n)]
         expected = sum(chunk.product_size for chunk, _ in missing)
         verbose = self.memo.verbose if self.mode != "load" else 0
@@ -153,10 +159,7 @@ class Pipeline:
         if self.mode != "load":
             if not self.claims.try_claim(name):
                 return None
-            # Another process may have written it since we listed the cache; worth a stat
-            # only once we have seen another process's claims.
-            recheck = self.claims.contended and name not in self._stored
-            if recheck and self.plan.pset.has_chunk(name):
+            if name not in self._stored and self._written_elsewhere(name):
                 job = self._finished_elsewhere(chunk, name, bar)
                 if job is not None:
                     return job
@@ -171,6 +174,21 @@ class Pipeline:
         else:
             todo = list(range(len(points)))
         return ChunkJob(chunk.index, name, points, outputs, todo, reused, digests)
+
+    def _written_elsewhere(self, name: str) -> bool:
+        """Whether another process wrote this chunk since the run listed the cache.
+
+        Once another process's claims were seen, ask the file system for each chunk;
+        before that, a listing at most ``RELIST_SECONDS`` old answers (a process that ran
+        ahead of this one leaves finished chunks and no claims to see).
+        """
+        if self.claims.contended:
+            return self.plan.pset.has_chunk(name)
+        now = time.monotonic()
+        if now - self._listed_at > RELIST_SECONDS:
+            self._listed = self.plan.pset.stored_names()
+            self._listed_at = now
+        return name in self._listed
 
     def _finished_elsewhere(self, chunk: Chunk, name: str, bar: Progress) -> ChunkJob | None:
         """Another process wrote this chunk after we listed the cache: use its file."""

@@ -237,6 +237,11 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
+    from swarm_memo._claims import Claims
+
+    probe = Claims(lock)
+    assert not probe.try_claim(plan.named_chunks[0][1])  # the live holder's claim counts
+    probe.release_all()
     holder.kill()  # dies holding every claim
     holder.wait(timeout=10)
     _, diag = memo.run({"alpha": 1}, SPEC)

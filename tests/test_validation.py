@@ -61,6 +61,11 @@ CONSTRUCTOR_CASES = [
     ({"executor": "gpu"}, SpecError, r"executor must be one of .*got 'gpu'"),
     ({"executor": object()}, SpecTypeError, r"executor must be .*got object"),
     ({"cache_root": 3}, SpecTypeError, r"cache_root must be a str or path; got 3"),
+    (
+        {"storage_options": {"anon": True}},
+        SpecError,
+        r"storage_options only apply to a cache_root URL",
+    ),
 ]
 
 

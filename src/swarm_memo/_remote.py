@@ -13,6 +13,8 @@ import contextlib
 import posixpath
 from typing import Any
 
+from .errors import SpecError
+
 
 class FsspecStore:
     """Files under a root URL of an fsspec file system, by ``/``-separated keys."""
@@ -90,6 +92,11 @@ def open_store(cache_root: Any, storage_options: dict[str, Any] | None = None) -
 
     text = str(cache_root)
     if "://" not in text:
+        if storage_options:
+            raise SpecError(
+                f"storage_options only apply to a cache_root URL (s3://..., memory://...); "
+                f"cache_root {text!r} is a local path"
+            )
         return LocalStore(cache_root)
     protocol, _, rest = text.partition("://")
     if protocol == "file" and not storage_options:

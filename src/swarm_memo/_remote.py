@@ -94,7 +94,7 @@ def open_store(cache_root: Any, storage_options: dict[str, Any] | None = None) -
     if "://" not in text:
         if storage_options:
             raise SpecError(
-                f"storage_options only apply to a cache_root URL (s3://..., memory://...); "
+                f"storage_options only apply to a URL cache_root (s3://..., memory://...); "
                 f"cache_root {text!r} is a local path"
             )
         return LocalStore(cache_root)

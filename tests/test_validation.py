@@ -64,7 +64,7 @@ CONSTRUCTOR_CASES = [
     (
         {"storage_options": {"anon": True}},
         SpecError,
-        r"storage_options only apply to a cache_root URL",
+        r"storage_options only apply to a URL cache_root",
     ),
 ]
 

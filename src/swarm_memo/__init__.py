@@ -15,10 +15,12 @@ from ._worker import PointFailure
 from .errors import (
     CacheMissError,
     CacheWarning,
+    CodeChangedWarning,
     CorruptChunkError,
     ExecError,
     SpecError,
     SpecTypeError,
+    StoreError,
     SwarmMemoError,
     UnhashableValueError,
     WorkerDiedError,
@@ -29,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CacheMissError",
     "CacheWarning",
+    "CodeChangedWarning",
     "CorruptChunkError",
     "Diagnostics",
     "ExecError",
@@ -36,6 +39,7 @@ __all__ = [
     "SpecError",
     "SpecTypeError",
     "Status",
+    "StoreError",
     "SwarmMemo",
     "SwarmMemoError",
     "UnhashableValueError",

@@ -86,17 +86,33 @@ class CorruptChunkError(SwarmMemoError, ValueError):
         self.path = path
 
 
+class StoreError(SwarmMemoError, OSError):
+    """The cache location cannot be read or written (missing permission, full disk, a file
+    where a folder should be); ``path`` names it."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class CacheWarning(UserWarning):
-    """A cache file could not be used (damaged, foreign, newer format) and was set aside."""
+    """A cache file could not be used (damaged, foreign, newer format); its points count as
+    missing."""
+
+
+class CodeChangedWarning(CacheWarning):
+    """Stored results were computed by other code than the current ``exec_fn``."""
 
 
 __all__ = [
     "CacheMissError",
     "CacheWarning",
+    "CodeChangedWarning",
     "CorruptChunkError",
     "ExecError",
     "SpecError",
     "SpecTypeError",
+    "StoreError",
     "SwarmMemoError",
     "UnhashableValueError",
     "WorkerDiedError",

@@ -91,9 +91,6 @@ def index_files(cache_root: Path) -> list[Path]:
     return sorted(Path(cache_root).glob("*/index/*.idx"))
 
 
-CHUNK_HEADER = 26  # b"SWMEMOCK" + 2-byte format version + 16-byte checksum
-
-
 def total_size(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 

@@ -41,10 +41,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarm_memo._codec import body_of
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    CHUNK_HEADER,
     MB,
     PeakRSS,
     check,
@@ -428,7 +429,7 @@ def bench_warm(sz: Sizes) -> None:
             for path in files:
                 with open(path, "rb") as fh:
                     data = fh.read()
-                outputs.extend(pickle.loads(data[CHUNK_HEADER:])["outputs"])
+                outputs.extend(pickle.loads(body_of(data))["outputs"])
             seconds = time.perf_counter() - started
             assert len(outputs) == n
             return seconds

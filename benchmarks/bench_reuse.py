@@ -13,7 +13,7 @@ One benchmark, ``reuse`` (``--only reuse``), in steps on one cache:
 2. ``memo.status`` on the full grid (target: well under 1 s), next to a bare listing of
    the chunk folder;
 3. a warm ``memo.run`` (everything cached) vs a bare loop that reads and unpickles the same
-   1000 chunk files (header of 26 bytes skipped) into one list;
+   1000 chunk files (header and meta skipped) into one list;
 4. a REBINNED request: a new SwarmMemo on the same cache_root with memo_chunk_spec
    {"a": 10, "b": 100}: no requested chunk has a file, every point is stored. Its ``run``
    vs (the bare warm load + pickling and writing the same 1000 x 1000 outputs to 1000
@@ -31,10 +31,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarm_memo._codec import body_of
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    CHUNK_HEADER,
     check,
     chunk_files,
     fresh_dir,
@@ -80,7 +81,7 @@ def bare_load(files: list[Path]) -> tuple[list, float]:
     for path in files:
         with open(path, "rb") as fh:
             data = fh.read()
-        outputs.extend(pickle.loads(data[CHUNK_HEADER:])["outputs"])
+        outputs.extend(pickle.loads(body_of(data))["outputs"])
     return outputs, time.perf_counter() - started
 
 

@@ -44,16 +44,11 @@ def garbage(path: Path) -> None:
     path.write_bytes(b"not a chunk at all")
 
 
-def newer_format(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(MAGIC + (FORMAT_VERSION + 1).to_bytes(2, "big") + data[len(MAGIC) + 2 :])
-
-
 def empty(path: Path) -> None:
     path.write_bytes(b"")
 
 
-@pytest.mark.parametrize("damage", [truncate, flip_byte, garbage, newer_format, empty])
+@pytest.mark.parametrize("damage", [truncate, flip_byte, garbage, empty])
 @pytest.mark.parametrize("mode", ["run", "load"])
 def test_damaged_chunk_is_quarantined_and_only_it_is_recomputed(tmp_path, counting, damage, mode):
     memo = make(tmp_path / "cache", counting)
@@ -76,6 +71,27 @@ def test_damaged_chunk_is_quarantined_and_only_it_is_recomputed(tmp_path, counti
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
         memo.run({"alpha": 1}, SPEC)
+
+
+@pytest.mark.parametrize("mode", ["run", "load"])
+def test_newer_format_file_is_unreadable_here_not_damaged(tmp_path, counting, mode):
+    memo = make(tmp_path / "cache", counting)
+    expected, _ = memo.run({"alpha": 1}, SPEC)
+    victim = chunk_files(tmp_path / "cache")[1]
+    data = victim.read_bytes()
+    newer = MAGIC + (FORMAT_VERSION + 1).to_bytes(2, "big") + data[len(MAGIC) + 2 :]
+    victim.write_bytes(newer)
+    counting.reset()
+    with pytest.warns(CacheWarning, match="cannot read cache file .* here"):
+        output, diag = getattr(memo, mode)({"alpha": 1}, SPEC)
+    assert diag.quarantined_files == 0
+    assert not (tmp_path / "cache" / ".quarantine").exists()
+    if mode == "load":
+        assert diag.missing_points == 4
+        assert victim.read_bytes() == newer  # a read leaves it exactly as it was
+    else:
+        assert output == expected
+        assert counting.count() == 4
 
 
 def test_chunk_of_other_params_under_this_name_is_never_served(tmp_path, counting):

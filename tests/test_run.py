@@ -277,10 +277,11 @@ def test_run_streaming_writes_every_chunk_and_returns_diagnostics(make_memo, cou
 
 def test_chunk_files_are_self_describing(make_memo, tmp_path):
     make_memo(enumerate_points=seed_enumerate).run({"alpha": 5}, SPEC)
-    records = [decode_chunk(p.read_bytes()) for p in chunk_files(tmp_path / "cache")]
+    files = chunk_files(tmp_path / "cache")
+    records = [decode_chunk(p.read_bytes()) for p in files]
     assert len(records) == 4
-    for record in records:
-        assert record.params == {"alpha": 5}
+    for path, record in zip(files, records, strict=True):
+        assert record.set_id == path.parent.parent.name
         assert record.cache_version == "v1"
         bins = dict(record.chunk_key)
         assert record.points == [(st, s) for st in bins["strat"] for s in bins["s"]]

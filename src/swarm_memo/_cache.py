@@ -5,7 +5,8 @@
     cache_root/
       .gitignore                      "*": a cache is never committed by mistake
       <set-id>/                       one folder per (params, cache_version)
-        params.pkl                    the params and cache version, for humans and the CLI
+        params.json                   a plain-text description of the params, for humans
+                                      and the CLI (never read back by runs)
         chunks/<chunk-name>.chunk     one file per memo chunk (see _codec)
         index/<uuid>.idx              which points each chunk file holds (see _index)
         claims.lock                   chunk claims between processes (see _claims)
@@ -18,24 +19,24 @@ three). Chunk files are the only truth; everything else can be rebuilt from them
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
+import math
 import re
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any, Protocol
 
-from ._codec import ChunkRecord, checksum_of, decode_chunk, encode_chunk
+from ._codec import ChunkRecord, decode_chunk, encode_chunk, read_header
 from ._hashing import digest_bytes, encode
 from ._index import IndexLog, IndexRecord
-from .errors import CacheWarning, CorruptChunkError
+from .errors import CacheWarning, CorruptChunkError, UnreadableChunkError
 
 logger = logging.getLogger("swarm_memo")
 
 CHUNK_SUFFIX = ".chunk"
-PARAMS_FILE = "params.pkl"
+PARAMS_FILE = "params.json"
 QUARANTINE = ".quarantine"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
 
@@ -52,6 +53,11 @@ class ByteStore(Protocol):
     def delete(self, key: str) -> None: ...
     def url(self, key: str) -> str: ...
     def clean_temp(self, prefix: str, grace_seconds: float = ...) -> int: ...
+
+
+def _warn(message: str) -> None:
+    logger.warning(message)
+    warnings.warn(message, CacheWarning, stacklevel=5)
 
 
 def check_chunk_name(name: Any) -> str:
@@ -73,6 +79,9 @@ class ParamsSet:
     params: dict[str, Any]
     cache_version: str
     quarantined: set[str] = field(default_factory=set)
+    """Chunk files found damaged and moved aside during this call."""
+    unusable: set[str] = field(default_factory=set)
+    """Chunk files this process cannot use (damaged or unreadable here)."""
     _params_written: bool = False
 
     def __post_init__(self) -> None:
@@ -98,23 +107,25 @@ class ParamsSet:
         try:
             record = decode_chunk(data)
             self._check_belongs(record, expected_key)
+        except UnreadableChunkError as exc:
+            _warn(
+                f"swarm-memo: cannot read cache file {self.store.url(key)} here: {exc}; "
+                "it is left in place and its points count as missing in this process"
+            )
+            self.unusable.add(name)
+            return None
         except CorruptChunkError as exc:
             self._quarantine(key, str(exc))
             self.quarantined.add(name)
+            self.unusable.add(name)
             return None
         return record
 
-    @cached_property
-    def _params_encoding(self) -> bytes:
-        return encode(self.params)
-
     def _check_belongs(self, record: ChunkRecord, expected_key: Any) -> None:
-        if (
-            record.cache_version != self.cache_version
-            or encode(record.params) != self._params_encoding
-        ):
+        if record.set_id != self.set_id or record.cache_version != self.cache_version:
             raise CorruptChunkError("the file belongs to other params or another cache_version")
-        if expected_key is not None and record.chunk_key != expected_key:
+        # Keys compare by canonical encoding, never ==: NaN != NaN, 1 == 1.0 == True.
+        if expected_key is not None and encode(record.chunk_key) != encode(expected_key):
             raise CorruptChunkError("the file holds another chunk than its name says")
 
     def save(
@@ -123,14 +134,13 @@ class ParamsSet:
         """Write one chunk file atomically (and the params file on first use)."""
         if not self._params_written:
             self.store.write_if_absent(
-                f"{self.set_id}/{PARAMS_FILE}",
-                pickle.dumps({"params": self.params, "cache_version": self.cache_version}),
+                f"{self.set_id}/{PARAMS_FILE}", describe_params(self.params, self.cache_version)
             )
             self._params_written = True
         data = encode_chunk(record)
         self.store.write(self.chunk_key(name), data)
         # The index record goes second: it never describes a chunk file that is not there.
-        record = replace(record, checksum=checksum_of(data))
+        record = replace(record, checksum=read_header(data).checksum)
         self.index_log.add(name, IndexRecord.of(record, point_digests))
 
     def rebuild_index_record(self, name: str) -> IndexRecord | None:
@@ -164,6 +174,33 @@ class ParamsSet:
         """Remove temp files that killed writers left (older than a grace period)."""
         prefixes = (self.set_id, f"{self.set_id}/chunks", f"{self.set_id}/index")
         return sum(self.store.clean_temp(prefix) for prefix in prefixes)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON where it maps exactly, else its (shortened) repr."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _jsonable(v) for k, v in value.items()}
+    text = repr(value)
+    return text if len(text) <= 2000 else text[:2000] + "..."
+
+
+def describe_params(params: dict[str, Any], cache_version: str) -> bytes:
+    """The text of ``params.json``: for people and the CLI, never unpickled or trusted."""
+    from . import __version__
+
+    description = {
+        "params": _jsonable(params),
+        "cache_version": cache_version,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "swarm_memo": __version__,
+    }
+    return json.dumps(description, indent=1, sort_keys=True).encode() + b"\n"
 
 
 def params_set_id(params_encoding: bytes, cache_version: str) -> str:

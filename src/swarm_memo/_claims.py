@@ -39,8 +39,8 @@ def claim_offset(name: str) -> int:
 class Claims:
     """The chunk claims held by this run, in one params set folder."""
 
-    def __init__(self, lock_file: Path | None) -> None:
-        self._lock_file = lock_file if fcntl is not None else None
+    def __init__(self, lock_file: str | None) -> None:
+        self._lock_file = Path(lock_file) if lock_file and fcntl is not None else None
         self._fd: int | None = None
         self._held: set[str] = set()
         self._lock = threading.Lock()  # chunk writer threads release claims

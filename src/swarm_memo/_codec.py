@@ -1,31 +1,46 @@
-"""Chunk payload <-> bytes: magic, format version, checksum, pickled body.
+"""Chunk payload <-> bytes. The only module that knows the layout of a chunk file.
 
-A chunk file is self-describing: it holds the params, cache version, chunk key, the axis
-order, the points (or a marker saying they are the cartesian product of the key) and one
-output per point. Serialization lives here and only here; where the bytes go is the
-store's business.
+A chunk file is self-describing and self-checking. Its header is fixed-size, followed by a
+small JSON *meta* block (readable without unpickling anything: the CLI, the streaming
+check and the trust checks read only this) and the *body* (the outputs)::
 
-Layout (format version 1)::
+    b"SWMEMOCK"            8 bytes   magic
+    format version         2 bytes   big-endian; a newer one is "unreadable here"
+    codec id               2 bytes   how meta and body are encoded and checked (see CODECS)
+    meta length            4 bytes
+    body length            8 bytes   so a truncated file is caught from header + size alone
+    checksum              16 bytes   of meta + body (xxh3-128 for codec 1)
+    meta                   JSON object: set id, cache version, axes, counts, code
+                           fingerprint, timings, provenance; unknown keys are ignored
+    body                   pickle (protocol 5) of {"chunk_key", "points", "outputs"}
 
-    b"SWMEMOCK"            8 bytes, magic
-    version                2 bytes, big-endian unsigned
-    blake2b-128(body)     16 bytes, checksum
-    body                   pickle (protocol 5) of a dict, see ChunkRecord
+Readers ignore fields they do not know, so a newer writer may add fields (to meta or to
+the body) without breaking older readers; a format change that older readers cannot
+follow bumps the format version, and those readers then report the file as unreadable
+here (not damaged), leaving it in place.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
+import json
 import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
+import xxhash
+
 from ._types import ChunkKey
-from .errors import CorruptChunkError
+from .errors import CorruptChunkError, UnreadableChunkError
 
 MAGIC = b"SWMEMOCK"
-FORMAT_VERSION = 1
-HEADER_SIZE = len(MAGIC) + 2 + 16
+FORMAT_VERSION = 2
+PICKLE_XXH3 = 1
+"""Codec 1: JSON meta, pickled body, xxh3-128 checksum."""
+CODECS = (PICKLE_XXH3,)
+_FIXED = len(MAGIC) + 2 + 2 + 4 + 8
+HEADER_SIZE = _FIXED + 16
+"""Bytes to read to get a :class:`ChunkHeader` (the meta follows)."""
 
 
 @dataclass(frozen=True)
@@ -33,34 +48,64 @@ class ChunkRecord:
     """Everything a chunk file stores.
 
     ``points`` is ``None`` when the points are the cartesian product of the key's bins in
-    ``axes`` order (the default enumerator): storing them again would double small files.
+    ``axes`` order (stored again they would double small files). ``partial`` chunks hold
+    only some points of their chunk (listed in ``points``): failed points skipped, or a
+    run stopped early; point-level reuse serves them, and a later run completes the chunk.
+    ``set_id`` identifies the params set (the params themselves are stored once per set);
+    ``code`` is the fingerprint of the ``exec_fn`` that computed the outputs, when known;
+    ``info`` holds timings and provenance (``compute_seconds``, ``computed_at``, ``host``,
+    ``pid``, versions): informative only.
     """
 
-    params: dict[str, Any]
+    set_id: str
     cache_version: str
     chunk_key: ChunkKey
     axes: tuple[str, ...]
     points: list[Any] | None
     outputs: list[Any]
+    partial: bool = False
+    code: str | None = None
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
     checksum: bytes = field(default=b"", compare=False, repr=False)
 
     def resolved_points(self) -> list[Any]:
         """The chunk's points, rebuilt from the key when stored as a product."""
         if self.points is not None:
             return self.points
-        import itertools
-
         bins = dict(self.chunk_key)
         return list(itertools.product(*(bins[axis] for axis in self.axes)))
 
+    def meta(self) -> dict[str, Any]:
+        return {
+            "set": self.set_id,
+            "cache_version": self.cache_version,
+            "axes": list(self.axes),
+            "product": self.points is None,
+            "points": len(self.outputs),
+            "partial": self.partial,
+            "code": self.code,
+            "info": self.info,
+        }
 
-def _checksum(body: bytes) -> bytes:
-    return hashlib.blake2b(body, digest_size=16).digest()
+
+@dataclass(frozen=True)
+class ChunkHeader:
+    """What a chunk file says about itself, read without unpickling anything."""
+
+    format_version: int
+    codec: int
+    meta_length: int
+    body_length: int
+    checksum: bytes
+
+    @property
+    def file_size(self) -> int:
+        """The size an intact file with this header has."""
+        return HEADER_SIZE + self.meta_length + self.body_length
 
 
-def checksum_of(data: bytes) -> bytes:
-    """The checksum stored in a chunk file's header (identifies its content)."""
-    return data[len(MAGIC) + 2 : HEADER_SIZE]
+def checksum(data: bytes | memoryview) -> bytes:
+    return xxhash.xxh3_128_digest(data)
 
 
 def compact_key(chunk_key: ChunkKey) -> tuple[tuple[str, Any], ...]:
@@ -88,40 +133,123 @@ def expand_key(stored: Any) -> ChunkKey:
 
 
 def encode_chunk(record: ChunkRecord) -> bytes:
-    """Serialize a chunk record to the bytes of a chunk file."""
+    """Serialize a chunk record to the bytes of a chunk file (the checksum is computed)."""
+    meta = json.dumps(record.meta(), sort_keys=True, default=repr).encode()
     body = pickle.dumps(
         {
-            "params": record.params,
-            "cache_version": record.cache_version,
             "chunk_key": compact_key(record.chunk_key),
-            "axes": record.axes,
             "points": record.points,
             "outputs": record.outputs,
         },
         protocol=5,
     )
-    return MAGIC + FORMAT_VERSION.to_bytes(2, "big") + _checksum(body) + body
+    hasher = xxhash.xxh3_128(meta)
+    hasher.update(body)
+    fixed = b"".join(
+        [
+            MAGIC,
+            FORMAT_VERSION.to_bytes(2, "big"),
+            PICKLE_XXH3.to_bytes(2, "big"),
+            len(meta).to_bytes(4, "big"),
+            len(body).to_bytes(8, "big"),
+        ]
+    )
+    return b"".join([fixed, hasher.digest(), meta, body])
+
+
+def read_header(data: bytes) -> ChunkHeader:
+    """Parse the fixed header (``data`` may be just its first :data:`HEADER_SIZE` bytes).
+
+    Raises
+    ------
+    CorruptChunkError
+        Bad magic or a truncated header.
+    UnreadableChunkError
+        A format version or codec this swarm-memo does not know (written by a newer one).
+    """
+    if len(data) < HEADER_SIZE or not data.startswith(MAGIC):
+        raise CorruptChunkError("not a swarm-memo chunk file (bad magic or truncated header)")
+    at = len(MAGIC)
+    version = int.from_bytes(data[at : at + 2], "big")
+    codec = int.from_bytes(data[at + 2 : at + 4], "big")
+    if version != FORMAT_VERSION or codec not in CODECS:
+        raise UnreadableChunkError(
+            f"chunk format {version} with codec {codec} cannot be read by this swarm-memo "
+            f"(it reads format {FORMAT_VERSION}, codecs {list(CODECS)}); was it written by "
+            "a newer version?"
+        )
+    return ChunkHeader(
+        version,
+        codec,
+        int.from_bytes(data[at + 4 : at + 8], "big"),
+        int.from_bytes(data[at + 8 : at + 16], "big"),
+        bytes(data[_FIXED:HEADER_SIZE]),
+    )
+
+
+def check_size(header: ChunkHeader, size: int) -> None:
+    """Raise :class:`CorruptChunkError` unless a file of ``size`` bytes can be intact."""
+    if size != header.file_size:
+        raise CorruptChunkError(
+            f"the file has {size} bytes where its header says {header.file_size}: "
+            "truncated or damaged"
+        )
+
+
+def read_meta(data: bytes) -> tuple[ChunkHeader, dict[str, Any]]:
+    """Header and meta of a whole chunk file, checksum verified; nothing is unpickled."""
+    header = read_header(data)
+    check_size(header, len(data))
+    view = memoryview(data)[HEADER_SIZE:]
+    if checksum(view) != header.checksum:
+        raise CorruptChunkError("checksum mismatch: the file is damaged")
+    try:
+        meta = json.loads(bytes(view[: header.meta_length]))
+    except ValueError as exc:
+        raise CorruptChunkError(f"unreadable meta block: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CorruptChunkError("unreadable meta block: not a JSON object")
+    return header, meta
+
+
+def body_of(data: bytes) -> memoryview:
+    """The pickled body of a chunk file, unchecked (for benchmarks and tools)."""
+    return memoryview(data)[HEADER_SIZE + read_header(data).meta_length :]
 
 
 def decode_chunk(data: bytes) -> ChunkRecord:
-    """Parse chunk file bytes; raise :class:`CorruptChunkError` for anything not valid."""
-    if len(data) < HEADER_SIZE or not data.startswith(MAGIC):
-        raise CorruptChunkError("not a swarm-memo chunk file (bad magic or truncated header)")
-    version = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 2], "big")
-    if version != FORMAT_VERSION:
-        raise CorruptChunkError(
-            f"chunk format version {version} is not supported (this swarm-memo reads "
-            f"version {FORMAT_VERSION})"
-        )
-    checksum, body = data[len(MAGIC) + 2 : HEADER_SIZE], data[HEADER_SIZE:]
-    if _checksum(body) != checksum:
-        raise CorruptChunkError("checksum mismatch: the file is truncated or damaged")
+    """Parse and check chunk file bytes.
+
+    Raises
+    ------
+    CorruptChunkError
+        The file is damaged: bad magic, truncation, checksum mismatch, missing fields.
+    UnreadableChunkError
+        The file is intact but cannot be read here: a newer format, or an output whose
+        class cannot be imported in this process.
+    """
+    header, meta = read_meta(data)
     try:
-        fields = pickle.loads(body)
-        fields["chunk_key"] = expand_key(fields["chunk_key"])
-        record = ChunkRecord(**fields, checksum=checksum)
-    except Exception as exc:  # checksum passed, yet unreadable: e.g. a class went away
-        raise CorruptChunkError(f"payload cannot be unpickled: {exc!r}") from exc
+        body = pickle.loads(memoryview(data)[HEADER_SIZE + header.meta_length :])
+    except (ImportError, AttributeError) as exc:  # intact, but a class is not importable here
+        raise UnreadableChunkError(f"an output cannot be unpickled here: {exc!r}") from exc
+    except Exception as exc:  # the checksum passed, so this is not an accident of the disk
+        raise CorruptChunkError(f"the body cannot be unpickled: {exc!r}") from exc
+    try:
+        record = ChunkRecord(
+            set_id=str(meta["set"]),
+            cache_version=str(meta["cache_version"]),
+            chunk_key=expand_key(body["chunk_key"]),
+            axes=tuple(meta["axes"]),
+            points=body["points"],
+            outputs=body["outputs"],
+            partial=bool(meta.get("partial", False)),
+            code=meta.get("code"),
+            info=meta.get("info") or {},
+            checksum=header.checksum,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptChunkError(f"a required field is missing or malformed: {exc!r}") from exc
     if record.points is not None and len(record.points) != len(record.outputs):
         raise CorruptChunkError("points and outputs differ in length")
     return record

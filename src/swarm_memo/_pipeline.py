@@ -57,7 +57,7 @@ class Pipeline:
         self.pairs = pairs  # collect (point, output) pairs instead of collate/merge
         self.diag = Diagnostics(total_chunks=len(plan.named_chunks))
         self.values: dict[int, Any] = {}
-        self.claims = Claims(memo.store.lock_file(f"{plan.pset.set_id}/claims.lock"))
+        self.claims = Claims(memo.store.lock_path(f"{plan.pset.set_id}/claims.lock"))
         self._stored: set[str] = set()
         self._listed: set[str] = set()
         self._listed_at = 0.0
@@ -299,7 +299,7 @@ class Pipeline:
         chunk = plan.named_chunks[job.index][0]
         points = None if plan.product else job.points
         record = ChunkRecord(
-            plan.key_params,
+            plan.pset.set_id,
             plan.pset.cache_version,
             chunk.key,
             plan.grid.axis_names,

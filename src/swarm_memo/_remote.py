@@ -79,7 +79,7 @@ class FsspecStore:
     def clean_temp(self, prefix: str, grace_seconds: float = 0.0) -> int:
         return 0  # writes are single PUTs: there are never temp files
 
-    def lock_file(self, key: str) -> None:
+    def lock_path(self, key: str) -> str | None:
         return None
 
     def init_root(self) -> None:

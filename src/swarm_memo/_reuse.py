@@ -35,7 +35,7 @@ class Reuse:
     @property
     def index(self) -> PointIndex:
         if self._index is None:
-            self._index = PointIndex.read(self._pset, self._names - self._pset.quarantined)
+            self._index = PointIndex.read(self._pset, self._names - self._pset.unusable)
         return self._index
 
     def locate(self, chunk: Chunk, digests: Sequence[bytes] | None) -> list[Found]:

@@ -14,10 +14,70 @@ import contextlib
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 TEMP_SUFFIX = ".tmp"
 TEMP_GRACE_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """Size and identity of one version of a stored file."""
+
+    size: int
+    mtime_ns: int
+    token: str
+    """Changes whenever the file is replaced (inode + size + mtime locally, ETag on S3)."""
+
+
+class Store(Protocol):
+    """Everything swarm-memo asks of a place that holds bytes under ``/``-separated keys.
+
+    Implementations: ``LocalStore`` (a directory), ``FsspecStore`` (any fsspec URL). Each
+    is checked by the same contract suite (``tests/test_store_contract.py``).
+    """
+
+    def url(self, key: str) -> str:
+        """A human-readable location of ``key``, for messages."""
+
+    def init_root(self) -> None:
+        """Create the root (first write only; reads never call it)."""
+
+    def read(self, key: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist."""
+
+    def read_prefix(self, key: str, size: int) -> bytes | None:
+        """At most the first ``size`` bytes, or None when the file does not exist."""
+
+    def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Replace the file atomically: readers see the old or the whole new content."""
+
+    def write_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the file unless it exists; True when this call created it."""
+
+    def names(self, prefix: str, suffix: str = "") -> list[str]:
+        """Names of the files directly under ``prefix`` ending in ``suffix``; temp and
+        hidden files are never listed."""
+
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the non-hidden folders directly under ``prefix`` ("" is the root)."""
+
+    def stat(self, key: str) -> FileStat | None:
+        """Size and identity of the file, or None when it does not exist."""
+
+    def move(self, src: str, dst: str) -> None:
+        """Move a file (never following a symlink out of the root)."""
+
+    def delete(self, key: str) -> None:
+        """Delete a file if it exists (never following a symlink out of the root)."""
+
+    def clean_temp(self, prefix: str, grace_seconds: float = ...) -> int:
+        """Remove temp files killed writers left under ``prefix``; return how many."""
+
+    def lock_path(self, key: str) -> str | None:
+        """A local file for claims (POSIX record locks), or None: this store has none."""
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -126,9 +186,9 @@ class LocalStore:
                         removed += 1
         return removed
 
-    def lock_file(self, key: str) -> Path | None:
-        """Local path of the claims lock file (None for stores without file locks)."""
-        return self.path(key)
+    def lock_path(self, key: str) -> str | None:
+        """Local path of the claims lock file."""
+        return str(self.path(key))
 
     def init_root(self) -> None:
         """Create the root with a ``.gitignore`` so a cache is never committed by mistake."""

@@ -95,6 +95,15 @@ class StoreError(SwarmMemoError, OSError):
         self.path = path
 
 
+class UnreadableChunkError(SwarmMemoError, ValueError):
+    """A chunk file is intact but cannot be read by this process (a newer format, or an
+    output whose class cannot be imported here); it is left where it is."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class CacheWarning(UserWarning):
     """A cache file could not be used (damaged, foreign, newer format); its points count as
     missing."""
@@ -115,5 +124,6 @@ __all__ = [
     "StoreError",
     "SwarmMemoError",
     "UnhashableValueError",
+    "UnreadableChunkError",
     "WorkerDiedError",
 ]

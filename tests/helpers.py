@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,15 @@ class CountingExec:
 def expected_output(params: dict[str, Any], point: Any) -> Any:
     """What ``CountingExec`` returns: depends on params and point, cheap to recompute."""
     return {"point": point, "alpha": params.get("alpha"), "pid_free": repr(point) + "!"}
+
+
+def grid_points(spec: dict[str, list[Any]], axis_order: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Every point of a split spec in grid order: row-major over ``axis_order``."""
+    return list(itertools.product(*(spec[axis] for axis in axis_order)))
+
+
+def grid_expected(
+    params: dict[str, Any], spec: dict[str, list[Any]], axis_order: Sequence[str]
+) -> list[Any]:
+    """The grid-order oracle: what ``run()`` returns with the default collate and merge."""
+    return [expected_output(params, point) for point in grid_points(spec, axis_order)]

@@ -107,12 +107,13 @@ def test_on_error_skip_completes_the_rest_and_lists_failures(tmp_path):
     assert diag.failed_points == [(7,)]
     assert output[7].exc_type == "ValueError"
     assert output[6] == expected_output({}, (6,))
-    assert chunk_count(tmp_path / "c") == 3  # the chunk holding (7,) is not stored
+    assert chunk_count(tmp_path / "c") == 4  # the chunk holding (7,) is stored partially
     counting.fail_on = None
     counting.reset()
     output, diag = memo.run({}, SPEC)
     assert output[7] == expected_output({}, (7,))
     assert diag.failed_points == []
+    assert counting.calls() == ["(7,)"]  # only the failed point runs again
 
 
 def test_worker_death_is_a_clear_error_and_keeps_finished_chunks(tmp_path):
@@ -123,8 +124,8 @@ def test_worker_death_is_a_clear_error_and_keeps_finished_chunks(tmp_path):
     assert "(13,)" in str(info.value)
     stored = chunk_count(tmp_path)
     assert stored >= 2  # chunks 0-3 and 4-7 completed before point 13 was reached
-    memo.exec_fn = pid_of
-    _output, diag = memo.run({}, SPEC)  # the pool is replaced; the next run works
+    memo = SwarmMemo(tmp_path, {"x": 4}, 2, exec_fn=pid_of, max_workers=2, verbose=0)
+    _output, diag = memo.run({}, SPEC)  # a new pool; the finished chunks are served
     assert diag.cached_chunks == stored
 
 

@@ -164,7 +164,7 @@ def test_chunk_file_names_stay_the_same():
     from swarm_memo._plan import plan_run
 
     memo = SwarmMemo("unused", {"x": 2, "s": 1}, 1, verbose=0)
-    plan = plan_run(memo, {"a": 1}, {"x": [1, 2, 3], "s": ["u"]}, {"a": 1}, None)
+    plan = plan_run(memo.config, {"a": 1}, {"x": [1, 2, 3], "s": ["u"]}, writable=False)
     assert [name for _, name in plan.named_chunks] == [
         "907ad5b37a292b34a4f47ea65716ffb7",
         "4389b63e6ccf57e84c3387202d60a6a8",

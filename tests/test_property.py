@@ -3,14 +3,13 @@ recomputation, and each point is executed exactly once over the whole sequence."
 
 from __future__ import annotations
 
-import itertools
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import CountingExec, expected_output
+from helpers import CountingExec, expected_output, grid_points
 from swarm_memo import SwarmMemo
 
 AXES = ("a", "b", "c")
@@ -37,8 +36,7 @@ def request_sequences(draw):
 
 
 def recompute(spec, bins, order):
-    per_axis = [[spec[a][i : i + bins[a]] for i in range(0, len(spec[a]), bins[a])] for a in order]
-    return [point for combo in itertools.product(*per_axis) for point in itertools.product(*combo)]
+    return grid_points(spec, order)
 
 
 def canonical(point, order):

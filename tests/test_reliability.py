@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import CountingExec, expected_output
-from swarm_memo import CacheWarning, SwarmMemo
+from swarm_memo import CacheMissError, CacheWarning, SwarmMemo
 from swarm_memo._codec import FORMAT_VERSION, MAGIC
 
 SWEEPER = Path(__file__).parent / "sweeper.py"
@@ -49,22 +49,42 @@ def empty(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [truncate, flip_byte, garbage, empty])
-@pytest.mark.parametrize("mode", ["run", "load"])
-def test_damaged_chunk_is_quarantined_and_only_it_is_recomputed(tmp_path, counting, damage, mode):
+def test_damaged_chunk_is_reported_by_a_read_and_left_in_place(tmp_path, counting, damage):
+    memo = make(tmp_path / "cache", counting)
+    memo.run({"alpha": 1}, SPEC)
+    victim = chunk_files(tmp_path / "cache")[1]
+    damage(victim)
+    damaged = victim.read_bytes()
+    counting.reset()
+    with pytest.warns(CacheWarning, match=str(victim.name)):
+        output, diag = memo.load({"alpha": 1}, SPEC)
+    assert diag.missing_points == 4
+    assert len(output) == 8
+    assert diag.quarantined_files == 0
+    assert victim.read_bytes() == damaged  # a read never moves or rewrites anything
+    with pytest.raises(CacheMissError), pytest.warns(CacheWarning):
+        memo.load({"alpha": 1}, SPEC, strict=True)
+    assert counting.count() == 0
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_byte, garbage, empty])
+@pytest.mark.parametrize("mode", ["run", "run_streaming"])
+def test_damaged_chunk_is_quarantined_by_a_run_and_only_it_is_recomputed(
+    tmp_path, counting, damage, mode
+):
     memo = make(tmp_path / "cache", counting)
     expected, _ = memo.run({"alpha": 1}, SPEC)
     victim = chunk_files(tmp_path / "cache")[1]
     damage(victim)
     counting.reset()
     with pytest.warns(CacheWarning, match=str(victim.name)):
-        output, diag = getattr(memo, mode)({"alpha": 1}, SPEC)
+        result = getattr(memo, mode)({"alpha": 1}, SPEC)
+    diag = result if mode == "run_streaming" else result[1]
     if mode == "run":
-        assert output == expected
-        assert counting.count() == 4  # exactly the damaged chunk's points
-        assert diag.executed_chunks == 1
-    else:
-        assert diag.missing_points == 4
-        assert counting.count() == 0
+        assert result[0] == expected
+    assert counting.count() == 4  # exactly the damaged chunk's points
+    assert diag.executed_chunks == 1
+    assert memo.load({"alpha": 1}, SPEC, strict=True)[0] == expected
     assert diag.quarantined_files == 1
     quarantined = list((tmp_path / "cache" / ".quarantine").rglob("*"))
     assert any(victim.name in q.name for q in quarantined)  # set aside, not deleted
@@ -232,7 +252,7 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
     from swarm_memo._plan import plan_run
 
     memo = make(tmp_path / "cache", counting)
-    plan = plan_run(memo, {"alpha": 1}, SPEC, {"alpha": 1}, counting)
+    plan = plan_run(memo.config, {"alpha": 1}, SPEC, writable=False)
     lock = tmp_path / "cache" / plan.pset.set_id / "claims.lock"
     lock.parent.mkdir(parents=True)
     offsets = [claim_offset(name) for _, name in plan.named_chunks]
@@ -255,7 +275,7 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
     assert holder.stdout.readline().strip() == "held"
     from swarm_memo._claims import Claims
 
-    probe = Claims(lock)
+    probe = Claims(str(lock))
     assert not probe.try_claim(plan.named_chunks[0][1])  # the live holder's claim counts
     probe.release_all()
     holder.kill()  # dies holding every claim
@@ -270,7 +290,7 @@ def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, 
     from swarm_memo._plan import plan_run
 
     memo = make(tmp_path / "cache", counting)
-    plan = plan_run(memo, {"alpha": 1}, SPEC, {"alpha": 1}, counting)
+    plan = plan_run(memo.config, {"alpha": 1}, SPEC, writable=False)
     lock = tmp_path / "cache" / plan.pset.set_id / "claims.lock"
     lock.parent.mkdir(parents=True)
     # Another process claims chunk 0, then computes and writes it, then exits.
@@ -312,7 +332,6 @@ def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, 
 def test_chunks_written_by_another_process_after_listing_are_loaded(tmp_path, monkeypatch):
     """A run lists the cache, then is slow to start (say its pool spawns) while another
     process writes chunks without ever holding a claim this run sees: they are loaded."""
-    from swarm_memo import _pipeline
     from swarm_memo._cache import ParamsSet
 
     counting = CountingExec(tmp_path / "calls.log")
@@ -326,7 +345,6 @@ def test_chunks_written_by_another_process_after_listing_are_loaded(tmp_path, mo
         return set() if len(listings) == 1 else real(self)
 
     monkeypatch.setattr(ParamsSet, "stored_names", stale_first_listing)
-    monkeypatch.setattr(_pipeline, "RELIST_SECONDS", 0.0)
     output, diag = make(tmp_path / "cache", counting).run({"alpha": 1}, SPEC)
     assert output == [expected_output({"alpha": 1}, (x,)) for x in range(12)]
     assert counting.count() == 0

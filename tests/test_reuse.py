@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from helpers import expected_output
-from swarm_memo import CacheMissError, SwarmMemo
-from swarm_memo._index import IndexLog, PointIndex
+from helpers import expected_output, grid_expected
+from swarm_memo import CacheMissError, SwarmMemo, _reuse
+from swarm_memo._index import IndexLog
 from swarm_memo._store import LocalStore
 
 PARAMS = {"alpha": 7}
@@ -26,18 +26,8 @@ def points_of(split_spec, axes):
 
 
 def flat_expected(memo, split_spec):
-    """What run() must return: chunk order, then product order within the chunk."""
-    axes = memo.axis_order
-    bins = dict(memo.layout.bin_sizes)
-    per_axis = [
-        [split_spec[a][i : i + bins[a]] for i in range(0, len(split_spec[a]), bins[a])]
-        for a in axes
-    ]
-    return [
-        expected_output(PARAMS, p)
-        for combo in itertools.product(*per_axis)
-        for p in itertools.product(*combo)
-    ]
+    """What run() must return: grid order over the memo's axis order."""
+    return grid_expected(PARAMS, split_spec, memo.axis_order)
 
 
 def check(memo, counting, split_spec, new_points):
@@ -150,7 +140,7 @@ def test_status_counts_without_executing_or_loading(tmp_path, counting, monkeypa
     def no_index(*args, **kwargs):
         raise AssertionError("an all-hit request must not read the point index")
 
-    monkeypatch.setattr(PointIndex, "read", no_index)
+    monkeypatch.setattr(_reuse, "read_point_index", no_index)
     status = memo.status(PARAMS, spec)
     assert (status.total_points, status.cached_points, status.missing_points) == (8, 8, 0)
     assert status.complete
@@ -192,7 +182,7 @@ def test_deleted_index_is_rebuilt_and_loses_nothing(tmp_path, counting):
     diag = check(make(tmp_path, counting, {"a": 3, "b": 1}), counting, spec, [])
     assert diag.reused_points == 9
     (set_dir,) = (p.parent for p in (tmp_path / "cache").glob("*/chunks"))
-    records = IndexLog(LocalStore(set_dir), "index").read()
+    records = IndexLog(LocalStore(set_dir), "index").read(fold=False)
     assert set(records) == {p.stem for p in set_dir.glob("chunks/*.chunk")}
     assert len(records) == 4 + 3
 
@@ -236,5 +226,5 @@ def test_many_index_segments_are_folded_into_one(tmp_path, counting):
     rebinned = make(tmp_path, counting, {"a": 5})
     rebinned.run({"k": 0}, {"a": list(range(_index.FOLD_ABOVE + 3))})
     assert counting.count() == 0
-    records = IndexLog(LocalStore(set_dir), "index").read()
+    records = IndexLog(LocalStore(set_dir), "index").read(fold=False)
     assert set(records) == {p.stem for p in set_dir.glob("chunks/*.chunk")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import swarm_memo
-from helpers import CountingExec, expected_output
+from helpers import CountingExec, expected_output, grid_expected
 from swarm_memo import Diagnostics, SwarmMemo
 from swarm_memo._codec import decode_chunk
 
@@ -35,16 +34,9 @@ def seed_merge(chunks):
     return merged
 
 
-def expected(params, spec, axis_order=("s", "strat"), bins=None):
+def expected(params, spec, axis_order=("s", "strat")):
     """Plain recomputation of what run() must return with the default enumerator."""
-    bins = bins or {"strat": 1, "s": 3}
-    per_axis = [
-        [spec[a][i : i + bins[a]] for i in range(0, len(spec[a]), bins[a])] for a in axis_order
-    ]
-    out = []
-    for combo in itertools.product(*per_axis):
-        out.extend(expected_output(params, p) for p in itertools.product(*combo))
-    return out
+    return grid_expected(params, spec, axis_order)
 
 
 def chunk_files(root: Path) -> list[Path]:
@@ -184,15 +176,15 @@ def test_axis_order_sets_point_order_and_reuses_chunks_in_any_order(make_memo, c
     out, diag = make_memo(memo_chunk_spec=bins, axis_order=["strat", "s"]).run({"alpha": 1}, SPEC)
     assert diag.cached_chunks == 2
     assert counting.count() == 8
-    # Chunk and point order now follow (strat, s): strat varies slowest. The cached outputs
+    # Output order now follows (strat, s): strat varies slowest. The cached outputs
     # were computed from (s, strat) tuples of the same points.
     assert [o["point"] for o in out] == [
         (1, "aaa"),
         (2, "aaa"),
-        (1, "bb"),
-        (2, "bb"),
         (3, "aaa"),
         (4, "aaa"),
+        (1, "bb"),
+        (2, "bb"),
         (3, "bb"),
         (4, "bb"),
     ]
@@ -202,10 +194,10 @@ def test_axis_order_sets_point_order_and_reuses_chunks_in_any_order(make_memo, c
     assert [o["point"] for o in fresh] == [
         ("aaa", 1),
         ("aaa", 2),
-        ("bb", 1),
-        ("bb", 2),
         ("aaa", 3),
         ("aaa", 4),
+        ("bb", 1),
+        ("bb", 2),
         ("bb", 3),
         ("bb", 4),
     ]

@@ -57,7 +57,7 @@ CONSTRUCTOR_CASES = [
     ({"merge_fn": "concat"}, SpecTypeError, r"merge_fn must be callable"),
     ({"cache_version": 2}, SpecTypeError, r"cache_version must be a str; got 2"),
     ({"verbose": 5}, SpecError, r"verbose must be 0, 1 or 2; got 5"),
-    ({"on_error": "ignore"}, SpecError, r"on_error must be 'raise' or 'skip'; got 'ignore'"),
+    ({"on_error": "ignore"}, SpecError, r"on_error must be one of 'raise', 'skip'; got 'ignore'"),
     ({"executor": "gpu"}, SpecError, r"executor must be one of .*got 'gpu'"),
     ({"executor": object()}, SpecTypeError, r"executor must be .*got object"),
     ({"cache_root": 3}, SpecTypeError, r"cache_root must be a str or path; got 3"),

@@ -11,11 +11,13 @@ from __future__ import annotations
 from ._defaults import default_collate, default_merge
 from ._diagnostics import Diagnostics, Status
 from ._memo import SwarmMemo
+from ._version import __version__
 from ._worker import PointFailure
 from .errors import (
     CacheMissError,
     CacheWarning,
     CodeChangedWarning,
+    CollateError,
     CorruptChunkError,
     ExecError,
     SpecError,
@@ -26,12 +28,11 @@ from .errors import (
     WorkerDiedError,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "CacheMissError",
     "CacheWarning",
     "CodeChangedWarning",
+    "CollateError",
     "CorruptChunkError",
     "Diagnostics",
     "ExecError",

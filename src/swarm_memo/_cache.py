@@ -22,15 +22,27 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
-from ._codec import ChunkRecord, decode_chunk, encode_chunk, read_header
+from ._codec import (
+    HEADER_SIZE,
+    ChunkRecord,
+    check_size,
+    decode_chunk,
+    encode_chunk,
+    parse_meta,
+    read_header,
+)
 from ._hashing import digest_bytes, encode
 from ._index import IndexLog, IndexRecord
+from ._store import FileStat, Store
+from ._version import __version__
 from .errors import CacheWarning, CorruptChunkError, UnreadableChunkError
 
 logger = logging.getLogger("swarm_memo")
@@ -38,21 +50,9 @@ logger = logging.getLogger("swarm_memo")
 CHUNK_SUFFIX = ".chunk"
 PARAMS_FILE = "params.json"
 QUARANTINE = ".quarantine"
+PEEK_BYTES = 4096
+"""Bytes read to check a chunk file without loading it (header + usual meta)."""
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
-
-
-class ByteStore(Protocol):
-    """What the cache needs from a store (see ``_store.LocalStore``)."""
-
-    def read(self, key: str) -> bytes | None: ...
-    def write(self, key: str, data: bytes, *, durable: bool = True) -> None: ...
-    def write_if_absent(self, key: str, data: bytes) -> None: ...
-    def names(self, prefix: str, suffix: str = "") -> list[str]: ...
-    def move(self, src: str, dst: str) -> None: ...
-    def exists(self, key: str) -> bool: ...
-    def delete(self, key: str) -> None: ...
-    def url(self, key: str) -> str: ...
-    def clean_temp(self, prefix: str, grace_seconds: float = ...) -> int: ...
 
 
 def _warn(message: str) -> None:
@@ -72,12 +72,18 @@ def check_chunk_name(name: Any) -> str:
 
 @dataclass
 class ParamsSet:
-    """The chunk files of one (params, cache_version) in a store."""
+    """The chunk files of one (params, cache_version) in a store.
 
-    store: ByteStore
+    A read-only set (``writable=False``: ``load``, ``status``) never creates, moves or
+    rewrites anything: damaged files are reported, not quarantined, and index records
+    rebuilt on the way stay in memory.
+    """
+
+    store: Store
     set_id: str
     params: dict[str, Any]
     cache_version: str
+    writable: bool = True
     quarantined: set[str] = field(default_factory=set)
     """Chunk files found damaged and moved aside during this call."""
     unusable: set[str] = field(default_factory=set)
@@ -91,7 +97,7 @@ class ParamsSet:
         return f"{self.set_id}/chunks/{name}{CHUNK_SUFFIX}"
 
     def has_chunk(self, name: str) -> bool:
-        return self.store.exists(self.chunk_key(name))
+        return self.store.stat(self.chunk_key(name)) is not None
 
     def stored_names(self) -> set[str]:
         """Names of the chunk files present (one listing, no reads)."""
@@ -99,65 +105,117 @@ class ParamsSet:
         return {n[: -len(CHUNK_SUFFIX)] for n in listed}
 
     def load(self, name: str, expected_key: Any = None) -> ChunkRecord | None:
-        """Read and check one chunk file; ``None`` if absent or unusable (quarantined)."""
+        """Read and check one chunk file; ``None`` if absent or unusable here."""
         key = self.chunk_key(name)
+        before = self.store.stat(key) if self.writable else None
         data = self.store.read(key)
         if data is None:
             return None
         try:
             record = decode_chunk(data)
-            self._check_belongs(record, expected_key)
-        except UnreadableChunkError as exc:
-            _warn(
-                f"swarm-memo: cannot read cache file {self.store.url(key)} here: {exc}; "
-                "it is left in place and its points count as missing in this process"
-            )
-            self.unusable.add(name)
-            return None
-        except CorruptChunkError as exc:
-            self._quarantine(key, str(exc))
-            self.quarantined.add(name)
-            self.unusable.add(name)
+            self._check_belongs(record.set_id, record.cache_version)
+            # Keys compare by canonical encoding, never ==: NaN != NaN, 1 == 1.0 == True.
+            if expected_key is not None and encode(record.chunk_key) != encode(expected_key):
+                raise CorruptChunkError("the file holds another chunk than its name says")
+        except (CorruptChunkError, UnreadableChunkError) as exc:
+            self._set_aside(name, key, exc, before)
             return None
         return record
 
-    def _check_belongs(self, record: ChunkRecord, expected_key: Any) -> None:
-        if record.set_id != self.set_id or record.cache_version != self.cache_version:
-            raise CorruptChunkError("the file belongs to other params or another cache_version")
-        # Keys compare by canonical encoding, never ==: NaN != NaN, 1 == 1.0 == True.
-        if expected_key is not None and encode(record.chunk_key) != encode(expected_key):
-            raise CorruptChunkError("the file holds another chunk than its name says")
+    def peek(self, name: str) -> dict[str, Any] | None:
+        """The meta of a chunk file whose header, size and ownership check out (the body
+        is not read or verified); ``None`` if absent or unusable."""
+        key = self.chunk_key(name)
+        head = self.store.read_prefix(key, PEEK_BYTES)
+        stat = self.store.stat(key)
+        if head is None or stat is None:
+            return None
+        try:
+            header = read_header(head)
+            check_size(header, stat.size)
+            if len(head) < HEADER_SIZE + header.meta_length:
+                head = self.store.read_prefix(key, HEADER_SIZE + header.meta_length) or b""
+            meta = parse_meta(header, head)
+            self._check_belongs(meta.get("set"), meta.get("cache_version"))
+        except (CorruptChunkError, UnreadableChunkError) as exc:
+            self._set_aside(name, key, exc, stat)
+            return None
+        return meta
 
-    def save(
-        self, name: str, record: ChunkRecord, point_digests: list[bytes] | None = None
-    ) -> None:
-        """Write one chunk file atomically (and the params file on first use)."""
+    def _check_belongs(self, set_id: Any, cache_version: Any) -> None:
+        if set_id != self.set_id or cache_version != self.cache_version:
+            raise CorruptChunkError("the file belongs to other params or another cache_version")
+
+    def _set_aside(self, name: str, key: str, exc: Exception, before: FileStat | None) -> None:
+        self.unusable.add(name)
+        url = self.store.url(key)
+        if isinstance(exc, UnreadableChunkError) or not self.writable:
+            what = "cannot read" if isinstance(exc, UnreadableChunkError) else "ignoring damaged"
+            _warn(
+                f"swarm-memo: {what} cache file {url} here: {exc}; it is left in place and "
+                "its points count as missing in this process"
+            )
+            return
+        self._quarantine(key, str(exc), before)
+        self.quarantined.add(name)
+
+    def prepare(self) -> None:
+        """Before the first point of a run is computed: describe the set once (this also
+        proves the cache is writable, so no point is computed that cannot be stored)."""
         if not self._params_written:
             self.store.write_if_absent(
                 f"{self.set_id}/{PARAMS_FILE}", describe_params(self.params, self.cache_version)
             )
             self._params_written = True
-        data = encode_chunk(record)
+
+    def save(
+        self,
+        name: str,
+        record: ChunkRecord,
+        point_digests: list[bytes] | None,
+        on_unpicklable: Callable[[Exception], Exception] | None = None,
+    ) -> None:
+        """Write one chunk file atomically, then its index record."""
+        self.prepare()
+        try:
+            data = encode_chunk(record)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            if on_unpicklable is None:
+                raise
+            raise on_unpicklable(exc) from exc
         self.store.write(self.chunk_key(name), data)
         # The index record goes second: it never describes a chunk file that is not there.
         record = replace(record, checksum=read_header(data).checksum)
         self.index_log.add(name, IndexRecord.of(record, point_digests))
 
-    def rebuild_index_record(self, name: str) -> IndexRecord | None:
-        """Recreate a missing or stale index record from its chunk file."""
+    def index_record(self, name: str) -> IndexRecord | None:
+        """Rebuild a missing or stale index record from its chunk file (kept on disk only
+        by a writable set)."""
         record = self.load(name)
         if record is None:
             return None
-        logger.info("swarm-memo: rebuilt index record of chunk %s", name)
         index_record = IndexRecord.of(record)
-        self.index_log.add(name, index_record)
+        if self.writable:
+            logger.info("swarm-memo: rebuilt index record of chunk %s", name)
+            self.index_log.add(name, index_record)
         return index_record
+
+    def read_index(self) -> dict[str, IndexRecord]:
+        """The stored index records (segments are folded only by a writable set)."""
+        return self.index_log.read(fold=self.writable)
 
     def close(self) -> None:
         """Write the index records still pending (call once a run is over)."""
-        self.index_log.flush()
+        if self.writable:
+            self.index_log.flush()
 
-    def _quarantine(self, key: str, reason: str) -> None:
+    def _quarantine(self, key: str, reason: str, before: FileStat | None) -> None:
+        """Move a damaged file aside, unless another process replaced it meanwhile (its
+        new content may well be intact: a run racing us just wrote it)."""
+        now = self.store.stat(key)
+        if now is None or (before is not None and now.token != before.token):
+            logger.info("swarm-memo: %s changed while being read; not quarantined", key)
+            return
         target = f"{QUARANTINE}/{key}.{time.time_ns()}"
         message = (
             f"swarm-memo: ignoring cache file {self.store.url(key)}: {reason}; "
@@ -167,8 +225,7 @@ class ParamsSet:
             self.store.move(key, target)
         except OSError as exc:  # another process moved it first, or a read-only cache
             message += f" (could not move it: {exc})"
-        logger.warning(message)
-        warnings.warn(message, CacheWarning, stacklevel=4)
+        _warn(message)
 
     def clean_temp(self) -> int:
         """Remove temp files that killed writers left (older than a grace period)."""
@@ -192,8 +249,6 @@ def _jsonable(value: Any) -> Any:
 
 def describe_params(params: dict[str, Any], cache_version: str) -> bytes:
     """The text of ``params.json``: for people and the CLI, never unpickled or trusted."""
-    from . import __version__
-
     description = {
         "params": _jsonable(params),
         "cache_version": cache_version,

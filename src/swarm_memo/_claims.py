@@ -1,17 +1,17 @@
-"""Claims: processes sharing a cache compute different chunks instead of the same ones.
+"""Claims: runs sharing a cache compute different chunks instead of the same ones.
 
-Before executing the missing points of a memo chunk, a driver takes a non-blocking POSIX
-record lock (``fcntl.lockf``) on one byte of ``<set-id>/claims.lock``, at an offset
-derived from the chunk's name. The operating system drops every lock of a process that
-dies, so a claim can never go stale; record locks work on local disks and on NFS (through
-its lock manager); and a claim costs two system calls, not a file per chunk. A chunk
-claimed by another process is put off to the end of the run; by then the other process
-has usually written it, and it is loaded instead of computed.
+Before executing the missing points of a memo chunk, a run claims it. Between processes a
+claim is a non-blocking POSIX record lock (``fcntl.lockf``) on one byte of
+``<set-id>/claims.lock``, at an offset derived from the chunk's name: the operating system
+drops every lock of a process that dies, so a claim never goes stale, record locks work on
+local disks and on NFS, and a claim costs two system calls. Within one process (two runs
+in threads) POSIX locks cannot tell the runs apart, so a process-wide table of held names
+excludes them, and each lock file is opened once per process: closing any descriptor of a
+file would drop every lock the process holds on it.
 
 A claim only steers work, correctness never depends on it: every write is atomic and
-every chunk file is complete. So where locks are unavailable (Windows, a file system
-without lock support, an object store) runs go on without claims, and two offset
-collisions at worst make a chunk wait for an unrelated one.
+every chunk file is complete. Where locks are unavailable (Windows, a file system without
+lock support, an object store) runs go on without claims between processes.
 """
 
 from __future__ import annotations
@@ -36,56 +36,105 @@ def claim_offset(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
+class _LockFile:
+    """One open lock file of this process and which run holds each claimed name."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        self.holders: dict[str, int] = {}  # chunk name -> id of the Claims holding it
+
+
+_TABLE_LOCK = threading.Lock()
+_LOCK_FILES: dict[str, _LockFile] = {}
+
+
+def _lock_file(path: str | None) -> _LockFile:
+    """The process-wide entry of a lock file (opened once, kept open)."""
+    key = path or ""
+    with _TABLE_LOCK:
+        entry = _LOCK_FILES.get(key)
+        if entry is not None and not entry.holders and _replaced(entry.fd, path):
+            if entry.fd is not None:  # the cache was deleted and made anew: open the new file
+                with contextlib.suppress(OSError):
+                    os.close(entry.fd)
+            entry = None
+        if entry is None:
+            entry = _LockFile(_open(path))
+            _LOCK_FILES[key] = entry
+        return entry
+
+
+def _replaced(fd: int | None, path: str | None) -> bool:
+    if path is None:
+        return False
+    try:
+        return fd is None or os.fstat(fd).st_ino != os.stat(path).st_ino
+    except OSError:
+        return True
+
+
+def _open(path: str | None) -> int | None:
+    if path is None or fcntl is None:
+        return None
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # e.g. a read-only cache: claims only within this process
+        logger.debug("swarm-memo: no claims between processes (%s)", exc)
+        return None
+
+
 class Claims:
-    """The chunk claims held by this run, in one params set folder."""
+    """The chunk claims held by one run in one params set folder."""
 
-    def __init__(self, lock_file: str | None) -> None:
-        self._lock_file = Path(lock_file) if lock_file and fcntl is not None else None
-        self._fd: int | None = None
+    def __init__(self, lock_path: str | None) -> None:
+        self._path = None if lock_path is None else os.path.realpath(lock_path)
+        self._file: _LockFile | None = None
         self._held: set[str] = set()
-        self._lock = threading.Lock()  # chunk writer threads release claims
-        self.contended = False  # True once another process held a chunk this run wanted
+        self.contended = False  # True once another run held a chunk this run wanted
 
-    def _open(self) -> int | None:
-        if self._fd is None and self._lock_file is not None:
-            try:
-                self._lock_file.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:  # e.g. a read-only cache: run without claims
-                logger.debug("swarm-memo: no claims (%s)", exc)
-                self._lock_file = None
-        return self._fd
+    def _entry(self) -> _LockFile:
+        if self._file is None:
+            self._file = _lock_file(self._path)
+        return self._file
 
     def try_claim(self, name: str) -> bool:
-        """Claim a chunk for this process; False when another process holds it."""
-        fd = self._open()
-        if fd is None:
-            return True
-        with self._lock:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, claim_offset(name))
-            except (BlockingIOError, PermissionError):
+        """Claim a chunk for this run; False when another run (here or elsewhere) holds it."""
+        entry = self._entry()
+        with _TABLE_LOCK:
+            holder = entry.holders.get(name)
+            if holder is not None and holder != id(self):
                 self.contended = True
                 return False
-            except OSError as exc:  # a file system without record locks
-                logger.debug("swarm-memo: cannot lock %s (%s); claims disabled", name, exc)
-                self._lock_file = None
-                return True
+            if holder is None and entry.fd is not None and not _lock(entry.fd, name):
+                self.contended = True
+                return False
+            entry.holders[name] = id(self)
             self._held.add(name)
         return True
 
     def release(self, name: str) -> None:
-        with self._lock:
-            if name in self._held and self._fd is not None:
-                self._held.discard(name)
-                with contextlib.suppress(OSError):
-                    fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, claim_offset(name))
+        entry = self._entry()
+        with _TABLE_LOCK:
+            if name not in self._held:
+                return
+            self._held.discard(name)
+            if entry.holders.get(name) == id(self):
+                del entry.holders[name]
+                if entry.fd is not None:
+                    with contextlib.suppress(OSError):
+                        fcntl.lockf(entry.fd, fcntl.LOCK_UN, 1, claim_offset(name))
 
     def release_all(self) -> None:
-        """Drop every claim (closing the file releases all of this process's locks)."""
-        with self._lock:
-            self._held.clear()
-            if self._fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
-                self._fd = None
+        for name in list(self._held):
+            self.release(name)
+
+
+def _lock(fd: int, name: str) -> bool:
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, claim_offset(name))
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError as exc:  # a file system without record locks: no claims between processes
+        logger.debug("swarm-memo: cannot lock %s (%s)", name, exc)
+    return True

@@ -203,13 +203,19 @@ def read_meta(data: bytes) -> tuple[ChunkHeader, dict[str, Any]]:
     view = memoryview(data)[HEADER_SIZE:]
     if checksum(view) != header.checksum:
         raise CorruptChunkError("checksum mismatch: the file is damaged")
+    return header, parse_meta(header, data)
+
+
+def parse_meta(header: ChunkHeader, data: bytes) -> dict[str, Any]:
+    """The meta block of a file whose first bytes are ``data`` (not checksummed here)."""
+    raw = data[HEADER_SIZE : HEADER_SIZE + header.meta_length]
     try:
-        meta = json.loads(bytes(view[: header.meta_length]))
+        meta = json.loads(raw) if len(raw) == header.meta_length else None
     except ValueError as exc:
         raise CorruptChunkError(f"unreadable meta block: {exc}") from exc
     if not isinstance(meta, dict):
-        raise CorruptChunkError("unreadable meta block: not a JSON object")
-    return header, meta
+        raise CorruptChunkError("unreadable meta block: truncated or not a JSON object")
+    return meta
 
 
 def body_of(data: bytes) -> memoryview:

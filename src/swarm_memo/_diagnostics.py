@@ -106,3 +106,16 @@ class Status:
     def complete(self) -> bool:
         """True when nothing needs to be executed."""
         return self.missing_points == 0
+
+    @classmethod
+    def of(cls, diag: Diagnostics, missing: list[dict[str, list[Any]]]) -> Status:
+        """The status of a read: the accounting of a run that executes nothing."""
+        return cls(
+            total_points=diag.total_points,
+            cached_points=diag.cached_points,
+            missing_points=diag.missing_points,
+            total_chunks=diag.total_chunks,
+            cached_chunks=diag.cached_chunks,
+            missing_chunks=diag.missing_chunks,
+            missing=missing,
+        )

@@ -28,15 +28,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._codec import ChunkRecord, compact_key
 from ._hashing import encode, point_digest
+from ._store import Store
 
-if TYPE_CHECKING:
-    from ._cache import ParamsSet
-
-INDEX_MAGIC = b"SWMEMOIX3"
+INDEX_MAGIC = b"SWMEMOIX4"
 SEGMENT_SUFFIX = ".idx"
 FLUSH_EVERY = 64
 """Records per segment file while a run writes chunks."""
@@ -60,16 +58,19 @@ class IndexRecord:
     bins: tuple[Any, ...]
     digests: bytes | None
     checksum: bytes
+    code: str | None = None
+    """Fingerprint of the code that computed the chunk's outputs, when known."""
 
     @classmethod
     def of(cls, record: ChunkRecord, digests: Sequence[bytes] | None = None) -> IndexRecord:
         """The index record of a chunk; ``digests`` saves re-hashing enumerated points."""
         if record.points is None:
             key = dict(compact_key(record.chunk_key))
-            return cls(record.axes, tuple(key[a] for a in record.axes), None, record.checksum)
+            bins = tuple(key[a] for a in record.axes)
+            return cls(record.axes, bins, None, record.checksum, record.code)
         if digests is None:
             digests = [point_digest(p) for p in record.points]
-        return cls((), (), b"".join(digests), record.checksum)
+        return cls((), (), b"".join(digests), record.checksum, record.code)
 
     @cached_property
     def encodings(self) -> tuple[tuple[bytes, ...], ...]:
@@ -77,7 +78,7 @@ class IndexRecord:
         return tuple(tuple(encode(v, "chunk key") for v in values) for values in self.bins)
 
     def to_tuple(self) -> tuple[Any, ...]:
-        return (self.axes, self.bins, self.digests, self.checksum)
+        return (self.axes, self.bins, self.digests, self.checksum, self.code)
 
 
 def encode_segment(records: dict[str, IndexRecord]) -> bytes:
@@ -93,8 +94,8 @@ def decode_segment(data: bytes) -> dict[str, IndexRecord]:
     try:
         rows = pickle.loads(data[len(INDEX_MAGIC) :])
         return {
-            name: IndexRecord(tuple(axes), tuple(bins), digests, checksum)
-            for name, axes, bins, digests, checksum in rows
+            name: IndexRecord(tuple(axes), tuple(bins), digests, checksum, code)
+            for name, axes, bins, digests, checksum, code in rows
         }
     except Exception:  # a damaged segment: its chunks get records rebuilt
         return {}
@@ -103,7 +104,7 @@ def decode_segment(data: bytes) -> dict[str, IndexRecord]:
 class IndexLog:
     """Reads the segments of one params set and writes this run's records in batches."""
 
-    def __init__(self, store: Any, prefix: str) -> None:
+    def __init__(self, store: Store, prefix: str) -> None:
         self._store = store
         self._prefix = prefix
         self._pending: dict[str, IndexRecord] = {}
@@ -127,8 +128,9 @@ class IndexLog:
         # Names sort by creation time, so a newer record of a chunk wins when merged.
         return f"{self._prefix}/{time.time_ns():020d}-{uuid.uuid4().hex[:12]}{SEGMENT_SUFFIX}"
 
-    def read(self, *, fold: bool = True) -> dict[str, IndexRecord]:
-        """Every record stored (this run's pending ones included)."""
+    def read(self, *, fold: bool) -> dict[str, IndexRecord]:
+        """Every record stored (this run's pending ones included); ``fold`` (runs only,
+        never reads) replaces many segments by one."""
         names = sorted(self._store.names(self._prefix, SEGMENT_SUFFIX))
         records: dict[str, IndexRecord] = {}
         for segment in names:
@@ -163,22 +165,13 @@ class PointIndex:
         self.records = records
         self._by_value: dict[tuple[str, bytes], list[str]] = {}
         self._by_digest: dict[bytes, Location] | None = None
+        self.has_digests = any(record.digests is not None for record in records.values())
+        """Whether some file lists its points by digest (enumerated or partial chunks)."""
         for name, record in sorted(records.items()):
             if record.digests is None:
                 for axis, encs in zip(record.axes, record.encodings):
                     for enc in encs:
                         self._by_value.setdefault((axis, enc), []).append(name)
-
-    @classmethod
-    def read(cls, pset: ParamsSet, names: set[str]) -> PointIndex:
-        """Read the records of ``names``, rebuilding missing or damaged ones."""
-        stored = pset.index_log.read()
-        records: dict[str, IndexRecord] = {}
-        for name in sorted(names):
-            record = stored.get(name) or pset.rebuild_index_record(name)
-            if record is not None:
-                records[name] = record
-        return cls(records)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._defaults import default_collate, default_merge
+from ._config import (
+    DEFAULT_CLAIM_TIMEOUT,
+    DEFAULT_GRACE_SECONDS,
+    ChunkHashFn,
+    OnCodeChange,
+    OnError,
+    build_config,
+)
 from ._diagnostics import Diagnostics, Status
-from ._executors import ExecutorFactory
-from ._grid import ChunkLayout, _check_positive_int
-from ._pipeline import Pipeline, compute_status
-from ._plan import EnumerateFn, ExecFn, RunPlan, plan_run
-from ._remote import open_store
-from ._types import ChunkKey, Params, SplitSpec
+from ._fingerprint import code_fingerprint
+from ._grid import ChunkLayout
+from ._requests import Requests
+from ._types import EnumerateFn, ExecFn, Params, SplitSpec
 from ._wrap import make_wrapper
-from .errors import CacheMissError, SpecError, SpecTypeError
 
 
-def _check_callable(value: Any, name: str) -> None:
-    if value is not None and not callable(value):
-        raise SpecTypeError(f"{name} must be callable or None; got {type(value).__name__}")
+def _name_of(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
 
 
 class SwarmMemo:
@@ -52,9 +54,10 @@ class SwarmMemo:
         ``chunk_hash_fn(params, chunk_key, cache_version) -> str`` naming a chunk file.
         Default: a stable content digest.
     cache_version
-        Bump it to invalidate every cached result (e.g. after changing ``exec_fn``).
+        Bump it to invalidate every cached result.
     max_workers
-        Worker count; None means all cores; 1 runs in-process with no pool.
+        Worker count; None means the CPUs this process may use (affinity, cgroup quota,
+        ``SLURM_CPUS_PER_TASK``); 1 runs in-process with no pool.
     axis_order
         Order of axes for chunk iteration (first axis slowest) and default point tuples.
         Default: sorted axis names. Never affects cache keys.
@@ -71,7 +74,24 @@ class SwarmMemo:
     on_error
         ``"raise"`` (default): an exception in ``exec_fn`` raises :class:`ExecError` after
         storing every finished chunk. ``"skip"``: failing points are listed in
-        ``Diagnostics.failed_points`` and their chunks are not stored.
+        ``Diagnostics.failed_points``; the good points of their chunks are stored (as
+        partial chunks), so the next run executes only the failed points.
+    on_code_change
+        What to do with stored results computed by other code than the current ``exec_fn``
+        (its code fingerprint is stored with every chunk): ``"warn"`` (default) emits a
+        :class:`CodeChangedWarning` once per call and reuses them; ``"recompute"`` treats
+        them as missing; ``"ignore"`` reuses them silently.
+    chunk_order
+        Which missing chunks are computed first: ``"grid"`` (default), ``"coarse-to-fine"``
+        (bit-reversed bins per axis: every prefix of a sweep covers the grid evenly) or a
+        callable receiving the chunks' sub-specs in grid order and returning their indices.
+        The output's order never changes.
+    claim_timeout
+        Seconds to wait for a chunk claimed by another run before computing it here
+        (default 600; None waits forever).
+    grace_seconds
+        On SIGTERM or Ctrl-C, how long exec chunks in flight may finish before the run
+        stores every finished point and stops (default 20).
 
     Examples
     --------
@@ -90,55 +110,101 @@ class SwarmMemo:
         exec_fn: ExecFn | None = None,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         merge_fn: Callable[[list[Any]], Any] | None = None,
-        chunk_hash_fn: Callable[[dict[str, Any], ChunkKey, str], str] | None = None,
+        chunk_hash_fn: ChunkHashFn | None = None,
         cache_version: str = "v1",
         max_workers: int | None = None,
         axis_order: Sequence[str] | None = None,
         verbose: int = 1,
         *,
         executor: Any = "process",
-        on_error: str = "raise",
+        on_error: OnError = "raise",
+        on_code_change: OnCodeChange = "warn",
+        chunk_order: str | Callable[[list[dict[str, list[Any]]]], Sequence[int]] = "grid",
+        claim_timeout: float | None = DEFAULT_CLAIM_TIMEOUT,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(cache_root, (str, os.PathLike)):
-            raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
-        self.layout = ChunkLayout.parse(memo_chunk_spec, axis_order)
-        self.exec_chunk_size = _check_positive_int(exec_chunk_size, "exec_chunk_size")
-        for name, fn in [
-            ("enumerate_points", enumerate_points),
-            ("exec_fn", exec_fn),
-            ("collate_fn", collate_fn),
-            ("merge_fn", merge_fn),
-            ("chunk_hash_fn", chunk_hash_fn),
-        ]:
-            _check_callable(fn, name)
-        if not isinstance(cache_version, str):
-            raise SpecTypeError(f"cache_version must be a str; got {cache_version!r}")
-        if max_workers is not None:
-            _check_positive_int(max_workers, "max_workers", "None or an int >= 1")
-        if verbose not in (0, 1, 2):
-            raise SpecError(f"verbose must be 0, 1 or 2; got {verbose!r}")
-        if on_error not in ("raise", "skip"):
-            raise SpecError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
-        self.cache_root = cache_root
-        self.store = open_store(cache_root, storage_options)
-        self.enumerate_points = enumerate_points
-        self.exec_fn = exec_fn
-        self.collate_fn = collate_fn or default_collate
-        self.merge_fn = merge_fn or default_merge
-        self.chunk_hash_fn = chunk_hash_fn
-        self.cache_version = cache_version
-        self.max_workers = max_workers
-        self.axis_order = self.layout.axis_order
-        self.verbose = verbose
-        self.on_error = on_error
-        self._executors = ExecutorFactory(executor, max_workers)
+        options = {
+            "executor": executor,
+            "on_error": on_error,
+            "on_code_change": on_code_change,
+            "chunk_order": chunk_order,
+            "claim_timeout": claim_timeout,
+            "grace_seconds": grace_seconds,
+            "storage_options": storage_options,
+        }
+        self._init_args = (
+            (cache_root, memo_chunk_spec, exec_chunk_size, enumerate_points, exec_fn),
+            (collate_fn, merge_fn, chunk_hash_fn, cache_version, max_workers, axis_order),
+            verbose,
+            options,
+        )
+        self.config = build_config(
+            cache_root,
+            memo_chunk_spec,
+            exec_chunk_size,
+            enumerate_points,
+            exec_fn,
+            collate_fn,
+            merge_fn,
+            chunk_hash_fn,
+            cache_version,
+            max_workers,
+            axis_order,
+            verbose,
+            options,
+        )
+        self._code = None if exec_fn is None else code_fingerprint(exec_fn).hex()
+        self._function_name = _name_of(exec_fn)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A memo pickles as its arguments (pools are not sent along)."""
+        return {"init_args": self._init_args}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        (first, second, verbose, options) = state["init_args"]
+        self.__init__(*first, *second, verbose, **options)  # type: ignore[misc]
+
+    def __enter__(self) -> SwarmMemo:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def cache_root(self) -> str:
+        return self.config.cache_root
+
+    @property
+    def layout(self) -> ChunkLayout:
+        return self.config.layout
+
+    @property
+    def axis_order(self) -> tuple[str, ...]:
+        return self.config.layout.axis_order
+
+    @property
+    def exec_fn(self) -> ExecFn | None:
+        return self.config.exec_fn
+
+    @property
+    def collate_fn(self) -> Callable[[list[Any]], Any]:
+        return self.config.collate_fn
+
+    @property
+    def merge_fn(self) -> Callable[[list[Any]], Any]:
+        return self.config.merge_fn
+
+    @property
+    def cache_version(self) -> str:
+        return self.config.cache_version
 
     def __repr__(self) -> str:
         return (
-            f"SwarmMemo(cache_root={str(self.cache_root)!r}, "
+            f"SwarmMemo(cache_root={self.cache_root!r}, "
             f"memo_chunk_spec={dict(self.layout.bin_sizes)}, "
-            f"exec_chunk_size={self.exec_chunk_size}, cache_version={self.cache_version!r})"
+            f"exec_chunk_size={self.config.exec_chunk_size}, "
+            f"cache_version={self.cache_version!r})"
         )
 
     # ------------------------------------------------------------------ public API
@@ -146,11 +212,12 @@ class SwarmMemo:
     def run(self, params: Params, split_spec: SplitSpec) -> tuple[Any, Diagnostics]:
         """Compute what is missing, store it, and return ``(merged output, Diagnostics)``.
 
-        The output is ``merge_fn([collate_fn(outputs of chunk) for chunk in chunk order])``
-        and does not depend on what came from the cache.
+        With the default ``collate_fn`` and ``merge_fn`` the output lists every point's
+        output in grid order (row-major over ``axis_order``); with a custom one it is
+        ``merge_fn([collate_fn(outputs of chunk) for chunk in chunk order])``. It never
+        depends on what came from the cache.
         """
-        started = time.perf_counter()
-        return Pipeline(self, self._plan(params, split_spec), "run", started=started).execute()
+        return self._requests().run(params, split_spec)
 
     def run_streaming(self, params: Params, split_spec: SplitSpec) -> Diagnostics:
         """Compute and store what is missing, holding only unfinished chunks in memory.
@@ -158,60 +225,48 @@ class SwarmMemo:
         Each memo chunk is written as soon as its last point is done; nothing is loaded
         or returned.
         """
-        started = time.perf_counter()
-        plan = self._plan(params, split_spec)
-        return Pipeline(self, plan, "stream", started=started).execute()[1]
+        return self._requests().stream(params, split_spec)
 
     def load(
         self, params: Params, split_spec: SplitSpec, strict: bool = False
     ) -> tuple[Any, Diagnostics]:
-        """Return ``(output, Diagnostics)`` built from stored points only; never executes.
+        """Return ``(output, Diagnostics)`` built from stored points only; never executes
+        and never writes, moves or rewrites anything in the cache.
 
         Chunks are collated from the points that are stored (a partly stored chunk gives
         ``collate_fn`` only its stored points, in order); ``Diagnostics.missing_points``
-        and ``missing_chunks`` say what is not there. Nothing is written.
+        and ``missing_chunks`` say what is not there.
 
         Raises
         ------
         CacheMissError
-            With ``strict=True``, when any requested point is not stored.
+            With ``strict=True``, when any requested point is not served (not stored,
+            damaged, unreadable here, or computed by other code under
+            ``on_code_change="recompute"``).
         """
-        started = time.perf_counter()
-        plan = self._plan(params, split_spec)
-        if strict:
-            status = compute_status(plan)
-            if status.missing_points:
-                raise CacheMissError(
-                    f"{status.missing_points} of {status.total_points} points "
-                    f"({status.missing_chunks} of {status.total_chunks} chunks) are not stored "
-                    "for these params; run() computes them",
-                    status.missing_points,
-                )
-        return Pipeline(self, plan, "load", started=started).execute()
+        return self._requests().load(params, split_spec, strict)
 
     def status(self, params: Params, split_spec: SplitSpec) -> Status:
-        """Count stored and missing points and chunks without executing or loading outputs."""
-        return compute_status(self._plan(params, split_spec))
+        """Count stored and missing points and chunks without executing, loading outputs
+        or writing anything: the accounting of a run that executes nothing."""
+        return self._requests().status(params, split_spec)
 
     def run_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
         """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.
 
         Extra keyword arguments (and the function's defaults for them) are added to the
         params that key the cache and passed to the function. Each wrapped function has
-        its own cache entries.
+        its own cache entries, keyed by its qualified name and code fingerprint.
         """
-        return lambda fn: make_wrapper(self, fn, streaming=False)
+        return lambda fn: make_wrapper(self._requests(), fn, streaming=False)
 
     def streaming_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., Diagnostics]]:
         """Decorator like :meth:`run_wrap` that runs :meth:`run_streaming`."""
-        return lambda fn: make_wrapper(self, fn, streaming=True)
+        return lambda fn: make_wrapper(self._requests(), fn, streaming=True)
 
     def close(self) -> None:
         """Shut down worker pools this memo started (also done at interpreter exit)."""
-        self._executors.close()
-
-    def _plan(self, params: Any, split_spec: Any) -> RunPlan:
-        return plan_run(self, params, split_spec, params, self.exec_fn)
+        self.config.backends.close()
 
     def to_dataframe(
         self,
@@ -228,9 +283,7 @@ class SwarmMemo:
         ``axis_order``; for other point shapes pass ``point_to_dict(point) -> {axis: value}``.
         ``load_only=True`` never executes: only stored points appear. Needs pandas.
         """
-        from ._frames import to_dataframe
-
-        return to_dataframe(self, params, split_spec, point_to_dict, load_only=load_only)
+        return self._requests().frame("dataframe", params, split_spec, point_to_dict, load_only)
 
     def to_xarray(
         self,
@@ -242,14 +295,9 @@ class SwarmMemo:
     ) -> Any:
         """Like :meth:`to_dataframe`, as an xarray Dataset: one dimension per axis, the
         split values as coordinates, NaN where a point is missing. Needs xarray."""
-        from ._frames import to_xarray
+        return self._requests().frame("xarray", params, split_spec, point_to_dict, load_only)
 
-        return to_xarray(self, params, split_spec, point_to_dict, load_only=load_only)
+    # ------------------------------------------------------------------ internals
 
-    def _point_outputs(
-        self, params: Params, split_spec: SplitSpec, load_only: bool = False
-    ) -> tuple[list[tuple[Any, Any]], Diagnostics]:
-        """``(point, output)`` for every stored (or, unless ``load_only``, computed) point,
-        in chunk order; points that failed or are missing are left out."""
-        plan = self._plan(params, split_spec)
-        return Pipeline(self, plan, "load" if load_only else "run", pairs=True).execute()
+    def _requests(self) -> Requests:
+        return Requests(self.config, self.config.exec_fn, self._code, self._function_name)

@@ -1,282 +1,329 @@
-"""The one pipeline behind ``run``, ``run_streaming`` and ``load``: plan -> load -> execute
--> store -> merge.
+"""The one path through the engine: plan -> serve stored chunks -> reuse points -> execute
+-> store -> sink. ``run``, ``run_streaming``, ``load``, ``status``, the decorators and the
+frames all call :func:`execute`; they differ only in their sink and in ``compute``.
 
-1. Chunks whose own file exists are exact hits: ``run`` and ``load`` read them (nothing
-   else is read; the point index is untouched), ``run_streaming`` only counts them.
-2. Every other chunk becomes a job, in chunk order and lazily (memory stays bounded):
-   its points are enumerated and filled from other chunk files through the point index.
-3. Jobs with points left are claimed (other processes then compute other chunks) and
-   executed by the engine; a chunk claimed elsewhere is put off to the end and usually
-   loaded by then. Each chunk is written as soon as it is complete, then collated.
+1. Chunks whose own file is intact, complete and holds exactly the requested points are
+   exact hits: read (when the sink wants outputs) or only checked (header, size, meta).
+2. Every other chunk becomes a job, in the order the chunk order decides, lazily (memory
+   stays bounded): its points are enumerated and filled from other chunk files through the
+   point index. Points are compared by canonical encoding, never ``==``.
+3. With ``compute``, jobs with points left are claimed (other runs then compute other
+   chunks) and executed by the engine; a chunk claimed elsewhere is put off to the end and
+   usually loaded by then. Each chunk is written as soon as it is complete. Without
+   ``compute`` (reads), nothing is claimed, executed or written.
 """
 
 from __future__ import annotations
 
+import pickle
 import sys
 import time
+import warnings
 from collections import deque
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from ._cache import logger
 from ._claims import Claims
 from ._codec import ChunkRecord
-from ._defaults import default_merge
-from ._diagnostics import Diagnostics, Status
+from ._diagnostics import Diagnostics
 from ._grid import Chunk, reorder_product
 from ._plan import RunPlan
 from ._progress import Progress
 from ._reuse import Reuse
 from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan
+from ._sinks import Sink
 from ._worker import PointFailure
 from ._writer import ChunkWriter
-from .errors import SpecError
+from .errors import CodeChangedWarning, ExecError, SpecError
 
-if TYPE_CHECKING:
-    from ._memo import SwarmMemo
-
-RELIST_SECONDS = 0.1
-"""How stale the listing may be that tells whether another process wrote a chunk."""
+FOUND: Any = object()
+"""Placeholder for a point found in the cache whose output is not loaded (status)."""
 
 
-class Pipeline:
-    """Runs one request in one of three modes: "run", "stream" or "load"."""
+def execute(
+    plan: RunPlan, sink: Sink, *, compute: bool, started: float | None = None
+) -> Diagnostics:
+    """Serve every chunk of ``plan`` to ``sink``; with ``compute``, execute what is missing.
 
-    def __init__(
-        self,
-        memo: SwarmMemo,
-        plan: RunPlan,
-        mode: str,
-        pairs: bool = False,
-        started: float | None = None,
-    ) -> None:
-        self.started = time.perf_counter() if started is None else started  # planning included
-        self.memo = memo
+    ``started`` is when the call began (planning included in ``wall_time``).
+    """
+    return _Run(plan, sink, compute, started).execute()
+
+
+class _Run:
+    def __init__(self, plan: RunPlan, sink: Sink, compute: bool, started: float | None) -> None:
+        self.started = time.perf_counter() if started is None else started
         self.plan = plan
-        self.mode = mode
-        self.pairs = pairs  # collect (point, output) pairs instead of collate/merge
+        self.config = plan.config
+        self.sink = sink
+        self.compute = compute
         self.diag = Diagnostics(total_chunks=len(plan.named_chunks))
-        self.values: dict[int, Any] = {}
-        self.claims = Claims(memo.store.lock_path(f"{plan.pset.set_id}/claims.lock"))
-        self._stored: set[str] = set()
-        self._listed: set[str] = set()
-        self._listed_at = 0.0
-        self.writer = ChunkWriter()
+        lock = self.config.store.lock_path(f"{plan.pset.set_id}/claims.lock")
+        self.claims = Claims(lock)
+        self.stored: set[str] = set()
+        self.code_changed = False
+        self.writer = ChunkWriter() if compute else None
 
-    def execute(self) -> tuple[Any, Diagnostics]:
+    # ------------------------------------------------------------------ the call
+
+    def execute(self) -> Diagnostics:
         diag, plan = self.diag, self.plan
-        self._stored = plan.pset.stored_names()
-        self._listed, self._listed_at = self._stored, time.monotonic()
-        missing = [(c, n) for c, n in plan.named_chunks if not self._exact_hit(c, n)]
+        self.stored = plan.pset.stored_names()
+        named = plan.named_chunks
+        order = self.config.chunk_order.order(plan.shape, lambda: [c.split_spec for c, _ in named])
+        missing = [named[i] for i in order if not self._exact_hit(*named[i])]
         expected = sum(chunk.product_size for chunk, _ in missing)
-        verbose = self.memo.verbose if self.mode != "load" else 0
+        verbose = self.config.verbose if self.compute else 0
+        reuse = Reuse(plan.pset, self.stored, diag, self._code_ok)
         try:
             with Progress(verbose, diag.cached_points, expected) as bar:
-                jobs = self._jobs(missing, Reuse(plan.pset, self._stored, diag), bar)
-                if self.mode == "load":
-                    self._collect_stored(jobs)
+                jobs = self._jobs(missing, reuse, bar)
+                if self.compute:
+                    self._execute_jobs(jobs, bool(missing), bar)
                 else:
-                    for job in self._executed(jobs, bool(missing), bar):
-                        if self.mode == "run":  # a copy: the writer may still be pickling
-                            self._keep(job.index, list(job.outputs), job.points)
+                    self._collect(jobs)
         except BaseException:
-            self.writer.finish(raising=False)  # finished chunks still reach the disk
+            if self.writer is not None:
+                self.writer.finish(raising=False)  # finished chunks still reach the disk
             raise
         finally:
             self.claims.release_all()
             plan.pset.close()
         diag.total_points = diag.cached_points + diag.executed_points + diag.missing_points
         diag.quarantined_files = len(plan.pset.quarantined)
-        output = None
-        if self.mode != "stream":
-            merge = default_merge if self.pairs else self.memo.merge_fn
-            output = merge([self.values[i] for i in sorted(self.values)])
         diag.wall_time = time.perf_counter() - self.started
+        if self.code_changed:
+            warnings.warn(
+                f"swarm-memo: some stored results for these params were computed by other "
+                f"code than the current {plan.function_name}; they are reused "
+                "(on_code_change='recompute' recomputes them, 'ignore' silences this)",
+                CodeChangedWarning,
+                stacklevel=4,
+            )
         if verbose:
             print(f"swarm-memo: {diag.summary()}", file=sys.stderr)
-        return output, diag
+        return diag
+
+    def _code_ok(self, code: str | None) -> bool:
+        """Whether outputs computed by code with this fingerprint may be served."""
+        if code is None or self.plan.code is None or code == self.plan.code:
+            return True
+        policy = self.config.on_code_change
+        if policy == "recompute":
+            return False
+        if policy == "warn":
+            self.code_changed = True
+        return True
 
     # ------------------------------------------------------------------ exact hits
 
     def _exact_hit(self, chunk: Chunk, name: str) -> bool:
-        """Serve a chunk from its own file if it has a usable one."""
-        if name not in self._stored:
+        """Serve a chunk from its own file if it is intact, complete and exact."""
+        if name not in self.stored:
             return False
-        if self.mode == "stream":
-            count = self.plan.point_count(chunk)
-        else:
-            outputs = self._load_exact(chunk, name)
-            if outputs is None:
+        if self.sink.wants_outputs or not self.plan.product:
+            served = self._load_exact(chunk, name)
+            if served is None:
                 return False
-            self._keep(chunk.index, outputs)
+            points, outputs = served
+            if self.sink.wants_outputs:
+                self.sink.take(chunk, points, outputs)
             count = len(outputs)
+        else:
+            meta = self.plan.pset.peek(name)
+            if meta is None or meta.get("partial") or meta.get("product") is not True:
+                return False
+            if not self._code_ok(meta.get("code")):
+                return False
+            count = chunk.product_size
         self.diag.cached_chunks += 1
         self.diag.cached_points += count
         return True
 
-    def _load_exact(self, chunk: Chunk, name: str) -> list[Any] | None:
-        """Outputs of a chunk's own file in request order, or None when unusable."""
+    def _load_exact(self, chunk: Chunk, name: str) -> tuple[list[Any] | None, list[Any]] | None:
+        """``(points or None for product order, outputs)`` from a chunk's own file, in
+        request order; None when the file is unusable, partial or holds other points."""
         load_started = time.perf_counter()
         record = self.plan.pset.load(name, chunk.key)
         self.diag.load_time += time.perf_counter() - load_started
-        if record is None:
+        if record is None or record.partial or not self._code_ok(record.code):
             return None
         if record.points is None and self.plan.product:
             lengths = {axis: len(values) for axis, values in chunk.key}
-            return reorder_product(record.outputs, lengths, record.axes, chunk.axes)
-        if record.resolved_points() == self.plan.points(chunk):
-            return record.outputs
-        return None  # stored for other points (enumerate_points changed): reassemble
+            return None, reorder_product(record.outputs, lengths, record.axes, chunk.axes)
+        points = self.plan.points(chunk)
+        wanted = self.plan.point_digests(chunk, points)
+        if self.plan.point_digests(chunk, record.resolved_points()) != wanted:
+            return None  # stored for other points (enumerate_points changed): reassemble
+        return (None if self.plan.product else points), record.outputs
 
     # ------------------------------------------------------------------ jobs
 
     def _jobs(
         self, missing: list[tuple[Chunk, str]], reuse: Reuse, bar: Progress
     ) -> Iterator[ChunkJob | None]:
-        """Jobs in chunk order; chunks claimed by another process come last.
+        """Jobs in chunk order; chunks claimed by another run come last.
 
         None means "only chunks claimed elsewhere are left: ask again soon"; it never
-        blocks, so this run keeps finishing (and releasing) its own claimed chunks.
+        blocks, so this run keeps finishing (and releasing) its own claimed chunks. After
+        ``claim_timeout`` seconds a chunk still claimed elsewhere is computed here.
         """
-        deferred: deque[tuple[Chunk, str]] = deque()
+        deferred: deque[tuple[Chunk, str, float]] = deque()
         for chunk, name in missing:
             job = self._job(chunk, name, reuse, bar)
             if job is None:
-                deferred.append((chunk, name))
+                deferred.append((chunk, name, time.monotonic()))
             else:
                 yield job
+        timeout = self.config.claim_timeout
         while deferred:
-            chunk, name = deferred.popleft()
-            job = self._job(chunk, name, reuse, bar)
+            chunk, name, since = deferred.popleft()
+            overdue = timeout is not None and time.monotonic() - since > timeout
+            job = self._job(chunk, name, reuse, bar, force=overdue)
             if job is None:
-                deferred.append((chunk, name))
-                yield None  # another process is computing it
+                deferred.append((chunk, name, since))
+                yield None  # another run is computing it
             else:
+                if overdue:
+                    logger.warning(
+                        "swarm-memo: chunk %s was claimed by another run for more than "
+                        "%s s without being written; computing it here",
+                        name,
+                        timeout,
+                    )
                 yield job
 
-    def _job(self, chunk: Chunk, name: str, reuse: Reuse, bar: Progress) -> ChunkJob | None:
-        """A chunk to complete, or None while another process holds its claim."""
-        if self.mode != "load":
-            if not self.claims.try_claim(name):
+    def _job(
+        self, chunk: Chunk, name: str, reuse: Reuse, bar: Progress, force: bool = False
+    ) -> ChunkJob | None:
+        """A chunk to complete, or None while another run holds its claim."""
+        if self.compute:
+            if not self.claims.try_claim(name) and not force:
                 return None
-            if name not in self._stored and self._written_elsewhere(name):
+            if name not in self.stored and self.plan.pset.has_chunk(name):
                 job = self._finished_elsewhere(chunk, name, bar)
                 if job is not None:
                     return job
-        points = self.plan.points(chunk)
-        digests = self.plan.point_digests(chunk, points)
+        plan = self.plan
+        points = plan.points(chunk)
+        digests: list[bytes] | None = None
+
+        def point_digests() -> list[bytes]:
+            nonlocal digests
+            if digests is None:
+                digests = plan.point_digests(chunk, points)
+            return digests
+
+        if not plan.product:
+            point_digests()
         bar.adjust_total(len(points) - chunk.product_size)
         outputs = [MISSING] * len(points)
-        reused = reuse.fill(chunk, digests, outputs)
-        bar.skip(reused)
-        if reused:
-            todo = [i for i, output in enumerate(outputs) if output is MISSING]
+        if self.compute or self.sink.wants_outputs:
+            reused = reuse.fill(chunk, point_digests, plan.product, outputs)
         else:
-            todo = list(range(len(points)))
-        return ChunkJob(chunk.index, name, points, outputs, todo, reused, digests)
+            reused = self._mark_found(reuse, chunk, point_digests, outputs)
+        bar.skip(reused)
+        todo = [i for i, o in enumerate(outputs) if o is MISSING] if reused else None
+        return ChunkJob(
+            chunk.index,
+            name,
+            points,
+            outputs,
+            list(range(len(points))) if todo is None else todo,
+            reused,
+            digests,
+        )
 
-    def _written_elsewhere(self, name: str) -> bool:
-        """Whether another process wrote this chunk since the run listed the cache.
-
-        Once another process's claims were seen, ask the file system for each chunk;
-        before that, a listing at most ``RELIST_SECONDS`` old answers (a process that ran
-        ahead of this one leaves finished chunks and no claims to see).
-        """
-        if self.claims.contended:
-            return self.plan.pset.has_chunk(name)
-        now = time.monotonic()
-        if now - self._listed_at > RELIST_SECONDS:
-            self._listed = self.plan.pset.stored_names()
-            self._listed_at = now
-        return name in self._listed
+    def _mark_found(
+        self,
+        reuse: Reuse,
+        chunk: Chunk,
+        point_digests: Callable[[], Sequence[bytes]],
+        outputs: list[Any],
+    ) -> int:
+        found = 0
+        for _, req_positions, _ in reuse.locate(chunk, point_digests, self.plan.product):
+            for pos in req_positions:
+                outputs[pos] = FOUND
+            found += len(req_positions)
+        return found
 
     def _finished_elsewhere(self, chunk: Chunk, name: str, bar: Progress) -> ChunkJob | None:
-        """Another process wrote this chunk after we listed the cache: use its file."""
+        """Another run wrote this chunk after we listed the cache: use its file."""
+        self.stored.add(name)
+        cached = self.diag.cached_points
+        if not self._exact_hit(chunk, name):
+            return None
+        self.diag.cached_chunks -= 1  # counted again when the job is counted
+        count = self.diag.cached_points - cached
+        self.diag.cached_points = cached
         self.claims.release(name)
-        self._stored.add(name)
-        if self.mode == "stream":
-            outputs: list[Any] = []
-            count = self.plan.point_count(chunk)
-        else:
-            loaded = self._load_exact(chunk, name)
-            if loaded is None:
-                return None
-            outputs, count = loaded, len(loaded)
         bar.adjust_total(-chunk.product_size)
         bar.skip(count)
-        return ChunkJob(chunk.index, name, [], outputs, [], cached=count)
+        return ChunkJob(chunk.index, name, [], [], [], cached=count)
 
-    # ------------------------------------------------------------------ load
+    # ------------------------------------------------------------------ reads
 
-    def _collect_stored(self, jobs: Iterator[ChunkJob | None]) -> None:
-        """``load``: keep whatever points are stored; count the rest as missing."""
+    def _collect(self, jobs: Iterator[ChunkJob | None]) -> None:
+        """Reads: serve whatever points are stored; count the rest as missing."""
         diag = self.diag
+        chunks = self.plan.named_chunks
         for job in jobs:
-            if job is None:  # pragma: no cover - load takes no claims, so never waits
+            if job is None:  # pragma: no cover - reads take no claims, so never wait
                 continue
+            chunk = chunks[job.index][0]
             diag.reused_points += job.reused
             diag.cached_points += job.reused
             if job.missing:
                 diag.missing_chunks += 1
                 diag.missing_points += len(job.missing)
-                if job.reused:
-                    self._keep(job.index, job.outputs, job.points, partial=True)
+                self.sink.missing(chunk, len(job.missing))
             else:
                 diag.cached_chunks += 1
-                self._keep(job.index, job.outputs, job.points)
+            if job.reused and self.sink.wants_outputs:
+                self.sink.take(chunk, self._points_for_sink(job), job.outputs)
 
-    def _keep(
-        self,
-        index: int,
-        outputs: list[Any],
-        points: list[Any] | None = None,
-        partial: bool = False,
-    ) -> None:
-        """Collate a finished chunk (points missing from a partial one are left out)."""
-        if not self.pairs:
-            if partial:
-                outputs = [o for o in outputs if o is not MISSING]
-            self.values[index] = self.memo.collate_fn(outputs)
-            return
-        if not points:  # exact hit or a chunk another process wrote: enumerate its points
-            points = self.plan.points(self.plan.named_chunks[index][0])
-        self.values[index] = [
-            (p, o)
-            for p, o in zip(points, outputs)
-            if o is not MISSING and not isinstance(o, PointFailure)
-        ]
+    def _points_for_sink(self, job: ChunkJob) -> list[Any] | None:
+        return None if self.plan.product else job.points
 
     # ------------------------------------------------------------------ execute + store
 
     def _check_can_execute(self) -> None:
+        """Before the first point is sent: an exec_fn exists and the cache is writable."""
         if self.plan.exec_fn is None:
             raise SpecError(
                 "points are missing from the cache but this SwarmMemo has no exec_fn; pass "
                 "exec_fn=... or call it through run_wrap()/streaming_wrap()"
             )
+        self.config.store.init_root()
+        self.plan.pset.prepare()
 
-    def _executed(
+    def _execute_jobs(
         self, jobs: Iterator[ChunkJob | None], any_missing: bool, bar: Progress
-    ) -> Iterator[ChunkJob]:
-        """Execute what the jobs miss; write each chunk as it completes, then yield it."""
+    ) -> None:
+        """Execute what the jobs miss; write each chunk as it completes, then serve it."""
         if not any_missing:
             return
-        memo = self.memo
-        memo.store.init_root()
+        assert self.writer is not None
         self.plan.pset.clean_temp()
         exec_plan = ExecPlan(
             self.plan.exec_fn,  # type: ignore[arg-type]  # checked before the first submit
             self.plan.exec_params,
-            memo.exec_chunk_size,
-            skip_errors=memo.on_error == "skip",
+            self.config.exec_chunk_size,
+            skip_errors=self.config.on_error == "skip",
             on_progress=bar.advance,
         )
-        engine = Engine(memo._executors.backend, exec_plan, self.diag, self._check_can_execute)
+        engine = Engine(self.config.backends.backend, exec_plan, self.diag, self._check_can_execute)
+        chunks = self.plan.named_chunks
         for job in engine.run(jobs):
             self._count(job)
-            if not job.cached:
-                self._store(job)
-            yield job
+            if job.cached:
+                continue  # another run wrote it; it was served when found
+            self._store(job)
+            if self.sink.wants_outputs:
+                # A copy: the writer may still be pickling the list.
+                self.sink.take(chunks[job.index][0], self._points_for_sink(job), list(job.outputs))
         self.writer.finish()
 
     def _count(self, job: ChunkJob) -> None:
@@ -289,71 +336,91 @@ class Pipeline:
         else:
             diag.cached_chunks += 1
 
-    def _store(self, job: ChunkJob) -> None:
-        """Hand a finished chunk to the writer; its claim is released once it is on disk."""
-        if job.failed:
-            logger.warning("swarm-memo: chunk %s has failed points; not stored", job.name)
-            self.claims.release(job.name)
-            return
+    def _record(self, job: ChunkJob) -> tuple[ChunkRecord, list[bytes] | None] | None:
+        """What to write for a finished job: the whole chunk, or (with failed points) a
+        partial chunk of its good points; None when nothing is worth writing."""
         plan = self.plan
         chunk = plan.named_chunks[job.index][0]
-        points = None if plan.product else job.points
+        pset = plan.pset
+        if not job.failed:
+            points = None if plan.product else job.points
+            record = ChunkRecord(
+                pset.set_id,
+                pset.cache_version,
+                chunk.key,
+                chunk.axes,
+                points,
+                job.outputs,
+                code=plan.code,
+            )
+            return record, job.digests
+        good = [i for i, o in enumerate(job.outputs) if not isinstance(o, PointFailure)]
+        if not good:
+            return None
+        all_digests = job.digests or plan.point_digests(chunk, job.points)
         record = ChunkRecord(
-            plan.pset.set_id,
-            plan.pset.cache_version,
+            pset.set_id,
+            pset.cache_version,
             chunk.key,
-            plan.grid.axis_names,
-            points,
-            job.outputs,
+            chunk.axes,
+            [job.points[i] for i in good],
+            [job.outputs[i] for i in good],
+            partial=True,
+            code=plan.code,
         )
+        return record, [all_digests[i] for i in good]
+
+    def _store(self, job: ChunkJob) -> None:
+        """Hand a finished chunk to the writer; its claim is released once it is on disk."""
+        assert self.writer is not None
+        prepared = self._record(job)
+        if prepared is None:
+            self.claims.release(job.name)
+            return
+        record, digests = prepared
+        pset, claims, diag = self.plan.pset, self.claims, self.diag
+        verbose = self.config.verbose
 
         def write() -> float:
             started = time.perf_counter()
             try:
-                plan.pset.save(job.name, record, job.digests)
+                pset.save(job.name, record, digests, on_unpicklable=_unpicklable_error(record))
             finally:
-                # Released here, not in the driver: a driver waiting on another
-                # process's claim must not hold back the claims of its own written chunks.
-                self.claims.release(job.name)
+                # Released here, not in the driver: a driver waiting on another run's
+                # claim must not hold back the claims of its own written chunks.
+                claims.release(job.name)
             return time.perf_counter() - started
 
         def written(seconds: float) -> None:
-            self.diag.write_time += seconds
-            self.diag.stream_flushes += 1
-            if self.memo.verbose >= 2:
+            diag.write_time += seconds
+            diag.stream_flushes += 1
+            if verbose >= 2:
                 logger.info(
                     "swarm-memo: wrote chunk %d (%d points) as %s",
                     job.index,
-                    len(job.outputs),
+                    len(record.outputs),
                     job.name,
                 )
 
         self.writer.submit(write, written)
 
 
-def compute_status(plan: RunPlan) -> Status:
-    """Count stored and missing points without executing or loading any output."""
-    status = Status(total_chunks=len(plan.named_chunks))
-    stored = plan.pset.stored_names()
-    reuse = Reuse(plan.pset, stored)
-    for chunk, name in plan.named_chunks:
-        if name in stored:
-            count = found = plan.point_count(chunk)
-        elif plan.product:
-            count = chunk.product_size
-            found = sum(len(req) for _, req, _ in reuse.locate(chunk, None))
-        else:
-            points = plan.points(chunk)
-            count = len(points)
-            digests = plan.point_digests(chunk, points)
-            found = sum(len(req) for _, req, _ in reuse.locate(chunk, digests))
-        status.total_points += count
-        status.cached_points += found
-        if found == count:
-            status.cached_chunks += 1
-        else:
-            status.missing_chunks += 1
-            status.missing.append(chunk.split_spec)
-    status.missing_points = status.total_points - status.cached_points
-    plan.pset.close()  # keep index records rebuilt on the way
-    return status
+def _unpicklable_error(record: ChunkRecord) -> Callable[[Exception], Exception]:
+    """Turn a failure to pickle a chunk into an ExecError naming the offending point."""
+
+    def error(exc: Exception) -> Exception:
+        points = record.resolved_points()
+        for point, output in zip(points, record.outputs, strict=True):
+            try:
+                pickle.dumps(output, protocol=5)
+            except Exception as point_exc:
+                return ExecError(
+                    f"exec_fn returned an output that cannot be stored (pickled) at point "
+                    f"{point!r:.200}: {type(point_exc).__name__}: {point_exc}",
+                    point=point,
+                    exc_type=type(point_exc).__name__,
+                    exc_message=str(point_exc),
+                )
+        return exc
+
+    return error

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._cache import ParamsSet, check_chunk_name, params_set_id
+from ._config import MemoConfig
 from ._grid import Chunk, Grid, product_points
 from ._hashing import digest_bytes, encode, point_digest
-from ._types import Params, Point, SplitSpec
+from ._types import ExecFn
 from .errors import SpecError, SpecTypeError, UnhashableValueError
-
-if TYPE_CHECKING:
-    from ._memo import SwarmMemo
-
-ExecFn = Callable[[Params, Point], Any]
-EnumerateFn = Callable[[Params, SplitSpec], Sequence[Point]]
 
 
 @dataclass
 class RunPlan:
-    """One request, validated: what keys the cache, what runs, where it lives."""
+    """One request, validated: what keys the cache, what runs, where it lives.
 
-    key_params: dict[str, Any]
+    ``exec_params`` is this run's own copy of the params: an ``exec_fn`` that mutates it
+    changes neither the caller's dict nor any key (keys were derived at planning).
+    """
+
+    config: MemoConfig
     exec_params: dict[str, Any]
     exec_fn: ExecFn | None
-    enumerate_points: EnumerateFn | None
+    code: str | None
+    """Fingerprint of the code that computes this request's points (None: unknown)."""
+    function_name: str
     grid: Grid
     pset: ParamsSet
     named_chunks: list[tuple[Chunk, str]] = field(default_factory=list)
@@ -34,12 +36,13 @@ class RunPlan:
     @property
     def product(self) -> bool:
         """True when points are the default cartesian product (found by their bins)."""
-        return self.enumerate_points is None
+        return self.config.enumerate_points is None
 
     def points(self, chunk: Chunk) -> list[Any]:
-        if self.enumerate_points is None:
+        enumerate_points = self.config.enumerate_points
+        if enumerate_points is None:
             return product_points(self.exec_params, chunk.split_spec)
-        points = self.enumerate_points(self.exec_params, chunk.split_spec)
+        points = enumerate_points(self.exec_params, chunk.split_spec)
         if isinstance(points, (str, bytes)) or not isinstance(points, Sequence):
             raise SpecTypeError(
                 f"enumerate_points must return a list of points; got {type(points).__name__} "
@@ -47,13 +50,8 @@ class RunPlan:
             )
         return list(points)
 
-    def point_count(self, chunk: Chunk) -> int:
-        return chunk.product_size if self.product else len(self.points(chunk))
-
-    def point_digests(self, chunk: Chunk, points: list[Any]) -> list[bytes] | None:
-        """Digests of enumerated points (None for product chunks, found by their bins)."""
-        if self.product:
-            return None
+    def point_digests(self, chunk: Chunk, points: Sequence[Any]) -> list[bytes]:
+        """Digests (canonical encodings) of a chunk's points: how points are compared."""
         try:
             return [point_digest(p) for p in points]
         except UnhashableValueError as exc:
@@ -64,27 +62,56 @@ class RunPlan:
                 value_type=exc.value_type,
             ) from exc
 
+    @property
+    def shape(self) -> list[int]:
+        return [len(axis.bins) for axis in self.grid.axes]
+
+
+def _own_copy(params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return copy.deepcopy(params)
+    except Exception:  # not deep-copyable: at least a new top-level dict
+        return dict(params)
+
 
 def plan_run(
-    memo: SwarmMemo,
+    config: MemoConfig,
     key_params: Any,
     split_spec: Any,
-    exec_params: dict[str, Any],
-    exec_fn: ExecFn | None,
+    *,
+    exec_params: dict[str, Any] | None = None,
+    exec_fn: ExecFn | None = None,
+    code: str | None = None,
+    function_name: str = "exec_fn",
+    writable: bool,
 ) -> RunPlan:
-    """Validate a request and name its chunks; raises before any work on bad input."""
+    """Validate a request and name its chunks; raises before any work on bad input.
+
+    ``writable=False`` plans a read (``load``, ``status``): it never writes, moves or
+    rebuilds anything in the cache.
+    """
     if not isinstance(key_params, dict):
         raise SpecTypeError(f"params must be a dict; got {type(key_params).__name__}")
     params_encoding = encode(key_params, "params")
-    grid = Grid.build(split_spec, memo.layout)
-    version = encode(memo.cache_version)
-    set_id = params_set_id(params_encoding, memo.cache_version)
-    pset = ParamsSet(memo.store, set_id, key_params, memo.cache_version)
-    plan = RunPlan(key_params, exec_params, exec_fn, memo.enumerate_points, grid, pset)
+    grid = Grid.build(split_spec, config.layout)
+    version = encode(config.cache_version)
+    set_id = params_set_id(params_encoding, config.cache_version)
+    pset = ParamsSet(
+        config.store, set_id, _own_copy(key_params), config.cache_version, writable=writable
+    )
+    plan = RunPlan(
+        config,
+        _own_copy(key_params if exec_params is None else exec_params),
+        exec_fn,
+        code,
+        function_name,
+        grid,
+        pset,
+    )
     if not plan.product and grid.chunk_count:
         first = next(grid.chunks())  # catch unhashable points before any work starts
         plan.point_digests(first, plan.points(first))
-    hash_fn = memo.chunk_hash_fn
+    hash_fn = config.chunk_hash_fn
     for chunk in grid.chunks():
         if hash_fn is None:
             # A digest of (params, chunk key, cache_version), built from per-bin digests
@@ -94,7 +121,7 @@ def plan_run(
             ).hex()
         else:
             try:
-                name = check_chunk_name(hash_fn(key_params, chunk.key, memo.cache_version))
+                name = check_chunk_name(hash_fn(key_params, chunk.key, config.cache_version))
             except ValueError as exc:
                 raise SpecError(str(exc)) from exc
         plan.named_chunks.append((chunk, name))

@@ -13,6 +13,7 @@ import contextlib
 import posixpath
 from typing import Any
 
+from ._store import FileStat, Store
 from .errors import SpecError
 
 
@@ -48,9 +49,29 @@ class FsspecStore:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         self.fs.pipe_file(path, data)
 
-    def write_if_absent(self, key: str, data: bytes) -> None:
-        if not self.exists(key):
-            self.write(key, data)
+    def write_if_absent(self, key: str, data: bytes) -> bool:
+        if self.exists(key):
+            return False
+        self.write(key, data)
+        return True
+
+    def read_prefix(self, key: str, size: int) -> bytes | None:
+        try:
+            data: bytes = self.fs.cat_file(self._path(key), start=0, end=size)
+        except FileNotFoundError:
+            return None
+        return data
+
+    def stat(self, key: str) -> FileStat | None:
+        try:
+            info = self.fs.info(self._path(key))
+        except FileNotFoundError:
+            return None
+        size = int(info.get("size") or 0)
+        token = str(
+            info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("created")
+        )
+        return FileStat(size, 0, f"{token}-{size}")
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
@@ -86,7 +107,7 @@ class FsspecStore:
         self.fs.makedirs(self.root, exist_ok=True)
 
 
-def open_store(cache_root: Any, storage_options: dict[str, Any] | None = None) -> Any:
+def open_store(cache_root: Any, storage_options: dict[str, Any] | None = None) -> Store:
     """A LocalStore for paths and ``file://`` URLs, an FsspecStore for other URLs."""
     from ._store import LocalStore
 

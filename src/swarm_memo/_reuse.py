@@ -1,4 +1,4 @@
-"""Serving stored points to a chunk whose own file is missing.
+"""Serving stored points to a chunk whose own file is missing (or partial).
 
 When a grid changes (a value inserted mid-axis, another bin size, a subset, another order)
 most requested chunks have no file of their own, yet their points sit in other chunk
@@ -10,24 +10,45 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._cache import ParamsSet
 from ._diagnostics import Diagnostics
 from ._grid import Chunk
-from ._index import Found, PointIndex
+from ._index import Found, IndexRecord, PointIndex
 
 _LRU_POINTS = 1_000_000
+
+CodeCheck = Callable[[str | None], bool]
+"""Whether outputs computed by code with this fingerprint may be served."""
+
+
+def read_point_index(pset: ParamsSet, names: set[str]) -> PointIndex:
+    """The index records of ``names``, rebuilding missing ones from their chunk files."""
+    stored = pset.read_index()
+    records: dict[str, IndexRecord] = {}
+    for name in sorted(names):
+        record = stored.get(name) or pset.index_record(name)
+        if record is not None:
+            records[name] = record
+    return PointIndex(records)
 
 
 class Reuse:
     """Fills a chunk's outputs from points stored in a params set's other chunk files."""
 
-    def __init__(self, pset: ParamsSet, names: set[str], diag: Diagnostics | None = None) -> None:
+    def __init__(
+        self,
+        pset: ParamsSet,
+        names: set[str],
+        diag: Diagnostics | None = None,
+        code_ok: CodeCheck = lambda code: True,
+    ) -> None:
         self._pset = pset
         self._diag = diag
         self._names = names
+        self._code_ok = code_ok
         self._index: PointIndex | None = None
         self._loaded: OrderedDict[str, list[Any] | None] = OrderedDict()
         self._loaded_points = 0
@@ -35,29 +56,49 @@ class Reuse:
     @property
     def index(self) -> PointIndex:
         if self._index is None:
-            self._index = PointIndex.read(self._pset, self._names - self._pset.unusable)
+            index = read_point_index(self._pset, self._names - self._pset.unusable)
+            usable = {n: r for n, r in index.records.items() if self._code_ok(r.code)}
+            self._index = PointIndex(usable) if len(usable) < len(index.records) else index
         return self._index
 
-    def locate(self, chunk: Chunk, digests: Sequence[bytes] | None) -> list[Found]:
+    def locate(
+        self, chunk: Chunk, digests: Callable[[], Sequence[bytes]], product: bool
+    ) -> list[Found]:
         """Where each point of the chunk is stored, if anywhere (no outputs loaded).
 
-        ``digests`` are the point digests of an enumerated chunk, or None for a product
-        chunk (its points are found from its bins).
+        A product chunk is looked up by its bins first; points still unfound (and every
+        point of an enumerated chunk) are looked up by ``digests()``, the digests of the
+        chunk's points, computed only when some stored file lists points by digest.
         """
         if not self._names:
             return []
-        if digests is None:
-            return self.index.locate_product(chunk.axes, chunk.bin_encodings)
-        return self.index.locate_points(digests)
+        index = self.index
+        found = index.locate_product(chunk.axes, chunk.bin_encodings) if product else []
+        if not index.has_digests:
+            return found
+        taken = {pos for _, req, _ in found for pos in req}
+        wanted = digests()
+        if len(taken) == len(wanted):
+            return found
+        rest = [i for i in range(len(wanted)) if i not in taken]
+        for name, req, files in index.locate_points([wanted[i] for i in rest]):
+            found.append((name, [rest[i] for i in req], files))
+        return found
 
-    def fill(self, chunk: Chunk, digests: Sequence[bytes] | None, outputs: list[Any]) -> int:
+    def fill(
+        self,
+        chunk: Chunk,
+        digests: Callable[[], Sequence[bytes]],
+        product: bool,
+        outputs: list[Any],
+    ) -> int:
         """Copy stored outputs into ``outputs``; return how many points were filled."""
         filled = 0
-        for name, req_positions, file_positions in self.locate(chunk, digests):
+        for name, req_positions, file_positions in self.locate(chunk, digests, product):
             stored = self._outputs(name)
             if stored is None:
                 continue
-            for req_pos, file_pos in zip(req_positions, file_positions):
+            for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
                 outputs[req_pos] = stored[file_pos]
             filled += len(req_positions)
         return filled
@@ -74,8 +115,8 @@ class Reuse:
         if record is not None:
             if record.checksum == self.index.records[name].checksum:
                 outputs = record.outputs
-            else:  # the file was replaced after its index record was written: trust the file
-                self._pset.rebuild_index_record(name)
+            else:  # replaced after its index record was written: describe the new file
+                self._pset.index_record(name)
         self._loaded[name] = outputs
         self._loaded_points += len(outputs or ())
         while self._loaded_points > _LRU_POINTS and len(self._loaded) > 1:

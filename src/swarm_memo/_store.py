@@ -138,9 +138,25 @@ class LocalStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, data, durable=durable)
 
-    def write_if_absent(self, key: str, data: bytes) -> None:
-        if not self.path(key).exists():
-            self.write(key, data)
+    def write_if_absent(self, key: str, data: bytes) -> bool:
+        if self.path(key).exists():
+            return False
+        self.write(key, data)
+        return True
+
+    def read_prefix(self, key: str, size: int) -> bytes | None:
+        try:
+            with open(os.path.join(self._root, key), "rb") as fh:
+                return fh.read(size)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def stat(self, key: str) -> FileStat | None:
+        try:
+            st = os.stat(os.path.join(self._root, key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return FileStat(st.st_size, st.st_mtime_ns, f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}")
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Point = Any
@@ -15,3 +16,9 @@ Params = dict[str, Any]
 
 SplitSpec = dict[str, list[Any]]
 """Axis name -> the list of values to sweep."""
+
+ExecFn = Callable[[Params, Point], Any]
+"""``exec_fn(params, point) -> output``."""
+
+EnumerateFn = Callable[[Params, SplitSpec], Sequence[Point]]
+"""``enumerate_points(params, chunk_split_spec) -> points of one memo chunk``."""

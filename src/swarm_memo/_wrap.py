@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from ._pipeline import Pipeline
-from ._plan import plan_run
+from ._diagnostics import Diagnostics, Status
+from ._fingerprint import code_fingerprint
+from ._requests import Requests
 from .errors import SpecError, SpecTypeError
-
-if TYPE_CHECKING:
-    from ._memo import SwarmMemo
 
 FUNCTION_KEY = "__swarm_memo_function__"
 _UNSET: Any = object()
@@ -58,34 +56,77 @@ def _split_call(args: tuple[Any, ...], kwargs: dict[str, Any], split_spec: Any) 
     return args[0] if args else kwargs.pop("params")
 
 
-def make_wrapper(memo: SwarmMemo, fn: Callable[..., Any], *, streaming: bool) -> Callable[..., Any]:
+def make_wrapper(
+    requests: Requests, fn: Callable[..., Any], *, streaming: bool
+) -> Callable[..., Any]:
     """Wrap ``fn(params, point, **extra)`` into ``wrapped(params, split_spec=..., **extra)``.
 
-    The cache is keyed by params, the extra keyword arguments (defaults included) and the
-    function's qualified name, so two wrapped functions never share results.
+    The cache is keyed by params, the extra keyword arguments (defaults included), the
+    function's qualified name and its code fingerprint (not its module: a function run as
+    a script and imported from a notebook shares its results), so two wrapped functions
+    never share results, nor do two lambdas or two closures with other captured values.
+    The wrapper also has ``.status``, ``.load`` and ``.to_dataframe``, called with the
+    same arguments as the wrapper itself.
     """
     signature, defaults = _keyword_defaults(fn)
-    identity = f"{fn.__module__}.{fn.__qualname__}"
+    name = getattr(fn, "__qualname__", type(fn).__qualname__)
+    code = code_fingerprint(fn).hex()
+    identity = f"{name}:{code}"
 
-    @functools.wraps(fn)
-    def wrapped(*args: Any, split_spec: Any = _UNSET, **kwargs: Any) -> Any:
+    def resolve(args: tuple[Any, ...], kwargs: dict[str, Any], split_spec: Any) -> _Call:
         params = _split_call(args, kwargs, split_spec)
         if not isinstance(params, dict):
             raise SpecTypeError(f"params must be a dict; got {type(params).__name__}")
         try:
             signature.bind(None, None, **kwargs)
         except TypeError as exc:
-            raise SpecTypeError(f"{fn.__qualname__}: {exc}") from exc
+            raise SpecTypeError(f"{name}: {exc}") from exc
         extra = {**defaults, **kwargs}
         clash = sorted(set(extra) & set(params))
         if clash:
             raise SpecError(f"extra keyword arguments {clash} also appear in params; rename one")
-        key_params = {**params, **extra, FUNCTION_KEY: identity}
         exec_fn = functools.partial(fn, **extra) if extra else fn
-        started = time.perf_counter()
-        plan = plan_run(memo, key_params, split_spec, params, exec_fn)
-        mode = "stream" if streaming else "run"
-        output, diag = Pipeline(memo, plan, mode, started=started).execute()
-        return diag if streaming else (output, diag)
+        key_params = {**params, **extra, FUNCTION_KEY: identity}
+        bound = Requests(requests.config, exec_fn, code, name)
+        return _Call(bound, key_params, params)
 
+    @functools.wraps(fn)
+    def wrapped(*args: Any, split_spec: Any = _UNSET, **kwargs: Any) -> Any:
+        call = resolve(args, kwargs, split_spec)
+        if streaming:
+            return call.requests.stream(call.key_params, split_spec, call.exec_params)
+        return call.requests.run(call.key_params, split_spec, call.exec_params)
+
+    def status(*args: Any, split_spec: Any = _UNSET, **kwargs: Any) -> Status:
+        call = resolve(args, kwargs, split_spec)
+        return call.requests.status(call.key_params, split_spec, call.exec_params)
+
+    def load(
+        *args: Any, split_spec: Any = _UNSET, strict: bool = False, **kwargs: Any
+    ) -> tuple[Any, Diagnostics]:
+        call = resolve(args, kwargs, split_spec)
+        return call.requests.load(call.key_params, split_spec, strict, call.exec_params)
+
+    def to_dataframe(
+        *args: Any,
+        split_spec: Any = _UNSET,
+        point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
+        load_only: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        call = resolve(args, kwargs, split_spec)
+        return call.requests.frame(
+            "dataframe", call.key_params, split_spec, point_to_dict, load_only, call.exec_params
+        )
+
+    wrapped.status = status  # type: ignore[attr-defined]
+    wrapped.load = load  # type: ignore[attr-defined]
+    wrapped.to_dataframe = to_dataframe  # type: ignore[attr-defined]
     return wrapped
+
+
+@dataclass(frozen=True)
+class _Call:
+    requests: Requests
+    key_params: dict[str, Any]
+    exec_params: dict[str, Any]

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
 from ._inspect import SetSummary, describe_set, list_sets
 from ._maintenance import GcPlan, plan_gc, run_gc, verify_cache
 from ._textfmt import (
@@ -30,6 +29,7 @@ from ._textfmt import (
     parse_duration,
     short_repr,
 )
+from ._version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -70,6 +70,14 @@ class WorkerDiedError(ExecError):
         self.points = points
 
 
+class CollateError(SwarmMemoError, RuntimeError):
+    """``collate_fn`` raised for a chunk; ``chunk`` is its sub-spec (axis -> values)."""
+
+    def __init__(self, message: str, chunk: Any = None) -> None:
+        super().__init__(message)
+        self.chunk = chunk
+
+
 class CacheMissError(SwarmMemoError, LookupError):
     """``load(..., strict=True)`` found points that are not stored yet."""
 
@@ -117,6 +125,7 @@ __all__ = [
     "CacheMissError",
     "CacheWarning",
     "CodeChangedWarning",
+    "CollateError",
     "CorruptChunkError",
     "ExecError",
     "SpecError",

@@ -1,0 +1,132 @@
+"""The frozen configuration of a memo, built once by ``SwarmMemo.__init__``.
+
+Lower layers receive a :class:`MemoConfig` (and the plans built from it), never the
+facade: every argument is validated here, at the edge, and nothing downstream re-checks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._defaults import default_collate, default_merge
+from ._executors import ExecutorFactory
+from ._grid import ChunkLayout
+from ._grid import _check_positive_int as check_positive_int
+from ._order import ChunkOrder, parse_chunk_order
+from ._remote import open_store
+from ._store import Store
+from ._types import ChunkKey, EnumerateFn, ExecFn
+from .errors import SpecError, SpecTypeError
+
+OnError = Literal["raise", "skip"]
+OnCodeChange = Literal["warn", "recompute", "ignore"]
+ChunkHashFn = Callable[[dict[str, Any], ChunkKey, str], str]
+
+DEFAULT_CLAIM_TIMEOUT = 600.0
+DEFAULT_GRACE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class MemoConfig:
+    """Everything a run needs to know about its memo, validated."""
+
+    cache_root: str
+    layout: ChunkLayout
+    store: Store
+    exec_chunk_size: int
+    enumerate_points: EnumerateFn | None
+    exec_fn: ExecFn | None
+    collate_fn: Callable[[list[Any]], Any]
+    merge_fn: Callable[[list[Any]], Any]
+    grid_ordered: bool
+    """True with the default collate and merge: outputs come back in grid order."""
+    chunk_hash_fn: ChunkHashFn | None
+    cache_version: str
+    verbose: int
+    backends: ExecutorFactory
+    on_error: OnError
+    on_code_change: OnCodeChange
+    chunk_order: ChunkOrder
+    claim_timeout: float | None
+    grace_seconds: float
+
+
+def _check_callable(value: Any, name: str) -> None:
+    if value is not None and not callable(value):
+        raise SpecTypeError(f"{name} must be callable or None; got {type(value).__name__}")
+
+
+def _check_choice(value: Any, name: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise SpecError(f"{name} must be one of {options}; got {value!r}")
+
+
+def _check_seconds(value: Any, name: str, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        hint = "None or a number of seconds >= 0" if allow_none else "a number of seconds >= 0"
+        raise SpecError(f"{name} must be {hint}; got {value!r}")
+    return float(value)
+
+
+def build_config(
+    cache_root: Any,
+    memo_chunk_spec: Any,
+    exec_chunk_size: Any,
+    enumerate_points: Any,
+    exec_fn: Any,
+    collate_fn: Any,
+    merge_fn: Any,
+    chunk_hash_fn: Any,
+    cache_version: Any,
+    max_workers: Any,
+    axis_order: Any,
+    verbose: Any,
+    options: dict[str, Any],
+) -> MemoConfig:
+    """Validate ``SwarmMemo``'s arguments (raising before any work) into a config."""
+    if not isinstance(cache_root, (str, os.PathLike)):
+        raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
+    layout = ChunkLayout.parse(memo_chunk_spec, axis_order)
+    check_positive_int(exec_chunk_size, "exec_chunk_size")
+    for name, fn in [
+        ("enumerate_points", enumerate_points),
+        ("exec_fn", exec_fn),
+        ("collate_fn", collate_fn),
+        ("merge_fn", merge_fn),
+        ("chunk_hash_fn", chunk_hash_fn),
+    ]:
+        _check_callable(fn, name)
+    if not isinstance(cache_version, str):
+        raise SpecTypeError(f"cache_version must be a str; got {cache_version!r}")
+    if max_workers is not None:
+        check_positive_int(max_workers, "max_workers", "None or an int >= 1")
+    if verbose not in (0, 1, 2):
+        raise SpecError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+    _check_choice(options["on_error"], "on_error", ("raise", "skip"))
+    _check_choice(options["on_code_change"], "on_code_change", ("warn", "recompute", "ignore"))
+    return MemoConfig(
+        cache_root=os.fspath(cache_root),
+        layout=layout,
+        store=open_store(cache_root, options["storage_options"]),
+        exec_chunk_size=exec_chunk_size,
+        enumerate_points=enumerate_points,
+        exec_fn=exec_fn,
+        collate_fn=collate_fn or default_collate,
+        merge_fn=merge_fn or default_merge,
+        grid_ordered=collate_fn is None and merge_fn is None,
+        chunk_hash_fn=chunk_hash_fn,
+        cache_version=cache_version,
+        verbose=verbose,
+        backends=ExecutorFactory(options["executor"], max_workers),
+        on_error=options["on_error"],
+        on_code_change=options["on_code_change"],
+        chunk_order=parse_chunk_order(options["chunk_order"]),
+        claim_timeout=_check_seconds(options["claim_timeout"], "claim_timeout", True),
+        grace_seconds=_check_seconds(options["grace_seconds"], "grace_seconds", False) or 0.0,
+    )

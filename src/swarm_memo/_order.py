@@ -1,0 +1,123 @@
+"""Chunk order: the one place that decides in which order missing chunks are scheduled.
+
+The order of the *output* never depends on it; only which chunks are computed first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .errors import SpecError, SpecTypeError
+
+SubSpecs = Callable[[], list[dict[str, list[Any]]]]
+"""Builds the chunks' sub-specs in grid order (only orders that need them call it)."""
+
+
+class ChunkOrder(Protocol):
+    """Decides the order of a request's memo chunks."""
+
+    def order(
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+    ) -> list[int]:
+        """Chunk indices (grid order, first axis slowest) in the order to compute them.
+
+        ``shape`` is the number of bins per axis; ``sub_specs`` builds the chunks' sub-specs
+        (``{axis: values}``) in grid order, only for orders that need them.
+        """
+
+
+@dataclass(frozen=True)
+class GridOrder:
+    """Grid order: the first axis varies slowest (the default)."""
+
+    def order(
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+    ) -> list[int]:
+        return list(range(_count(shape)))
+
+
+def _bit_reversed(n: int) -> list[int]:
+    """``range(n)`` in bit-reversed order: 8 -> 0, 4, 2, 6, 1, 5, 3, 7 (works for any n)."""
+    bits = max(1, (n - 1).bit_length())
+    return sorted(range(n), key=lambda i: int(format(i, f"0{bits}b")[::-1], 2))
+
+
+@dataclass(frozen=True)
+class CoarseToFine:
+    """Bit-reversed bin indices per axis: every prefix of the sweep covers the grid evenly,
+    so a half-finished sweep is already a coarse picture of the whole."""
+
+    def order(
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+    ) -> list[int]:
+        strides = _strides(shape)
+        per_axis = [_bit_reversed(n) for n in shape]
+        # Rank each chunk by the bit-reversed rank of its bins, coarsest level first.
+        ranks = [{b: r for r, b in enumerate(order)} for order in per_axis]
+        combos = itertools.product(*(range(n) for n in shape))
+        keyed = [
+            (max(rank[b] for rank, b in zip(ranks, combo, strict=True)) if combo else 0, combo)
+            for combo in combos
+        ]
+        keyed.sort(
+            key=lambda item: (_level(item[0]), [r[b] for r, b in zip(ranks, item[1], strict=True)])
+        )
+        return [sum(b * s for b, s in zip(combo, strides, strict=True)) for _, combo in keyed]
+
+
+def _level(rank: int) -> int:
+    return rank.bit_length()
+
+
+@dataclass(frozen=True)
+class CustomOrder:
+    """A user's ``chunk_order(sub_specs) -> indices``."""
+
+    fn: Callable[[list[dict[str, list[Any]]]], Sequence[int]]
+
+    def order(
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+    ) -> list[int]:
+        count = _count(shape)
+        indices = list(self.fn(sub_specs()))
+        if sorted(indices) != list(range(count)) or not all(type(i) is int for i in indices):
+            raise SpecError(
+                f"chunk_order must return each chunk index 0..{count - 1} exactly once; "
+                f"got {indices!r:.200}"
+            )
+        return indices
+
+
+def _count(shape: Sequence[int]) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
+
+
+def _strides(shape: Sequence[int]) -> list[int]:
+    strides, stride = [], 1
+    for n in reversed(shape):
+        strides.append(stride)
+        stride *= n
+    return strides[::-1]
+
+
+def parse_chunk_order(value: Any) -> ChunkOrder:
+    """``chunk_order=`` as given to ``SwarmMemo``: "grid", "coarse-to-fine" or a callable."""
+    if value == "grid":
+        return GridOrder()
+    if value == "coarse-to-fine":
+        return CoarseToFine()
+    if callable(value):
+        return CustomOrder(value)
+    if isinstance(value, str):
+        raise SpecError(
+            f"chunk_order must be 'grid', 'coarse-to-fine' or a callable; got {value!r}"
+        )
+    raise SpecTypeError(
+        f"chunk_order must be 'grid', 'coarse-to-fine' or a callable; got {type(value).__name__}"
+    )

@@ -1,0 +1,139 @@
+"""Requests of one function on one memo: plan a call, pick its sink, run the pipeline.
+
+The facade's methods and the wrapped functions of ``run_wrap``/``streaming_wrap`` all come
+here, so every call takes the same path: :func:`~swarm_memo._pipeline.execute` with a sink.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._config import MemoConfig
+from ._diagnostics import Diagnostics, Status
+from ._pipeline import execute
+from ._plan import RunPlan, plan_run
+from ._sinks import Collated, Discard, GridOrdered, Pairs
+from ._types import ExecFn
+from .errors import CacheMissError
+
+FrameKind = Literal["dataframe", "xarray"]
+
+
+def sink_for(plan: RunPlan) -> Collated | GridOrdered:
+    """Grid order for default points with the default collation, else chunk order."""
+    config = plan.config
+    if config.grid_ordered and plan.product:
+        return GridOrdered(plan.grid)
+    return Collated(config.collate_fn, config.merge_fn)
+
+
+@dataclass(frozen=True)
+class Requests:
+    """Calls of one function (``exec_fn`` or a wrapped one) on one memo's config."""
+
+    config: MemoConfig
+    exec_fn: ExecFn | None
+    code: str | None
+    function_name: str
+
+    def plan(
+        self,
+        key_params: Any,
+        split_spec: Any,
+        *,
+        writable: bool,
+        exec_params: dict[str, Any] | None = None,
+    ) -> RunPlan:
+        return plan_run(
+            self.config,
+            key_params,
+            split_spec,
+            exec_params=exec_params,
+            exec_fn=self.exec_fn,
+            code=self.code,
+            function_name=self.function_name,
+            writable=writable,
+        )
+
+    def run(
+        self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
+    ) -> tuple[Any, Diagnostics]:
+        started = time.perf_counter()
+        plan = self.plan(key_params, split_spec, writable=True, exec_params=exec_params)
+        sink = sink_for(plan)
+        diag = execute(plan, sink, compute=True, started=started)
+        return sink.result(), diag
+
+    def stream(
+        self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
+    ) -> Diagnostics:
+        started = time.perf_counter()
+        plan = self.plan(key_params, split_spec, writable=True, exec_params=exec_params)
+        return execute(plan, Discard(), compute=True, started=started)
+
+    def load(
+        self,
+        key_params: Any,
+        split_spec: Any,
+        strict: bool,
+        exec_params: dict[str, Any] | None = None,
+    ) -> tuple[Any, Diagnostics]:
+        started = time.perf_counter()
+        plan = self.plan(key_params, split_spec, writable=False, exec_params=exec_params)
+        sink = sink_for(plan)
+        diag = execute(plan, sink, compute=False, started=started)
+        if strict and diag.missing_points:
+            raise CacheMissError(
+                f"{diag.missing_points} of {diag.total_points} points "
+                f"({diag.missing_chunks} of {diag.total_chunks} chunks) are not served "
+                "from the cache for these params; run() computes them",
+                diag.missing_points,
+            )
+        return sink.result(), diag
+
+    def status(
+        self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
+    ) -> Status:
+        plan = self.plan(key_params, split_spec, writable=False, exec_params=exec_params)
+        sink = Discard()
+        diag = execute(plan, sink, compute=False)
+        return Status.of(diag, sink.missing_specs)
+
+    def pairs(
+        self,
+        key_params: Any,
+        split_spec: Any,
+        load_only: bool,
+        exec_params: dict[str, Any] | None = None,
+    ) -> list[tuple[Any, Any]]:
+        """``(point, output)`` of every served point; failed and missing ones left out."""
+        plan = self.plan(key_params, split_spec, writable=not load_only, exec_params=exec_params)
+        sink = Pairs(plan.points)
+        execute(plan, sink, compute=not load_only)
+        return sink.result()
+
+    def frame(
+        self,
+        kind: FrameKind,
+        key_params: Any,
+        split_spec: Any,
+        point_to_dict: Callable[[Any], dict[str, Any]] | None,
+        load_only: bool,
+        exec_params: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        from . import _frames
+
+        pairs = self.pairs(key_params, split_spec, load_only, exec_params)
+        build = _frames.to_dataframe if kind == "dataframe" else _frames.to_xarray
+        return build(
+            pairs,
+            dict(split_spec),
+            self.config.layout.axis_order,
+            self.config.enumerate_points is None,
+            point_to_dict,
+            **options,
+        )

@@ -1,0 +1,153 @@
+"""Where the chunks of a request go once they are served: the one thing that differs
+between ``run``, ``run_streaming``, ``load``, ``status`` and the frames.
+
+The pipeline hands every chunk to a sink in completion order; a sink that keeps outputs
+puts them back in order itself, so the output never depends on what came from the cache
+or on the chunk order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from ._grid import Chunk, Grid
+from ._scheduler import MISSING
+from ._worker import PointFailure
+
+
+class Sink(Protocol):
+    """Receives each chunk of a request once it is served."""
+
+    wants_outputs: bool
+    """False: outputs are never loaded for this sink (streaming, status)."""
+
+    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+        """A chunk's outputs (``MISSING`` where a point is not stored); ``points`` in the
+        same order, or None when the chunk's points are the product of its bins."""
+
+    def missing(self, chunk: Chunk, count: int) -> None:
+        """``count`` points of ``chunk`` are not served (reads only)."""
+
+    def result(self) -> Any:
+        """What the call returns."""
+
+
+class Discard:
+    """Keep nothing: ``run_streaming`` and ``status``. Remembers what is missing."""
+
+    wants_outputs = False
+
+    def __init__(self) -> None:
+        self.missing_specs: list[dict[str, list[Any]]] = []
+
+    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+        return None
+
+    def missing(self, chunk: Chunk, count: int) -> None:
+        self.missing_specs.append(chunk.split_spec)
+
+    def result(self) -> Any:
+        return None
+
+
+class Collated:
+    """A user's ``collate_fn`` per chunk, then ``merge_fn`` in chunk (grid) order."""
+
+    wants_outputs = True
+
+    def __init__(
+        self, collate: Callable[[list[Any]], Any], merge: Callable[[list[Any]], Any]
+    ) -> None:
+        self._collate = collate
+        self._merge = merge
+        self._values: dict[int, Any] = {}
+
+    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+        present = [o for o in outputs if o is not MISSING]
+        try:
+            self._values[chunk.index] = self._collate(present)
+        except Exception as exc:
+            raise type(exc)(
+                f"collate_fn raised for chunk {chunk.split_spec!r:.300}: {exc}"
+            ) from exc
+
+    def missing(self, chunk: Chunk, count: int) -> None:
+        return None
+
+    def result(self) -> Any:
+        return self._merge([self._values[i] for i in sorted(self._values)])
+
+
+class GridOrdered:
+    """The default collation: every output in grid order (row-major over ``axis_order``),
+    whatever the bin sizes and whatever came from the cache."""
+
+    wants_outputs = True
+
+    def __init__(self, grid: Grid) -> None:
+        self._grid = grid
+        self._shape = [len(axis.bins) for axis in grid.axes]
+        self._strides = _strides([len(axis.values) for axis in grid.axes])
+        self._outputs: list[Any] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
+
+    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+        flat = self._outputs
+        for position, output in zip(self._positions(chunk), outputs, strict=True):
+            flat[position] = output
+
+    def _positions(self, chunk: Chunk) -> list[int]:
+        """Flat grid positions of a chunk's points (product order of its bins)."""
+        bin_index, rest = [], chunk.index
+        for n in reversed(self._shape):
+            rest, i = divmod(rest, n)
+            bin_index.append(i)
+        bin_index.reverse()
+        ranges = [
+            range(i * axis.bin_size * stride, (i * axis.bin_size + len(b)) * stride, stride)
+            for i, axis, b, stride in zip(
+                bin_index, self._grid.axes, chunk.bins, self._strides, strict=True
+            )
+        ]
+        return [sum(combo) for combo in itertools.product(*ranges)]
+
+    def missing(self, chunk: Chunk, count: int) -> None:
+        return None
+
+    def result(self) -> list[Any]:
+        return [o for o in self._outputs if o is not MISSING]
+
+
+def _strides(lengths: Sequence[int]) -> list[int]:
+    strides, stride = [], 1
+    for length in reversed(lengths):
+        strides.append(stride)
+        stride *= length
+    return strides[::-1]
+
+
+class Pairs:
+    """``(point, output)`` for every served point, in chunk order, failures left out."""
+
+    wants_outputs = True
+
+    def __init__(self, points_of: Callable[[Chunk], list[Any]]) -> None:
+        self._points_of = points_of
+        self._pairs: dict[int, list[tuple[Any, Any]]] = {}
+
+    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+        if points is None:
+            points = self._points_of(chunk)
+        self._pairs[chunk.index] = [
+            (p, o)
+            for p, o in zip(points, outputs, strict=True)
+            if o is not MISSING and not isinstance(o, PointFailure)
+        ]
+
+    def missing(self, chunk: Chunk, count: int) -> None:
+        return None
+
+    def result(self) -> list[tuple[Any, Any]]:
+        return [pair for i in sorted(self._pairs) for pair in self._pairs[i]]

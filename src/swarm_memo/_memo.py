@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._defaults import default_collate, default_merge
@@ -220,17 +220,29 @@ class SwarmMemo:
         point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
         *,
         load_only: bool = False,
+        array_dims: Mapping[Any, Sequence[str]] | None = None,
     ) -> Any:
         """Run what is missing, then return a pandas DataFrame: one row per point.
 
         Columns: one per axis, then the output's fields (a dict output spreads into
         columns; anything else goes into ``value``). Points are read as tuples in
         ``axis_order``; for other point shapes pass ``point_to_dict(point) -> {axis: value}``.
-        ``load_only=True`` never executes: only stored points appear. Needs pandas.
+        ``load_only=True`` never executes: only stored points appear. Numpy array fields
+        spread into one row per element, with a position column per array axis (named by
+        ``array_dims={field: (name, ...)}``, default ``<field>_dim_<i>``). Needs pandas.
         """
-        from ._frames import to_dataframe
+        from ._frames import require_pandas, to_dataframe
 
-        return to_dataframe(self, params, split_spec, point_to_dict, load_only=load_only)
+        require_pandas()  # before computing anything
+        pairs, _ = self._point_outputs(params, split_spec, load_only=load_only)
+        return to_dataframe(
+            pairs,
+            split_spec,
+            self.layout.axis_order,
+            default_points=self.enumerate_points is None,
+            point_to_dict=point_to_dict,
+            array_dims=array_dims,
+        )
 
     def to_xarray(
         self,
@@ -239,12 +251,24 @@ class SwarmMemo:
         point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
         *,
         load_only: bool = False,
+        array_dims: Mapping[Any, Sequence[str]] | None = None,
     ) -> Any:
         """Like :meth:`to_dataframe`, as an xarray Dataset: one dimension per axis, the
-        split values as coordinates, NaN where a point is missing. Needs xarray."""
-        from ._frames import to_xarray
+        split values as coordinates, NaN where a point is missing. A numpy array field of
+        one shape is a numeric variable with one more dimension per array axis (names from
+        ``array_dims``, default ``<field>_dim_<i>``). Needs xarray."""
+        from ._frames import require_xarray, to_xarray
 
-        return to_xarray(self, params, split_spec, point_to_dict, load_only=load_only)
+        require_xarray()  # before computing anything
+        pairs, _ = self._point_outputs(params, split_spec, load_only=load_only)
+        return to_xarray(
+            pairs,
+            split_spec,
+            self.layout.axis_order,
+            default_points=self.enumerate_points is None,
+            point_to_dict=point_to_dict,
+            array_dims=array_dims,
+        )
 
     def _point_outputs(
         self, params: Params, split_spec: SplitSpec, load_only: bool = False

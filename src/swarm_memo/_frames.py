@@ -1,188 +1,100 @@
 """Sweep results as a pandas DataFrame or an xarray Dataset, one entry per point.
 
-Both build on the ``(point, output)`` pairs of :meth:`SwarmMemo._point_outputs`, so they
-ignore the memo's ``collate_fn`` and ``merge_fn``, and leave out points not stored
-(``load_only``) or failed (``on_error="skip"``). pandas and xarray are imported only when
-called; a missing one raises an :class:`ImportError` naming the extra to install.
+Both take plain data: the ``(point, output)`` pairs of a request (the facade fetches them
+through the pipeline, so the memo's ``collate_fn`` and ``merge_fn`` play no part, and
+points not stored or failed are simply absent), its ``split_spec`` and ``axis_order``.
+pandas and xarray are imported only when called; a missing one raises an
+:class:`ImportError` naming the extra to install.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._hashing import encode
-from ._memo import SwarmMemo
+from ._frame_arrays import ArrayDims, DimNames, any_array, explode, is_array, stack_cells
+from ._frame_grid import PointToDict, Sweep, field_names, grid_cells, output_fields
 from .collate import missing_dependency
-from .errors import SpecError, SpecTypeError
+from .errors import SpecError
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
     import xarray as xr
 
-__all__ = ["to_dataframe", "to_xarray"]
-
-PointToDict = Callable[[Any], Mapping[str, Any]]
-Position = tuple[int, ...]
-
-VALUE_FIELD = "value"
-"""Name of the column / data variable holding outputs that are not dicts."""
+__all__ = ["require_pandas", "require_xarray", "to_dataframe", "to_xarray"]
 
 
-def _equal(a: Any, b: Any) -> bool:
-    """Whether two values are the same (``==``, or the same canonical encoding)."""
+def require_pandas() -> None:
+    """Raise the ImportError naming the extra when pandas is missing (call it before
+    computing a sweep that :func:`to_dataframe` would then fail to show)."""
     try:
-        if a is b or bool(a == b):
-            return True
-    except Exception:
-        pass
+        import pandas  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    except ImportError as exc:
+        raise missing_dependency("pandas", "pandas", "SwarmMemo.to_dataframe") from exc
+
+
+def require_xarray() -> None:
+    """Raise the ImportError naming the extra when xarray is missing."""
     try:
-        return encode(a) == encode(b)
-    except TypeError:
-        return False
-
-
-class _Sweep:
-    """A request's points that have an output, their outputs (in chunk order), and its
-    grid: the axes in ``axis_order``, with the ``split_spec`` lists."""
-
-    def __init__(
-        self, memo: SwarmMemo, params: dict[str, Any], split_spec: Any, load_only: bool
-    ) -> None:
-        request: dict[str, Any] = dict(split_spec)
-        pairs, _ = memo._point_outputs(params, request, load_only=load_only)
-        self.points = [point for point, _ in pairs]
-        self.outputs = [output for _, output in pairs]
-        self.default_points = memo.enumerate_points is None
-        self.order = memo.axis_order
-        self.values = {axis: list(split_spec[axis]) for axis in self.order}
-        self.shape = tuple(len(values) for values in self.values.values())
-        self.hint = (
-            f"points are read as tuples of axis values in axis_order {list(self.order)}; for "
-            "other points pass point_to_dict=lambda point: {axis: value, ...}"
-        )
-        # default points hold the split_spec objects themselves: look them up by id first
-        self._ids = {axis: {id(v): i for i, v in enumerate(vs)} for axis, vs in self.values.items()}
-        self._encodings = {  # split_spec values are unique by encoding
-            axis: {encode(v): i for i, v in enumerate(vs)} for axis, vs in self.values.items()
-        }
-
-    def coords(self, point_to_dict: PointToDict | None) -> list[dict[Any, Any]]:
-        """The axis values (and any extra keys of ``point_to_dict``) of every point."""
-        if point_to_dict is None:
-            return [self._read_tuple(point) for point in self.points]
-        dicts = [point_to_dict(point) for point in self.points]
-        for point, mapped in zip(self.points, dicts):
-            if not isinstance(mapped, Mapping):
-                raise SpecTypeError(
-                    f"point_to_dict must return a dict of axis values; got "
-                    f"{type(mapped).__name__} {mapped!r:.100} for point {point!r:.100}"
-                )
-        return [dict(mapped) for mapped in dicts]
-
-    def positions(self, coords: list[dict[Any, Any]], hint: str = "") -> list[Position]:
-        """The grid position of each point (an index per axis), from its ``coords``."""
-        return [
-            tuple(self._index(p, c, axis, hint) for axis in self.order)
-            for p, c in zip(self.points, coords)
-        ]
-
-    def _read_tuple(self, point: Any) -> dict[str, Any]:
-        if type(point) is not tuple and (
-            isinstance(point, (str, bytes)) or not isinstance(point, Sequence)
-        ):
-            raise SpecError(f"point {point!r:.100} is not a tuple; {self.hint}")
-        if len(point) != len(self.order):
-            raise SpecError(f"point {point!r:.100} has {len(point)} values; {self.hint}")
-        return dict(zip(self.order, point))
-
-    def _index(self, point: Any, coords: Mapping[str, Any], axis: str, hint: str) -> int:
-        """Where the point's value of ``axis`` is in ``split_spec[axis]``: the same object,
-        else the same canonical encoding, else ``==``."""
-        if axis not in coords:
-            raise SpecError(
-                f"point_to_dict({point!r:.100}) has no value for axis {axis!r}; "
-                f"it must give every axis of {list(self.order)}"
-            )
-        value = coords[axis]
-        found = self._ids[axis].get(id(value))
-        if found is None:
-            with contextlib.suppress(TypeError):
-                found = self._encodings[axis].get(encode(value))
-        if found is None:
-            found = next((i for i, v in enumerate(self.values[axis]) if _equal(v, value)), None)
-        if found is None:
-            raise SpecError(
-                f"point {point!r:.100} has the value {value!r:.60} for axis {axis!r}, "
-                f"which is not in split_spec[{axis!r}]" + (hint and f"; {hint}")
-            )
-        return found
-
-
-def _output_fields(output: Any) -> dict[Any, Any]:
-    return dict(output) if isinstance(output, Mapping) else {VALUE_FIELD: output}
-
-
-def _field_names(
-    fields: list[dict[Any, Any]], coords: list[dict[Any, Any]], reserved: Sequence[Any]
-) -> dict[Any, Any]:
-    """Output field -> column name; None drops a field that only repeats a coordinate.
-
-    A field named like a coordinate (e.g. an output that echoes its point) is dropped when
-    it equals that coordinate at every point, and renamed ``<field>_output`` otherwise.
-    """
-    names: dict[Any, Any] = {}
-    for row in fields:
-        names.update((name, name) for name in row if name not in names)
-    taken = set(reserved) | set(names)
-    for name in [name for name in names if name in reserved]:
-        if all(_equal(row[name], point.get(name)) for row, point in zip(fields, coords)):
-            names[name] = None
-            continue
-        new = f"{name}_output"
-        while new in taken:
-            new += "_"
-        taken.add(new)
-        names[name] = new
-    return names
+        import xarray  # noqa: F401
+    except ImportError as exc:
+        raise missing_dependency("xarray", "xarray", "SwarmMemo.to_xarray") from exc
 
 
 def to_dataframe(
-    memo: SwarmMemo,
-    params: dict[str, Any],
+    pairs: Sequence[tuple[Any, Any]],
     split_spec: Mapping[str, Sequence[Any]],
-    point_to_dict: PointToDict | None = None,
+    axis_order: Sequence[str],
     *,
-    load_only: bool = False,
+    default_points: bool,
+    point_to_dict: PointToDict | None = None,
+    array_dims: ArrayDims | None = None,
 ) -> pd.DataFrame:
-    """Run a sweep (or load it) and return one DataFrame row per point.
-
-    Works whatever the memo's ``collate_fn`` and ``merge_fn``: they are not used.
+    """A DataFrame of a sweep's ``(point, output)`` pairs: one row per point (per array
+    element for array outputs).
 
     Parameters
     ----------
-    memo, params, split_spec
-        The memo, and the request as for :meth:`SwarmMemo.run`.
+    pairs
+        ``(point, output)`` for every point that has an output, in the order of ``run``'s
+        output (chunk order). Points left out (not stored, failed) have no row.
+    split_spec
+        The request's axis lists.
+    axis_order
+        The axes, first one slowest; default points are tuples in this order.
+    default_points
+        Whether the points are the default ones (tuples of the cartesian product): rows
+        then follow the grid. False for a custom ``enumerate_points``: rows keep the order
+        of ``pairs``.
     point_to_dict
         ``point_to_dict(point) -> {axis: value, ...}`` for points that are not tuples of
-        axis values in ``memo.axis_order`` (custom ``enumerate_points``). Keys that are
-        not axes become extra columns after the axis columns.
-    load_only
-        Use :meth:`SwarmMemo.load`: nothing executes; points not stored have no row.
+        axis values in ``axis_order``. Keys that are not axes become extra columns after
+        the axis columns.
+    array_dims
+        ``{field: (name, ...)}``: names of the dimensions of a field holding numpy arrays,
+        one per array axis; default ``<field>_dim_0``, ``<field>_dim_1``, ... (``value``
+        is the field of outputs that are not dicts).
 
     Returns
     -------
     pandas.DataFrame
         Rows follow the grid (the product of the ``split_spec`` lists in ``axis_order``,
-        first axis slowest, whatever the ``memo_chunk_spec``); with a custom
-        ``enumerate_points``, ``run``'s output order. Columns: the axes in ``axis_order``,
-        then the output's fields: one per key of a dict output (NaN where a row lacks
-        it), else ``value``. A field named like an axis is dropped when it equals the
-        axis at every point (outputs often echo their point), else renamed
-        ``<field>_output``. Points that failed (``on_error="skip"``) have no row.
+        first axis slowest, whatever the ``memo_chunk_spec``) for default points; else the
+        order of ``pairs``. Columns: the axes in ``axis_order``, other keys of
+        ``point_to_dict``, then the output's fields: one per key of a dict output (NaN
+        where a row lacks it), else ``value``. A field named like an axis is dropped when
+        it equals the axis at every point (outputs often echo their point), else renamed
+        ``<field>_output``.
+
+        Fields holding numpy arrays (``ndim >= 1``) are spread into rows, long format as
+        ``xarray.Dataset.to_dataframe`` gives: a point has one row per array element, with
+        one integer position column per array dimension (after the point's columns; NaN
+        on rows of points without that dimension). Arrays sharing dimension names are
+        read side by side, others crossed; other fields repeat on every row of their
+        point. Shapes may differ from point to point.
+        ``df.set_index([*axes, *dims])`` gives the usual MultiIndex.
 
     Raises
     ------
@@ -190,29 +102,30 @@ def to_dataframe(
         When pandas is not installed (``pip install "swarm-memo[pandas]"``).
     SpecError
         When points of a custom ``enumerate_points`` are not tuples of ``split_spec``
-        values in axis order and no ``point_to_dict`` is given.
+        values in axis order and no ``point_to_dict`` is given; when ``array_dims`` gives
+        a field as many names as its arrays have axes, or names a field without arrays.
+    SpecTypeError
+        When ``array_dims`` or what ``point_to_dict`` returns is not a dict.
 
     Examples
     --------
-    >>> memo = SwarmMemo("./cache", {"a": 2, "b": 2}, 4, verbose=0,
-    ...                  exec_fn=lambda params, point: {"sum": point[0] + point[1]})
-    >>> to_dataframe(memo, {}, {"a": [1, 2], "b": [10]})  # doctest: +SKIP
+    >>> pairs = [((1, 10), {"sum": 11}), ((2, 10), {"sum": 12})]
+    >>> to_dataframe(pairs, {"a": [1, 2], "b": [10]}, ("a", "b"), default_points=True)
        a   b  sum
     0  1  10   11
     1  2  10   12
     """
-    try:
-        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-    except ImportError as exc:
-        raise missing_dependency("pandas", "pandas", "SwarmMemo.to_dataframe") from exc
-    sweep = _Sweep(memo, params, split_spec, load_only)
+    require_pandas()
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    sweep = Sweep(pairs, split_spec, axis_order, default_points)
     coords, outputs = _rows(sweep, point_to_dict)
-    data = _columns(sweep.order, coords, outputs)
-    return pd.DataFrame(data, columns=list(data), index=pd.RangeIndex(len(coords)))
+    data, length = _columns(sweep.order, coords, outputs, array_dims)
+    return pd.DataFrame(data, columns=list(data), index=pd.RangeIndex(length))
 
 
 def _rows(
-    sweep: _Sweep, point_to_dict: PointToDict | None
+    sweep: Sweep, point_to_dict: PointToDict | None
 ) -> tuple[list[dict[Any, Any]], list[Any]]:
     """The coordinates and outputs of the rows: in grid order for default points."""
     coords = sweep.coords(point_to_dict)
@@ -227,19 +140,53 @@ def _rows(
 
 
 def _columns(
-    axes: Sequence[str], coords: list[dict[Any, Any]], outputs: list[Any]
-) -> dict[Any, list[Any]]:
-    """Column name -> values: the axes, other keys of ``coords``, then output fields."""
-    columns: dict[Any, None] = dict.fromkeys(axes)
+    axes: Sequence[str],
+    coords: list[dict[Any, Any]],
+    outputs: list[Any],
+    array_dims: ArrayDims | None,
+) -> tuple[dict[Any, list[Any]], int]:
+    """Column name -> values (the axes, other keys of ``coords``, array dimensions, then
+    output fields), and the number of rows.
+
+    Without arrays every point is one row: columns are built whole (the fast path);
+    with arrays each point adds its rows to every column, NaN-padding columns it lacks.
+    """
+    keys: dict[Any, None] = dict.fromkeys(axes)
     for point in coords:
-        columns.update(dict.fromkeys(point))
-    fields = [_output_fields(output) for output in outputs]
+        keys.update(dict.fromkeys(point))
+    fields = [output_fields(output) for output in outputs]
+    renamed = {
+        name: column
+        for name, column in field_names(fields, coords, list(keys)).items()
+        if column is not None
+    }
+    names = DimNames(array_dims, [*keys, *renamed.values()])
     nan = float("nan")
-    data = {column: [point.get(column, nan) for point in coords] for column in columns}
-    for name, column in _field_names(fields, coords, list(columns)).items():
-        if column is not None:
-            data[column] = [row.get(name, nan) for row in fields]
-    return data
+    if not any_array(value for row in fields for value in row.values()):
+        if outputs:
+            names.check_all_used(renamed.values())
+        data = {key: [point.get(key, nan) for point in coords] for key in keys}
+        data.update(
+            (column, [row.get(name, nan) for row in fields]) for name, column in renamed.items()
+        )
+        return data, len(coords)
+    data = {key: [] for key in keys}
+    length = 0
+    for point, row in zip(coords, fields):
+        values = {renamed[name]: value for name, value in row.items() if name in renamed}
+        count, cells = explode(values, names, point)  # one row per array element
+        cells.update((key, [point.get(key, nan)] * count) for key in keys)
+        for column, column_cells in cells.items():
+            column_data = data.setdefault(column, [])
+            column_data.extend([nan] * (length - len(column_data)))  # rows without it
+            column_data.extend(column_cells)
+        length += count
+    if outputs:
+        names.check_all_used(renamed.values())
+    for column_data in data.values():
+        column_data.extend([nan] * (length - len(column_data)))
+    order = [*keys, *names.dims, *renamed.values()]
+    return {column: data[column] for column in order if column in data}, length
 
 
 def _kind(value: Any) -> str:
@@ -283,94 +230,113 @@ def _as_array(values: list[Any], present: list[bool]) -> np.ndarray[Any, Any]:
     return array
 
 
-def _cells(sweep: _Sweep, positions: list[Position]) -> list[int]:
-    """The flat (C-order) cell of each position; SpecError when two points share one."""
-    shape, points = sweep.shape, sweep.points
-    strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
-    cells = [sum(i * s for i, s in zip(position, strides)) for position in positions]
-    owner: dict[int, int] = {}
-    for number, cell in enumerate(cells):
-        first = owner.setdefault(cell, number)
-        if first != number:
-            raise SpecError(
-                f"points {points[first]!r:.100} and {points[number]!r:.100} have the same "
-                "axis values; to_xarray needs at most one point per combination of axis "
-                "values (to_dataframe has no such limit)"
-            )
-    return cells
-
-
-def _variable(name: Any, fields: list[dict[Any, Any]], cells: list[int], size: int) -> Any:
-    """The flat array of one output field over the grid, NaN where no point has it."""
+def _variable(
+    name: Any, fields: list[dict[Any, Any]], cells: list[int], sweep: Sweep, names: DimNames
+) -> tuple[np.ndarray[Any, Any], tuple[str, ...]]:
+    """One output field over the grid, NaN where no point has it, and its dimensions."""
+    entries = [
+        (cell, row[name], point)
+        for cell, row, point in zip(cells, fields, sweep.points)
+        if name in row
+    ]
+    size = math.prod(sweep.shape)
+    if any(is_array(value) for _, value, _ in entries):
+        grid, dims = stack_cells(name, entries, size, names)
+        return grid.reshape(sweep.shape + grid.shape[1:]), sweep.order + dims
     values: list[Any] = [None] * size
     present = [False] * size
-    for cell, row in zip(cells, fields):
-        if name in row:
-            values[cell], present[cell] = row[name], True
-    return _as_array(values, present)
+    for cell, value, _ in entries:
+        values[cell], present[cell] = value, True
+    return _as_array(values, present).reshape(sweep.shape), sweep.order
+
+
+def _check_sizes(data_vars: Mapping[Any, tuple[tuple[str, ...], Any]]) -> None:
+    """SpecError when two variables give one dimension different lengths."""
+    sizes: dict[str, tuple[int, Any]] = {}
+    for variable, (dims, array) in data_vars.items():
+        for dim, size in zip(dims, array.shape):
+            first, owner = sizes.setdefault(dim, (size, variable))
+            if first != size:
+                raise SpecError(
+                    f"dimension {dim!r} has length {first} in {owner!r} and {size} in "
+                    f"{variable!r}; name them apart with array_dims"
+                )
 
 
 def to_xarray(
-    memo: SwarmMemo,
-    params: dict[str, Any],
+    pairs: Sequence[tuple[Any, Any]],
     split_spec: Mapping[str, Sequence[Any]],
-    point_to_dict: PointToDict | None = None,
+    axis_order: Sequence[str],
     *,
-    load_only: bool = False,
+    default_points: bool,
+    point_to_dict: PointToDict | None = None,
+    array_dims: ArrayDims | None = None,
 ) -> xr.Dataset:
-    """Run a sweep (or load it) and return it as an xarray Dataset over the grid.
-
-    Works whatever the memo's ``collate_fn`` and ``merge_fn``: they are not used.
+    """An xarray Dataset over the grid of a sweep's ``(point, output)`` pairs.
 
     Parameters
     ----------
-    memo, params, split_spec
-        The memo, and the request as for :meth:`SwarmMemo.run`.
+    pairs, split_spec, axis_order, default_points
+        As for :func:`to_dataframe`.
     point_to_dict
         ``point_to_dict(point) -> {axis: value, ...}`` for points that are not tuples of
-        axis values in ``memo.axis_order`` (custom ``enumerate_points``). Every axis must
-        be a key, with a value from ``split_spec``; other keys are ignored.
-    load_only
-        Use :meth:`SwarmMemo.load`: nothing executes; points not stored are NaN.
+        axis values in ``axis_order``. Every axis must be a key, with a value from
+        ``split_spec``; other keys are ignored.
+    array_dims
+        ``{field: (name, ...)}``: names of the extra dimensions of a field holding numpy
+        arrays, one per array axis; default ``<field>_dim_0``, ``<field>_dim_1``, ...
+        Fields given the same name share that dimension (same length required).
 
     Returns
     -------
     xarray.Dataset
         Dimensions: the axes in ``axis_order``, with the ``split_spec`` lists as
         coordinates. Data variables: one per key of a dict output, else ``value``; NaN
-        where no point has an output (skipped by a custom enumerator, not stored with
-        ``load_only``, failed with ``on_error="skip"``), numeric ones then float. Keys
-        named like an axis are dropped or renamed as by :func:`to_dataframe`.
+        where no point has an output (skipped by a custom enumerator, not stored, failed),
+        numeric ones then float. Keys named like an axis are dropped or renamed as by
+        :func:`to_dataframe`. A field holding numpy arrays (``ndim >= 1``) of one shape
+        is a variable with the array's dtype and one more dimension per array axis (no
+        coordinates: positions ``0 .. n-1``), so ``ds["value"].mean()`` and friends work.
 
     Raises
     ------
     ImportError
         When xarray is not installed (``pip install "swarm-memo[xarray]"``).
     SpecError
-        When a point's axis values are not in ``split_spec``, or two points have the same
-        axis values (use :func:`to_dataframe` for such sweeps).
+        When a point's axis values are not in ``split_spec``; when two points have the
+        same axis values (use :func:`to_dataframe` for such sweeps); when a field holds
+        arrays of different shapes, or arrays at some points and other values at others
+        (the message names the field, both shapes and both points; :func:`to_dataframe`
+        takes any shapes); when ``array_dims`` does not give one name per array axis.
 
     Examples
     --------
-    >>> memo = SwarmMemo("./cache", {"a": 2, "b": 2}, 4, verbose=0,
-    ...                  exec_fn=lambda params, point: {"sum": point[0] + point[1]})
-    >>> ds = to_xarray(memo, {}, {"a": [1, 2], "b": [10, 20]})  # doctest: +SKIP
-    >>> int(ds["sum"].sel(a=2, b=10))  # doctest: +SKIP
-    12
+    >>> import numpy as np
+    >>> pairs = [((a,), np.arange(3) * a) for a in (1, 2)]
+    >>> ds = to_xarray(pairs, {"a": [1, 2]}, ("a",), default_points=True,
+    ...                array_dims={"value": ("k",)})
+    >>> ds["value"].dims, float(ds["value"].mean())
+    (('a', 'k'), 1.5)
     """
-    try:
-        import xarray as xr
-    except ImportError as exc:
-        raise missing_dependency("xarray", "xarray", "SwarmMemo.to_xarray") from exc
-    sweep = _Sweep(memo, params, split_spec, load_only)
+    require_xarray()
+    import xarray as xr
+
+    sweep = Sweep(pairs, split_spec, axis_order, default_points)
     coords = sweep.coords(point_to_dict)
-    cells = _cells(sweep, sweep.positions(coords, sweep.hint if point_to_dict is None else ""))
-    fields = [_output_fields(output) for output in sweep.outputs]
-    size, shape = math.prod(sweep.shape), sweep.shape
-    data_vars = {
-        variable: (sweep.order, _variable(name, fields, cells, size).reshape(shape))
-        for name, variable in _field_names(fields, coords, sweep.order).items()
+    cells = grid_cells(sweep, sweep.positions(coords, sweep.hint if point_to_dict is None else ""))
+    fields = [output_fields(output) for output in sweep.outputs]
+    variables = {
+        name: variable
+        for name, variable in field_names(fields, coords, sweep.order).items()
         if variable is not None
     }
+    names = DimNames(array_dims, [*sweep.order, *variables.values()])
+    data_vars: dict[Any, tuple[tuple[str, ...], Any]] = {}
+    for name, variable in variables.items():
+        array, dims = _variable(name, fields, cells, sweep, names)
+        data_vars[variable] = (dims, array)
+    if fields:
+        names.check_all_used(variables.values())
+    _check_sizes(data_vars)
     axes = {axis: _as_array(values, [True] * len(values)) for axis, values in sweep.values.items()}
     return xr.Dataset(data_vars, coords=axes)

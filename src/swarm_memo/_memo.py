@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._config import (
@@ -275,15 +275,20 @@ class SwarmMemo:
         point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
         *,
         load_only: bool = False,
+        array_dims: Mapping[Any, Sequence[str]] | None = None,
     ) -> Any:
         """Run what is missing, then return a pandas DataFrame: one row per point.
 
         Columns: one per axis, then the output's fields (a dict output spreads into
         columns; anything else goes into ``value``). Points are read as tuples in
         ``axis_order``; for other point shapes pass ``point_to_dict(point) -> {axis: value}``.
-        ``load_only=True`` never executes: only stored points appear. Needs pandas.
+        ``load_only=True`` never executes: only stored points appear. Array outputs give
+        one row per array element, with one position column per array axis, named
+        ``<field>_dim_<i>`` or as ``array_dims={field: (names...)}`` says. Needs pandas.
         """
-        return self._requests().frame("dataframe", params, split_spec, point_to_dict, load_only)
+        return self._requests().frame(
+            "dataframe", params, split_spec, point_to_dict, load_only, array_dims=array_dims
+        )
 
     def to_xarray(
         self,
@@ -292,10 +297,15 @@ class SwarmMemo:
         point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
         *,
         load_only: bool = False,
+        array_dims: Mapping[Any, Sequence[str]] | None = None,
     ) -> Any:
         """Like :meth:`to_dataframe`, as an xarray Dataset: one dimension per axis, the
-        split values as coordinates, NaN where a point is missing. Needs xarray."""
-        return self._requests().frame("xarray", params, split_spec, point_to_dict, load_only)
+        split values as coordinates, NaN where a point is missing. Array outputs give a
+        numeric variable with one more dimension per array axis (named as in
+        :meth:`to_dataframe`). Needs xarray."""
+        return self._requests().frame(
+            "xarray", params, split_spec, point_to_dict, load_only, array_dims=array_dims
+        )
 
     # ------------------------------------------------------------------ internals
 

@@ -16,7 +16,6 @@ frames all call :func:`execute`; they differ only in their sink and in ``compute
 from __future__ import annotations
 
 import pickle
-import sys
 import time
 import warnings
 from collections import deque
@@ -76,8 +75,9 @@ class _Run:
         expected = sum(chunk.product_size for chunk, _ in missing)
         verbose = self.config.verbose if self.compute else 0
         reuse = Reuse(plan.pset, self.stored, diag, self._code_ok)
+        self.bar = bar = Progress(verbose, diag.cached_points, expected)
         try:
-            with Progress(verbose, diag.cached_points, expected) as bar:
+            with bar:
                 jobs = self._jobs(missing, reuse, bar)
                 if self.compute:
                     self._execute_jobs(jobs, bool(missing), bar)
@@ -101,8 +101,7 @@ class _Run:
                 CodeChangedWarning,
                 stacklevel=4,
             )
-        if verbose:
-            print(f"swarm-memo: {diag.summary()}", file=sys.stderr)
+        bar.finish(diag.summary())
         return diag
 
     def _code_ok(self, code: str | None) -> bool:
@@ -178,6 +177,7 @@ class _Run:
                 yield job
         timeout = self.config.claim_timeout
         while deferred:
+            bar.waiting(len(deferred))
             chunk, name, since = deferred.popleft()
             overdue = timeout is not None and time.monotonic() - since > timeout
             job = self._job(chunk, name, reuse, bar, force=overdue)
@@ -193,6 +193,7 @@ class _Run:
                         timeout,
                     )
                 yield job
+        bar.waiting(0)
 
     def _job(
         self, chunk: Chunk, name: str, reuse: Reuse, bar: Progress, force: bool = False
@@ -378,8 +379,7 @@ class _Run:
             self.claims.release(job.name)
             return
         record, digests = prepared
-        pset, claims, diag = self.plan.pset, self.claims, self.diag
-        verbose = self.config.verbose
+        pset, claims, diag, bar = self.plan.pset, self.claims, self.diag, self.bar
 
         def write() -> float:
             started = time.perf_counter()
@@ -394,13 +394,7 @@ class _Run:
         def written(seconds: float) -> None:
             diag.write_time += seconds
             diag.stream_flushes += 1
-            if verbose >= 2:
-                logger.info(
-                    "swarm-memo: wrote chunk %d (%d points) as %s",
-                    job.index,
-                    len(record.outputs),
-                    job.name,
-                )
+            bar.chunk_written(job.index, len(record.outputs), job.name)
 
         self.writer.submit(write, written)
 

@@ -127,13 +127,17 @@ class Requests:
     ) -> Any:
         from . import _frames
 
+        if kind == "dataframe":  # fail before computing anything
+            _frames.require_pandas()
+        else:
+            _frames.require_xarray()
         pairs = self.pairs(key_params, split_spec, load_only, exec_params)
         build = _frames.to_dataframe if kind == "dataframe" else _frames.to_xarray
         return build(
             pairs,
-            dict(split_spec),
+            split_spec,
             self.config.layout.axis_order,
-            self.config.enumerate_points is None,
-            point_to_dict,
+            default_points=self.config.enumerate_points is None,
+            point_to_dict=point_to_dict,
             **options,
         )

@@ -12,10 +12,12 @@ from collections import OrderedDict
 
 import pytest
 
+import swarm_memo
 from swarm_memo import UnhashableValueError
 from swarm_memo._hashing import digest
 
 np = pytest.importorskip("numpy")
+SOURCE_ROOT = str(pathlib.Path(swarm_memo.__file__).parents[1])  # the code under test
 
 
 class Color(enum.Enum):
@@ -88,7 +90,7 @@ def test_digests_are_the_same_in_another_process_with_another_hash_seed():
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            env={"PYTHONHASHSEED": seed, "PATH": "", "PYTHONPATH": SOURCE_ROOT},
             capture_output=True,
             text=True,
             check=True,

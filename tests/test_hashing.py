@@ -197,7 +197,7 @@ def test_chunk_file_names_stay_the_same():
 
 
 def test_bin_digests_keep_their_int64_and_generic_forms():
-    from swarm_memo._hashing import sequence_digest
+    from swarm_memo._bindigest import sequence_digest
 
     assert sequence_digest([1, 2]).hex() == "15d52f1986508c07dcc24816b2a0ddeb"
     assert sequence_digest([1, 2**70]).hex() == "8b493ae7af6d54a911bf53e9e311c25f"
@@ -207,7 +207,7 @@ def test_bin_digests_keep_their_int64_and_generic_forms():
 
 
 def test_float_bins_have_a_pinned_packed_form():
-    from swarm_memo._hashing import sequence_digest
+    from swarm_memo._bindigest import sequence_digest
 
     # New in encoding version 2: float bins are digested as a packed float64 array.
     assert sequence_digest([0.5, 1.5]).hex() == "7bc2dd5593f263b7699a2a5840970a05"
@@ -240,7 +240,8 @@ class Count(int):
     ],
 )
 def test_bin_digest_form_depends_on_values_not_types(a, b):
-    from swarm_memo._hashing import encode_items, encodings_digest, sequence_digest
+    from swarm_memo._bindigest import encodings_digest, sequence_digest
+    from swarm_memo._hashing import encode_items
 
     assert sequence_digest(a) == sequence_digest(b)
     assert encodings_digest(encode_items(b)) == sequence_digest(a)

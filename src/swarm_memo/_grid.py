@@ -13,14 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ._hashing import (
-    digest_bytes,
-    encode,
-    encode_items,
-    encodings_digest,
-    packed_digest,
-    packed_values,
-)
+from ._bindigest import encodings_digest, packed_digest, packed_values
+from ._hashing import digest_bytes, encode, encode_items
 from ._types import ChunkKey
 from .errors import SpecError, SpecTypeError
 

@@ -12,10 +12,12 @@ from collections import OrderedDict
 
 import pytest
 
+import swarm_memo
 from swarm_memo import UnhashableValueError
 from swarm_memo._hashing import digest
 
 np = pytest.importorskip("numpy")
+SOURCE_ROOT = str(pathlib.Path(swarm_memo.__file__).parents[1])  # the code under test
 
 
 class Color(enum.Enum):
@@ -47,9 +49,12 @@ GOLDEN_CASES = {
     "path": pathlib.PurePosixPath("/tmp/x"),
     "np_array": np.arange(6, dtype=np.int64).reshape(2, 3),
     "np_scalar": np.float32(1.5),
+    "np_complex": np.complex128(1 + 2j),
 }
 
 # Pinned: a change here invalidates every user's cache. Bump ENCODING_VERSION on purpose.
+# Version 2 changed np_scalar on purpose: a numpy scalar with a Python equivalent now
+# encodes as that Python value (np.float32(1.5) keys like 1.5). np_complex was added in 2.
 GOLDEN_DIGESTS = {
     "none": "738096e476d3c5447c3cb95c39bfc964",
     "true": "0583525866ce6d4c711b8d319b34a247",
@@ -67,7 +72,8 @@ GOLDEN_DIGESTS = {
     "negzero": "e1ebd447d3de8834cb9e59316b0f4ddd",
     "path": "56f0e630e453fc0020bdcbbedafb76b8",
     "np_array": "b50c4d4e45f55b1f5dd994aaccf982c0",
-    "np_scalar": "291c987401c301a29f46734d4b7b3b88",
+    "np_scalar": "ad63c8fa7d1cc4c26efa73c470a1cf9a",
+    "np_complex": "e0c3357def742863641ebabe8945a271",
 }
 
 
@@ -84,7 +90,7 @@ def test_digests_are_the_same_in_another_process_with_another_hash_seed():
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            env={"PYTHONHASHSEED": seed, "PATH": "", "PYTHONPATH": SOURCE_ROOT},
             capture_output=True,
             text=True,
             check=True,
@@ -108,8 +114,12 @@ def test_digests_are_the_same_in_another_process_with_another_hash_seed():
         (None, "None"),
         (Color.RED, 1),
         (Color.RED, Color.BLUE),
-        (np.int64(1), 1),
-        (np.int64(1), np.int32(1)),
+        (np.int64(1), 1.0),
+        (np.float64(1.0), 1),
+        (np.bool_(True), 1),
+        (np.float32(0.1), 0.1),
+        (np.complex128(1), 1.0),
+        (np.datetime64("2020-01-01"), np.datetime64("2020-01-02")),
         (np.arange(4), np.arange(4).reshape(2, 2)),
         (np.arange(4, dtype=np.int64), np.arange(4, dtype=np.int32)),
         (Cfg(0.1, (1,)), {"lr": 0.1, "layers": (1,)}),
@@ -133,6 +143,18 @@ def test_distinct_values_have_distinct_digests(a, b):
         (Cfg(0.1, (1, 2)), Cfg(0.1, (1, 2))),
         (pathlib.PurePosixPath("a/b"), pathlib.PurePosixPath("a//b")),
         (np.array([1.5, 2.5]), np.array([1.5, 2.5])),
+        (np.int64(1), 1),
+        (np.int64(1), np.int32(1)),
+        (np.uint8(3), 3),
+        (np.float64(1.5), 1.5),
+        (np.float32(1.5), 1.5),
+        (np.float16(0.5), 0.5),
+        (np.float64("nan"), math.nan),
+        (np.bool_(True), True),
+        (np.str_("a"), "a"),
+        (np.bytes_(b"a"), b"a"),
+        ({"k": np.float64(1.5)}, {"k": 1.5}),
+        ([np.int32(1), np.int64(2)], [1, 2]),
     ],
 )
 def test_equal_values_have_equal_digests(a, b):
@@ -151,6 +173,9 @@ class Model:
         ({"xs": [1, object()]}, r"params\['xs'\]\[1\]"),
         ({"s": {Model()}}, r"params\['s'\] element"),
         ({"arr": np.array([Model()], dtype=object)}, r"params\['arr'\]"),
+        ({"a": [1, {"b": (2, Model())}]}, r"params\['a'\]\[1\]\['b'\]\[1\] has type"),
+        ({Model(): 1}, r"params key <"),
+        ({"e": Cfg(Model(), ())}, r"params\['e'\]\['lr'\] has type"),
     ],
 )
 def test_values_without_a_stable_encoding_are_refused_with_their_location(value, where):
@@ -171,11 +196,70 @@ def test_chunk_file_names_stay_the_same():
     ]
 
 
-def test_bin_digests_take_the_int64_fast_path_only_for_plain_ints():
-    from swarm_memo._hashing import sequence_digest
+def test_bin_digests_keep_their_int64_and_generic_forms():
+    from swarm_memo._bindigest import sequence_digest
 
     assert sequence_digest([1, 2]).hex() == "15d52f1986508c07dcc24816b2a0ddeb"
     assert sequence_digest([1, 2**70]).hex() == "8b493ae7af6d54a911bf53e9e311c25f"
     distinct = {sequence_digest(v) for v in ([1, 2], [1.0, 2.0], [True, 2], [1, "2"], [2, 1])}
     assert len(distinct) == 5
     assert sequence_digest([1, 2]) == sequence_digest((1, 2)) == sequence_digest(range(1, 3))
+
+
+def test_float_bins_have_a_pinned_packed_form():
+    from swarm_memo._bindigest import sequence_digest
+
+    # New in encoding version 2: float bins are digested as a packed float64 array.
+    assert sequence_digest([0.5, 1.5]).hex() == "7bc2dd5593f263b7699a2a5840970a05"
+    assert sequence_digest([0.5, math.nan, -0.0]).hex() == "e989393d6dd89c40574d23411f1a0d1d"
+    assert sequence_digest([0.0]) != sequence_digest([-0.0])
+
+
+class Meters(float):
+    """A float subclass: encodes as a float, so it must take the float form too."""
+
+
+class Count(int):
+    """An int subclass: encodes as an int."""
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([1, 2, 3], np.arange(1, 4, dtype=np.int32)),
+        ([1, 2, 3], [np.uint8(1), np.int16(2), np.int64(3)]),
+        ([1, 2, 3], [Count(1), Count(2), 3]),
+        ([0.5, 1.5], np.array([0.5, 1.5])),
+        ([0.5, 1.5], [np.float32(0.5), np.float16(1.5)]),
+        ([0.5, 1.5], [Meters(0.5), 1.5]),
+        ([math.nan, 1.0], [np.float64("nan"), 1.0]),
+        ([math.nan, 1.0], [-math.nan, np.float32(1.0)]),
+        ([2**64 - 1, 1], [np.uint64(2**64 - 1), np.uint8(1)]),
+        (["a", 1], [np.str_("a"), np.int8(1)]),
+        ([], ()),
+    ],
+)
+def test_bin_digest_form_depends_on_values_not_types(a, b):
+    from swarm_memo._bindigest import encodings_digest, sequence_digest
+    from swarm_memo._hashing import encode_items
+
+    assert sequence_digest(a) == sequence_digest(b)
+    assert encodings_digest(encode_items(b)) == sequence_digest(a)
+
+
+class CountingKey(str):
+    """A str key that counts how often its repr is built."""
+
+    reprs = 0
+
+    def __repr__(self) -> str:
+        CountingKey.reprs += 1
+        return super().__repr__()
+
+
+def test_encoding_builds_no_location_text_unless_a_value_is_refused():
+    CountingKey.reprs = 0
+    digest({CountingKey(f"k{i}"): [i, {CountingKey("x"): 1.5}] for i in range(100)}, "params")
+    assert CountingKey.reprs == 0
+    with pytest.raises(UnhashableValueError, match=r"params\['k1'\]\[1\]\['x'\] has type"):
+        digest({CountingKey("k1"): [1, {CountingKey("x"): Model()}]}, "params")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ._hashing import digest_bytes, encode, is_int64_sequence, sequence_digest
+from ._bindigest import encodings_digest, packed_digest, packed_values
+from ._hashing import digest_bytes, encode, encode_items
 from ._types import ChunkKey
 from .errors import SpecError, SpecTypeError
 
@@ -76,37 +78,47 @@ def _parse_axis_order(axis_order: Any, axes: Mapping[str, int]) -> tuple[str, ..
 class Axis:
     """One split axis: its values in the order given, cut into bins of ``bin_size``.
 
-    Only one digest per bin is kept (not one encoding per value): planning a grid costs
-    O(values) once and its memory does not grow with the number of points.
+    One digest per bin is computed when the axis is built: planning a grid costs O(values)
+    once and its memory does not grow with the number of points. The canonical encoding
+    of every value (needed only to find stored points) is computed on first use and kept.
     """
 
     name: str
     values: tuple[Any, ...]
     bin_size: int
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
+    value_encodings: tuple[bytes, ...] | None = field(default=None, repr=False, compare=False)
+    """Encodings already computed while building the axis, if any (else lazily)."""
 
     @cached_property
     def bins(self) -> tuple[tuple[Any, ...], ...]:
         n = self.bin_size
         return tuple(self.values[i : i + n] for i in range(0, len(self.values), n))
 
+    @cached_property
+    def bin_encodings(self) -> tuple[tuple[bytes, ...], ...]:
+        """Canonical encodings of every value, bin by bin."""
+        encodings = self.value_encodings
+        if encodings is None:
+            encodings = tuple(encode_items(self.values, f"split_spec[{self.name!r}]"))
+        n = self.bin_size
+        return tuple(encodings[i : i + n] for i in range(0, len(encodings), n))
 
-_PLAIN_TYPES = (frozenset({int}), frozenset({str}), frozenset({bytes}))
+    @cached_property
+    def name_encoding(self) -> bytes:
+        return encode(self.name)
 
 
-def _check_unique(where: str, values: tuple[Any, ...], kinds: frozenset[type]) -> None:
-    """Refuse an axis holding a value twice (equal canonical encodings)."""
-    if kinds in _PLAIN_TYPES and len(set(values)) == len(values):
-        return  # for plain ints, strs or bytes, equality is encoding equality
+def _duplicate_error(where: str, values: tuple[Any, ...], encodings: Sequence[bytes]) -> SpecError:
     seen: dict[bytes, int] = {}
-    for i, value in enumerate(values):
-        enc = encode(value, f"{where}[{i}]")
+    for i, enc in enumerate(encodings):
         if enc in seen:
-            raise SpecError(
-                f"{where} holds the value {value!r} twice (positions {seen[enc]} and {i}); "
+            return SpecError(
+                f"{where} holds the value {values[i]!r} twice (positions {seen[enc]} and {i}); "
                 "each axis value must be unique"
             )
         seen[enc] = i
+    raise AssertionError("no duplicate found")  # pragma: no cover
 
 
 def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
@@ -117,14 +129,21 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
             f"{where} must be a list of values; got {type(values).__name__} {values!r:.80}"
         )
     values = tuple(values)
-    kinds = frozenset(map(type, values))
-    _check_unique(where, values, kinds)
-    int64 = is_int64_sequence(values, kinds)  # then every bin is, too: decide once per axis
-    digests = tuple(
-        sequence_digest(values[i : i + bin_size], where, int64)
-        for i in range(0, len(values), bin_size)
-    )
-    return Axis(name, values, bin_size, digests)
+    starts = range(0, len(values), bin_size)
+    packed = packed_values(values)
+    if packed is not None:  # every bin is packed too: one C call for the whole axis
+        tag, data = packed
+        words = array("q")
+        words.frombytes(data)  # equal 8-byte words <=> equal encodings
+        if len(set(words)) != len(values):
+            raise _duplicate_error(where, values, encode_items(values, where))
+        digests = tuple(packed_digest(tag, data[8 * i : 8 * (i + bin_size)]) for i in starts)
+        return Axis(name, values, bin_size, digests)
+    encodings = tuple(encode_items(values, where))
+    if len(set(encodings)) != len(encodings):
+        raise _duplicate_error(where, values, encodings)
+    digests = tuple(encodings_digest(encodings[i : i + bin_size]) for i in starts)
+    return Axis(name, values, bin_size, digests, encodings)
 
 
 @dataclass(frozen=True)
@@ -135,11 +154,13 @@ class Chunk:
     axes: tuple[str, ...]
     bins: tuple[tuple[Any, ...], ...]
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
+    origin: tuple[tuple[Axis, int], ...] = field(repr=False, compare=False)
+    """Which bin of which :class:`Axis` each bin is (encodings are cached there)."""
 
     @property
     def bin_encodings(self) -> tuple[tuple[bytes, ...], ...]:
         """Canonical encodings of every bin value, for point lookups in the index."""
-        return tuple(tuple(encode(v) for v in values) for values in self.bins)
+        return tuple(axis.bin_encodings[i] for axis, i in self.origin)
 
     @property
     def key(self) -> ChunkKey:
@@ -158,9 +179,7 @@ class Chunk:
 
     def key_digest(self) -> bytes:
         """Digest of the chunk key, computed from per-bin digests (axis order ignored)."""
-        parts = sorted(
-            encode(axis) + bin_digest for axis, bin_digest in zip(self.axes, self.bin_digests)
-        )
+        parts = sorted(axis.name_encoding + axis.bin_digests[i] for axis, i in self.origin)
         return digest_bytes(b"".join(parts))
 
 
@@ -206,6 +225,7 @@ class Grid:
                 names,
                 tuple(axis.bins[i] for axis, i in zip(self.axes, combo)),
                 tuple(axis.bin_digests[i] for axis, i in zip(self.axes, combo)),
+                tuple(zip(self.axes, combo)),
             )
 
 

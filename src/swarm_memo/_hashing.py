@@ -4,11 +4,14 @@ Keys of the cache must be identical across processes, machines, ``PYTHONHASHSEED
 dict insertion order, so nothing here uses ``repr``, ``str`` of arbitrary objects or the
 builtin ``hash``. Every value is written as a type tag followed by a length-prefixed body;
 dict items and set elements are sorted by their *encoded* bytes. ``1``, ``1.0``, ``True``
-and ``"1"`` have different tags and so never collide. A type without a canonical encoding
-raises :class:`~swarm_memo.errors.UnhashableValueError` naming where the value sits.
+and ``"1"`` have different tags and so never collide. A numpy scalar with a Python
+equivalent (bool, int, float up to 64 bits, str, bytes) is encoded exactly as that Python
+value, so ``np.float64(1.5)`` keys like ``1.5``. A type without a canonical encoding
+raises :class:`~swarm_memo.errors.UnhashableValueError` naming where the value sits; that
+location is only built when the error is raised, never on the hot path.
 
-Changing anything in this module changes every digest, i.e. invalidates every cache: the
-golden digests in ``tests/test_hashing.py`` guard against doing so by accident. Bump
+Changing anything in this module changes digests, i.e. invalidates caches: the golden
+digests in ``tests/test_hashing.py`` guard against doing so by accident. Bump
 ``ENCODING_VERSION`` when it is done on purpose.
 """
 
@@ -20,82 +23,138 @@ import hashlib
 import math
 import struct
 import sys
-from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import PurePath
 from typing import Any
 
 from .errors import UnhashableValueError
 
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
+"""2: numpy scalars encode as their Python equivalent; float bins have a packed form."""
 DIGEST_SIZE = 16
 
-_Encoder = Callable[[Any, str, bytearray], None]
+_Encoder = Callable[[Any, bytearray], None]
+
+
+class _Refused(Exception):
+    """Internal: a value without a canonical encoding.
+
+    Containers append their part of the location (``[3]``, ``['key']``) while the
+    exception unwinds, so no location string is built unless a value is refused.
+    """
+
+    def __init__(self, value_type: type) -> None:
+        super().__init__(value_type)
+        self.value_type = value_type
+        self.path: list[str] = []
+
+    def error(self, where: str) -> UnhashableValueError:
+        location = where + "".join(reversed(self.path))
+        return UnhashableValueError(
+            f"{location or 'value'} has type {_qualified_name(self.value_type)}, which "
+            "swarm-memo cannot hash stably; use builtins (dict, list, tuple, str, int, float, "
+            "bool, None, bytes, set), pathlib paths, enums, dataclasses or numpy values, or "
+            "convert it to one",
+            where=location,
+            value_type=self.value_type,
+        )
 
 
 def _length(n: int, out: bytearray) -> None:
     out += n.to_bytes(8, "big")
 
 
-def _enc_none(value: None, where: str, out: bytearray) -> None:
+def _enc_none(value: None, out: bytearray) -> None:
     out += b"N"
 
 
-def _enc_bool(value: bool, where: str, out: bytearray) -> None:
+def _enc_bool(value: bool, out: bytearray) -> None:
     out += b"T" if value else b"F"
 
 
-def _enc_int(value: int, where: str, out: bytearray) -> None:
-    body = value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True)
-    out += b"i"
-    _length(len(body), out)
-    out += body
+_INT_HEADS = tuple(b"i" + n.to_bytes(8, "big") for n in range(256))
+
+
+def _enc_int(value: int, out: bytearray) -> None:
+    n = (value.bit_length() + 8) >> 3
+    out += _INT_HEADS[n] if n < 256 else b"i" + n.to_bytes(8, "big")
+    out += value.to_bytes(n, "big", signed=True)
 
 
 _CANONICAL_NAN = struct.pack(">d", math.nan)
+_NAN_ENCODING = b"f" + _CANONICAL_NAN
+_pack_float = struct.Struct(">cd").pack
 
 
-def _enc_float(value: float, where: str, out: bytearray) -> None:
+def _enc_float(value: float, out: bytearray) -> None:
     # Every NaN is the same NaN (payload bits carry no meaning for a sweep); -0.0 keeps its
     # sign bit and stays distinct from 0.0, as a function of it may differ (atan2, 1/x).
-    out += b"f"
-    out += _CANONICAL_NAN if value != value else struct.pack(">d", value)
+    out += _NAN_ENCODING if value != value else _pack_float(b"f", value)
 
 
-def _enc_str(value: str, where: str, out: bytearray) -> None:
+def _enc_str(value: str, out: bytearray) -> None:
     body = value.encode("utf-8", "surrogatepass")
     out += b"s"
     _length(len(body), out)
     out += body
 
 
-def _enc_bytes(value: bytes | bytearray, where: str, out: bytearray) -> None:
+def _enc_bytes(value: bytes | bytearray, out: bytearray) -> None:
     out += b"b"
     _length(len(value), out)
     out += value
 
 
+def _enc_items(items: Iterable[Any], out: bytearray) -> None:
+    """Encode each item in turn; ints and floats inline (the hot path of long lists)."""
+    i = 0
+    try:
+        for i, item in enumerate(items):  # noqa: B007  # i names a refused item
+            cls = type(item)
+            if cls is int:
+                n = (item.bit_length() + 8) >> 3
+                if n < 256:
+                    out += _INT_HEADS[n]
+                    out += item.to_bytes(n, "big", signed=True)
+                else:
+                    _enc_int(item, out)
+            elif cls is float:
+                out += _NAN_ENCODING if item != item else _pack_float(b"f", item)
+            else:
+                _encode_value(item, out)
+    except _Refused as exc:
+        exc.path.append(f"[{i}]")
+        raise
+
+
 def _enc_sequence(tag: bytes) -> _Encoder:
-    def encode_sequence(value: Any, where: str, out: bytearray) -> None:
+    def encode_sequence(value: Any, out: bytearray) -> None:
         out += tag
         _length(len(value), out)
-        for i, item in enumerate(value):
-            encode_into(item, f"{where}[{i}]", out)
+        _enc_items(value, out)
 
     return encode_sequence
 
 
-def _encoded(value: Any, where: str) -> bytes:
+def _encoded(value: Any) -> bytes:
     buf = bytearray()
-    encode_into(value, where, buf)
+    _encode_value(value, buf)
     return bytes(buf)
 
 
-def _enc_dict(value: dict[Any, Any], where: str, out: bytearray) -> None:
+def _enc_dict(value: dict[Any, Any], out: bytearray) -> None:
     items = []
     for key, item in value.items():
-        key_bytes = _encoded(key, f"{where} key {key!r}")
-        items.append((key_bytes, _encoded(item, f"{where}[{key!r}]")))
+        try:
+            key_bytes = _encoded(key)
+        except _Refused as exc:
+            exc.path.append(f" key {key!r}")
+            raise
+        try:
+            items.append((key_bytes, _encoded(item)))
+        except _Refused as exc:
+            exc.path.append(f"[{key!r}]")
+            raise
     items.sort()
     out += b"d"
     _length(len(items), out)
@@ -105,8 +164,12 @@ def _enc_dict(value: dict[Any, Any], where: str, out: bytearray) -> None:
 
 
 def _enc_set(tag: bytes) -> _Encoder:
-    def encode_set(value: Any, where: str, out: bytearray) -> None:
-        elements = sorted(_encoded(item, f"{where} element") for item in value)
+    def encode_set(value: Any, out: bytearray) -> None:
+        try:
+            elements = sorted(map(_encoded, value))
+        except _Refused as exc:
+            exc.path.append(" element")
+            raise
         out += tag
         _length(len(elements), out)
         for element in elements:
@@ -129,13 +192,32 @@ _EXACT: dict[type, _Encoder] = {
     set: _enc_set(b"S"),
     frozenset: _enc_set(b"Z"),
 }
+# Subclasses of these builtins (OrderedDict, namedtuple, str subclasses) encode as the
+# base: they compare equal to it. IntEnum is an enum first (handled before).
+_BASES = tuple((base, enc) for base, enc in _EXACT.items() if base is not type(None))
 
 
 def _qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _enc_numpy(value: Any, where: str, out: bytearray) -> bool:
+def _python_scalar(value: Any) -> Any:
+    """The Python value equal to a numpy scalar, or None when there is none."""
+    kind = value.dtype.kind
+    if kind == "b":
+        return bool(value)
+    if kind in "iu":
+        return int(value)
+    if kind == "f" and value.dtype.itemsize <= 8:  # longdouble has no Python equivalent
+        return float(value)
+    if kind == "U":
+        return str(value)
+    if kind == "S":
+        return bytes(value)
+    return None
+
+
+def _enc_numpy(value: Any, out: bytearray) -> bool:
     """Encode a numpy scalar or array; return False when ``value`` is neither."""
     np = sys.modules.get("numpy")
     if np is None:
@@ -143,70 +225,97 @@ def _enc_numpy(value: Any, where: str, out: bytearray) -> bool:
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             out += b"A"
-            encode_into(list(value.shape), where, out)
-            encode_into(value.ravel().tolist(), where, out)
+            _encode_value(list(value.shape), out)
+            _encode_value(value.ravel().tolist(), out)
             return True
         out += b"a"
-        _enc_str(str(value.dtype.descr), where, out)
-        encode_into(list(value.shape), where, out)
-        _enc_bytes(np.ascontiguousarray(value).tobytes(), where, out)
+        _enc_str(str(value.dtype.descr), out)
+        _encode_value(list(value.shape), out)
+        _enc_bytes(np.ascontiguousarray(value).tobytes(), out)
         return True
     if isinstance(value, np.generic):
+        python = _python_scalar(value)
+        if python is not None:
+            _EXACT[type(python)](python, out)
+            return True
         if value.dtype.hasobject:
             return False
-        out += b"g"
-        _enc_str(str(value.dtype.descr), where, out)
-        _enc_bytes(value.tobytes(), where, out)
+        out += b"g"  # complex, datetime64, longdouble...: dtype-tagged raw bytes
+        _enc_str(str(value.dtype.descr), out)
+        _enc_bytes(value.tobytes(), out)
         return True
     return False
+
+
+def _encode_value(value: Any, out: bytearray) -> None:
+    encoder = _EXACT.get(type(value))
+    if encoder is not None:
+        encoder(value, out)
+    else:
+        _encode_other(value, out)
+
+
+def _encode_other(value: Any, out: bytearray) -> None:
+    if isinstance(value, enum.Enum):
+        out += b"e"
+        _enc_str(_qualified_name(type(value)), out)
+        try:
+            _encode_value(value.value, out)
+        except _Refused as exc:
+            exc.path.append(".value")
+            raise
+    elif isinstance(value, PurePath):
+        out += b"p"
+        _enc_str(value.as_posix(), out)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out += b"D"
+        _enc_str(_qualified_name(type(value)), out)
+        _enc_dict({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, out)
+    elif not _enc_numpy(value, out):
+        for base, encoder in _BASES:
+            if isinstance(value, base):
+                encoder(value, out)
+                return
+        raise _Refused(type(value))
 
 
 def encode_into(value: Any, where: str, out: bytearray) -> None:
     """Append the canonical encoding of ``value`` to ``out``.
 
     ``where`` names the value for error messages, e.g. ``"params['model']"``.
+
+    Raises
+    ------
+    UnhashableValueError
+        When ``value`` holds something without a canonical encoding; its ``where``
+        attribute locates it, e.g. ``params['xs'][1]``.
     """
-    encoder = _EXACT.get(type(value))
-    if encoder is not None:
-        encoder(value, where, out)
-    elif isinstance(value, enum.Enum):
-        out += b"e"
-        _enc_str(_qualified_name(type(value)), where, out)
-        encode_into(value.value, f"{where}.value", out)
-    elif isinstance(value, PurePath):
-        out += b"p"
-        _enc_str(value.as_posix(), where, out)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out += b"D"
-        _enc_str(_qualified_name(type(value)), where, out)
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        _enc_dict(fields, where, out)
-    elif _enc_numpy(value, where, out):
-        pass
-    else:
-        _encode_subclass(value, where, out)
-
-
-def _encode_subclass(value: Any, where: str, out: bytearray) -> None:
-    # Subclasses of the builtins (IntEnum is handled above; OrderedDict, namedtuple, str
-    # subclasses) are encoded as their builtin base: they compare equal to it.
-    for base, encoder in _EXACT.items():
-        if base is not type(None) and isinstance(value, base):
-            encoder(value, where, out)
-            return
-    cls = type(value)
-    raise UnhashableValueError(
-        f"{where or 'value'} has type {_qualified_name(cls)}, which swarm-memo cannot hash "
-        "stably; use builtins (dict, list, tuple, str, int, float, bool, None, bytes, set), "
-        "pathlib paths, enums, dataclasses or numpy values, or convert it to one",
-        where=where,
-        value_type=cls,
-    )
+    try:
+        _encode_value(value, out)
+    except _Refused as exc:
+        raise exc.error(where) from None
 
 
 def encode(value: Any, where: str = "value") -> bytes:
-    """Return the canonical encoding of ``value``."""
-    return _encoded(value, where)
+    """Return the canonical encoding of ``value`` (see :func:`encode_into`)."""
+    buf = bytearray()
+    encode_into(value, where, buf)
+    return bytes(buf)
+
+
+def encode_items(values: Iterable[Any], where: str = "values") -> list[bytes]:
+    """Return the canonical encoding of each value; ``where[i]`` names a refused one."""
+    encodings = []
+    i = 0
+    try:
+        for i, value in enumerate(values):  # noqa: B007  # i names a refused value
+            buf = bytearray()
+            _encode_value(value, buf)
+            encodings.append(bytes(buf))
+    except _Refused as exc:
+        exc.path.append(f"[{i}]")
+        raise exc.error(where) from None
+    return encodings
 
 
 def digest_bytes(data: bytes) -> bytes:
@@ -225,45 +334,6 @@ def digest(value: Any, where: str = "value") -> str:
     False
     """
     return digest_bytes(encode(value, where)).hex()
-
-
-_INT64 = (-(2**63), 2**63 - 1)
-_INT_ONLY = frozenset({int})
-
-
-def is_int64_sequence(values: Sequence[Any], types: frozenset[type] | None = None) -> bool:
-    """True when every value is a plain ``int`` (not bool) that fits in 64 bits.
-
-    ``types``, the set of the values' types, may be passed when already known.
-    """
-    if types is None:
-        types = frozenset(map(type, values))
-    if not values or types != _INT_ONLY:
-        return False
-    return bool(_INT64[0] <= min(values) and max(values) <= _INT64[1])
-
-
-def sequence_digest(
-    values: Sequence[Any], where: str = "values", int64: bool | None = None
-) -> bytes:
-    """Raw digest of a sequence of values (an axis bin), fast for long integer bins.
-
-    A sequence of plain ints that all fit in 64 bits is digested as their big-endian
-    int64 array (one C call instead of one encoding per value); anything else as the
-    concatenation of canonical encodings. The two forms carry different tags, and which
-    form applies depends only on the values, so equal sequences always agree.
-    ``int64`` may pass that answer when the caller knows it (for a whole axis at once).
-    """
-    count = len(values).to_bytes(8, "big")
-    if int64 is None:
-        int64 = is_int64_sequence(values)
-    if int64 and values:
-        packed = array("q", values)
-        if sys.byteorder == "little":
-            packed.byteswap()
-        return digest_bytes(b"Q" + count + packed.tobytes())
-    parts = [encode(v, where) for v in values]
-    return digest_bytes(b"G" + count + b"".join(parts))
 
 
 def point_digest(point: Any, where: str = "point") -> bytes:

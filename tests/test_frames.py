@@ -233,7 +233,11 @@ def test_point_to_dict_extra_keys_become_columns(tmp_path):
 
 def test_custom_tuples_in_another_order_need_point_to_dict(tmp_path):
     memo = memo_at(
-        tmp_path, {"strat": 1, "s": 3}, exec_fn=seed_exec, enumerate_points=seed_enumerate
+        tmp_path,
+        {"strat": 1, "s": 3},
+        exec_fn=seed_exec,
+        enumerate_points=seed_enumerate,
+        axis_order=["s", "strat"],
     )
     spec = {"strat": ["aaa", "bb"], "s": [1, 2, 3, 4]}
     with pytest.raises(SpecError, match="point_to_dict"):
@@ -390,13 +394,13 @@ def test_xarray_scalar_outputs_and_string_coords(tmp_path):
     memo = memo_at(tmp_path, {"strat": 1, "s": 3}, exec_fn=scalar_len_exec)
     ds = memo.to_xarray({}, {"strat": ["aaa", "bb"], "s": [1, 2, 3, 4]})
     assert list(ds.data_vars) == ["value"]
-    assert ds["value"].dims == ("s", "strat")
+    assert ds["value"].dims == ("strat", "s")  # memo_chunk_spec's key order
     assert ds["value"].sel(strat="aaa", s=4).item() == 7
     assert ds["value"].sel(strat="bb", s=1).item() == 3
 
 
 def scalar_len_exec(params, point):
-    s, strat = point
+    strat, s = point
     return len(strat) + s
 
 

@@ -103,7 +103,6 @@ def test_nan_axis_value_is_one_value(nan):
     assert chunk_names({"x": np.array([0.5, nan])}, {"x": 2}) == expected
 
 
-@pytest.mark.xfail(strict=False, reason="needs lead's fix: _cache compares chunk keys with ==")
 @pytest.mark.parametrize("nan", NANS[2:4])
 def test_nan_axis_value_is_computed_once_across_runs(tmp_path, counting, nan):
     memo = make(tmp_path, counting, {"x": 2})
@@ -125,7 +124,6 @@ def test_numpy_array_axis_values_are_hashable_and_dtype_aware():
     assert digests != chunk_names({"x": as_int}, {"x": 2})
 
 
-@pytest.mark.xfail(strict=False, reason="needs lead's pipeline fix (points compared with ==)")
 def test_numpy_array_axis_values_work_on_later_runs(tmp_path, counting):
     memo = make(tmp_path, counting, {"x": 2})
     spec = {"x": [np.array([1.0, 2.0]), np.array([3.0, 4.0]), np.array([5.0])]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def seed_merge(chunks):
     return merged
 
 
-def expected(params, spec, axis_order=("s", "strat")):
+def expected(params, spec, axis_order=("strat", "s")):
     """Plain recomputation of what run() must return with the default enumerator."""
     return grid_expected(params, spec, axis_order)
 
@@ -61,14 +62,15 @@ def test_seed_quick_start_runs_and_second_run_executes_nothing(tmp_path, countin
         max_workers=1,
     )
     output, diag = memo.run({"alpha": 0.4}, SPEC)
+    # A custom merge_fn keeps chunk order: chunks run over axis_order, strat slowest.
     assert [o["point"] for o in output] == [
         ("aaa", 1),
         ("aaa", 2),
         ("aaa", 3),
+        ("aaa", 4),
         ("bb", 1),
         ("bb", 2),
         ("bb", 3),
-        ("aaa", 4),
         ("bb", 4),
     ]
     assert (diag.total_chunks, diag.executed_chunks, diag.executed_points) == (4, 4, 8)
@@ -118,7 +120,7 @@ def test_output_does_not_depend_on_which_chunks_were_cached(make_memo, counting)
     output, diag = memo.run({"alpha": 1}, SPEC)
     assert output == expected({"alpha": 1}, SPEC)
     assert (diag.cached_chunks, diag.executed_chunks) == (2, 2)
-    assert sorted(counting.calls()) == sorted(repr((s, "aaa")) for s in (1, 2, 3, 4))
+    assert sorted(counting.calls()) == sorted(repr(("aaa", s)) for s in (1, 2, 3, 4))
 
 
 def test_process_pool_counts_each_point_once_across_processes(make_memo, counting):
@@ -166,40 +168,45 @@ def test_appending_to_an_axis_reuses_every_unchanged_chunk(make_memo, counting):
     assert output == expected({"alpha": 1}, bigger)
     assert diag.total_chunks == 9
     assert diag.cached_chunks == 2  # the (strat, s=[1,2,3]) chunks of aaa and bb
-    assert not any("1)" in c or "2)" in c or "3)" in c for c in counting.calls() if "'c'" not in c)
+    executed = {eval(call) for call in counting.calls()}
+    assert len(executed) == counting.count()  # each point once
+    stored = set(itertools.product(*SPEC.values()))
+    assert not executed & stored  # stored points never ran again, even rebinned
+    assert executed == set(itertools.product(*bigger.values())) - stored
 
 
 def test_axis_order_sets_point_order_and_reuses_chunks_in_any_order(make_memo, counting):
     bins = {"strat": 2, "s": 2}
     out_default, _ = make_memo(memo_chunk_spec=bins).run({"alpha": 1}, SPEC)
-    assert [o["point"] for o in out_default][:4] == [(1, "aaa"), (1, "bb"), (2, "aaa"), (2, "bb")]
-    out, diag = make_memo(memo_chunk_spec=bins, axis_order=["strat", "s"]).run({"alpha": 1}, SPEC)
+    # the default axis order is the key order of memo_chunk_spec: points are (strat, s)
+    assert [o["point"] for o in out_default][:4] == [("aaa", 1), ("aaa", 2), ("aaa", 3), ("aaa", 4)]
+    out, diag = make_memo(memo_chunk_spec=bins, axis_order=["s", "strat"]).run({"alpha": 1}, SPEC)
     assert diag.cached_chunks == 2
     assert counting.count() == 8
-    # Output order now follows (strat, s): strat varies slowest. The cached outputs
-    # were computed from (s, strat) tuples of the same points.
+    # Output order now follows (s, strat): s varies slowest. The cached outputs
+    # were computed from (strat, s) tuples of the same points.
     assert [o["point"] for o in out] == [
-        (1, "aaa"),
-        (2, "aaa"),
-        (3, "aaa"),
-        (4, "aaa"),
-        (1, "bb"),
-        (2, "bb"),
-        (3, "bb"),
-        (4, "bb"),
+        ("aaa", 1),
+        ("bb", 1),
+        ("aaa", 2),
+        ("bb", 2),
+        ("aaa", 3),
+        ("bb", 3),
+        ("aaa", 4),
+        ("bb", 4),
     ]
     fresh, _ = make_memo(
-        memo_chunk_spec=bins, axis_order=["strat", "s"], cache_root=counting.log + ".d"
+        memo_chunk_spec=bins, axis_order=["s", "strat"], cache_root=counting.log + ".d"
     ).run({"alpha": 1}, SPEC)
     assert [o["point"] for o in fresh] == [
-        ("aaa", 1),
-        ("aaa", 2),
-        ("aaa", 3),
-        ("aaa", 4),
-        ("bb", 1),
-        ("bb", 2),
-        ("bb", 3),
-        ("bb", 4),
+        (1, "aaa"),
+        (1, "bb"),
+        (2, "aaa"),
+        (2, "bb"),
+        (3, "aaa"),
+        (3, "bb"),
+        (4, "aaa"),
+        (4, "bb"),
     ]
 
 
@@ -234,15 +241,15 @@ def test_enumerate_points_is_called_per_chunk_with_the_chunk_sub_spec(make_memo)
     memo.run({}, SPEC)
     assert {"s": [1, 2, 3], "strat": ["aaa"]} in seen
     assert {"s": [4], "strat": ["bb"]} in seen
-    assert all(list(c) == ["s", "strat"] for c in seen)
+    assert all(list(c) == ["strat", "s"] for c in seen)  # the memo_chunk_spec's key order
 
 
 def test_custom_collate_and_merge_shape_the_output(make_memo):
     memo = make_memo(collate_fn=lambda outs: len(outs), merge_fn=lambda chunks: tuple(chunks))
     output, _ = memo.run({}, SPEC)
-    assert output == (3, 3, 1, 1)
+    assert output == (3, 1, 3, 1)  # chunk order: strat slowest, then bins of s
     cached, _ = memo.run({}, SPEC)
-    assert cached == (3, 3, 1, 1)
+    assert cached == (3, 1, 3, 1)
 
 
 def test_empty_axis_yields_zero_chunks_and_merge_of_nothing(make_memo, counting):
@@ -313,19 +320,19 @@ def test_memo_without_exec_fn_serves_cache_but_refuses_to_execute(make_memo):
 
 
 def test_finished_chunks_survive_an_exec_error_and_rerun_computes_the_rest(tmp_path):
-    counting = CountingExec(tmp_path / "calls.log", fail_on=(4, "bb"))
+    counting = CountingExec(tmp_path / "calls.log", fail_on=("bb", 4))
     memo = SwarmMemo(
         tmp_path / "cache", {"strat": 1, "s": 3}, 1, exec_fn=counting, max_workers=1, verbose=0
     )
     with pytest.raises(swarm_memo.ExecError) as info:
         memo.run({}, SPEC)
-    assert info.value.point == (4, "bb")
+    assert info.value.point == ("bb", 4)
     assert len(chunk_files(tmp_path / "cache")) == 3
     counting.reset()
     counting.fail_on = None
     _, diag = memo.run({}, SPEC)
     assert diag.cached_chunks == 3
-    assert counting.calls() == ["(4, 'bb')"]
+    assert counting.calls() == ["('bb', 4)"]
 
 
 def test_run_in_subprocess_with_other_hash_seed_only_hits_the_cache(tmp_path, counting):

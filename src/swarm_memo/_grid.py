@@ -55,7 +55,7 @@ class ChunkLayout:
             if not isinstance(axis, str):
                 raise SpecTypeError(f"memo_chunk_spec keys must be str axis names; got {axis!r}")
         sizes = {axis: _parse_bin_size(axis, spec) for axis, spec in memo_chunk_spec.items()}
-        order = tuple(sorted(sizes)) if axis_order is None else _parse_axis_order(axis_order, sizes)
+        order = tuple(sizes) if axis_order is None else _parse_axis_order(axis_order, sizes)
         return cls(tuple((axis, sizes[axis]) for axis in order), order)
 
     def bin_size(self, axis: str) -> int:

@@ -117,9 +117,7 @@ def test_write_then_overwrite_replaces_the_whole_file(backend: Backend) -> None:
     store.write("s/chunks/c.chunk", b"second")
     assert store.read("s/chunks/c.chunk") == b"second"
     assert store.exists("s/chunks/c.chunk")
-    assert [f for f in backend.all_files() if not f.endswith(".gitignore")] == [
-        "s/chunks/c.chunk"
-    ]
+    assert [f for f in backend.all_files() if not f.endswith(".gitignore")] == ["s/chunks/c.chunk"]
 
 
 def test_write_if_absent_creates_once(backend: Backend) -> None:

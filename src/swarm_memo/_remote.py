@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 from ._store import LocalStore, Store
 from .errors import SpecError, SpecTypeError
 
-StoreFactory = Callable[[str, Optional[dict[str, Any]]], Store]
+StoreFactory = Callable[[str, dict[str, Any] | None], Store]
 """Builds a store from a URL (scheme included) and the user's ``storage_options``."""
 
 _FACTORIES: dict[str, StoreFactory] = {}

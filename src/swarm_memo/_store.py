@@ -35,6 +35,15 @@ TEMP_GRACE_SECONDS = 3600.0
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.[0-9]+" + re.escape(TEMP_SUFFIX))
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` may be a temp file of a writer (hidden, ending in ``.tmp``).
+
+    Runs clean those up; ``swarm-memo gc`` only removes the ones named exactly like
+    :func:`atomic_write` names them (:data:`TEMP_NAME`).
+    """
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
 @dataclass(frozen=True)
 class FileStat:
     """Size and identity of one version of a stored file."""
@@ -264,7 +273,7 @@ class LocalStore:
     def temp_files(self, prefix: str) -> dict[str, FileStat]:
         found = {}
         for e in self._entries(prefix):
-            if TEMP_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False):
+            if is_temp_name(e.name) and e.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     st = e.stat(follow_symlinks=False)
                     found[e.name] = FileStat(st.st_size, st.st_mtime_ns, str(st.st_ino))
@@ -406,9 +415,11 @@ class LocalStore:
             ``src`` does not exist.
         """
         try:
-            with self._parent(src, create=False) as (sfd, sname):
-                with self._parent(dst, create=True) as (dfd, dname):
-                    os.replace(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+            with (
+                self._parent(src, create=False) as (sfd, sname),
+                self._parent(dst, create=True) as (dfd, dname),
+            ):
+                os.replace(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
         except (StoreError, FileNotFoundError):
             raise
         except OSError as exc:

@@ -542,3 +542,100 @@ def test_import_does_not_load_click() -> None:
     proc = _python("-c", "import sys, swarm_memo; print('click' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- read-only, no code
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file and folder below ``root`` with its size, mtime and content."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            content = path.read_bytes() if path.is_file() else b""
+            out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns, content)
+    return out
+
+
+def test_ls_info_verify_modify_nothing(cache: Cache) -> None:
+    index = cache.root / cache.a / "index"
+    (segment,) = index.iterdir()
+    for i in range(40):  # more segments than a reading run would leave unfolded
+        (index / f"{i:020d}-copy{i:08d}.idx").write_bytes(segment.read_bytes())
+    cache.chunks(cache.b)[0].write_bytes(b"damaged")
+    stale = time.time() - 2 * DAY
+    temp = cache.root / cache.c / "chunks" / TEMP_NAME
+    temp.write_bytes(b"half")
+    os.utime(temp, (stale, stale))
+    before = snapshot(cache.root)
+    for args in (
+        ["ls"],
+        ["ls", "--json"],
+        ["info", cache.a],
+        ["info", cache.b, "--json"],
+        ["verify"],
+        ["verify", "--json"],
+        ["gc", "--dry-run", "--quarantine", "--older-than", "0s"],
+    ):
+        result = invoke(args[0], cache.root, *args[1:])
+        assert result.exit_code in (0, 1), result.output
+    assert snapshot(cache.root) == before
+
+
+class RunsCode:
+    """Unpickling this creates ``marker``: proof that something unpickled it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def crafted_chunk(set_id: str, body: bytes) -> bytes:
+    """A chunk file with a valid header, meta and checksum around ``body``."""
+    from swarm_memo._codec import FORMAT_VERSION, MAGIC, PICKLE_XXH3, checksum
+
+    meta = json.dumps(
+        {"set": set_id, "cache_version": "v1", "axes": ["x"], "product": True, "points": 1}
+    ).encode()
+    fixed = b"".join(
+        [
+            MAGIC,
+            FORMAT_VERSION.to_bytes(2, "big"),
+            PICKLE_XXH3.to_bytes(2, "big"),
+            len(meta).to_bytes(4, "big"),
+            len(body).to_bytes(8, "big"),
+        ]
+    )
+    return fixed + checksum(meta + body) + meta + body
+
+
+def test_inspection_never_unpickles_anything(tmp_path: Path, cache: Cache) -> None:
+    import pickle
+
+    from swarm_memo._index import INDEX_MAGIC
+
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps(RunsCode(marker))
+    old = cache.root / ("0" * 32)  # a set of an older swarm-memo: params.pkl only
+    (old / "chunks").mkdir(parents=True)
+    (old / "params.pkl").write_bytes(payload)
+    (old / "chunks" / "c.chunk").write_bytes(crafted_chunk(old.name, payload))
+    (cache.root / cache.a / "params.json").write_bytes(payload)
+    (cache.root / cache.a / "chunks" / "evil.chunk").write_bytes(crafted_chunk(cache.a, payload))
+    (cache.root / cache.a / "index" / "evil.idx").write_bytes(INDEX_MAGIC + payload)
+
+    rows = {row["digest"]: row for row in invoke_json("ls", cache.root)}
+    assert "older swarm-memo" in rows[old.name]["params_error"]
+    assert "not a params description" in rows[cache.a]["params_error"]
+    for set_id in (old.name, cache.a):
+        assert invoke("info", cache.root, set_id).exit_code == 0
+    report = invoke_json("verify", cache.root, exit_code=1)  # a's params.json is damaged
+    assert {p["path"] for p in report["problems"]} == {str(cache.root / cache.a / "params.json")}
+    assert invoke("gc", cache.root, "--dry-run", "--older-than", "0s").exit_code == 0
+    assert not marker.exists()
+    pickle.loads(payload)  # the payload does run code when unpickled
+    assert marker.exists()

@@ -434,10 +434,13 @@ def test_gc_quarantine_only_on_request(cache: Cache) -> None:
         (["ls", "{root}/missing"], "does not exist"),
         (["verify", "{root}/missing"], "does not exist"),
         (["info", "{root}", ""], "empty digest"),
+        (["ls", "{root}", "--storage-options", "[1]"], "must be a JSON object"),
+        (["verify", "{root}", "--storage-options", "{bad"], "--storage-options is not valid JSON"),
+        (["gc", "{root}", "--storage-options", '{"anon": true}'], "only apply to a URL"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(cache: Cache, args: list[str], fragment: str) -> None:
-    result = invoke(*(a.format(root=cache.root) for a in args))
+    result = invoke(*(a.replace("{root}", str(cache.root)) for a in args))
     assert_one_line_error(result, fragment)
 
 

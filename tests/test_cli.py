@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import math
 import os
-import pickle
 import subprocess
 import sys
 import time
@@ -20,8 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from swarm_memo import CacheWarning, SwarmMemo
-from swarm_memo._index import decode_segment, encode_segment
-from swarm_memo._inspect import list_sets, resolve_set
+from swarm_memo._inspect import list_sets, open_cache, resolve_set
 from swarm_memo._maintenance import plan_gc, verify_cache
 from swarm_memo._textfmt import InspectError, parse_duration, to_jsonable
 from swarm_memo.cli import cli
@@ -71,7 +68,7 @@ class Cache:
         ids: dict[int, str] = {}
         for d in root.iterdir():
             if d.is_dir() and not d.name.startswith("."):
-                payload = pickle.loads((d / "params.pkl").read_bytes())
+                payload = json.loads((d / "params.json").read_bytes())
                 ids[payload["params"]["alpha"]] = d.name
         assert len(ids) == 3
         self.a, self.b, self.c = ids[1], ids[2], ids[3]
@@ -90,7 +87,7 @@ class Cache:
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> Cache:
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cache:
     return Cache(tmp_path / "cache")
 
 
@@ -129,16 +126,17 @@ def test_ls_json_counts_and_fields(cache: Cache) -> None:
     assert a["bytes"] == cache.tree_bytes(cache.a)
     newest = max(p.stat().st_mtime for p in cache.chunks(cache.a))
     assert dt.datetime.fromisoformat(a["last_written"]).timestamp() == pytest.approx(newest, abs=1)
-    # non-JSON params are converted, never a crash
+    # params come from params.json: values JSON cannot hold are shown by their repr
     assert b["params"] == {
         "alpha": 2,
         "tags": ["t1", "t2"],
-        "path": "/data/in.csv",
-        "seeds": [1, 2, 3],
+        "path": repr(Path("/data/in.csv")),
+        "seeds": "{1, 2, 3}",
         "scale": 0.5,
-        "grid": [0, 1, 2],
+        "grid": "array([0, 1, 2])",
         "eps": "nan",
     }
+    assert all(row["points_exact"] for row in rows.values())
 
 
 def test_ls_text(cache: Cache) -> None:
@@ -155,19 +153,33 @@ def test_ls_text(cache: Cache) -> None:
     assert len(long_row.split("v1", 1)[1].strip()) <= 60
 
 
-def test_ls_points_without_index_and_with_stale_index(cache: Cache) -> None:
+def test_ls_points_come_from_chunk_files_not_the_index(cache: Cache) -> None:
     for idx in (cache.root / cache.a / "index").iterdir():
         idx.unlink()
-    # a record whose checksum is not its chunk file's (the file was replaced) is not trusted
-    (segment,) = (cache.root / cache.c / "index").iterdir()
-    stale = {
-        name: dataclasses.replace(record, checksum=b"x" * 16)
-        for name, record in decode_segment(segment.read_bytes()).items()
-    }
-    segment.write_bytes(encode_segment(stale))
+    for idx in (cache.root / cache.c / "index").iterdir():
+        idx.write_bytes(b"garbage")
     rows = {row["digest"]: row for row in invoke_json("ls", cache.root)}
     assert rows[cache.a]["points"] == 12
     assert rows[cache.c]["points"] == 6
+
+
+def test_ls_and_info_count_points_held_by_several_chunk_files_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = {"x": [1, 2, 3, 4], "y": [1, 2]}
+    for bins in (2, 3):  # a rebin: the second run reuses points into new chunk files
+        memo = SwarmMemo(
+            tmp_path, {"x": bins, "y": 2}, 4, exec_fn=product_fn, max_workers=1, verbose=0
+        )
+        memo.run({}, spec)
+    memo.run({}, {"x": [0, 1, 2, 3, 4], "y": [1, 2]})  # an insert into axis x
+    (row,) = invoke_json("ls", tmp_path)
+    assert row["chunks"] > 3
+    assert row["points"] == 10
+    assert row["points_exact"] is True
+    info = invoke_json("info", tmp_path, row["digest"])
+    assert info["points"] == 10
+    assert info["axes"]["x"] == {"count": 5, "values": [0, 1, 2, 3, 4]}
 
 
 def test_ls_empty_and_sorted_newest_first(tmp_path: Path, cache: Cache) -> None:
@@ -180,12 +192,15 @@ def test_ls_empty_and_sorted_newest_first(tmp_path: Path, cache: Cache) -> None:
     assert [r["digest"] for r in invoke_json("ls", cache.root)] == [cache.b, cache.c, cache.a]
 
 
-def test_ls_unreadable_params_file(cache: Cache) -> None:
-    (cache.root / cache.a / "params.pkl").write_bytes(b"not a pickle")
+def test_ls_unreadable_or_missing_params_file(cache: Cache) -> None:
+    (cache.root / cache.a / "params.json").write_bytes(b"not json")
+    (cache.root / cache.b / "params.json").unlink()
     rows = {row["digest"]: row for row in invoke_json("ls", cache.root)}
-    assert "cannot be unpickled" in rows[cache.a]["params_error"]
+    assert "params.json is not a params description" in rows[cache.a]["params_error"]
     assert rows[cache.a]["points"] == 12
-    assert "cannot be unpickled" in invoke("ls", cache.root).stdout
+    assert rows[cache.b]["params_error"] == "params.json is missing"
+    assert rows[cache.b]["points"] == 2
+    assert "not a params description" in invoke("ls", cache.root).stdout
 
 
 # --------------------------------------------------------------------------- info
@@ -213,7 +228,7 @@ def test_info_json(cache: Cache) -> None:
     assert info_c["axes"]["x"] == {"count": 3, "values": [1, 2, 3]}
 
 
-def test_info_abbreviates_long_axes(tmp_path: Path) -> None:
+def test_info_abbreviates_long_axes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     memo = SwarmMemo(tmp_path, {"x": 50, "y": 1}, 64, exec_fn=product_fn, max_workers=1, verbose=0)
     memo.run({}, {"x": list(range(100)), "y": [7]})
     (set_id,) = [d.name for d in tmp_path.iterdir() if d.is_dir()]
@@ -254,9 +269,9 @@ def test_verify_reports_each_damaged_file(cache: Cache) -> None:
     assert len(bad_lines) == 4
     by_path = {ln[4:].split(": ", 1)[0]: ln for ln in bad_lines}
     assert "checksum mismatch" in by_path[str(flipped)]
-    assert "checksum mismatch" in by_path[str(truncated)]
+    assert "truncated" in by_path[str(truncated)]
     assert "bad magic" in by_path[str(garbage)]
-    assert "differ from params.pkl" in by_path[str(foreign)]
+    assert f"belongs to params set '{cache.c}'" in by_path[str(foreign)]
     assert "4 problem(s) found" in result.stdout
 
     report = invoke_json("verify", cache.root, exit_code=1)
@@ -271,17 +286,18 @@ def test_verify_reports_each_damaged_file(cache: Cache) -> None:
     assert report["chunks_ok"] == 3
 
 
-def test_verify_bad_format_version_and_params_file(cache: Cache) -> None:
+def test_verify_newer_format_is_a_note_and_bad_params_file_a_problem(cache: Cache) -> None:
     chunk = cache.chunks(cache.a)[0]
     data = chunk.read_bytes()
     chunk.write_bytes(data[:8] + (7).to_bytes(2, "big") + data[10:])
-    (cache.root / cache.b / "params.pkl").write_bytes(b"\x80\x05junk")
-    report = verify_cache(cache.root)
-    reasons = {str(p.path): p.reason for p in report.problems}
-    assert "format version 7" in reasons[str(chunk)]
-    assert "cannot be unpickled" in reasons[str(cache.root / cache.b / "params.pkl")]
-    assert len(report.problems) == 2  # b's chunk is still checked against its folder name
-    assert report.chunks_ok == 5
+    (cache.root / cache.b / "params.json").write_bytes(b"\x80\x05junk")
+    report = verify_cache(open_cache(str(cache.root)))
+    notes = {p.path: p.reason for p in report.notes}
+    assert "chunk format 7" in notes[str(chunk)]
+    (problem,) = report.problems
+    assert problem.path == str(cache.root / cache.b / "params.json")
+    assert "not a params description" in problem.reason
+    assert report.chunks_ok == 6  # b's chunk is still checked against its folder name
 
 
 def test_verify_mentions_quarantine_and_temp_files(cache: Cache) -> None:
@@ -349,10 +365,9 @@ def test_gc_older_than(cache: Cache) -> None:
     assert f"would remove params set {cache.b[:12]}" in result.stdout
     assert cache.c[:12] not in result.stdout
     # --params with --older-than: only the given sets that are that old
-    assert plan_gc(cache.root, params=[cache.c], older_than=DAY).sets == []
-    assert [s.set_id for s in plan_gc(cache.root, params=[cache.b], older_than=DAY).sets] == [
-        cache.b
-    ]
+    store = open_cache(str(cache.root))
+    assert plan_gc(store, params=[cache.c], older_than=DAY).sets == []
+    assert [s.set_id for s in plan_gc(store, params=[cache.b], older_than=DAY).sets] == [cache.b]
 
 
 def test_gc_without_selection_only_removes_stale_temp_files(cache: Cache) -> None:
@@ -405,10 +420,13 @@ def test_gc_quarantine_only_on_request(cache: Cache) -> None:
         (["ls", "{root}/missing"], "does not exist"),
         (["verify", "{root}/missing"], "does not exist"),
         (["info", "{root}", ""], "empty digest"),
+        (["ls", "{root}", "--storage-options", "[1]"], "must be a JSON object"),
+        (["verify", "{root}", "--storage-options", "{bad"], "--storage-options is not valid JSON"),
+        (["gc", "{root}", "--storage-options", '{"anon": true}'], "only apply to a URL"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(cache: Cache, args: list[str], fragment: str) -> None:
-    result = invoke(*(a.format(root=cache.root) for a in args))
+    result = invoke(*(a.replace("{root}", str(cache.root)) for a in args))
     assert_one_line_error(result, fragment)
 
 
@@ -416,11 +434,12 @@ def test_ambiguous_digest(tmp_path: Path) -> None:
     for suffix in ("0" * 28, "1" * 28):
         d = tmp_path / f"abcd{suffix}"
         d.mkdir()
-        (d / "params.pkl").write_bytes(pickle.dumps({"params": {}, "cache_version": "v1"}))
+        (d / "params.json").write_text(json.dumps({"params": {}, "cache_version": "v1"}))
     assert_one_line_error(invoke("info", tmp_path, "abc"), "ambiguous", "2 params sets")
+    store = open_cache(str(tmp_path))
     with pytest.raises(InspectError, match="ambiguous"):
-        resolve_set(tmp_path, "ABCD")
-    assert resolve_set(tmp_path, "ABCD1").name == "abcd" + "1" * 28
+        resolve_set(store, "ABCD")
+    assert resolve_set(store, "ABCD1") == "abcd" + "1" * 28
 
 
 def test_cache_root_is_a_file(tmp_path: Path) -> None:
@@ -477,9 +496,10 @@ def test_to_jsonable_never_fails() -> None:
 
 def test_list_sets_ignores_foreign_folders(tmp_path: Path, cache: Cache) -> None:
     (cache.root / "not-a-set").mkdir()
-    (cache.root / "deadbeefdeadbeefdeadbeefdeadbeef").mkdir()  # no params.pkl, no chunks
-    assert {s.set_id for s in list_sets(cache.root)} == {cache.a, cache.b, cache.c}
-    plan = plan_gc(cache.root, older_than=0.0, now=time.time() + 10)
+    (cache.root / "deadbeefdeadbeefdeadbeefdeadbeef").mkdir()  # no params.json, no chunks
+    store = open_cache(str(cache.root))
+    assert {s.set_id for s in list_sets(store)} == {cache.a, cache.b, cache.c}
+    plan = plan_gc(store, older_than=0.0, now=time.time() + 10)
     assert {s.set_id for s in plan.sets} == {cache.a, cache.b, cache.c}
 
 
@@ -511,3 +531,100 @@ def test_import_does_not_load_click() -> None:
     proc = _python("-c", "import sys, swarm_memo; print('click' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- read-only, no code
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file and folder below ``root`` with its size, mtime and content."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            content = path.read_bytes() if path.is_file() else b""
+            out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns, content)
+    return out
+
+
+def test_ls_info_verify_modify_nothing(cache: Cache) -> None:
+    index = cache.root / cache.a / "index"
+    (segment,) = index.iterdir()
+    for i in range(40):  # more segments than a reading run would leave unfolded
+        (index / f"{i:020d}-copy{i:08d}.idx").write_bytes(segment.read_bytes())
+    cache.chunks(cache.b)[0].write_bytes(b"damaged")
+    stale = time.time() - 2 * DAY
+    temp = cache.root / cache.c / "chunks" / TEMP_NAME
+    temp.write_bytes(b"half")
+    os.utime(temp, (stale, stale))
+    before = snapshot(cache.root)
+    for args in (
+        ["ls"],
+        ["ls", "--json"],
+        ["info", cache.a],
+        ["info", cache.b, "--json"],
+        ["verify"],
+        ["verify", "--json"],
+        ["gc", "--dry-run", "--quarantine", "--older-than", "0s"],
+    ):
+        result = invoke(args[0], cache.root, *args[1:])
+        assert result.exit_code in (0, 1), result.output
+    assert snapshot(cache.root) == before
+
+
+class RunsCode:
+    """Unpickling this creates ``marker``: proof that something unpickled it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def crafted_chunk(set_id: str, body: bytes) -> bytes:
+    """A chunk file with a valid header, meta and checksum around ``body``."""
+    from swarm_memo._codec import FORMAT_VERSION, MAGIC, PICKLE_XXH3, checksum
+
+    meta = json.dumps(
+        {"set": set_id, "cache_version": "v1", "axes": ["x"], "product": True, "points": 1}
+    ).encode()
+    fixed = b"".join(
+        [
+            MAGIC,
+            FORMAT_VERSION.to_bytes(2, "big"),
+            PICKLE_XXH3.to_bytes(2, "big"),
+            len(meta).to_bytes(4, "big"),
+            len(body).to_bytes(8, "big"),
+        ]
+    )
+    return fixed + checksum(meta + body) + meta + body
+
+
+def test_inspection_never_unpickles_anything(tmp_path: Path, cache: Cache) -> None:
+    import pickle
+
+    from swarm_memo._index import INDEX_MAGIC
+
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps(RunsCode(marker))
+    old = cache.root / ("0" * 32)  # a set of an older swarm-memo: params.pkl only
+    (old / "chunks").mkdir(parents=True)
+    (old / "params.pkl").write_bytes(payload)
+    (old / "chunks" / "c.chunk").write_bytes(crafted_chunk(old.name, payload))
+    (cache.root / cache.a / "params.json").write_bytes(payload)
+    (cache.root / cache.a / "chunks" / "evil.chunk").write_bytes(crafted_chunk(cache.a, payload))
+    (cache.root / cache.a / "index" / "evil.idx").write_bytes(INDEX_MAGIC + payload)
+
+    rows = {row["digest"]: row for row in invoke_json("ls", cache.root)}
+    assert "older swarm-memo" in rows[old.name]["params_error"]
+    assert "not a params description" in rows[cache.a]["params_error"]
+    for set_id in (old.name, cache.a):
+        assert invoke("info", cache.root, set_id).exit_code == 0
+    report = invoke_json("verify", cache.root, exit_code=1)  # a's params.json is damaged
+    assert {p["path"] for p in report["problems"]} == {str(cache.root / cache.a / "params.json")}
+    assert invoke("gc", cache.root, "--dry-run", "--older-than", "0s").exit_code == 0
+    assert not marker.exists()
+    pickle.loads(payload)  # the payload does run code when unpickled
+    assert marker.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -81,7 +82,39 @@ def test_s3_cache_on_a_local_s3_server(tmp_path, s3_endpoint, monkeypatch):
     fs = fsspec.filesystem("s3", **options)
     bucket = f"sweeps-{uuid.uuid4().hex[:8]}"
     fs.mkdir(bucket)
-    check_sweep(
-        f"s3://{bucket}/cache", CountingExec(tmp_path / "calls.log"), storage_options=options
-    )
+    url = f"s3://{bucket}/cache"
+    check_sweep(url, CountingExec(tmp_path / "calls.log"), storage_options=options)
     assert any(p.endswith(".chunk") for p in fs.find(bucket))
+    # the CLI reads the same cache through the same store
+    (row,) = cli_json("ls", url, "--storage-options", json.dumps(options))
+    assert row["points"] == 22  # the grid, then its rebin with one more x: distinct points
+    assert row["params"] == {"alpha": 2}
+    report = cli_json("verify", url, "--storage-options", json.dumps(options))
+    assert report["ok"] is True
+    assert report["chunks_checked"] == row["chunks"] == 8
+
+
+def cli_json(*args):
+    import json
+
+    from click.testing import CliRunner
+
+    from swarm_memo.cli import cli
+
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_cli_lists_verifies_and_cleans_a_memory_cache(tmp_path):
+    url = f"memory://swarm-memo-{uuid.uuid4().hex}"
+    memo = SwarmMemo(url, {"x": 5}, 5, exec_fn=CountingExec(tmp_path / "c"), verbose=0)
+    memo.run({"alpha": 1}, {"x": list(range(10))})
+    (row,) = cli_json("ls", url)
+    assert (row["chunks"], row["points"], row["params"]) == (2, 10, {"alpha": 1})
+    assert row["path"] == f"{url}/{row['digest']}"
+    assert cli_json("info", url, row["digest"][:8])["points"] == 10
+    assert cli_json("verify", url)["chunks_ok"] == 2
+    out = cli_json("gc", url, "--params", row["digest"])
+    assert out["removed_files"] >= 3
+    assert cli_json("ls", url) == []

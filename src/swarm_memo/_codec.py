@@ -25,11 +25,14 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
 
+from ._hashing import point_digest
+from ._meta_points import key_meta, point_ids_meta
 from ._types import ChunkKey
 from .errors import CorruptChunkError, UnreadableChunkError
 
@@ -67,6 +70,8 @@ class ChunkRecord:
     code: str | None = None
     info: dict[str, Any] = field(default_factory=dict, compare=False)
     checksum: bytes = field(default=b"", compare=False, repr=False)
+    point_digests: Sequence[bytes] | None = field(default=None, compare=False, repr=False)
+    """Digests of ``points`` when the writer has them (saves hashing them again)."""
 
     def resolved_points(self) -> list[Any]:
         """The chunk's points, rebuilt from the key when stored as a product."""
@@ -76,7 +81,9 @@ class ChunkRecord:
         return list(itertools.product(*(bins[axis] for axis in self.axes)))
 
     def meta(self) -> dict[str, Any]:
-        return {
+        """The JSON meta block: what the CLI and checks read without unpickling. ``key``
+        and ``point_ids`` let ``swarm-memo ls`` count each stored point once."""
+        meta = {
             "set": self.set_id,
             "cache_version": self.cache_version,
             "axes": list(self.axes),
@@ -85,7 +92,14 @@ class ChunkRecord:
             "partial": self.partial,
             "code": self.code,
             "info": self.info,
+            "key": key_meta(self.chunk_key, self.axes),
         }
+        if self.points is not None:
+            digests = self.point_digests
+            if digests is None:
+                digests = [point_digest(p) for p in self.points]
+            meta["point_ids"] = point_ids_meta(digests)
+        return meta
 
 
 @dataclass(frozen=True)

@@ -1,53 +1,203 @@
-"""Read-only inspection of a cache directory: its params sets, chunk files and axes.
+"""Read-only inspection of a cache: its params sets, chunk files and axes, via its store.
 
-Everything here works on the files alone, never on a :class:`SwarmMemo`: it lists the
-params sets of a cache root and describes one. Checking every chunk file and cleaning up
-live in :mod:`swarm_memo._maintenance`, the formatting helpers in
-:mod:`swarm_memo._textfmt`. The command-line tool (``swarm_memo.cli``) is a thin layer
-that formats what these functions return, so all of it is testable without click.
+Everything here works on the files alone, never on a :class:`SwarmMemo`, and through the
+cache's :class:`~swarm_memo._store.Store`, so a local folder, ``s3://`` and ``memory://``
+caches are inspected alike. Checking every chunk file and cleaning up live in
+:mod:`swarm_memo._maintenance`, the formatting helpers in :mod:`swarm_memo._textfmt`.
 
-Nothing here modifies a cache.
+Inspection never modifies a cache and never runs code from it: params come from the
+plain-JSON ``params.json``, chunk facts from the JSON meta block of each chunk file
+(``_codec.read_header``); no pickle (chunk body, index segment, old ``params.pkl``) is
+ever loaded.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-import pickle
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, PARAMS_FILE, params_set_id
-from ._codec import HEADER_SIZE, MAGIC, ChunkRecord, checksum_of, decode_chunk
-from ._hashing import DIGEST_SIZE, encode
-from ._index import IndexLog, IndexRecord
-from ._store import LocalStore
+from ._cache import CHUNK_SUFFIX, PARAMS_FILE
+from ._codec import HEADER_SIZE, check_size, read_header
+from ._meta_points import PointCounter, axis_values
+from ._remote import open_store
+from ._store import LocalStore, Store
 from ._textfmt import InspectError, iso_time, short_repr, sort_values, to_jsonable
-from .errors import CorruptChunkError
+from .errors import CorruptChunkError, SpecError, UnreadableChunkError
 
 SHORT_DIGEST = 12
+OLD_PARAMS_FILE = "params.pkl"
 # A set folder is named by a hex digest; requiring it keeps gc away from foreign folders.
 _SET_ID = re.compile(r"[0-9a-f]{16,128}")
+_META_GUESS = 4096
+"""Bytes of meta read along with the header; a longer meta costs a second read."""
 
 
 @dataclass(frozen=True)
 class FileEntry:
-    """A file found in the cache, with its size and modification time."""
+    """A file found in the cache: its key in the store, its location, size and mtime."""
 
-    path: Path
+    key: str
+    path: str
     size: int
     mtime: float
 
+    @property
+    def key_name(self) -> str:
+        """The file name (last part of the key)."""
+        return self.key.rsplit("/", 1)[-1]
+
     def to_json(self, now: float | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": str(self.path), "bytes": self.size}
+        out: dict[str, Any] = {"path": self.path, "bytes": self.size}
         out["mtime"] = iso_time(self.mtime)
         if now is not None:
             out["age_seconds"] = round(now - self.mtime, 3)
         return out
+
+
+def open_cache(cache_root: str, storage_options: dict[str, Any] | None = None) -> Store:
+    """The store of an existing cache, for reading; :class:`InspectError` if there is none.
+
+    Nothing is created: a missing local folder is an error, not an empty cache.
+    """
+    try:
+        store = open_store(cache_root, storage_options)
+    except SpecError as exc:
+        raise InspectError(str(exc).replace("exists and is not", "is not")) from None
+    if isinstance(store, LocalStore) and not store.root.is_dir():
+        raise InspectError(f"cache root {str(store.root)!r} does not exist")
+    return store
+
+
+def _entry(store: Store, key: str) -> FileEntry | None:
+    st = store.stat(key)
+    if st is None:
+        return None
+    return FileEntry(key, store.url(key), st.size, st.mtime_ns / 1e9)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
+
+
+def visible_files(store: Store, prefix: str, suffix: str = "") -> list[FileEntry]:
+    """The files the library lists under ``prefix`` (ending in ``suffix``), by name."""
+    found = (_entry(store, _join(prefix, n)) for n in sorted(store.names(prefix, suffix)))
+    return [e for e in found if e is not None]
+
+
+def temp_entries(store: Store, prefix: str) -> list[FileEntry]:
+    """Temp files that killed writers left directly under ``prefix``."""
+    return [
+        FileEntry(_join(prefix, name), store.url(_join(prefix, name)), st.size, st.mtime_ns / 1e9)
+        for name, st in sorted(store.temp_files(prefix).items())
+    ]
+
+
+def walk_files(store: Store, prefix: str) -> Iterator[FileEntry]:
+    """Every visible and temp file at and below ``prefix`` (symlinked folders skipped)."""
+    yield from visible_files(store, prefix)
+    yield from temp_entries(store, prefix)
+    for folder in sorted(store.folders(prefix)):
+        yield from walk_files(store, _join(prefix, folder))
+
+
+def set_ids(store: Store) -> list[str]:
+    """The params-set folders of a cache, sorted."""
+    found = []
+    for name in store.folders(""):
+        if _SET_ID.fullmatch(name) and (
+            store.exists(f"{name}/{PARAMS_FILE}")
+            or store.exists(f"{name}/{OLD_PARAMS_FILE}")
+            or "chunks" in store.folders(name)
+        ):
+            found.append(name)
+    return sorted(found)
+
+
+def read_params(store: Store, set_id: str) -> tuple[Any, str | None, str | None]:
+    """``(params, cache_version, error)`` from ``params.json``; ``error`` says what failed.
+
+    The params are their JSON description (values JSON cannot hold are reprs).
+    """
+    data = store.read(f"{set_id}/{PARAMS_FILE}")
+    if data is None:
+        if store.exists(f"{set_id}/{OLD_PARAMS_FILE}"):
+            return (
+                None,
+                None,
+                (
+                    f"params of an older swarm-memo ({OLD_PARAMS_FILE}, a pickle: not loaded, "
+                    "inspection never runs code)"
+                ),
+            )
+        return None, None, f"{PARAMS_FILE} is missing"
+    try:
+        description = json.loads(data)
+        params, version = description["params"], description["cache_version"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return None, None, f"{PARAMS_FILE} is not a params description: {exc!r}"
+    return params, str(version), None
+
+
+def chunk_files(store: Store, set_id: str) -> list[FileEntry]:
+    """The chunk files of a params set, sorted by name."""
+    return visible_files(store, f"{set_id}/chunks", CHUNK_SUFFIX)
+
+
+def peek_meta(store: Store, entry: FileEntry) -> dict[str, Any]:
+    """The JSON meta of a chunk file, its header and size checked (not its checksum).
+
+    Raises
+    ------
+    CorruptChunkError
+        Bad magic, truncated, unreadable meta.
+    UnreadableChunkError
+        A format this swarm-memo does not know.
+    """
+    head = store.read_prefix(entry.key, HEADER_SIZE + _META_GUESS)
+    if head is None:
+        raise CorruptChunkError("the file vanished while being read")
+    header = read_header(head)
+    check_size(header, entry.size)
+    end = HEADER_SIZE + header.meta_length
+    if len(head) < end:
+        head = store.read_prefix(entry.key, end) or b""
+    try:
+        meta = json.loads(head[HEADER_SIZE:end])
+    except ValueError as exc:
+        raise CorruptChunkError(f"unreadable meta block: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CorruptChunkError("unreadable meta block: not a JSON object")
+    return meta
+
+
+@dataclass
+class ChunkFacts:
+    """The chunk files of one params set with their metas (or why each is unreadable)."""
+
+    files: list[FileEntry]
+    metas: list[dict[str, Any]] = field(default_factory=list)
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, store: Store, set_id: str) -> ChunkFacts:
+        facts = cls(chunk_files(store, set_id))
+        for entry in facts.files:
+            try:
+                facts.metas.append(peek_meta(store, entry))
+            except (CorruptChunkError, UnreadableChunkError) as exc:
+                facts.bad.append((entry.path, str(exc)))
+        return facts
+
+    def points(self) -> tuple[int, bool]:
+        """``(distinct points, exact)``: see :mod:`swarm_memo._meta_points`."""
+        counter = PointCounter()
+        for meta in self.metas:
+            counter.add(meta)
+        return counter.total(), counter.exact
 
 
 @dataclass
@@ -55,12 +205,13 @@ class SetSummary:
     """One params set of a cache: what ``swarm-memo ls`` prints."""
 
     set_id: str
-    path: Path
+    path: str
     params: Any
     cache_version: str | None
     params_error: str | None
     chunks: int
     points: int
+    points_exact: bool
     unreadable_chunks: int
     bytes: int
     last_written: float | None
@@ -75,24 +226,20 @@ class SetSummary:
         """Newest chunk mtime, or when the set was created if it has no chunk yet."""
         if self.last_written is not None:
             return self.last_written
-        if self.params_mtime is not None:
-            return self.params_mtime
-        try:
-            return self.path.stat().st_mtime
-        except OSError:
-            return 0.0
+        return self.params_mtime if self.params_mtime is not None else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "digest": self.set_id,
             "short": self.short,
-            "path": str(self.path),
+            "path": self.path,
             "params": to_jsonable(self.params),
             "params_repr": short_repr(self.params, 1000),
             "params_error": self.params_error,
             "cache_version": self.cache_version,
             "chunks": self.chunks,
             "points": self.points,
+            "points_exact": self.points_exact,
             "unreadable_chunks": self.unreadable_chunks,
             "bytes": self.bytes,
             "last_written": iso_time(self.last_written),
@@ -100,169 +247,47 @@ class SetSummary:
         }
 
 
-def check_root(root: str | os.PathLike[str]) -> Path:
-    """The cache root as a path; :class:`InspectError` if it is not an existing folder."""
-    path = Path(root).expanduser()
-    if not path.exists():
-        raise InspectError(f"cache root {str(path)!r} does not exist")
-    if not path.is_dir():
-        raise InspectError(f"cache root {str(path)!r} is not a directory")
-    return path
-
-
-def set_dirs(root: Path) -> list[Path]:
-    """The params-set folders of a cache root, sorted by name."""
-    found = []
-    with os.scandir(root) as entries:
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False) or not _SET_ID.fullmatch(entry.name):
-                continue
-            p = Path(entry.path)
-            if (p / PARAMS_FILE).is_file() or (p / "chunks").is_dir():
-                found.append(p)
-    return sorted(found)
-
-
-def set_id_of(params: Any, cache_version: Any) -> str:
-    """The folder name the library gives a (params, cache_version)."""
-    return params_set_id(encode(params, "params"), cache_version)
-
-
-def read_params(set_dir: Path) -> tuple[Any, str | None, str | None]:
-    """``(params, cache_version, error)`` from ``params.pkl``; ``error`` says what failed."""
-    try:
-        data = (set_dir / PARAMS_FILE).read_bytes()
-    except FileNotFoundError:
-        return None, None, f"{PARAMS_FILE} is missing"
-    except OSError as exc:
-        return None, None, f"{PARAMS_FILE} cannot be read: {exc}"
-    try:
-        payload = pickle.loads(data)
-        params, version = payload["params"], payload["cache_version"]
-    except Exception as exc:  # damaged, or a class of the params cannot be imported here
-        return None, None, f"{PARAMS_FILE} cannot be unpickled: {exc!r}"
-    return params, version, None
-
-
-def visible_files(base: Path, folder: str, suffix: str) -> list[FileEntry]:
-    """Visible files of ``base/folder`` ending in ``suffix`` (what the library lists)."""
-    out = []
-    for name in sorted(LocalStore(base).names(folder, suffix)):
-        path = base / folder / name
-        with contextlib.suppress(OSError):
-            st = path.stat()
-            out.append(FileEntry(path, st.st_size, st.st_mtime))
-    return out
-
-
-def chunk_files(set_dir: Path) -> list[FileEntry]:
-    """The chunk files of a params set, sorted by name."""
-    return visible_files(set_dir, "chunks", CHUNK_SUFFIX)
-
-
-def walk_files(base: Path) -> Iterator[FileEntry]:
-    """Every file below ``base``, hidden ones included (symlinks not followed)."""
-    for dirpath, _dirs, files in os.walk(base):
-        for name in files:
-            full = Path(dirpath) / name
-            with contextlib.suppress(OSError):
-                st = full.lstat()
-                yield FileEntry(full, st.st_size, st.st_mtime)
-
-
-def tree_bytes(base: Path) -> int:
-    """Bytes of every file below ``base``, hidden ones included."""
-    return sum(f.size for f in walk_files(base))
-
-
-def index_records(set_dir: Path) -> dict[str, IndexRecord]:
-    """Every index record of a params set (read-only: segments are never folded here)."""
-    return IndexLog(LocalStore(set_dir), "index").read(fold=False)
-
-
-def _index_points(records: dict[str, IndexRecord], chunk: FileEntry) -> int | None:
-    """Points of a chunk file from its index record, if the record describes that file."""
-    record = records.get(chunk.path.name[: -len(CHUNK_SUFFIX)])
-    if record is None:
-        return None
-    try:
-        with open(chunk.path, "rb") as fh:
-            header = fh.read(HEADER_SIZE)
-    except OSError:
-        return None
-    if not header.startswith(MAGIC) or len(header) < HEADER_SIZE:
-        return None
-    if record.checksum != checksum_of(header):  # the chunk file was replaced since
-        return None
-    if record.digests is not None:
-        return len(record.digests) // DIGEST_SIZE
-    return math.prod(len(values) for values in record.bins)
-
-
-def read_chunk(path: Path) -> ChunkRecord:
-    """Decode one chunk file; :class:`CorruptChunkError` if it cannot be read or decoded."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CorruptChunkError(f"cannot be read: {exc}") from exc
-    return decode_chunk(data)
-
-
-def summarize_set(set_dir: Path) -> SetSummary:
-    """Counts of one params set; points come from the index, else from the chunk file."""
-    params, version, error = read_params(set_dir)
-    chunks = chunk_files(set_dir)
-    points, unreadable = 0, 0
-    records = index_records(set_dir)
-    for chunk in chunks:
-        n = _index_points(records, chunk)
-        if n is None:
-            try:
-                n = len(read_chunk(chunk.path).outputs)
-            except CorruptChunkError:
-                unreadable += 1
-                n = 0
-        points += n
-    try:
-        params_mtime: float | None = (set_dir / PARAMS_FILE).stat().st_mtime
-    except OSError:
-        params_mtime = None
+def summarize_set(store: Store, set_id: str, facts: ChunkFacts | None = None) -> SetSummary:
+    """Counts of one params set, from ``params.json`` and the chunk files' metas."""
+    params, version, error = read_params(store, set_id)
+    facts = facts or ChunkFacts.read(store, set_id)
+    points, exact = facts.points()
+    params_stat = store.stat(f"{set_id}/{PARAMS_FILE}")
     return SetSummary(
-        set_id=set_dir.name,
-        path=set_dir,
+        set_id=set_id,
+        path=store.url(set_id),
         params=params,
         cache_version=version,
         params_error=error,
-        chunks=len(chunks),
+        chunks=len(facts.files),
         points=points,
-        unreadable_chunks=unreadable,
-        bytes=tree_bytes(set_dir),
-        last_written=max((c.mtime for c in chunks), default=None),
-        params_mtime=params_mtime,
+        points_exact=exact,
+        unreadable_chunks=len(facts.bad),
+        bytes=sum(f.size for f in walk_files(store, set_id)),
+        last_written=max((c.mtime for c in facts.files), default=None),
+        params_mtime=None if params_stat is None else params_stat.mtime_ns / 1e9,
     )
 
 
-def list_sets(root: str | os.PathLike[str]) -> list[SetSummary]:
+def list_sets(store: Store) -> list[SetSummary]:
     """Every params set of the cache, most recently written first."""
-    base = check_root(root)
-    summaries = [summarize_set(d) for d in set_dirs(base)]
+    summaries = [summarize_set(store, s) for s in set_ids(store)]
     summaries.sort(key=lambda s: s.set_id)
     summaries.sort(key=lambda s: s.last_activity, reverse=True)
     return summaries
 
 
-def resolve_set(root: str | os.PathLike[str], digest: str) -> Path:
-    """The folder of the params set whose id starts with ``digest`` (a unique prefix)."""
-    base = check_root(root)
+def resolve_set(store: Store, digest: str) -> str:
+    """The id of the params set that starts with ``digest`` (a unique prefix)."""
     prefix = digest.strip().lower()
     if not prefix:
         raise InspectError("empty digest: give a params set digest as printed by `ls`")
-    names = [d.name for d in set_dirs(base)]
+    names = set_ids(store)
     if prefix in names:
-        return base / prefix
+        return prefix
     matches = [n for n in names if n.startswith(prefix)]
     if not matches:
-        raise InspectError(f"no params set matches digest {digest!r} in {str(base)!r}")
+        raise InspectError(f"no params set matches digest {digest!r} in {store.url('')!r}")
     if len(matches) > 1:
         shown = ", ".join(m[: max(len(prefix) + 4, SHORT_DIGEST)] for m in matches[:5])
         more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
@@ -270,7 +295,7 @@ def resolve_set(root: str | os.PathLike[str], digest: str) -> Path:
             f"digest {digest!r} is ambiguous: it matches {len(matches)} params sets "
             f"({shown}{more}); give more characters"
         )
-    return base / matches[0]
+    return matches[0]
 
 
 # --------------------------------------------------------------------------- info
@@ -302,44 +327,28 @@ class SetDetail:
     summary: SetSummary
     axes: list[AxisValues]
     axis_order: tuple[str, ...] | None
-    exact_points: int
-    bad_chunks: list[tuple[Path, str]] = field(default_factory=list)
+    keys_recorded: bool
+    """False when some readable chunk file's meta does not record its chunk key."""
+    bad_chunks: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = self.summary.to_json()
-        out["points"] = self.exact_points
-        out["unreadable_chunks"] = len(self.bad_chunks)
         out["axis_order"] = list(self.axis_order) if self.axis_order is not None else None
         out["axes"] = {
             a.name: {"count": a.count, "values": to_jsonable(a.values)} for a in self.axes
         }
-        out["bad_chunks"] = [{"path": str(p), "reason": r} for p, r in self.bad_chunks]
+        out["keys_recorded"] = self.keys_recorded
+        out["bad_chunks"] = [{"path": p, "reason": r} for p, r in self.bad_chunks]
         return out
 
 
-def describe_set(root: str | os.PathLike[str], digest: str) -> SetDetail:
-    """The params and, per axis, the values stored (decodes every chunk file of the set)."""
-    set_dir = resolve_set(root, digest)
-    summary = summarize_set(set_dir)
-    per_axis: dict[str, dict[bytes, Any]] = {}
-    axis_order: tuple[str, ...] | None = None
-    points = 0
-    bad: list[tuple[Path, str]] = []
-    for chunk in chunk_files(set_dir):
-        try:
-            record = read_chunk(chunk.path)
-        except CorruptChunkError as exc:
-            bad.append((chunk.path, str(exc)))
-            continue
-        points += len(record.outputs)
-        axis_order = tuple(record.axes)
-        for axis, values in record.chunk_key:
-            seen = per_axis.setdefault(axis, {})
-            for value in values:
-                try:
-                    key = encode(value)
-                except Exception:
-                    key = repr(value).encode()
-                seen.setdefault(key, value)
-    axes = [AxisValues(name, sort_values(seen.values())) for name, seen in sorted(per_axis.items())]
-    return SetDetail(summary, axes, axis_order, points, bad)
+def describe_set(store: Store, digest: str) -> SetDetail:
+    """The params and, per axis, the values stored (from the chunk files' metas)."""
+    set_id = resolve_set(store, digest)
+    facts = ChunkFacts.read(store, set_id)
+    summary = summarize_set(store, set_id, facts)
+    per_axis = axis_values(facts.metas)
+    axes = [AxisValues(name, sort_values(values)) for name, values in sorted(per_axis.items())]
+    orders = [tuple(m["axes"]) for m in facts.metas if isinstance(m.get("axes"), list)]
+    recorded = all(isinstance(m.get("key"), list) for m in facts.metas)
+    return SetDetail(summary, axes, orders[-1] if orders else None, recorded, facts.bad)

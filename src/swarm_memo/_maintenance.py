@@ -1,64 +1,58 @@
-"""Checking and cleaning a cache directory: ``swarm-memo verify`` and ``swarm-memo gc``.
+"""Checking and cleaning a cache: ``swarm-memo verify`` and ``swarm-memo gc``.
 
-Works on the files alone, like :mod:`swarm_memo._inspect` (which it reads the cache
-with). :func:`verify_cache` reports damaged files but does not move them to the
-quarantine (a run does that); nothing here modifies a cache except :func:`run_gc`.
+Works on the files alone, through the cache's store, like :mod:`swarm_memo._inspect`
+(which it reads the cache with). :func:`verify_cache` reports damaged files but neither
+moves them to the quarantine (a run does that) nor unpickles anything: it checks each
+chunk file's header, size, checksum and JSON meta. Nothing here modifies a cache except
+:func:`run_gc`, which deletes through the store: it never follows a symlink out of the
+cache root (the store refuses, and the refusal is reported).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, PARAMS_FILE, QUARANTINE
-from ._hashing import encode
+from ._cache import PARAMS_FILE, QUARANTINE
+from ._codec import read_meta
 from ._inspect import (
     FileEntry,
     SetSummary,
-    check_root,
     chunk_files,
-    index_records,
-    read_chunk,
     read_params,
     resolve_set,
-    set_dirs,
-    set_id_of,
+    set_ids,
     summarize_set,
+    temp_entries,
     walk_files,
 )
-from ._store import TEMP_GRACE_SECONDS, TEMP_SUFFIX
+from ._store import TEMP_GRACE_SECONDS, TEMP_NAME, Store
 from ._textfmt import InspectError
-from .errors import CorruptChunkError
-
-# ``.<name>.<uuid12>.<pid>.tmp``: what ``_store.atomic_write`` leaves when its writer dies.
-_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.[0-9]+" + re.escape(TEMP_SUFFIX))
+from .errors import CorruptChunkError, UnreadableChunkError
 
 # --------------------------------------------------------------------------- verify
 
 
 @dataclass
 class Problem:
-    """A file that is wrong, and why."""
+    """A file that is wrong (or worth a note), and why."""
 
-    path: Path
+    path: str
     reason: str
     set_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "reason": self.reason, "set": self.set_id}
+        return {"path": self.path, "reason": self.reason, "set": self.set_id}
 
 
 @dataclass
 class VerifyReport:
     """What ``swarm-memo verify`` found. ``ok`` is false iff there is a problem."""
 
-    root: Path
+    root: str
+    quarantine_path: str
     sets: int = 0
     chunks_checked: int = 0
     chunks_ok: int = 0
@@ -74,7 +68,7 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "root": str(self.root),
+            "root": self.root,
             "ok": self.ok,
             "sets": self.sets,
             "chunks_checked": self.chunks_checked,
@@ -86,102 +80,73 @@ class VerifyReport:
         }
 
 
-def quarantined_files(root: Path) -> list[FileEntry]:
+def quarantined_files(store: Store) -> list[FileEntry]:
     """Files moved aside to ``.quarantine`` (by runs that found them damaged)."""
-    return sorted(walk_files(root / QUARANTINE), key=lambda f: f.path)
+    return sorted(walk_files(store, QUARANTINE), key=lambda f: f.key)
 
 
-def temp_files(root: Path, *, exclude: Sequence[Path] = ()) -> list[FileEntry]:
+def all_temp_files(store: Store, *, exclude: Sequence[str] = ()) -> list[FileEntry]:
     """Temp files left by killed writers anywhere in the cache (not in the quarantine)."""
-    skip = {root / QUARANTINE, *exclude}
-    found = []
-    for dirpath, dirs, files in os.walk(root):
-        here = Path(dirpath)
-        dirs[:] = [d for d in dirs if here / d not in skip]
-        for name in files:
-            if _TEMP_NAME.fullmatch(name):
-                with contextlib.suppress(OSError):
-                    st = (here / name).lstat()
-                    found.append(FileEntry(here / name, st.st_size, st.st_mtime))
-    return sorted(found, key=lambda f: f.path)
+    found: list[FileEntry] = []
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        found.extend(e for e in temp_entries(store, prefix) if TEMP_NAME.fullmatch(e.key_name))
+        for folder in store.folders(prefix):
+            key = f"{prefix}/{folder}" if prefix else folder
+            if key not in exclude:
+                pending.append(key)
+    return sorted(found, key=lambda f: f.key)
 
 
-def _params_encoding(set_dir: Path, report: VerifyReport) -> tuple[bytes | None, Any]:
-    """``(encoding of the params, cache_version)`` from ``params.pkl``; reports problems.
-
-    The encoding is ``None`` when ``params.pkl`` is unusable: chunks are then checked
-    against the folder name.
-    """
-    set_id = set_dir.name
-    params, version, error = read_params(set_dir)
-    if error is not None:
-        report.problems.append(Problem(set_dir / PARAMS_FILE, error, set_id))
-        return None, version
+def _chunk_problem(
+    store: Store, entry: FileEntry, set_id: str, version: str | None
+) -> tuple[str | None, str | None]:
+    """``(problem, note)`` about one chunk file; both None when it is fine."""
+    data = store.read(entry.key)
+    if data is None:
+        return None, "the file vanished while being checked"
     try:
-        expected = encode(params, "params")
-        if set_id_of(params, version) != set_id:
-            report.problems.append(
-                Problem(
-                    set_dir / PARAMS_FILE,
-                    "params and cache_version in params.pkl do not match the folder name",
-                    set_id,
-                )
-            )
-    except Exception as exc:
-        report.problems.append(
-            Problem(set_dir / PARAMS_FILE, f"params cannot be encoded: {exc}", set_id)
-        )
-        return None, version
-    return expected, version
-
-
-def _chunk_problem(path: Path, set_id: str, expected: bytes | None, version: Any) -> str | None:
-    """Why the chunk file at ``path`` is wrong, or ``None`` when it is fine."""
-    try:
-        record = read_chunk(path)
-        if expected is not None:
-            same = record.cache_version == version and encode(record.params) == expected
-            where = "params.pkl"
-        else:  # no usable params.pkl: check the chunk against the folder name
-            same = set_id_of(record.params, record.cache_version) == set_id
-            where = "the params set (folder name)"
-        if not same:
-            raise CorruptChunkError(f"its params or cache_version differ from {where}")
+        _header, meta = read_meta(data)
+    except UnreadableChunkError as exc:
+        return None, f"unreadable here (left in place): {exc}"
     except CorruptChunkError as exc:
-        return str(exc)
-    except Exception as exc:  # e.g. params that no longer encode
-        return f"cannot be checked: {exc!r}"
-    return None
-
-
-def _verify_set(set_dir: Path, report: VerifyReport) -> None:
-    set_id = set_dir.name
-    expected, version = _params_encoding(set_dir, report)
-    for chunk in chunk_files(set_dir):
-        report.chunks_checked += 1
-        reason = _chunk_problem(chunk.path, set_id, expected, version)
-        if reason is not None:
-            report.problems.append(Problem(chunk.path, reason, set_id))
-        else:
-            report.chunks_ok += 1
-    stored = {c.path.name[: -len(CHUNK_SUFFIX)] for c in chunk_files(set_dir)}
-    for name in sorted(set(index_records(set_dir)) - stored):
-        report.notes.append(
-            Problem(
-                set_dir / "index", f"index record of {name} without a chunk file (ignored)", set_id
-            )
+        return str(exc), None
+    if meta.get("set") != set_id:
+        return f"it belongs to params set {meta.get('set')!r}, not to this folder", None
+    if version is not None and meta.get("cache_version") != version:
+        return (
+            f"its cache_version {meta.get('cache_version')!r} differs from {PARAMS_FILE} "
+            f"({version!r})",
+            None,
         )
+    return None, None
 
 
-def verify_cache(root: str | os.PathLike[str]) -> VerifyReport:
-    """Check every chunk file: readable, magic, format version, checksum, decodes, params."""
-    base = check_root(root)
-    report = VerifyReport(base)
-    for set_dir in set_dirs(base):
+def _verify_set(store: Store, set_id: str, report: VerifyReport) -> None:
+    _params, version, error = read_params(store, set_id)
+    if error is not None:
+        target = report.notes if "missing" in error or "older" in error else report.problems
+        target.append(Problem(store.url(f"{set_id}/{PARAMS_FILE}"), error, set_id))
+    for entry in chunk_files(store, set_id):
+        report.chunks_checked += 1
+        problem, note = _chunk_problem(store, entry, set_id, version)
+        if problem is not None:
+            report.problems.append(Problem(entry.path, problem, set_id))
+            continue
+        if note is not None:
+            report.notes.append(Problem(entry.path, note, set_id))
+        report.chunks_ok += 1
+
+
+def verify_cache(store: Store) -> VerifyReport:
+    """Check every chunk file: header, format, size, checksum, meta, params set."""
+    report = VerifyReport(store.url(""), store.url(QUARANTINE))
+    for set_id in set_ids(store):
         report.sets += 1
-        _verify_set(set_dir, report)
-    report.quarantined = quarantined_files(base)
-    report.temp_files = temp_files(base)
+        _verify_set(store, set_id, report)
+    report.quarantined = quarantined_files(store)
+    report.temp_files = all_temp_files(store, exclude=[QUARANTINE])
     return report
 
 
@@ -192,11 +157,11 @@ def verify_cache(root: str | os.PathLike[str]) -> VerifyReport:
 class GcPlan:
     """What ``swarm-memo gc`` removes: whole params sets, stale temp files, the quarantine."""
 
-    root: Path
+    root: str
     sets: list[SetSummary] = field(default_factory=list)
     temp_files: list[FileEntry] = field(default_factory=list)
     quarantine: list[FileEntry] = field(default_factory=list)
-    quarantine_dir: Path | None = None
+    quarantine_dir: str | None = None
     planned_at: float = field(default_factory=time.time)
 
     @property
@@ -213,14 +178,14 @@ class GcPlan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "root": str(self.root),
+            "root": self.root,
             "sets": [s.to_json() for s in self.sets],
             "temp_files": [f.to_json(self.planned_at) for f in self.temp_files],
             "quarantine": (
                 None
                 if self.quarantine_dir is None
                 else {
-                    "path": str(self.quarantine_dir),
+                    "path": self.quarantine_dir,
                     "files": len(self.quarantine),
                     "bytes": sum(f.size for f in self.quarantine),
                 }
@@ -239,7 +204,7 @@ class GcResult:
 
 
 def plan_gc(
-    root: str | os.PathLike[str],
+    store: Store,
     *,
     params: Sequence[str] = (),
     older_than: float | None = None,
@@ -255,66 +220,56 @@ def plan_gc(
     - temp files older than ``temp_grace`` are always removed (outside removed sets);
     - ``quarantine``: also remove the ``.quarantine`` folder.
     """
-    base = check_root(root)
     now = time.time() if now is None else now
     if older_than is not None and older_than < 0:
         raise InspectError("the age given to --older-than must not be negative")
-    chosen = [resolve_set(base, d) for d in params]
-    candidates = sorted(set(chosen)) if params else set_dirs(base)
-    plan = GcPlan(base, planned_at=now)
+    chosen = sorted({resolve_set(store, d) for d in params})
+    candidates = chosen if params else set_ids(store)
+    plan = GcPlan(store.url(""), planned_at=now)
     if params or older_than is not None:
-        for set_dir in candidates:
-            summary = summarize_set(set_dir)
+        for set_id in candidates:
+            summary = summarize_set(store, set_id)
             if older_than is None or summary.last_activity < now - older_than:
                 plan.sets.append(summary)
-    removed_dirs = [s.path for s in plan.sets]
+    removed = [QUARANTINE, *(s.set_id for s in plan.sets)]
     plan.temp_files = [
-        f for f in temp_files(base, exclude=removed_dirs) if f.mtime < now - temp_grace
+        f for f in all_temp_files(store, exclude=removed) if f.mtime < now - temp_grace
     ]
-    if quarantine and (base / QUARANTINE).is_dir():
-        plan.quarantine_dir = base / QUARANTINE
-        plan.quarantine = quarantined_files(base)
+    if quarantine:
+        plan.quarantine = quarantined_files(store)
+        if plan.quarantine:
+            plan.quarantine_dir = store.url(QUARANTINE)
     return plan
 
 
-def _remove_file(path: Path, size: int | None, result: GcResult) -> None:
-    """Unlink ``path`` and count ``size`` (its ``lstat`` size when ``None``) as freed."""
+def _remove(store: Store, entry: FileEntry, result: GcResult) -> None:
     try:
-        if size is None:
-            size = path.lstat().st_size
-        path.unlink()
-    except FileNotFoundError:
+        store.delete(entry.key)
+    except OSError as exc:  # StoreError (a symlink on the way), permissions
+        result.errors.append(f"could not remove {entry.path}: {exc}")
         return
-    except OSError as exc:
-        result.errors.append(f"could not remove {path}: {exc}")
-        return
-    result.removed_bytes += size
+    result.removed_bytes += entry.size
     result.removed_files += 1
 
 
-def _remove_tree(base: Path, result: GcResult) -> None:
-    for dirpath, dirs, files in os.walk(base, topdown=False):
-        here = Path(dirpath)
-        for name in files:
-            _remove_file(here / name, None, result)
-        for name in dirs:
-            with contextlib.suppress(OSError):  # symlinked dirs, or someone wrote meanwhile
-                (here / name).rmdir()
+def _remove_tree(store: Store, prefix: str, result: GcResult) -> None:
+    for entry in list(walk_files(store, prefix)):
+        _remove(store, entry, result)
     try:
-        base.rmdir()
-    except FileNotFoundError:
-        pass
+        store.prune(prefix)
     except OSError as exc:
-        result.errors.append(f"could not remove folder {base}: {exc}")
+        result.errors.append(f"could not remove folder {store.url(prefix)}: {exc}")
 
 
-def run_gc(plan: GcPlan) -> GcResult:
+def run_gc(store: Store, plan: GcPlan) -> GcResult:
     """Remove what ``plan`` lists; errors (a file in use, permissions) are collected."""
     result = GcResult()
     for summary in plan.sets:
-        _remove_tree(summary.path, result)
+        _remove_tree(store, summary.set_id, result)
     for entry in plan.temp_files:
-        _remove_file(entry.path, entry.size, result)
+        _remove(store, entry, result)
     if plan.quarantine_dir is not None:
-        _remove_tree(plan.quarantine_dir, result)
+        for entry in plan.quarantine:
+            _remove(store, entry, result)
+        store.prune(QUARANTINE)
     return result

@@ -359,6 +359,7 @@ class _Run:
         if not good:
             return None
         all_digests = job.digests or plan.point_digests(chunk, job.points)
+        digests = [all_digests[i] for i in good]
         record = ChunkRecord(
             pset.set_id,
             pset.cache_version,
@@ -368,8 +369,9 @@ class _Run:
             [job.outputs[i] for i in good],
             partial=True,
             code=plan.code,
+            point_digests=digests,
         )
-        return record, [all_digests[i] for i in good]
+        return record, digests
 
     def _store(self, job: ChunkJob) -> None:
         """Hand a finished chunk to the writer; its claim is released once it is on disk."""

@@ -1,125 +1,97 @@
-"""A byte store on any fsspec file system: ``memory://``, ``s3://``, ``gcs://``, ...
+"""Opening a ``cache_root``: a local path, a ``file://`` URL, or any other URL.
 
-Object stores have no rename, so nothing is staged under a temp name: a chunk file is
-written by one ``pipe`` (a single PUT on S3-like stores, which readers see whole or not
-at all) from the driver process only; workers never touch the store. Claims need file
-locks, which object stores lack: processes sharing a remote cache stay correct (every
-write is whole and self-checking) but may compute the same chunk twice.
+:func:`open_store` parses the scheme of the ``cache_root`` (``C:\\data`` is a Windows path,
+not a URL of scheme ``c``): no scheme or ``file`` gives a :class:`~swarm_memo._store.LocalStore`;
+a scheme registered with :func:`register_store` gives what its factory builds; any other
+scheme an :class:`~swarm_memo._fsspec_store.FsspecStore` (``memory://``, ``s3://``, ...).
 """
 
 from __future__ import annotations
 
-import contextlib
-import posixpath
+import os
+import re
+from collections.abc import Callable
 from typing import Any
 
-from ._store import FileStat, Store
-from .errors import SpecError
+from ._store import LocalStore, Store
+from .errors import SpecError, SpecTypeError
+
+StoreFactory = Callable[[str, dict[str, Any] | None], Store]
+"""Builds a store from a URL (scheme included) and the user's ``storage_options``."""
+
+_FACTORIES: dict[str, StoreFactory] = {}
+_SCHEME_TEXT = r"[A-Za-z][A-Za-z0-9+.\-]*"
+_SCHEME = re.compile(rf"({_SCHEME_TEXT})://")
 
 
-class FsspecStore:
-    """Files under a root URL of an fsspec file system, by ``/``-separated keys."""
+def register_store(scheme: str, factory: StoreFactory) -> None:
+    """Open every ``cache_root`` of ``scheme`` with ``factory(url, storage_options)``.
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
-        import fsspec
+    Schemes without a registered factory go to fsspec; ``file`` is always the local store.
 
-        fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-        self.fs = fs
-        self.root = root.rstrip("/")
-        self._url = url.rstrip("/")
+    Parameters
+    ----------
+    scheme
+        A URL scheme such as ``"s3"`` (case-insensitive).
+    factory
+        Called with the whole URL and the ``storage_options`` given to ``SwarmMemo``.
 
-    def __repr__(self) -> str:
-        return f"FsspecStore({self._url!r})"
-
-    def _path(self, key: str) -> str:
-        return posixpath.join(self.root, key) if key else self.root
-
-    def url(self, key: str) -> str:
-        return posixpath.join(self._url, key)
-
-    def read(self, key: str) -> bytes | None:
-        try:
-            data: bytes = self.fs.cat_file(self._path(key))
-        except FileNotFoundError:
-            return None
-        return data
-
-    def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
-        path = self._path(key)
-        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self.fs.pipe_file(path, data)
-
-    def write_if_absent(self, key: str, data: bytes) -> bool:
-        if self.exists(key):
-            return False
-        self.write(key, data)
-        return True
-
-    def read_prefix(self, key: str, size: int) -> bytes | None:
-        try:
-            data: bytes = self.fs.cat_file(self._path(key), start=0, end=size)
-        except FileNotFoundError:
-            return None
-        return data
-
-    def stat(self, key: str) -> FileStat | None:
-        try:
-            info = self.fs.info(self._path(key))
-        except FileNotFoundError:
-            return None
-        size = int(info.get("size") or 0)
-        token = str(
-            info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("created")
-        )
-        return FileStat(size, 0, f"{token}-{size}")
-
-    def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self._path(key)))
-
-    def names(self, prefix: str, suffix: str = "") -> list[str]:
-        path = self._path(prefix)
-        self.fs.invalidate_cache(path)  # other processes write here too
-        try:
-            entries = self.fs.ls(path, detail=True)
-        except FileNotFoundError:
-            return []
-        names = []
-        for entry in entries:
-            name = posixpath.basename(entry["name"].rstrip("/"))
-            if entry.get("type") == "file" and not name.startswith(".") and name.endswith(suffix):
-                names.append(name)
-        return names
-
-    def move(self, src: str, dst: str) -> None:
-        self.fs.mv(self._path(src), self._path(dst))
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self._path(key))
-
-    def clean_temp(self, prefix: str, grace_seconds: float = 0.0) -> int:
-        return 0  # writes are single PUTs: there are never temp files
-
-    def lock_path(self, key: str) -> str | None:
-        return None
-
-    def init_root(self) -> None:
-        self.fs.makedirs(self.root, exist_ok=True)
+    Raises
+    ------
+    SpecError
+        ``scheme`` is not a URL scheme, or is ``file``.
+    """
+    if not isinstance(scheme, str) or not re.fullmatch(_SCHEME_TEXT, scheme) or len(scheme) < 2:
+        raise SpecError(f"a store scheme must be a URL scheme like 's3'; got {scheme!r}")
+    if scheme.lower() == "file":
+        raise SpecError("the 'file' scheme is always the local store; it cannot be replaced")
+    if not callable(factory):
+        raise SpecTypeError(f"a store factory must be callable; got {factory!r}")
+    _FACTORIES[scheme.lower()] = factory
 
 
-def open_store(cache_root: Any, storage_options: dict[str, Any] | None = None) -> Store:
-    """A LocalStore for paths and ``file://`` URLs, an FsspecStore for other URLs."""
-    from ._store import LocalStore
+def unregister_store(scheme: str) -> None:
+    """Forget the factory of ``scheme`` (its URLs go to fsspec again)."""
+    _FACTORIES.pop(scheme.lower(), None)
 
-    text = str(cache_root)
-    if "://" not in text:
+
+def split_scheme(location: str) -> tuple[str | None, str]:
+    """``(scheme, rest)`` of a URL, ``(None, location)`` for a local path.
+
+    A scheme needs ``://`` and at least two characters, so ``C:\\data`` and ``C://data``
+    (Windows drive letters) are local paths.
+    """
+    match = _SCHEME.match(location)
+    if match is None or len(match.group(1)) < 2:
+        return None, location
+    return match.group(1).lower(), location[match.end() :]
+
+
+def open_store(
+    cache_root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> Store:
+    """The store of a ``cache_root``: a local path, a ``file://`` URL or another URL.
+
+    Raises
+    ------
+    SpecError
+        ``storage_options`` given with a local ``cache_root``; a local ``cache_root`` that
+        is a file or a dangling symlink.
+    """
+    text = os.fspath(cache_root)
+    if not isinstance(text, str):
+        raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
+    scheme, rest = split_scheme(text)
+    if scheme is None or scheme == "file":
         if storage_options:
             raise SpecError(
-                f"storage_options only apply to a URL cache_root (s3://..., memory://...); "
+                "storage_options only apply to a URL cache_root (s3://..., memory://...); "
                 f"cache_root {text!r} is a local path"
             )
-        return LocalStore(cache_root)
-    protocol, _, rest = text.partition("://")
-    if protocol == "file" and not storage_options:
-        return LocalStore(rest)  # keeps atomic renames and claims
+        return LocalStore(rest if scheme == "file" else cache_root)
+    factory = _FACTORIES.get(scheme)
+    if factory is not None:
+        return factory(text, storage_options)
+    from ._fsspec_store import FsspecStore
+
     return FsspecStore(text, storage_options)

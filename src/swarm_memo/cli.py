@@ -1,8 +1,11 @@
-"""The ``swarm-memo`` command: list, describe, verify and clean a cache directory.
+"""The ``swarm-memo`` command: list, describe, verify and clean a cache.
 
 A thin click layer over :mod:`swarm_memo._inspect` (reading a cache),
 :mod:`swarm_memo._maintenance` (verify, gc) and :mod:`swarm_memo._textfmt` (formatting),
-which hold the logic. User errors (missing cache root, unknown or ambiguous digest, bad
+which hold the logic. Every command goes through the cache's store, so a local folder,
+an ``s3://`` or a ``memory://`` URL work alike (``--storage-options`` passes credentials
+or an endpoint to fsspec). ``ls``, ``info`` and ``verify`` modify nothing and never
+unpickle anything. User errors (missing cache root, unknown or ambiguous digest, bad
 ``--older-than``) print one line on stderr and exit with code 2; ``verify`` exits with 1
 when it finds a damaged file.
 """
@@ -18,8 +21,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ._inspect import SetSummary, describe_set, list_sets
+from ._inspect import SetSummary, describe_set, list_sets, open_cache
 from ._maintenance import GcPlan, plan_gc, run_gc, verify_cache
+from ._store import Store
 from ._textfmt import (
     InspectError,
     abbreviate,
@@ -30,16 +34,38 @@ from ._textfmt import (
     short_repr,
 )
 from ._version import __version__
+from .errors import SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
-_ROOT = click.argument("cache_root", metavar="CACHE_ROOT", type=click.Path(path_type=str))
+_ROOT = click.argument("cache_root", metavar="CACHE_ROOT", type=str)
 _JSON = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON on stdout instead of text."
 )
+_OPTIONS = click.option(
+    "--storage-options",
+    "storage_options",
+    metavar="JSON",
+    default=None,
+    help="fsspec options of a URL cache root, as a JSON object "
+    '(e.g. \'{"endpoint_url": "http://localhost:9000"}\').',
+)
+
+
+def _open(cache_root: str, storage_options: str | None) -> Store:
+    """The cache's store; the options are parsed from JSON."""
+    options: Any = None
+    if storage_options is not None:
+        try:
+            options = json.loads(storage_options)
+        except ValueError as exc:
+            raise InspectError(f"--storage-options is not valid JSON: {exc}") from None
+        if not isinstance(options, dict):
+            raise InspectError(f"--storage-options must be a JSON object; got {storage_options!r}")
+    return open_cache(cache_root, options)
 
 
 def _errors_to_exit(fn: F) -> F:
@@ -49,7 +75,7 @@ def _errors_to_exit(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (InspectError, OSError) as exc:
+        except (InspectError, SpecError, OSError) as exc:
             click.echo(f"swarm-memo: error: {exc}", err=True)
             raise click.exceptions.Exit(EXIT_USAGE) from None
 
@@ -63,9 +89,11 @@ def _print_json(data: Any) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="swarm-memo")
 def cli() -> None:
-    """Inspect and clean a swarm-memo cache directory.
+    """Inspect and clean a swarm-memo cache.
 
-    CACHE_ROOT is the folder given to SwarmMemo(cache_root=...). A params set is named by
+    CACHE_ROOT is the folder or URL given to SwarmMemo(cache_root=...); for a URL
+    (s3://..., memory://...), --storage-options passes what SwarmMemo's storage_options
+    did. A params set is named by
     its digest; any unique prefix of it (as printed by `ls`) is accepted.
     """
 
@@ -93,15 +121,16 @@ def _params_text(summary: SetSummary, width: int) -> str:
 
 @cli.command("ls")
 @_ROOT
+@_OPTIONS
 @_JSON
 @_errors_to_exit
-def ls_command(cache_root: str, as_json: bool) -> None:
+def ls_command(cache_root: str, storage_options: str | None, as_json: bool) -> None:
     """List the params sets of CACHE_ROOT, most recently written first.
 
     One row per set: short digest, chunk files, points, bytes on disk, time of the newest
     chunk file, cache version and params (abbreviated).
     """
-    summaries = list_sets(cache_root)
+    summaries = list_sets(_open(cache_root, storage_options))
     if as_json:
         _print_json([s.to_json() for s in summaries])
         return
@@ -114,7 +143,7 @@ def ls_command(cache_root: str, as_json: bool) -> None:
             [
                 s.short,
                 str(s.chunks),
-                str(s.points),
+                f"{s.points}" if s.points_exact else f"~{s.points}",
                 format_bytes(s.bytes),
                 iso_time(s.last_written) or "-",
                 abbreviate(str(s.cache_version), 20) if s.params_error is None else "?",
@@ -139,25 +168,26 @@ def ls_command(cache_root: str, as_json: bool) -> None:
 @cli.command("info")
 @_ROOT
 @click.argument("digest")
+@_OPTIONS
 @_JSON
 @_errors_to_exit
-def info_command(cache_root: str, digest: str, as_json: bool) -> None:
+def info_command(cache_root: str, digest: str, storage_options: str | None, as_json: bool) -> None:
     """Show one params set: its params in full and the values stored per axis.
 
-    DIGEST is the set's digest or any unique prefix of it. Reads every chunk file of the
-    set (the axis values live in the chunk keys).
+    DIGEST is the set's digest or any unique prefix of it. Reads the meta block of every
+    chunk file of the set (never the pickled outputs).
     """
-    detail = describe_set(cache_root, digest)
+    detail = describe_set(_open(cache_root, storage_options), digest)
     if as_json:
         _print_json(detail.to_json())
         return
     s = detail.summary
     fields = [
         ("params set", s.set_id),
-        ("path", str(s.path)),
+        ("path", s.path),
         ("cache version", str(s.cache_version) if s.params_error is None else "?"),
         ("chunks", str(s.chunks)),
-        ("points", str(detail.exact_points)),
+        ("points", str(s.points) + ("" if s.points_exact else " (or fewer)")),
         ("bytes", f"{s.bytes} ({format_bytes(s.bytes)})"),
         ("last written", iso_time(s.last_written) or "-"),
     ]
@@ -172,7 +202,9 @@ def info_command(cache_root: str, digest: str, as_json: bool) -> None:
         for line in pprint.pformat(s.params, width=96, sort_dicts=True).splitlines():
             click.echo(f"  {line}")
     click.echo("axes:")
-    if not detail.axes:
+    if not detail.keys_recorded:
+        click.echo("  (some chunk files do not record their axis values: older format)")
+    elif not detail.axes:
         click.echo("  (no readable chunk file)")
     name_width = max((len(a.name) for a in detail.axes), default=0)
     for axis in detail.axes:
@@ -186,17 +218,19 @@ def info_command(cache_root: str, digest: str, as_json: bool) -> None:
 
 @cli.command("verify")
 @_ROOT
+@_OPTIONS
 @_JSON
 @_errors_to_exit
-def verify_command(cache_root: str, as_json: bool) -> None:
+def verify_command(cache_root: str, storage_options: str | None, as_json: bool) -> None:
     """Check every chunk file of CACHE_ROOT and report each damaged one.
 
-    Checks that each file is readable, has the right magic and format version, that its
-    checksum holds, that it decodes and that its params match the set's params.pkl.
-    Nothing is modified. Quarantined and leftover temp files are listed for information.
+    Checks that each file is readable, has the right magic, size and checksum, that its
+    meta is readable and names the params set of its folder and the cache version of the
+    set's params.json. Nothing is modified and nothing is unpickled. Files written by a
+    newer swarm-memo, quarantined and leftover temp files are listed for information.
     Exit code: 0 if every file is fine, 1 otherwise.
     """
-    report = verify_cache(cache_root)
+    report = verify_cache(_open(cache_root, storage_options))
     if as_json:
         _print_json(report.to_json())
     else:
@@ -208,7 +242,7 @@ def verify_command(cache_root: str, as_json: bool) -> None:
             size = sum(f.size for f in report.quarantined)
             click.echo(
                 f"info: {len(report.quarantined)} quarantined file(s) ({format_bytes(size)}) "
-                f"in {report.root / '.quarantine'}; `swarm-memo gc --quarantine` removes them"
+                f"in {report.quarantine_path}; `swarm-memo gc --quarantine` removes them"
             )
         if report.temp_files:
             click.echo(
@@ -267,6 +301,7 @@ def _describe_plan(plan: GcPlan, verb: str) -> None:
 @click.option(
     "--quarantine", is_flag=True, help="Also remove the .quarantine folder (damaged files)."
 )
+@_OPTIONS
 @_JSON
 @_errors_to_exit
 def gc_command(
@@ -275,6 +310,7 @@ def gc_command(
     digests: tuple[str, ...],
     dry_run: bool,
     quarantine: bool,
+    storage_options: str | None,
     as_json: bool,
 ) -> None:
     """Remove params sets and stale leftovers from CACHE_ROOT.
@@ -287,12 +323,13 @@ def gc_command(
         age = None if older_than is None else parse_duration(older_than)
     except InspectError as exc:
         raise InspectError(f"--older-than: {exc}") from None
-    plan = plan_gc(cache_root, params=digests, older_than=age, quarantine=quarantine)
+    store = _open(cache_root, storage_options)
+    plan = plan_gc(store, params=digests, older_than=age, quarantine=quarantine)
     if as_json:
         out = plan.to_json()
         out["dry_run"] = dry_run
         if not dry_run:
-            result = run_gc(plan)
+            result = run_gc(store, plan)
             out["removed_bytes"] = result.removed_bytes
             out["removed_files"] = result.removed_files
             out["errors"] = result.errors
@@ -308,7 +345,7 @@ def gc_command(
         )
         return
     _describe_plan(plan, "removing")
-    result = run_gc(plan)
+    result = run_gc(store, plan)
     for error in result.errors:
         click.echo(f"swarm-memo: warning: {error}", err=True)
     click.echo(

@@ -365,3 +365,41 @@ def test_cache_copied_elsewhere_keeps_serving(tmp_path, counting):
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     _, diag = memo_at(tmp_path / "b", counting).run({}, {"x": [1, 2]})
     assert diag.executed_points == 0
+
+
+def test_compact_rewrites_inserts_and_rebins_into_the_current_layout(tmp_path, counting):
+    values = list(range(0, 40, 2))
+    memo_at(tmp_path, counting).run({}, {"x": values})
+    for inserted in (5, 13, 27):  # single-value inserts mid-axis: new files each time
+        values = sorted([*values, inserted])
+        memo_at(tmp_path, counting).run({}, {"x": values})
+    rebinned = SwarmMemo(tmp_path, {"x": 7}, 2, exec_fn=counting, max_workers=1, verbose=0)
+    rebinned.run({}, {"x": values})
+    assert len(list(tmp_path.glob("*/chunks/*.chunk"))) > 4
+    computed = counting.count()
+    report = rebinned.compact({}, {"x": values})
+    assert (report.stored_points, report.missing_points) == (len(values), 0)
+    assert len(list(tmp_path.glob("*/chunks/*.chunk"))) == 4  # ceil(23 / 7) chunk files
+    output, diag = rebinned.run({}, {"x": values})
+    assert output == [expected_output({}, (x,)) for x in values]
+    assert (diag.cached_chunks, diag.reused_points, counting.count()) == (4, 0, computed)
+    other = memo_at(tmp_path, counting)  # another binning still finds every point
+    assert other.load({}, {"x": values}, strict=True)[0] == output
+
+
+def test_compact_keeps_files_holding_points_outside_the_request(tmp_path, counting):
+    memo_at(tmp_path, counting).run({}, {"x": [1, 2, 3, 4]})
+    SwarmMemo(tmp_path, {"x": 3}, 2, exec_fn=counting, max_workers=1, verbose=0).compact(
+        {}, {"x": [1, 2]}
+    )
+    assert memo_at(tmp_path, counting).load({}, {"x": [1, 2, 3, 4]}, strict=True)
+    assert counting.count() == 4
+
+
+def test_clear_forgets_one_params_set_only(tmp_path, counting):
+    memo = memo_at(tmp_path, counting)
+    memo.run({"a": 1}, {"x": [1, 2, 3]})
+    memo.run({"a": 2}, {"x": [1, 2, 3]})
+    assert memo.clear({"a": 1}) == 2
+    assert memo.status({"a": 1}, {"x": [1, 2, 3]}).missing_points == 3
+    assert memo.status({"a": 2}, {"x": [1, 2, 3]}).complete

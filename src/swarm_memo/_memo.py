@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._compact import CompactReport, clear_set, compact
 from ._config import (
     DEFAULT_CLAIM_TIMEOUT,
     DEFAULT_GRACE_SECONDS,
@@ -263,6 +264,22 @@ class SwarmMemo:
     def streaming_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., Diagnostics]]:
         """Decorator like :meth:`run_wrap` that runs :meth:`run_streaming`."""
         return lambda fn: make_wrapper(self._requests(), fn, streaming=True)
+
+    def clear(self, params: Params) -> int:
+        """Forget every stored result of ``params`` (under this memo's cache_version);
+        return how many chunk files were removed."""
+        plan = self._requests().plan(params, {a: [] for a in self.axis_order}, writable=True)
+        return clear_set(plan.pset)
+
+    def compact(self, params: Params, split_spec: SplitSpec) -> CompactReport:
+        """Rewrite the stored points of a request into exactly this memo's chunk files,
+        then remove the files of ``params`` whose points are all stored in those.
+
+        After inserts and rebinning, points sit in many overlapping files; compacting
+        leaves one file per chunk of the current layout. Nothing is executed or lost:
+        a file is removed only when every one of its points is stored elsewhere.
+        """
+        return compact(self._requests().plan(params, split_spec, writable=True))
 
     def close(self) -> None:
         """Shut down worker pools this memo started (also done at interpreter exit)."""

@@ -24,6 +24,7 @@ def main() -> None:
         exec_fn=CountingExec(Path(log), sleep=float(sleep)),
         max_workers=int(workers),
         verbose=0,
+        on_code_change="ignore",  # each process logs to its own file: other instance state
     )
     spec = {"x": list(range(int(points)))}
     if stream:

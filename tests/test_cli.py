@@ -579,8 +579,8 @@ class RunsCode:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        return (open, (str(self.marker), "w"))
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (Path.touch, (self.marker,))
 
 
 def crafted_chunk(set_id: str, body: bytes) -> bytes:

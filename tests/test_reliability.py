@@ -25,7 +25,8 @@ def chunk_files(root: Path) -> list[Path]:
 
 
 def make(root: Path, counting: CountingExec, **kwargs) -> SwarmMemo:
-    options = {"exec_fn": counting, "max_workers": 1, "verbose": 0}
+    # Processes count calls in their own log files: the same code, other instance state.
+    options = {"exec_fn": counting, "max_workers": 1, "verbose": 0, "on_code_change": "ignore"}
     options.update(kwargs)
     return SwarmMemo(root, {"x": 4}, 2, **options)
 
@@ -190,7 +191,15 @@ def wait_for_chunks(root: Path, count: int, timeout: float = 60) -> None:
 
 def rerun_counts(tmp_path: Path, points: int) -> tuple[int, CountingExec]:
     counting = CountingExec(tmp_path / "rerun.log")
-    memo = SwarmMemo(tmp_path / "cache", {"x": 4}, 1, exec_fn=counting, max_workers=1, verbose=0)
+    memo = SwarmMemo(
+        tmp_path / "cache",
+        {"x": 4},
+        1,
+        exec_fn=counting,
+        max_workers=1,
+        verbose=0,
+        on_code_change="ignore",  # the sweep's processes logged calls to other files
+    )
     output, diag = memo.run({"alpha": 1}, {"x": list(range(points))})
     assert output == [expected_output({"alpha": 1}, (x,)) for x in range(points)]
     return diag.cached_chunks, counting
@@ -304,7 +313,7 @@ def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, 
         "print('held', flush=True)\n"
         "time.sleep(0.5)\n"
         "memo = SwarmMemo(sys.argv[3], {'x': 4}, 2, exec_fn=CountingExec(sys.argv[4]),\n"
-        "                 max_workers=1, verbose=0)\n"
+        "                 max_workers=1, verbose=0, on_code_change='ignore')\n"
         "memo.run({'alpha': 1}, {'x': [0, 1, 2, 3]})\n"
     )
     holder = subprocess.Popen(

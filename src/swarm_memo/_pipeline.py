@@ -74,7 +74,7 @@ class _Run:
         missing = [named[i] for i in order if not self._exact_hit(*named[i])]
         expected = sum(chunk.product_size for chunk, _ in missing)
         verbose = self.config.verbose if self.compute else 0
-        reuse = Reuse(plan.pset, self.stored, diag, self._code_ok)
+        reuse = Reuse(plan.pset, self.stored, diag, self._code_allowed, self._code_ok)
         self.bar = bar = Progress(verbose, diag.cached_points, expected)
         try:
             with bar:
@@ -104,15 +104,19 @@ class _Run:
         bar.finish(diag.summary())
         return diag
 
-    def _code_ok(self, code: str | None) -> bool:
+    def _code_allowed(self, code: str | None) -> bool:
         """Whether outputs computed by code with this fingerprint may be served."""
         if code is None or self.plan.code is None or code == self.plan.code:
             return True
-        policy = self.config.on_code_change
-        if policy == "recompute":
+        return self.config.on_code_change != "recompute"
+
+    def _code_ok(self, code: str | None) -> bool:
+        """:meth:`_code_allowed`, noting outputs of other code that are about to be served
+        (one warning per call, under ``on_code_change="warn"``)."""
+        if not self._code_allowed(code):
             return False
-        if policy == "warn":
-            self.code_changed = True
+        if code != self.plan.code and code is not None and self.plan.code is not None:
+            self.code_changed = self.config.on_code_change == "warn"
         return True
 
     # ------------------------------------------------------------------ exact hits

@@ -43,12 +43,14 @@ class Reuse:
         pset: ParamsSet,
         names: set[str],
         diag: Diagnostics | None = None,
-        code_ok: CodeCheck = lambda code: True,
+        code_allowed: CodeCheck = lambda code: True,
+        code_served: CodeCheck = lambda code: True,
     ) -> None:
         self._pset = pset
         self._diag = diag
         self._names = names
-        self._code_ok = code_ok
+        self._code_allowed = code_allowed
+        self._code_served = code_served
         self._index: PointIndex | None = None
         self._loaded: OrderedDict[str, list[Any] | None] = OrderedDict()
         self._loaded_points = 0
@@ -57,7 +59,7 @@ class Reuse:
     def index(self) -> PointIndex:
         if self._index is None:
             index = read_point_index(self._pset, self._names - self._pset.unusable)
-            usable = {n: r for n, r in index.records.items() if self._code_ok(r.code)}
+            usable = {n: r for n, r in index.records.items() if self._code_allowed(r.code)}
             self._index = PointIndex(usable) if len(usable) < len(index.records) else index
         return self._index
 
@@ -75,14 +77,19 @@ class Reuse:
         index = self.index
         found = index.locate_product(chunk.axes, chunk.bin_encodings) if product else []
         if not index.has_digests:
-            return found
+            return self._served(found)
         taken = {pos for _, req, _ in found for pos in req}
         wanted = digests()
         if len(taken) == len(wanted):
-            return found
+            return self._served(found)
         rest = [i for i in range(len(wanted)) if i not in taken]
         for name, req, files in index.locate_points([wanted[i] for i in rest]):
             found.append((name, [rest[i] for i in req], files))
+        return self._served(found)
+
+    def _served(self, found: list[Found]) -> list[Found]:
+        for name, _, _ in found:
+            self._code_served(self.index.records[name].code)
         return found
 
     def fill(

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._backends import BackendFactory
 from ._defaults import default_collate, default_merge
 from ._diagnostics import Diagnostics, Status
-from ._executors import ExecutorFactory
 from ._grid import ChunkLayout, _check_positive_int
 from ._pipeline import Pipeline, compute_status
 from ._plan import EnumerateFn, ExecFn, RunPlan, plan_run
@@ -132,7 +132,7 @@ class SwarmMemo:
         self.axis_order = self.layout.axis_order
         self.verbose = verbose
         self.on_error = on_error
-        self._executors = ExecutorFactory(executor, max_workers)
+        self._executors = BackendFactory(executor, max_workers)
 
     def __repr__(self) -> str:
         return (

@@ -17,8 +17,9 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from ._backends import Backend
@@ -97,6 +98,29 @@ class Window:
         idle = started - previous
         if idle > IDLE_SHARE * (finished - started) + IDLE_FLOOR_SECONDS:
             self.size += 1
+
+
+class Completions:
+    """Where finished futures report: one wake-up per burst of completions, without
+    installing a waiter on every pending future at each wait."""
+
+    def __init__(self) -> None:
+        self._queue: SimpleQueue[Future[Any]] = SimpleQueue()
+
+    def watch(self, future: Future[Any]) -> None:
+        future.add_done_callback(self._queue.put)
+
+    def wait(self, timeout: float | None) -> set[Future[Any]]:
+        """The futures done since the last call; blocks until one is (or ``timeout``)."""
+        try:
+            done = {self._queue.get(timeout=timeout)}
+        except Empty:
+            return set()
+        while True:
+            try:
+                done.add(self._queue.get_nowait())
+            except Empty:
+                return done
 
 
 class Engine:
@@ -190,7 +214,12 @@ class Engine:
                 params=self.plan.params,
             ) from exc
 
-    def _fill(self, batches: Iterator[Batch | None], pending: dict[Future[Any], Batch]) -> str:
+    def _fill(
+        self,
+        batches: Iterator[Batch | None],
+        pending: dict[Future[Any], Batch],
+        completions: Completions,
+    ) -> str:
         """Submit exec chunks until the window is full: "full", "stalled" or "exhausted"."""
         while len(pending) < max(1, self.window):
             batch = next(batches, _END)
@@ -200,7 +229,9 @@ class Engine:
             if batch is None:
                 self._fed = False
                 return "stalled"
-            pending[self._submit(batch)] = batch
+            future = self._submit(batch)
+            pending[future] = batch
+            completions.watch(future)
             self.diag.max_in_flight = max(self.diag.max_in_flight, len(pending))
         self._fed = True
         return "full"
@@ -213,13 +244,14 @@ class Engine:
         """
         batches = self._batches(jobs)
         pending: dict[Future[Any], Batch] = {}
+        completions = Completions()
         error: BaseException | None = None
         lost: list[Any] = []  # points of exec chunks that were on a pool when a worker died
         state = "full"
         try:
             while True:
                 if state != "exhausted" and error is None:
-                    state = self._fill(batches, pending)
+                    state = self._fill(batches, pending, completions)
                 while self._ready:
                     yield self._ready.popleft()
                 if not pending:
@@ -228,8 +260,7 @@ class Engine:
                     time.sleep(POLL_SECONDS)
                     continue
                 started = time.perf_counter()
-                timeout = POLL_SECONDS if state == "stalled" else None
-                done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+                done = completions.wait(POLL_SECONDS if state == "stalled" else None)
                 self.diag.exec_time += time.perf_counter() - started
                 # Absorb in submission order, so chunks complete (and are written) in order.
                 for future in [f for f in pending if f in done]:

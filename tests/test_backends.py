@@ -275,3 +275,16 @@ def test_skip_mode_lists_every_unpicklable_output_and_keeps_the_rest():
     decoded, failed = decode_result(encode_result(outputs, [], skip_errors=False))
     assert failed == [1]
     assert len(decoded) == 2  # evaluation stops at the first failure
+
+
+def test_a_pool_broken_between_runs_is_replaced_before_the_next_run(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    memo = make(tmp_path, slow_pid_of, max_workers=2)
+    workers = [psutil.Process(pid) for pid in set(memo.run({"call": 1}, XS)[0])]
+    workers[0].kill()  # e.g. the OOM killer, while the pool is idle
+    _gone, alive = psutil.wait_procs(workers, timeout=20)  # loky kills the rest
+    assert not alive
+    output, diag = memo.run({"call": 2}, XS)
+    assert diag.executed_points == 6
+    assert not set(output) & {w.pid for w in workers}
+    memo.close()

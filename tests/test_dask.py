@@ -71,3 +71,30 @@ def test_dask_exec_error_names_the_point(tmp_path, client):
     with pytest.raises(ExecError) as info:
         memo.run({}, {"x": list(range(9))})
     assert info.value.point == (5,)
+
+
+def lock_at_4(params, point):
+    import threading
+
+    return threading.Lock() if point == (4,) else point[0]
+
+
+def exits_at_4(params, point):
+    import sys
+
+    if point == (4,):
+        sys.exit(0)
+    return point[0]
+
+
+@pytest.mark.parametrize(
+    ("exec_fn", "exc_type"), [(lock_at_4, "TypeError"), (exits_at_4, "SystemExit")]
+)
+def test_dask_unpicklable_output_or_sys_exit_is_a_failure_of_its_point(
+    tmp_path, client, exec_fn, exc_type
+):
+    memo = SwarmMemo(tmp_path, {"x": 3}, 2, exec_fn=exec_fn, executor=client, verbose=0)
+    with pytest.raises(ExecError) as info:
+        memo.run({}, {"x": list(range(9))})
+    assert info.value.point == (4,)
+    assert info.value.exc_type == exc_type

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from helpers import CountingExec, expected_output
-from swarm_memo import ExecError, SwarmMemo, WorkerDiedError
+from swarm_memo import CodeChangedWarning, ExecError, SwarmMemo, WorkerDiedError
+from swarm_memo._scheduler import MAX_IN_FLIGHT_PER_WORKER, Window
 
 SPEC = {"x": list(range(20))}
 
@@ -64,11 +65,27 @@ def test_process_pool_is_reused_across_runs(tmp_path):
 def test_in_flight_exec_chunks_stay_within_the_window(tmp_path):
     memo = SwarmMemo(tmp_path, {"x": 10}, 5, exec_fn=pid_of, max_workers=2, verbose=0)
     diag = memo.run_streaming({}, {"x": list(range(1000))})
-    assert 2 <= diag.max_in_flight <= 4  # about two per worker
+    limit = MAX_IN_FLIGHT_PER_WORKER * 2
+    assert 4 <= diag.max_in_flight <= limit  # two per worker, grown while workers starve
     assert diag.exec_chunks == 200
     assert diag.stream_flushes == 100
     # Memory: only the window's points plus the unfinished chunks, not the grid.
-    assert diag.max_stream_buffer <= 4 * 5 + 10
+    assert diag.max_stream_buffer <= limit * 5 + 10
+
+
+def test_the_window_grows_only_while_workers_wait_between_exec_chunks():
+    window = Window(workers=2, per_worker=2)
+    assert window.size == 4
+    window.observe("w1", 0.0, 1.0, fed=True)  # a worker's first exec chunk: no gap yet
+    window.observe("w1", 1.001, 2.0, fed=True)  # waited 1 ms for a 1 s exec chunk: fed
+    assert window.size == 4
+    window.observe("w1", 2.5, 3.0, fed=False)  # waited, but there was nothing to send
+    assert window.size == 4
+    window.observe("w1", 3.5, 4.0, fed=True)  # starved while work was queued
+    assert window.size == 5
+    for step in range(100):
+        window.observe("w2", 10.0 * step, 10.0 * step + 1, fed=True)
+    assert window.size == window.limit == MAX_IN_FLIGHT_PER_WORKER * 2
 
 
 def test_max_workers_one_runs_in_process(tmp_path):
@@ -125,8 +142,9 @@ def test_worker_death_is_a_clear_error_and_keeps_finished_chunks(tmp_path):
     assert "(13,)" in str(info.value)
     stored = chunk_count(tmp_path)
     assert stored >= 2  # chunks 0-3 and 4-7 completed before point 13 was reached
-    memo = SwarmMemo(tmp_path, {"x": 4}, 2, exec_fn=pid_of, max_workers=2, verbose=0)
-    _output, diag = memo.run({}, SPEC)  # a new pool; the finished chunks are served
+    memo.exec_fn = pid_of
+    with pytest.warns(CodeChangedWarning):  # the finished chunks came from die_at_13
+        _output, diag = memo.run({}, SPEC)  # the pool is replaced; the next run works
     assert diag.cached_chunks == stored
 
 
@@ -163,25 +181,25 @@ def uses_big_params(params, point):
 def test_big_params_reach_process_workers_through_a_file_once_per_run(tmp_path, monkeypatch):
     import tempfile
 
-    from swarm_memo import _executors
+    from swarm_memo import _backends
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     shared = []
-    original_share = _executors._LocalBlobs.share
+    original_share = _backends._LocalBlobs.share
 
     def spy(self, blob):
         shared.append(original_share(self, blob))
         return shared[-1]
 
-    monkeypatch.setattr(_executors._LocalBlobs, "share", spy)
+    monkeypatch.setattr(_backends._LocalBlobs, "share", spy)
     memo = SwarmMemo(tmp_path / "c", {"x": 2}, 1, exec_fn=uses_big_params, max_workers=2, verbose=0)
     table = list(range(100_000))  # pickles to far more than the inline limit
     output, diag = memo.run({"table": table}, {"x": [1, 2, 3, 4]})
     assert output == [100_001, 100_002, 100_003, 100_004]
     assert diag.exec_chunks == 4
     assert len(shared) == 1
-    assert isinstance(shared[0], _executors.BlobFile)
+    assert isinstance(shared[0], _backends.BlobFile)
     assert not list((tmp_path / "tmp").iterdir())  # the payload file is gone after the run
 
 

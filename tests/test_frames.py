@@ -268,7 +268,7 @@ def test_custom_tuples_must_hold_split_spec_values(tmp_path):
     memo = memo_at(tmp_path, exec_fn=scalar_exec, enumerate_points=off_grid)
     with pytest.raises(SpecError, match=r"not in split_spec\['b'\]"):
         memo.to_dataframe({}, SPEC)
-    short = memo_at(tmp_path, exec_fn=identity_exec, enumerate_points=replicate_enumerate)
+    short = memo_at(tmp_path / "b", exec_fn=identity_exec, enumerate_points=replicate_enumerate)
     with pytest.raises(SpecError, match="has 3 values"):
         short.to_dataframe({}, SPEC)
 

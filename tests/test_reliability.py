@@ -210,7 +210,7 @@ def test_sigkill_mid_run_keeps_every_finished_chunk(tmp_path, workers):
     proc = run_sweeper(tmp_path, 200, 0.01, workers)
     wait_for_chunks(tmp_path / "cache", 3)
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)
     stored = chunk_files(tmp_path / "cache")
     cached_chunks, counting = rerun_counts(tmp_path, 200)
     assert cached_chunks >= len(stored) >= 3
@@ -288,7 +288,7 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
     assert not probe.try_claim(plan.named_chunks[0][1])  # the live holder's claim counts
     probe.release_all()
     holder.kill()  # dies holding every claim
-    holder.wait(timeout=10)
+    holder.communicate(timeout=10)
     _, diag = memo.run({"alpha": 1}, SPEC)
     assert diag.executed_points == 12
     assert counting.count() == 12
@@ -331,7 +331,8 @@ def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, 
     )
     assert holder.stdout.readline().strip() == "held"
     output, diag = memo.run({"alpha": 1}, SPEC)
-    assert holder.wait(timeout=30) == 0
+    holder.communicate(timeout=30)
+    assert holder.returncode == 0
     assert output == [expected_output({"alpha": 1}, (x,)) for x in range(12)]
     assert sorted(counting.calls()) == sorted(repr((x,)) for x in range(4, 12))
     assert CountingExec(tmp_path / "other.log").count() == 4

@@ -328,10 +328,17 @@ def test_params_description_is_plain_json_for_humans(tmp_path, counting):
 # ---------------------------------------------------------------- conveniences
 
 
-def test_memo_is_a_context_manager_that_closes_its_pools(tmp_path, counting):
-    with SwarmMemo(tmp_path, {"x": 2}, 2, exec_fn=counting, max_workers=2, verbose=0) as memo:
-        memo.run({}, {"x": [1, 2, 3, 4]})
-    assert memo.config.backends.closed
+def worker_pid(params, point):
+    return os.getpid()
+
+
+def test_memo_is_a_context_manager_that_closes_its_pools(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    with SwarmMemo(tmp_path, {"x": 1}, 1, exec_fn=worker_pid, max_workers=2, verbose=0) as memo:
+        pids = set(memo.run({}, {"x": list(range(8))})[0])
+    assert os.getpid() not in pids
+    _gone, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], 10)
+    assert not alive
 
 
 def test_memo_pickles_and_its_copy_serves_the_same_cache(tmp_path, counting):

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._backends import BackendFactory
 from ._defaults import default_collate, default_merge
-from ._executors import ExecutorFactory
 from ._grid import ChunkLayout
 from ._grid import _check_positive_int as check_positive_int
 from ._order import ChunkOrder, parse_chunk_order
@@ -46,7 +46,7 @@ class MemoConfig:
     chunk_hash_fn: ChunkHashFn | None
     cache_version: str
     verbose: int
-    backends: ExecutorFactory
+    backends: BackendFactory
     on_error: OnError
     on_code_change: OnCodeChange
     chunk_order: ChunkOrder
@@ -54,7 +54,7 @@ class MemoConfig:
     grace_seconds: float
 
 
-def _check_callable(value: Any, name: str) -> None:
+def check_callable(value: Any, name: str) -> None:
     if value is not None and not callable(value):
         raise SpecTypeError(f"{name} must be callable or None; got {type(value).__name__}")
 
@@ -101,7 +101,7 @@ def build_config(
         ("merge_fn", merge_fn),
         ("chunk_hash_fn", chunk_hash_fn),
     ]:
-        _check_callable(fn, name)
+        check_callable(fn, name)
     if not isinstance(cache_version, str):
         raise SpecTypeError(f"cache_version must be a str; got {cache_version!r}")
     if max_workers is not None:
@@ -123,7 +123,7 @@ def build_config(
         chunk_hash_fn=chunk_hash_fn,
         cache_version=cache_version,
         verbose=verbose,
-        backends=ExecutorFactory(options["executor"], max_workers),
+        backends=BackendFactory(options["executor"], max_workers),
         on_error=options["on_error"],
         on_code_change=options["on_code_change"],
         chunk_order=parse_chunk_order(options["chunk_order"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ._compact import CompactReport, clear_set, compact
@@ -14,6 +15,7 @@ from ._config import (
     OnCodeChange,
     OnError,
     build_config,
+    check_callable,
 )
 from ._diagnostics import Diagnostics, Status
 from ._fingerprint import code_fingerprint
@@ -187,6 +189,16 @@ class SwarmMemo:
     @property
     def exec_fn(self) -> ExecFn | None:
         return self.config.exec_fn
+
+    @exec_fn.setter
+    def exec_fn(self, fn: ExecFn | None) -> None:
+        """Swap the function (e.g. after a fix); the memo keeps its pools."""
+        check_callable(fn, "exec_fn")
+        self.config = replace(self.config, exec_fn=fn)
+        first, *rest = self._init_args
+        self._init_args = ((*first[:4], fn), *rest)  # type: ignore[assignment]
+        self._code = None if fn is None else code_fingerprint(fn).hex()
+        self._function_name = _name_of(fn)
 
     @property
     def collate_fn(self) -> Callable[[list[Any]], Any]:

@@ -2,10 +2,13 @@
 
 Missing points are taken in memo-chunk order and cut into exec chunks of
 ``exec_chunk_size`` points (an exec chunk may span memo chunks). A bounded window of exec
-chunks is in flight, about two per worker, so workers never wait for the driver and memo
-chunks complete roughly in order. Each memo chunk is yielded the moment its last point
-returns; the caller writes it while the window keeps the workers busy. Nothing beyond the
-window and the unfinished chunks is held, so memory does not grow with the grid.
+chunks is in flight, so workers never wait for the driver and memo chunks complete
+roughly in order. The window starts at about two exec chunks per worker and grows while
+workers report waiting between two exec chunks (the driver or the transport is too slow
+to keep them fed), up to :data:`MAX_IN_FLIGHT_PER_WORKER`. Each memo chunk is yielded
+the moment its last point returns; the caller writes it while the window keeps the
+workers busy. Nothing beyond the window and the unfinished chunks is held, so memory
+does not grow with the grid.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any
 
+from ._backends import Backend
 from ._diagnostics import Diagnostics
-from ._executors import Backend
-from ._worker import PointFailure, evaluate, run_batch
+from ._worker import PointFailure, TaskResult, decode_result, evaluate, run_batch
 from .errors import ExecError, WorkerDiedError
 
 MISSING: Any = object()
@@ -28,6 +32,12 @@ MISSING: Any = object()
 
 POLL_SECONDS = 0.05
 """How often a run waiting on another process's claim looks again."""
+MAX_IN_FLIGHT_PER_WORKER = 8
+"""The window never grows beyond this many exec chunks per worker (memory bound)."""
+IDLE_SHARE = 0.05
+IDLE_FLOOR_SECONDS = 50e-6
+"""A worker that waited longer than ``IDLE_SHARE`` of its exec chunk's duration plus
+this floor, between two exec chunks, was starved: the window grows by one."""
 _END: Any = object()
 
 
@@ -67,10 +77,50 @@ class ExecPlan:
     on_progress: Callable[[int], None] = lambda n: None
 
 
-def _is_worker_death(exc: BaseException) -> bool:
-    if isinstance(exc, BrokenExecutor):
-        return True
-    return type(exc).__name__ in {"KilledWorker", "TerminatedWorkerError"}
+class Window:
+    """How many exec chunks to keep in flight; grows while workers are starved.
+
+    Workers report when each exec chunk started and finished by their own clock; the
+    wait between two exec chunks of one worker thread is time it spent idle.
+    """
+
+    def __init__(self, workers: int, per_worker: int) -> None:
+        self.size = max(2, per_worker * workers)
+        self.limit = max(self.size, MAX_IN_FLIGHT_PER_WORKER * workers)
+        self._last_finish: dict[Hashable, float] = {}
+
+    def observe(self, worker: Hashable, started: float, finished: float, fed: bool) -> None:
+        """Record one exec chunk; ``fed``: the engine had more to submit meanwhile."""
+        previous = self._last_finish.get(worker)
+        self._last_finish[worker] = finished
+        if previous is None or not fed or self.size >= self.limit:
+            return
+        idle = started - previous
+        if idle > IDLE_SHARE * (finished - started) + IDLE_FLOOR_SECONDS:
+            self.size += 1
+
+
+class Completions:
+    """Where finished futures report: one wake-up per burst of completions, without
+    installing a waiter on every pending future at each wait."""
+
+    def __init__(self) -> None:
+        self._queue: SimpleQueue[Future[Any]] = SimpleQueue()
+
+    def watch(self, future: Future[Any]) -> None:
+        future.add_done_callback(self._queue.put)
+
+    def wait(self, timeout: float | None) -> set[Future[Any]]:
+        """The futures done since the last call; blocks until one is (or ``timeout``)."""
+        try:
+            done = {self._queue.get(timeout=timeout)}
+        except Empty:
+            return set()
+        while True:
+            try:
+                done.add(self._queue.get_nowait())
+            except Empty:
+                return done
 
 
 class Engine:
@@ -92,7 +142,13 @@ class Engine:
         self._blob: Any = None  # the pickled (exec_fn, params), or a handle to it
         self._token = uuid.uuid4().hex
         self._backend: Backend | None = None
-        self.window = 0
+        self._window: Window | None = None
+        self._fed = True  # the job source had more exec chunks than the window holds
+
+    @property
+    def window(self) -> int:
+        """Exec chunks currently allowed in flight (0 before the backend starts)."""
+        return 0 if self._window is None else self._window.size
 
     @property
     def backend(self) -> Backend:
@@ -100,11 +156,11 @@ class Engine:
         if self._backend is None:
             self._before_first_submit()
             backend = self._backend_factory()
-            if backend.ships_blobs:
+            if not backend.in_process:
                 import cloudpickle
 
                 self._blob = backend.share(cloudpickle.dumps((self.plan.exec_fn, self.plan.params)))
-            self.window = max(2, backend.in_flight_per_worker * backend.workers)
+            self._window = Window(backend.workers, backend.in_flight_per_worker)
             self._backend = backend
         return self._backend
 
@@ -140,19 +196,45 @@ class Engine:
     def _submit(self, batch: Batch) -> Future[Any]:
         points = [job.points[pos] for job, positions in batch for pos in positions]
         skip = self.plan.skip_errors
-        executor = self.backend.executor
+        backend = self.backend
         self.diag.exec_chunks += 1
         try:
-            if self._blob is None:
-                return executor.submit(evaluate, self.plan.exec_fn, self.plan.params, points, skip)
-            return executor.submit(run_batch, self._token, self._blob, points, skip)
-        except BrokenExecutor as exc:  # the pool broke before this exec chunk was sent
+            if backend.in_process:
+                plan = self.plan
+                return backend.submit(evaluate, plan.exec_fn, plan.params, points, skip, True)
+            return backend.submit(run_batch, self._token, self._blob, points, skip)
+        except Exception as exc:
+            if not backend.is_worker_death(exc):
+                raise
+            # The pool broke before this exec chunk was sent.
             raise WorkerDiedError(
                 f"the worker pool is broken ({exc}); no points were sent; chunks finished "
                 "before are stored and the next run starts a new pool",
                 points=points,
                 params=self.plan.params,
             ) from exc
+
+    def _fill(
+        self,
+        batches: Iterator[Batch | None],
+        pending: dict[Future[Any], Batch],
+        completions: Completions,
+    ) -> str:
+        """Submit exec chunks until the window is full: "full", "stalled" or "exhausted"."""
+        while len(pending) < max(1, self.window):
+            batch = next(batches, _END)
+            if batch is _END:
+                self._fed = False
+                return "exhausted"
+            if batch is None:
+                self._fed = False
+                return "stalled"
+            future = self._submit(batch)
+            pending[future] = batch
+            completions.watch(future)
+            self.diag.max_in_flight = max(self.diag.max_in_flight, len(pending))
+        self._fed = True
+        return "full"
 
     def run(self, jobs: Iterable[ChunkJob | None]) -> Iterator[ChunkJob]:
         """Yield every job once all its points have outputs, roughly in job order.
@@ -162,38 +244,29 @@ class Engine:
         """
         batches = self._batches(jobs)
         pending: dict[Future[Any], Batch] = {}
+        completions = Completions()
         error: BaseException | None = None
         lost: list[Any] = []  # points of exec chunks that were on a pool when a worker died
-        exhausted = False
+        state = "full"
         try:
             while True:
-                stalled = False
-                while not exhausted and error is None and len(pending) < max(1, self.window):
-                    batch = next(batches, _END)
-                    if batch is _END:
-                        exhausted = True
-                    elif batch is None:
-                        stalled = True
-                        break
-                    else:
-                        pending[self._submit(batch)] = batch
-                        self.diag.max_in_flight = max(self.diag.max_in_flight, len(pending))
+                if state != "exhausted" and error is None:
+                    state = self._fill(batches, pending, completions)
                 while self._ready:
                     yield self._ready.popleft()
                 if not pending:
-                    if not stalled or error is not None:
+                    if state != "stalled" or error is not None:
                         break
                     time.sleep(POLL_SECONDS)
                     continue
                 started = time.perf_counter()
-                timeout = POLL_SECONDS if stalled else None
-                done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+                done = completions.wait(POLL_SECONDS if state == "stalled" else None)
                 self.diag.exec_time += time.perf_counter() - started
                 # Absorb in submission order, so chunks complete (and are written) in order.
                 for future in [f for f in pending if f in done]:
                     batch = pending.pop(future)
                     try:
-                        self._absorb(batch, result_or_death(future, batch, self.plan.params))
+                        self._absorb(batch, self._result(future, batch))
                     except WorkerDiedError as exc:
                         lost.extend(exc.points)
                         error = error or exc
@@ -208,7 +281,7 @@ class Engine:
             raise
         finally:
             if self._backend is not None:
-                self._backend.cleanup()
+                self._backend.release()
         if isinstance(error, WorkerDiedError):
             if self._backend is not None:
                 self._backend.abort()  # so the next run gets a fresh pool, not a broken one
@@ -223,6 +296,19 @@ class Engine:
             ) from error.__cause__
         if error is not None:
             raise error
+
+    def _result(self, future: Future[Any], batch: Batch) -> tuple[list[Any], list[int]]:
+        """The outputs and failed indices of a finished exec chunk."""
+        backend = self.backend
+        result = result_or_death(future, batch, self.plan.params, backend.is_worker_death)
+        if backend.in_process:
+            outputs, failed = result
+            return outputs, failed
+        task: TaskResult = result
+        payload, worker, started, finished = task
+        if self._window is not None:
+            self._window.observe(worker, started, finished, self._fed)
+        return decode_result(payload)
 
     def _absorb(self, batch: Batch, result: tuple[list[Any], list[int]]) -> None:
         outputs, failed = result
@@ -258,23 +344,39 @@ class Engine:
             self.diag.failed_points.append(job.points[position])
 
     def _exec_error(self, point: Any, failure: PointFailure) -> ExecError:
-        return ExecError(
-            f"exec_fn raised {failure.exc_type} at point {point!r} with params "
-            f"{self.plan.params!r}: {failure.message}\n\nWorker traceback:\n{failure.traceback}",
-            point=point,
-            params=self.plan.params,
-            exc_type=failure.exc_type,
-            exc_message=failure.message,
-            worker_traceback=failure.traceback,
-        )
+        return point_error(point, self.plan.params, failure)
 
 
-def result_or_death(future: Future[Any], batch: Batch, params: Any) -> Any:
+def point_error(point: Any, params: Any, failure: PointFailure) -> ExecError:
+    """The :class:`ExecError` for ``point``'s failure (exec_fn raised, or its output
+    cannot be pickled)."""
+    what = (
+        f"exec_fn raised {failure.exc_type}"
+        if failure.stage == "exec_fn"
+        else f"the output of exec_fn cannot be pickled ({failure.exc_type})"
+    )
+    return ExecError(
+        f"{what} at point {point!r} with params {params!r}: {failure.message}\n\n"
+        f"Worker traceback:\n{failure.traceback}",
+        point=point,
+        params=params,
+        exc_type=failure.exc_type,
+        exc_message=failure.message,
+        worker_traceback=failure.traceback,
+    )
+
+
+def result_or_death(
+    future: Future[Any],
+    batch: Batch,
+    params: Any,
+    is_worker_death: Callable[[BaseException], bool],
+) -> Any:
     """``future.result()``, turning a dead worker into :class:`WorkerDiedError`."""
     try:
         return future.result()
     except BaseException as exc:
-        if not _is_worker_death(exc):
+        if not is_worker_death(exc):
             raise
         points = [job.points[pos] for job, positions in batch for pos in positions]
         raise WorkerDiedError(

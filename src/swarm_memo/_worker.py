@@ -3,32 +3,50 @@
 The function and params travel as one cloudpickled blob tagged with a per-run token;
 each worker unpickles a blob once and keeps the last few, so params and the function are
 deserialized once per worker per run, not once per exec chunk.
+
+A worker that crosses a process boundary returns its outputs already pickled (with the
+chunk files' pickler), so an output that cannot be stored fails in the worker, as a
+failure of the point that produced it, instead of somewhere in the executor's plumbing.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import signal
+import socket
+import threading
+import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 _RESOLVED: OrderedDict[str, tuple[Callable[[Any, Any], Any], Any]] = OrderedDict()
 _KEEP_RESOLVED = 4
+PICKLE_PROTOCOL = 5
+"""The protocol chunk files use: an output is storable iff it pickles with it."""
+WATCHDOG_SECONDS = 0.25
+"""How often a pool worker checks that its driver is still alive."""
 
 
 @dataclass(frozen=True)
 class PointFailure:
-    """Stands in for the output of a point whose ``exec_fn`` raised (``on_error="skip"``).
+    """Stands in for the output of a point that failed (``on_error="skip"``).
 
     ``index`` is the point's position in its exec chunk; ``exc_type``, ``message`` and
-    ``traceback`` describe the exception as raised in the worker.
+    ``traceback`` describe the exception as raised in the worker. ``stage`` says what
+    failed: ``"exec_fn"`` (it raised) or ``"pickle"`` (its output cannot be pickled, so
+    it can neither travel back from a worker nor be stored).
     """
 
     index: int
     exc_type: str
     message: str
     traceback: str
+    stage: str = "exec_fn"
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,21 @@ class BlobFile:
     from a file once per run instead."""
 
     path: str
+
+
+def unpicklable_output_failure(index: int, exc: BaseException) -> PointFailure:
+    """The failure of point ``index`` whose output could not be pickled (raised ``exc``).
+
+    Used by workers, and by the driver when it encodes the outputs of in-process
+    backends, so both report an unpicklable output the same way.
+    """
+    return PointFailure(
+        index,
+        type(exc).__qualname__,
+        f"exec_fn returned an output that cannot be pickled: {exc}",
+        "".join(traceback.format_exception(exc)),
+        stage="pickle",
+    )
 
 
 def _resolve(token: str, blob: bytes | BlobFile) -> tuple[Callable[[Any, Any], Any], Any]:
@@ -54,20 +87,38 @@ def _resolve(token: str, blob: bytes | BlobFile) -> tuple[Callable[[Any, Any], A
     return resolved
 
 
+def _is_driver_interrupt(exc: BaseException, in_driver: bool) -> bool:
+    """A real Ctrl-C reaches the driver's main thread only; anything else was raised by
+    ``exec_fn`` itself and is a failure of its point."""
+    return (
+        in_driver
+        and isinstance(exc, KeyboardInterrupt)
+        and threading.current_thread() is threading.main_thread()
+    )
+
+
 def evaluate(
-    exec_fn: Callable[[Any, Any], Any], params: Any, points: Sequence[Any], skip_errors: bool
+    exec_fn: Callable[[Any, Any], Any],
+    params: Any,
+    points: Sequence[Any],
+    skip_errors: bool,
+    in_driver: bool = False,
 ) -> tuple[list[Any], list[int]]:
     """Evaluate ``exec_fn(params, point)`` for each point, in order.
 
     Returns the outputs and the indices of the points that raised. A raising point's
     output is a :class:`PointFailure`; unless ``skip_errors``, evaluation stops there.
+    Every exception counts, ``SystemExit`` and ``KeyboardInterrupt`` included, except a
+    Ctrl-C of the driver while it runs ``exec_fn`` itself (``in_driver``).
     """
     outputs: list[Any] = []
     failed: list[int] = []
     for index, point in enumerate(points):
         try:
             outputs.append(exec_fn(params, point))
-        except Exception as exc:
+        except BaseException as exc:
+            if _is_driver_interrupt(exc, in_driver):
+                raise
             outputs.append(
                 PointFailure(index, type(exc).__qualname__, str(exc), traceback.format_exc())
             )
@@ -77,9 +128,102 @@ def evaluate(
     return outputs, failed
 
 
+def encode_result(outputs: list[Any], failed: list[int], skip_errors: bool) -> bytes:
+    """Pickle ``(outputs, failed)``; an unpicklable output becomes its point's failure."""
+    try:
+        return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
+    except Exception:
+        pass  # find the culprits: one pickle per output, only on this rare path
+    outputs = list(outputs)
+    failed = list(failed)
+    for index, output in enumerate(outputs):
+        if isinstance(output, PointFailure):
+            continue
+        try:
+            pickle.dumps(output, protocol=PICKLE_PROTOCOL)
+        except Exception as exc:
+            outputs[index] = unpicklable_output_failure(index, exc)
+            failed = sorted([*failed, index])
+            if not skip_errors:
+                del outputs[index + 1 :]
+                failed = [i for i in failed if i <= index]
+                break
+    return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
+
+
+def decode_result(payload: bytes) -> tuple[list[Any], list[int]]:
+    """The driver's side of :func:`encode_result`."""
+    outputs, failed = pickle.loads(payload)
+    return outputs, failed
+
+
+_WORKER_KEY: tuple[str, int] | None = None
+
+TaskResult = tuple[bytes, tuple[str, int, int], float, float]
+"""What :func:`run_batch` returns: the encoded result, which worker thread ran it, and
+when it started and finished by that worker's clock."""
+
+
+def _worker_key() -> tuple[str, int, int]:
+    global _WORKER_KEY
+    if _WORKER_KEY is None or _WORKER_KEY[1] != os.getpid():
+        _WORKER_KEY = (socket.gethostname(), os.getpid())
+    return (*_WORKER_KEY, threading.get_ident())
+
+
 def run_batch(
     token: str, blob: bytes | BlobFile, points: Sequence[Any], skip_errors: bool
-) -> tuple[list[Any], list[int]]:
-    """Task entry point shipped to process, thread and Dask workers."""
+) -> TaskResult:
+    """Task entry point shipped to process, user-executor and Dask workers."""
+    started = time.perf_counter()
     exec_fn, params = _resolve(token, blob)
-    return evaluate(exec_fn, params, points, skip_errors)
+    outputs, failed = evaluate(exec_fn, params, points, skip_errors)
+    payload = encode_result(outputs, failed, skip_errors)
+    return payload, _worker_key(), started, time.perf_counter()
+
+
+# ---------------------------------------------------------------------------- pool workers
+
+
+def _ignore_signal(signum: int, frame: FrameType | None) -> None:
+    """Workers leave SIGTERM and SIGINT to the driver, which kills its pools itself.
+
+    A no-op handler rather than SIG_IGN: handlers reset on exec, so processes that
+    ``exec_fn`` starts still get the default behaviour.
+    """
+
+
+def _driver_gone(driver_pid: int, parent_pid: int) -> bool:
+    if os.getppid() != parent_pid:  # reparented: the process that started us has died
+        return True
+    try:
+        os.kill(driver_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _watch_driver(driver_pid: int, parent_pid: int) -> None:
+    while not _driver_gone(driver_pid, parent_pid):
+        time.sleep(WATCHDOG_SECONDS)
+    os._exit(1)  # even in the middle of a long exec_fn: nobody is left to receive it
+
+
+def init_pool_worker(driver_pid: int) -> None:
+    """Initializer of swarm-memo's own process pools.
+
+    Ignores SIGTERM and SIGINT (the driver decides: Slurm signals every process of a
+    job step) and starts a daemon thread that ends this worker once its driver is gone,
+    so workers never outlive a driver killed by ``kill -9``.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _ignore_signal)
+    watchdog = threading.Thread(
+        target=_watch_driver,
+        args=(driver_pid, os.getppid()),
+        name="swarm-memo-driver-watchdog",
+        daemon=True,
+    )
+    watchdog.start()

@@ -1,0 +1,63 @@
+"""Workers never outlive their driver, even one killed by SIGKILL mid exec_fn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import swarm_memo
+from helpers import CountingExec
+
+psutil = pytest.importorskip("psutil")
+
+SWEEPER = Path(__file__).parent / "sweeper.py"
+SRC = str(Path(swarm_memo.__file__).resolve().parents[1])
+
+
+def start_driver(tmp_path: Path, sleep: float) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    args = [str(tmp_path / "cache"), str(tmp_path / "calls.log"), "40", "4", str(sleep), "2"]
+    return subprocess.Popen(
+        [sys.executable, str(SWEEPER), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_calls(log: CountingExec, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while log.count() < count:
+        assert time.monotonic() < deadline, "the driver's workers never started exec_fn"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sleep", [30.0, 0.2], ids=["mid long exec_fn", "short exec_fns"])
+def test_workers_exit_soon_after_their_driver_is_killed(tmp_path, sleep):
+    log = CountingExec(tmp_path / "calls.log")
+    driver = start_driver(tmp_path, sleep)
+    try:
+        wait_for_calls(log, 2)  # both workers are inside exec_fn
+        workers = psutil.Process(driver.pid).children(recursive=True)
+        assert len(workers) >= 2
+        calls_at_kill = log.count()
+        os.kill(driver.pid, signal.SIGKILL)  # the driver alone, not its process group
+        driver.communicate(timeout=10)
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"processes outlived their driver: {alive}"
+        # A worker may start one more exec chunk in the moment before it notices; it
+        # never works through what was queued.
+        assert log.count() <= calls_at_kill + 2
+        if sleep > 10:
+            assert log.count() == calls_at_kill
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)

@@ -1,0 +1,278 @@
+"""Fan a sweep out as N tasks of one job array (submitit: Slurm, or local processes).
+
+Each task receives the memo (it pickles as its constructor arguments), rebuilds it in its
+own process and runs ``run_streaming`` on the shared cache; claims spread the chunks over
+the tasks, so every point is computed once. The submitter keeps a :class:`Launch` handle:
+``status()`` reads the cache, ``result()`` waits for the tasks and loads the sweep.
+
+Nothing here waits on a job to answer ``status()``, and nothing depends on the submitter
+staying alive: a later ``launch`` or ``run`` of the same sweep computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ._diagnostics import Diagnostics, Status
+from .errors import CacheMissError, ExecError, SpecError, SpecTypeError
+
+_POLL_SECONDS = 0.5
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*$", re.M)
+
+
+class SweepMemo(Protocol):
+    """What a task needs of a memo: the three calls of the facade that launch uses."""
+
+    def run_streaming(self, params: Any, split_spec: Any) -> Diagnostics: ...
+
+    def load(
+        self, params: Any, split_spec: Any, strict: bool = False
+    ) -> tuple[Any, Diagnostics]: ...
+
+    def status(self, params: Any, split_spec: Any) -> Status: ...
+
+
+class Job(Protocol):
+    """A submitted task: a submitit ``Job`` or a ``concurrent.futures.Future``."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> Any: ...
+
+
+class TaskFailedError(ExecError):
+    """A task of a launched sweep failed (``exec_fn`` raised, the task was killed, ...).
+
+    ``task`` is its index in the job array, ``job_id`` the scheduler's id (None when the
+    executor has none); ``point``, ``exc_type`` and ``exc_message`` describe the original
+    error when it is known, ``worker_traceback`` holds the task's error text.
+    """
+
+    def __init__(
+        self, message: str, *, task: int, job_id: str | None, original: BaseException
+    ) -> None:
+        exc_type, exc_message = _describe(original)
+        super().__init__(
+            message,
+            point=getattr(original, "point", None),
+            params=getattr(original, "params", None),
+            exc_type=exc_type,
+            exc_message=exc_message,
+            worker_traceback=str(original),
+        )
+        self.task = task
+        self.job_id = job_id
+
+
+def run_task(memo: SweepMemo, params: Any, split_spec: Any) -> Diagnostics:
+    """The body of one task: compute and store what is missing, claims permitting.
+
+    Runs in the task's process on a memo rebuilt from its constructor arguments, so its
+    ``max_workers=None`` resolves to the CPUs this task was allocated.
+    """
+    return memo.run_streaming(params, split_spec)
+
+
+class Launch:
+    """The handle of a launched sweep.
+
+    Attributes
+    ----------
+    jobs
+        The submitted tasks (submitit jobs), in array order; empty when nothing was missing.
+    task_diagnostics
+        The ``Diagnostics`` of every task once :meth:`result` has collected them.
+    """
+
+    def __init__(self, memo: SweepMemo, params: Any, split_spec: Any, jobs: list[Any]) -> None:
+        self._memo = memo
+        self._params = params
+        self._split_spec = split_spec
+        self.jobs = jobs
+        self.task_diagnostics: list[Diagnostics] = []
+
+    def __repr__(self) -> str:
+        running = sum(not job.done() for job in self.jobs)
+        return f"Launch({len(self.jobs)} tasks, {running} running)"
+
+    def status(self) -> Status:
+        """What is stored and missing now, read from the cache; never waits on a task."""
+        return self._memo.status(self._params, self._split_spec)
+
+    def done(self) -> bool:
+        """True once every task has finished (succeeded or failed)."""
+        return all(job.done() for job in self.jobs)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until every task has finished.
+
+        Raises
+        ------
+        TimeoutError
+            When tasks are still running after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done():
+            if deadline is not None and time.monotonic() >= deadline:
+                running = sum(not job.done() for job in self.jobs)
+                raise TimeoutError(
+                    f"{running} of {len(self.jobs)} tasks still running after {timeout} s"
+                )
+            time.sleep(_POLL_SECONDS)
+
+    def cancel(self) -> None:
+        """Cancel every task still running; their finished chunks stay stored."""
+        for job in self.jobs:
+            if not job.done():
+                with contextlib.suppress(Exception):  # a job that finished meanwhile
+                    _cancel(job)
+
+    def result(self, timeout: float | None = None) -> tuple[Any, Diagnostics]:
+        """Wait for the tasks, then return ``(output, Diagnostics)`` loaded from the cache.
+
+        The output is what ``memo.run(params, split_spec)`` returns. With
+        ``on_error="skip"`` the points that failed in any task are listed in
+        ``Diagnostics.failed_points`` (and left out of the output, as ``run`` does).
+
+        Raises
+        ------
+        TaskFailedError
+            When a task failed, naming the first failed task and its error (every task is
+            waited for first; what the others finished stays stored).
+        CacheMissError
+            When points are still missing after every task succeeded (e.g. a task lost its
+            claim to a run elsewhere that has not finished).
+        TimeoutError
+            When tasks are still running after ``timeout`` seconds.
+        """
+        self.wait(timeout)
+        self.task_diagnostics = self._collect()
+        failed = [p for diag in self.task_diagnostics for p in diag.failed_points]
+        output, diag = self._memo.load(self._params, self._split_spec, strict=not failed)
+        if failed:
+            if diag.missing_points > len(failed):
+                raise CacheMissError(
+                    f"{diag.missing_points} points are not stored after the launch, "
+                    f"{len(failed)} of them failed; run() computes the others",
+                    diag.missing_points,
+                )
+            diag.failed_points = failed
+        return output, diag
+
+    def _collect(self) -> list[Diagnostics]:
+        results: list[Diagnostics] = []
+        errors: list[TaskFailedError] = []
+        for task, job in enumerate(self.jobs):
+            try:
+                results.append(job.result())
+            except Exception as exc:
+                errors.append(self._task_error(task, job, exc))
+        if errors:
+            first = errors[0]
+            if len(errors) > 1:
+                others = ", ".join(str(e.task) for e in errors[1:])
+                first.args = (f"{first.args[0]} (tasks {others} failed too)",)
+            raise first from first.__cause__
+        return results
+
+    def _task_error(self, task: int, job: Any, exc: Exception) -> TaskFailedError:
+        job_id = getattr(job, "job_id", None)
+        where = f"task {task} of {len(self.jobs)}" + (f" (job {job_id})" if job_id else "")
+        exc_type, exc_message = _describe(exc)
+        error = TaskFailedError(
+            f"{where} failed: {exc_type}: {exc_message}",
+            task=task,
+            job_id=None if job_id is None else str(job_id),
+            original=exc,
+        )
+        error.__cause__ = exc
+        return error
+
+
+def _cancel(job: Any) -> None:
+    try:
+        job.cancel(check=False)  # submitit
+    except TypeError:
+        job.cancel()  # concurrent.futures
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    """``(type name, message)`` of the error a task raised.
+
+    submitit hands back only the text of the task's traceback; its last exception line
+    (``swarm_memo.errors.ExecError: exec_fn raised ...``) is the original error.
+    """
+    if isinstance(exc, ExecError) and not isinstance(exc, TaskFailedError):
+        return type(exc).__name__, str(exc)
+    text = str(exc)
+    lines = [m.group(0) for m in _EXCEPTION_LINE.finditer(text)]
+    if type(exc).__name__ in ("FailedJobError", "UncompletedJobError") and lines:
+        name, _, message = lines[-1].partition(":")
+        return name.rsplit(".", 1)[-1], message.strip()
+    return type(exc).__name__, text.strip().splitlines()[-1] if text.strip() else ""
+
+
+# ---------------------------------------------------------------------------- submission
+
+
+def check_tasks(tasks: Any) -> int:
+    """``tasks`` must be an int >= 1."""
+    if isinstance(tasks, bool) or not isinstance(tasks, int):
+        raise SpecTypeError(f"tasks must be an int >= 1; got {tasks!r}")
+    if tasks < 1:
+        raise SpecError(f"tasks must be an int >= 1; got {tasks!r}")
+    return tasks
+
+
+def check_executor(executor: Any) -> None:
+    """``executor`` must look like a submitit executor: ``map_array`` or ``submit``."""
+    if not (
+        callable(getattr(executor, "map_array", None))
+        or callable(getattr(executor, "submit", None))
+    ):
+        raise SpecTypeError(
+            "executor must be a submitit executor (e.g. submitit.AutoExecutor(folder=...)) "
+            f"with map_array() or submit(); got {type(executor).__name__}"
+        )
+
+
+def _check_picklable(memo: SweepMemo) -> None:
+    """Tasks receive the memo pickled: fail here, before submitting anything."""
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(memo)
+    except Exception as exc:
+        raise SpecTypeError(
+            "this SwarmMemo cannot be sent to the tasks (pickling it failed: "
+            f"{type(exc).__name__}: {exc}); build it with executor='process', 'thread' or "
+            "'serial' and a picklable exec_fn"
+        ) from exc
+
+
+def submit(executor: Any, memo: SweepMemo, params: Any, split_spec: Any, tasks: int) -> list[Any]:
+    """Submit ``tasks`` copies of :func:`run_task` as one job array."""
+    memos: Sequence[Any] = [memo] * tasks
+    all_params = [params] * tasks
+    all_specs = [split_spec] * tasks
+    if callable(getattr(executor, "map_array", None)):
+        return list(executor.map_array(run_task, memos, all_params, all_specs))
+    batch = getattr(executor, "batch", None)
+    with batch() if callable(batch) else contextlib.nullcontext():
+        return [executor.submit(run_task, memo, params, split_spec) for _ in range(tasks)]
+
+
+def launch(memo: SweepMemo, params: Any, split_spec: Any, executor: Any, tasks: Any) -> Launch:
+    """Validate, then submit one task per missing chunk, at most ``tasks`` of them."""
+    count = check_tasks(tasks)
+    check_executor(executor)
+    status = memo.status(params, split_spec)  # also validates params and split_spec
+    if status.complete:
+        return Launch(memo, params, split_spec, [])
+    _check_picklable(memo)
+    count = min(count, status.missing_chunks)
+    return Launch(memo, params, split_spec, submit(executor, memo, params, split_spec, count))

@@ -12,16 +12,15 @@ staying alive: a later ``launch`` or ``run`` of the same sweep computes only wha
 from __future__ import annotations
 
 import contextlib
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from ._diagnostics import Diagnostics, Status
+from ._hashing import encode
 from .errors import CacheMissError, ExecError, SpecError, SpecTypeError
 
 _POLL_SECONDS = 0.5
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*$", re.M)
 
 
 class SweepMemo(Protocol):
@@ -48,24 +47,41 @@ class TaskFailedError(ExecError):
     """A task of a launched sweep failed (``exec_fn`` raised, the task was killed, ...).
 
     ``task`` is its index in the job array, ``job_id`` the scheduler's id (None when the
-    executor has none); ``point``, ``exc_type`` and ``exc_message`` describe the original
-    error when it is known, ``worker_traceback`` holds the task's error text.
+    executor has none), ``also_failed`` the indices of the other tasks that failed.
+    ``exc_type`` and ``exc_message`` describe the original error, ``worker_traceback``
+    holds the task's error text; ``point`` is the failing point when the executor hands
+    back the exception itself (submitit hands back only its text, which names the point).
     """
 
     def __init__(
-        self, message: str, *, task: int, job_id: str | None, original: BaseException
+        self,
+        *,
+        task: int,
+        tasks: int,
+        job_id: str | None,
+        original: BaseException,
+        also_failed: Sequence[int] = (),
     ) -> None:
         exc_type, exc_message = _describe(original)
+        where = f"task {task} of {tasks}" + (f" (job {job_id})" if job_id else "")
+        others = f" (tasks {', '.join(map(str, also_failed))} failed too)" if also_failed else ""
         super().__init__(
-            message,
+            f"{where} failed: {exc_type}: {exc_message}{others}",
             point=getattr(original, "point", None),
             params=getattr(original, "params", None),
             exc_type=exc_type,
             exc_message=exc_message,
-            worker_traceback=str(original),
+            worker_traceback=getattr(original, "worker_traceback", "") or str(original),
         )
         self.task = task
         self.job_id = job_id
+        self.also_failed = list(also_failed)
+
+
+class TaskException(RuntimeError):
+    """Raised by a task whose sweep failed; its message is one line, ``Type: message`` of
+    the original error (the cause), so the submitter can read it from the traceback text,
+    the only thing submitit hands back."""
 
 
 def run_task(memo: SweepMemo, params: Any, split_spec: Any) -> Diagnostics:
@@ -74,7 +90,11 @@ def run_task(memo: SweepMemo, params: Any, split_spec: Any) -> Diagnostics:
     Runs in the task's process on a memo rebuilt from its constructor arguments, so its
     ``max_workers=None`` resolves to the CPUs this task was allocated.
     """
-    return memo.run_streaming(params, split_spec)
+    try:
+        return memo.run_streaming(params, split_spec)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        raise TaskException(f"{type(exc).__name__}: {lines[0] if lines else ''}") from exc
 
 
 class Launch:
@@ -151,7 +171,7 @@ class Launch:
         """
         self.wait(timeout)
         self.task_diagnostics = self._collect()
-        failed = [p for diag in self.task_diagnostics for p in diag.failed_points]
+        failed = _distinct(p for diag in self.task_diagnostics for p in diag.failed_points)
         output, diag = self._memo.load(self._params, self._split_spec, strict=not failed)
         if failed:
             if diag.missing_points > len(failed):
@@ -165,32 +185,37 @@ class Launch:
 
     def _collect(self) -> list[Diagnostics]:
         results: list[Diagnostics] = []
-        errors: list[TaskFailedError] = []
+        failures: list[tuple[int, Any, Exception]] = []
         for task, job in enumerate(self.jobs):
             try:
                 results.append(job.result())
             except Exception as exc:
-                errors.append(self._task_error(task, job, exc))
-        if errors:
-            first = errors[0]
-            if len(errors) > 1:
-                others = ", ".join(str(e.task) for e in errors[1:])
-                first.args = (f"{first.args[0]} (tasks {others} failed too)",)
-            raise first from first.__cause__
+                failures.append((task, job, exc))
+        if failures:
+            task, job, error = failures[0]
+            job_id = getattr(job, "job_id", None)
+            cause = error.__cause__ if isinstance(error, TaskException) else None
+            raise TaskFailedError(
+                task=task,
+                tasks=len(self.jobs),
+                job_id=None if job_id is None else str(job_id),
+                original=cause or error,
+                also_failed=[t for t, _, _ in failures[1:]],
+            ) from error
         return results
 
-    def _task_error(self, task: int, job: Any, exc: Exception) -> TaskFailedError:
-        job_id = getattr(job, "job_id", None)
-        where = f"task {task} of {len(self.jobs)}" + (f" (job {job_id})" if job_id else "")
-        exc_type, exc_message = _describe(exc)
-        error = TaskFailedError(
-            f"{where} failed: {exc_type}: {exc_message}",
-            task=task,
-            job_id=None if job_id is None else str(job_id),
-            original=exc,
-        )
-        error.__cause__ = exc
-        return error
+
+def _distinct(points: Iterable[Any]) -> list[Any]:
+    """Points without repeats (compared by canonical encoding): a point that failed in one
+    task is tried again, and fails again, in the task that takes its chunk over."""
+    seen: set[bytes] = set()
+    distinct = []
+    for point in points:
+        key = encode(point, "failed point")
+        if key not in seen:
+            seen.add(key)
+            distinct.append(point)
+    return distinct
 
 
 def _cancel(job: Any) -> None:
@@ -203,17 +228,20 @@ def _cancel(job: Any) -> None:
 def _describe(exc: BaseException) -> tuple[str, str]:
     """``(type name, message)`` of the error a task raised.
 
-    submitit hands back only the text of the task's traceback; its last exception line
-    (``swarm_memo.errors.ExecError: exec_fn raised ...``) is the original error.
+    A future hands back the task's :class:`TaskException` (its cause is the original
+    error); submitit hands back the traceback text, whose last line is the
+    ``TaskException``'s one-line ``Type: message``.
     """
-    if isinstance(exc, ExecError) and not isinstance(exc, TaskFailedError):
-        return type(exc).__name__, str(exc)
-    text = str(exc)
-    lines = [m.group(0) for m in _EXCEPTION_LINE.finditer(text)]
-    if type(exc).__name__ in ("FailedJobError", "UncompletedJobError") and lines:
-        name, _, message = lines[-1].partition(":")
-        return name.rsplit(".", 1)[-1], message.strip()
-    return type(exc).__name__, text.strip().splitlines()[-1] if text.strip() else ""
+    if isinstance(exc, TaskException) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, TaskException) or type(exc).__name__ == "FailedJobError":
+        marker = f"{TaskException.__module__}.{TaskException.__qualname__}: "
+        for line in reversed(str(exc).splitlines()):
+            if line.startswith(marker):
+                name, _, message = line[len(marker) :].partition(": ")
+                return name, message
+    lines = str(exc).strip().splitlines()
+    return type(exc).__name__, lines[0] if lines else ""
 
 
 # ---------------------------------------------------------------------------- submission

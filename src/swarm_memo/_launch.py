@@ -20,7 +20,8 @@ from ._diagnostics import Diagnostics, Status
 from ._hashing import encode
 from .errors import CacheMissError, ExecError, SpecError, SpecTypeError
 
-_POLL_SECONDS = 0.5
+_FIRST_POLL_SECONDS = 0.05
+_LAST_POLL_SECONDS = 1.0
 
 
 class SweepMemo(Protocol):
@@ -136,13 +137,16 @@ class Launch:
             When tasks are still running after ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _FIRST_POLL_SECONDS
         while not self.done():
             if deadline is not None and time.monotonic() >= deadline:
                 running = sum(not job.done() for job in self.jobs)
                 raise TimeoutError(
                     f"{running} of {len(self.jobs)} tasks still running after {timeout} s"
                 )
-            time.sleep(_POLL_SECONDS)
+            time.sleep(pause)
+            # Short sweeps return promptly; long ones ask the scheduler about once a second.
+            pause = min(pause * 1.5, _LAST_POLL_SECONDS)
 
     def cancel(self) -> None:
         """Cancel every task still running; their finished chunks stay stored."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -160,6 +161,56 @@ def test_status_while_tasks_run_answers_without_waiting(tmp_path: Path, executor
     output, _ = handle.result()
     assert output == grid_expected(PARAMS, SPEC, AXES)
     assert handle.status().complete
+
+
+@pytest.mark.timeout(60)
+def test_task_stopped_at_its_time_limit_keeps_finished_chunks_and_is_requeued(
+    tmp_path: Path, executor: Any
+) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    counting = PidExec(tmp_path / "calls.log", pids, sleep=0.1)
+    memo = new_memo(tmp_path / "cache", counting)
+    handle = memo.launch(PARAMS, SPEC, executor, tasks=1)
+    deadline = time.monotonic() + WAIT_LIMIT
+    while handle.status().cached_chunks == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stored = {repr(p) for p in expected_points(handle.status())}
+    (task_pid,) = (int(name) for name in os.listdir(pids))
+
+    # What Slurm sends (through submitit) as the time limit approaches; with
+    # timeout_min < 10 submitit counts any USR2 as the time limit.
+    os.kill(task_pid, signal.SIGUSR2)
+    output, _ = handle.result()
+
+    assert output == grid_expected(PARAMS, SPEC, AXES)
+    assert len(os.listdir(pids)) == 2, "the task was not requeued"
+    calls = counting.counter()
+    assert set(calls) == {repr(p) for p in grid_points_of(SPEC)}
+    assert stored, "no chunk was stored before the signal"
+    assert all(calls[p] == 1 for p in stored), calls  # finished chunks are not recomputed
+
+
+class PidExec(CountingExec):
+    """Counts calls and leaves a file named after each process that calls it."""
+
+    def __init__(self, log: Path, folder: Path, sleep: float) -> None:
+        super().__init__(log, sleep=sleep)
+        self.folder = str(folder)
+
+    def __call__(self, params: dict[str, Any], point: Any) -> Any:
+        Path(self.folder, str(os.getpid())).touch()
+        return super().__call__(params, point)
+
+
+def grid_points_of(spec: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    return [(s, strat) for s in spec["s"] for strat in spec["strat"]]
+
+
+def expected_points(status: Any) -> list[tuple[Any, ...]]:
+    """Points of the chunks a status does not list as missing."""
+    missing = {(s, strat) for m in status.missing for s in m["s"] for strat in m["strat"]}
+    return [p for p in grid_points_of(SPEC) if p not in missing]
 
 
 SUBMIT_AND_EXIT = """

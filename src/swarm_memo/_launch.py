@@ -85,17 +85,29 @@ class TaskException(RuntimeError):
     the only thing submitit hands back."""
 
 
-def run_task(memo: SweepMemo, params: Any, split_spec: Any) -> Diagnostics:
-    """The body of one task: compute and store what is missing, claims permitting.
+class LaunchTask:
+    """The body of every task: compute and store what is missing, claims permitting.
 
-    Runs in the task's process on a memo rebuilt from its constructor arguments, so its
-    ``max_workers=None`` resolves to the CPUs this task was allocated.
+    It runs in the task's process on a memo rebuilt from its constructor arguments, so
+    ``max_workers=None`` resolves to the CPUs this task was allocated. It is checkpointable
+    the way submitit understands: when the scheduler's time limit approaches (submitit's
+    USR2), the task stops, its finished chunks stay stored and submitit requeues it (up to
+    ``slurm_max_num_timeout`` times); the requeued task computes only what is missing.
     """
-    try:
-        return memo.run_streaming(params, split_spec)
-    except Exception as exc:
-        lines = str(exc).strip().splitlines()
-        raise TaskException(f"{type(exc).__name__}: {lines[0] if lines else ''}") from exc
+
+    def __call__(self, memo: SweepMemo, params: Any, split_spec: Any) -> Diagnostics:
+        try:
+            return memo.run_streaming(params, split_spec)
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            raise TaskException(f"{type(exc).__name__}: {lines[0] if lines else ''}") from exc
+
+    def checkpoint(self, memo: SweepMemo, params: Any, split_spec: Any) -> Any:
+        """What submitit resubmits when the task is stopped: the same call (the cache is
+        the checkpoint)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, memo, params, split_spec)
 
 
 class Launch:
@@ -287,15 +299,16 @@ def _check_picklable(memo: SweepMemo) -> None:
 
 
 def submit(executor: Any, memo: SweepMemo, params: Any, split_spec: Any, tasks: int) -> list[Any]:
-    """Submit ``tasks`` copies of :func:`run_task` as one job array."""
+    """Submit ``tasks`` :class:`LaunchTask` calls as one job array."""
     memos: Sequence[Any] = [memo] * tasks
     all_params = [params] * tasks
     all_specs = [split_spec] * tasks
+    task = LaunchTask()
     if callable(getattr(executor, "map_array", None)):
-        return list(executor.map_array(run_task, memos, all_params, all_specs))
+        return list(executor.map_array(task, memos, all_params, all_specs))
     batch = getattr(executor, "batch", None)
     with batch() if callable(batch) else contextlib.nullcontext():
-        return [executor.submit(run_task, memo, params, split_spec) for _ in range(tasks)]
+        return [executor.submit(task, memo, params, split_spec) for _ in range(tasks)]
 
 
 def launch(memo: SweepMemo, params: Any, split_spec: Any, executor: Any, tasks: Any) -> Launch:

@@ -340,6 +340,11 @@ def test_a_memo_that_cannot_be_pickled_is_refused_before_submitting(
             memo.launch(PARAMS, SPEC, RecordingExecutor(), tasks=2)
 
 
+def test_a_memo_without_exec_fn_is_refused_before_submitting(make_memo: Any) -> None:
+    with pytest.raises(SpecError, match=r"12 points are missing .* no exec_fn"):
+        make_memo(exec_fn=None).launch(PARAMS, SPEC, RecordingExecutor(), tasks=2)
+
+
 def test_bad_split_spec_is_refused_before_submitting(make_memo: Any) -> None:
     with pytest.raises(SpecError):
         make_memo().launch(PARAMS, {"strat": [0]}, RecordingExecutor(), tasks=2)

@@ -25,7 +25,7 @@ _LAST_POLL_SECONDS = 1.0
 
 
 class SweepMemo(Protocol):
-    """What a task needs of a memo: the three calls of the facade that launch uses."""
+    """What launch needs of a memo (the facade): its calls and its ``exec_fn``."""
 
     def run_streaming(self, params: Any, split_spec: Any) -> Diagnostics: ...
 
@@ -35,13 +35,8 @@ class SweepMemo(Protocol):
 
     def status(self, params: Any, split_spec: Any) -> Status: ...
 
-
-class Job(Protocol):
-    """A submitted task: a submitit ``Job`` or a ``concurrent.futures.Future``."""
-
-    def done(self) -> bool: ...
-
-    def result(self) -> Any: ...
+    @property
+    def exec_fn(self) -> Any: ...
 
 
 class TaskFailedError(ExecError):
@@ -300,7 +295,7 @@ def _check_picklable(memo: SweepMemo) -> None:
 
 def submit(executor: Any, memo: SweepMemo, params: Any, split_spec: Any, tasks: int) -> list[Any]:
     """Submit ``tasks`` :class:`LaunchTask` calls as one job array."""
-    memos: Sequence[Any] = [memo] * tasks
+    memos = [memo] * tasks
     all_params = [params] * tasks
     all_specs = [split_spec] * tasks
     task = LaunchTask()
@@ -318,6 +313,11 @@ def launch(memo: SweepMemo, params: Any, split_spec: Any, executor: Any, tasks: 
     status = memo.status(params, split_spec)  # also validates params and split_spec
     if status.complete:
         return Launch(memo, params, split_spec, [])
+    if memo.exec_fn is None:
+        raise SpecError(
+            f"{status.missing_points} points are missing but this SwarmMemo has no exec_fn "
+            "for the tasks to run; pass exec_fn=..."
+        )
     _check_picklable(memo)
     count = min(count, status.missing_chunks)
     return Launch(memo, params, split_spec, submit(executor, memo, params, split_spec, count))

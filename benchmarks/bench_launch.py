@@ -84,11 +84,15 @@ def bench_launch(sz: Sizes) -> None:
         executor.update_parameters(timeout_min=30)
         memo = new_memo(tmp / "launched", sz, workers=1)
 
+        submitted = []
+
         def launched():
-            handle = memo.launch(params, spec, executor, tasks=2)
+            handle, t_submit = timed(lambda: memo.launch(params, spec, executor, tasks=2))
+            submitted.append(t_submit)
             return handle, handle.result()
 
         (handle, (out, _)), t_launch = timed(launched)
+        info("launch", f"launch() returned after {submitted[0]:.3f} s (status + submission)")
         assert out == expected
         executed = [d.executed_points for d in handle.task_diagnostics]
         assert sum(executed) == sz.points, executed

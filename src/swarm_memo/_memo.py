@@ -20,6 +20,8 @@ from ._config import (
 from ._diagnostics import Diagnostics, Status
 from ._fingerprint import code_fingerprint
 from ._grid import ChunkLayout
+from ._launch import Launch
+from ._launch import launch as _launch
 from ._requests import Requests
 from ._types import EnumerateFn, ExecFn, Params, SplitSpec
 from ._wrap import make_wrapper
@@ -263,6 +265,49 @@ class SwarmMemo:
         """Count stored and missing points and chunks without executing, loading outputs
         or writing anything: the accounting of a run that executes nothing."""
         return self._requests().status(params, split_spec)
+
+    def launch(
+        self, params: Params, split_spec: SplitSpec, executor: Any, tasks: int = 1
+    ) -> Launch:
+        """Fan the sweep out as ``tasks`` tasks of one job array; return a :class:`Launch`.
+
+        Each task rebuilds this memo (it pickles as its constructor arguments) and runs
+        :meth:`run_streaming` on the shared cache; claims spread the chunks over the tasks,
+        and ``max_workers=None`` resolves in each task to the CPUs it was allocated. No more
+        tasks than missing chunks are submitted; nothing is submitted when nothing is
+        missing. The submitter may exit: a later ``launch`` or ``run`` resumes the sweep.
+
+        Parameters
+        ----------
+        params, split_spec
+            The sweep, as for :meth:`run`.
+        executor
+            A submitit executor, e.g. ``submitit.AutoExecutor(folder="logs")`` with
+            ``slurm_partition``, ``timeout_min``, ``cpus_per_task`` set (on a machine
+            without Slurm, ``cluster="local"`` runs the tasks as local processes).
+        tasks
+            How many tasks (array jobs), an int >= 1.
+
+        Returns
+        -------
+        Launch
+            ``.jobs``, ``.status()`` (from the cache, never waits), ``.done()`` and
+            ``.result() -> (output, Diagnostics)``, which waits for the tasks.
+
+        Raises
+        ------
+        SpecTypeError, SpecError
+            Before submitting anything: ``tasks`` is not an int >= 1, ``executor`` has no
+            ``map_array``/``submit``, or the memo cannot be pickled.
+
+        Examples
+        --------
+        >>> import submitit  # doctest: +SKIP
+        >>> ex = submitit.AutoExecutor(folder="logs")  # doctest: +SKIP
+        >>> ex.update_parameters(timeout_min=60, cpus_per_task=8)  # doctest: +SKIP
+        >>> out, diag = memo.launch(params, spec, ex, tasks=20).result()  # doctest: +SKIP
+        """
+        return _launch(self, params, split_spec, executor, tasks)
 
     def run_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
         """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._defaults import default_collate, default_merge
 from ._diagnostics import Diagnostics, Status
+from ._launch import Launch, TaskFailedError
 from ._memo import SwarmMemo
 from ._version import __version__
 from ._worker import PointFailure
@@ -36,6 +37,7 @@ __all__ = [
     "CorruptChunkError",
     "Diagnostics",
     "ExecError",
+    "Launch",
     "PointFailure",
     "SpecError",
     "SpecTypeError",
@@ -43,6 +45,7 @@ __all__ = [
     "StoreError",
     "SwarmMemo",
     "SwarmMemoError",
+    "TaskFailedError",
     "UnhashableValueError",
     "WorkerDiedError",
     "__version__",

@@ -63,7 +63,15 @@ _CALLABLE_VALUES = (
 )
 """Values fingerprinted as code rather than encoded as data."""
 _CLASS_METADATA = frozenset(
-    {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__"}
+    {
+        "__module__",
+        "__qualname__",
+        "__doc__",
+        "__dict__",
+        "__weakref__",
+        "__annotations__",
+        "__slotnames__",  # added by copyreg when an instance is first pickled
+    }
 )
 
 

@@ -91,6 +91,11 @@ class LaunchTask:
     """
 
     def __call__(self, memo: SweepMemo, params: Any, split_spec: Any) -> Diagnostics:
+        backends = memo.config.backends
+        if backends.spec in ("process", "serial") and backends.max_workers == 1:
+            # exec_fn would run on the main thread, where the scheduler's signals (submitit's
+            # time-limit USR2) land: they must stop the task, not fail a point.
+            memo = memo._with_options(executor="thread")
         try:
             return memo.run_streaming(params, split_spec)
         except Exception as exc:

@@ -170,6 +170,11 @@ class SwarmMemo:
         (first, second, verbose, options) = state["init_args"]
         self.__init__(*first, *second, verbose, **options)  # type: ignore[misc]
 
+    def _with_options(self, **options: Any) -> SwarmMemo:
+        """A new memo with the same arguments but these keyword-only options."""
+        first, second, verbose, current = self._init_args
+        return SwarmMemo(*first, *second, verbose, **{**current, **options})
+
     def __enter__(self) -> SwarmMemo:
         return self
 

@@ -74,25 +74,18 @@ def _check_seconds(value: Any, name: str, allow_none: bool) -> float | None:
     return float(value)
 
 
-def build_config(
-    cache_root: Any,
-    memo_chunk_spec: Any,
-    exec_chunk_size: Any,
-    enumerate_points: Any,
-    exec_fn: Any,
-    collate_fn: Any,
-    merge_fn: Any,
-    chunk_hash_fn: Any,
-    cache_version: Any,
-    max_workers: Any,
-    axis_order: Any,
-    verbose: Any,
-    options: dict[str, Any],
-) -> MemoConfig:
+def build_config(arguments: dict[str, Any]) -> MemoConfig:
     """Validate ``SwarmMemo``'s arguments (raising before any work) into a config."""
+    options = arguments
+    cache_root = arguments["cache_root"]
+    exec_chunk_size = arguments["exec_chunk_size"]
+    enumerate_points, exec_fn = arguments["enumerate_points"], arguments["exec_fn"]
+    collate_fn, merge_fn = arguments["collate_fn"], arguments["merge_fn"]
+    chunk_hash_fn, cache_version = arguments["chunk_hash_fn"], arguments["cache_version"]
+    max_workers, verbose = arguments["max_workers"], arguments["verbose"]
     if not isinstance(cache_root, (str, os.PathLike)):
         raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
-    layout = ChunkLayout.parse(memo_chunk_spec, axis_order)
+    layout = ChunkLayout.parse(arguments["memo_chunk_spec"], arguments["axis_order"])
     check_positive_int(exec_chunk_size, "exec_chunk_size")
     for name, fn in [
         ("enumerate_points", enumerate_points),

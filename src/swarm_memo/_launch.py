@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from ._config import MemoConfig
 from ._diagnostics import Diagnostics, Status
 from ._hashing import encode
 from .errors import CacheMissError, ExecError, SpecError, SpecTypeError
@@ -37,6 +38,11 @@ class SweepMemo(Protocol):
 
     @property
     def exec_fn(self) -> Any: ...
+
+    @property
+    def config(self) -> MemoConfig: ...
+
+    def _with_options(self, **options: Any) -> SweepMemo: ...
 
 
 class TaskFailedError(ExecError):

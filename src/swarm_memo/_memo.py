@@ -129,7 +129,19 @@ class SwarmMemo:
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
-        options = {
+        self._arguments: dict[str, Any] = {
+            "cache_root": cache_root,
+            "memo_chunk_spec": memo_chunk_spec,
+            "exec_chunk_size": exec_chunk_size,
+            "enumerate_points": enumerate_points,
+            "exec_fn": exec_fn,
+            "collate_fn": collate_fn,
+            "merge_fn": merge_fn,
+            "chunk_hash_fn": chunk_hash_fn,
+            "cache_version": cache_version,
+            "max_workers": max_workers,
+            "axis_order": axis_order,
+            "verbose": verbose,
             "executor": executor,
             "on_error": on_error,
             "on_code_change": on_code_change,
@@ -138,42 +150,20 @@ class SwarmMemo:
             "grace_seconds": grace_seconds,
             "storage_options": storage_options,
         }
-        self._init_args = (
-            (cache_root, memo_chunk_spec, exec_chunk_size, enumerate_points, exec_fn),
-            (collate_fn, merge_fn, chunk_hash_fn, cache_version, max_workers, axis_order),
-            verbose,
-            options,
-        )
-        self.config = build_config(
-            cache_root,
-            memo_chunk_spec,
-            exec_chunk_size,
-            enumerate_points,
-            exec_fn,
-            collate_fn,
-            merge_fn,
-            chunk_hash_fn,
-            cache_version,
-            max_workers,
-            axis_order,
-            verbose,
-            options,
-        )
+        self.config = build_config(self._arguments)
         self._code = None if exec_fn is None else code_fingerprint(exec_fn).hex()
         self._function_name = _name_of(exec_fn)
 
     def __getstate__(self) -> dict[str, Any]:
         """A memo pickles as its arguments (pools are not sent along)."""
-        return {"init_args": self._init_args}
+        return {"arguments": self._arguments}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        (first, second, verbose, options) = state["init_args"]
-        self.__init__(*first, *second, verbose, **options)  # type: ignore[misc]
+        self.__init__(**state["arguments"])  # type: ignore[misc]
 
     def _with_options(self, **options: Any) -> SwarmMemo:
-        """A new memo with the same arguments but these keyword-only options."""
-        first, second, verbose, current = self._init_args
-        return SwarmMemo(*first, *second, verbose, **{**current, **options})
+        """A new memo with the same arguments but these ones."""
+        return SwarmMemo(**{**self._arguments, **options})
 
     def __enter__(self) -> SwarmMemo:
         return self
@@ -202,8 +192,7 @@ class SwarmMemo:
         """Swap the function (e.g. after a fix); the memo keeps its pools."""
         check_callable(fn, "exec_fn")
         self.config = replace(self.config, exec_fn=fn)
-        first, *rest = self._init_args
-        self._init_args = ((*first[:4], fn), *rest)  # type: ignore[assignment]
+        self._arguments["exec_fn"] = fn
         self._code = None if fn is None else code_fingerprint(fn).hex()
         self._function_name = _name_of(fn)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from ._backends import BackendFactory
@@ -17,6 +18,7 @@ from ._grid import ChunkLayout
 from ._grid import _check_positive_int as check_positive_int
 from ._order import ChunkOrder, parse_chunk_order
 from ._remote import open_store
+from ._stop import parse_deadline
 from ._store import Store
 from ._types import ChunkKey, EnumerateFn, ExecFn
 from .errors import SpecError, SpecTypeError
@@ -52,6 +54,8 @@ class MemoConfig:
     chunk_order: ChunkOrder
     claim_timeout: float | None
     grace_seconds: float
+    deadline: float | datetime | None
+    """Stop each computing call gracefully after so many seconds, or at this time."""
 
 
 def check_callable(value: Any, name: str) -> None:
@@ -122,4 +126,5 @@ def build_config(arguments: dict[str, Any]) -> MemoConfig:
         chunk_order=parse_chunk_order(options["chunk_order"]),
         claim_timeout=_check_seconds(options["claim_timeout"], "claim_timeout", True),
         grace_seconds=_check_seconds(options["grace_seconds"], "grace_seconds", False) or 0.0,
+        deadline=parse_deadline(options["deadline"]),
     )

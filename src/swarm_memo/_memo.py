@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ._compact import CompactReport, clear_set, compact
@@ -97,6 +98,9 @@ class SwarmMemo:
     grace_seconds
         On SIGTERM or Ctrl-C, how long exec chunks in flight may finish before the run
         stores every finished point and stops (default 20).
+    deadline
+        Stop each computing call the same graceful way after this many seconds, or at
+        this ``datetime`` (e.g. a little before a batch job's time limit). Default None.
 
     Examples
     --------
@@ -127,6 +131,7 @@ class SwarmMemo:
         chunk_order: str | Callable[[list[dict[str, list[Any]]]], Sequence[int]] = "grid",
         claim_timeout: float | None = DEFAULT_CLAIM_TIMEOUT,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        deadline: float | datetime | None = None,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         self._arguments: dict[str, Any] = {
@@ -148,6 +153,7 @@ class SwarmMemo:
             "chunk_order": chunk_order,
             "claim_timeout": claim_timeout,
             "grace_seconds": grace_seconds,
+            "deadline": deadline,
             "storage_options": storage_options,
         }
         self.config = build_config(self._arguments)

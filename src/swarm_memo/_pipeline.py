@@ -30,8 +30,9 @@ from ._grid import Chunk, reorder_product
 from ._plan import RunPlan
 from ._progress import Progress
 from ._reuse import Reuse
-from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan
+from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan, StopRequested
 from ._sinks import Sink
+from ._stop import StopRequest, stop_on_signals
 from ._worker import PointFailure
 from ._writer import ChunkWriter
 from .errors import CodeChangedWarning, ExecError, SpecError
@@ -318,17 +319,30 @@ class _Run:
             self.config.exec_chunk_size,
             skip_errors=self.config.on_error == "skip",
             on_progress=bar.advance,
+            stop=(stop := StopRequest(self.config.deadline)),
+            grace_seconds=self.config.grace_seconds,
         )
         engine = Engine(self.config.backends.backend, exec_plan, self.diag, self._check_can_execute)
         chunks = self.plan.named_chunks
-        for job in engine.run(jobs):
-            self._count(job)
-            if job.cached:
-                continue  # another run wrote it; it was served when found
-            self._store(job)
-            if self.sink.wants_outputs:
-                # A copy: the writer may still be pickling the list.
-                self.sink.take(chunks[job.index][0], self._points_for_sink(job), list(job.outputs))
+        try:
+            with stop_on_signals(stop):
+                for job in engine.run(jobs):
+                    self._count(job)
+                    if job.cached:
+                        continue  # another run wrote it; it was served when found
+                    self._store(job)
+                    if self.sink.wants_outputs:
+                        # A copy: the writer may still be pickling the list.
+                        chunk = chunks[job.index][0]
+                        self.sink.take(chunk, self._points_for_sink(job), list(job.outputs))
+        except BaseException as exc:
+            # Stopped, interrupted or failed: finished points of incomplete chunks are
+            # stored as partial chunks, then the error goes on.
+            stored = sum(self._store(job) for job in engine.unfinished())
+            if isinstance(exc, StopRequested):
+                self.writer.finish()
+                raise stop.error(stored) from None
+            raise
         self.writer.finish()
 
     def _count(self, job: ChunkJob) -> None:
@@ -347,7 +361,7 @@ class _Run:
         plan = self.plan
         chunk = plan.named_chunks[job.index][0]
         pset = plan.pset
-        if not job.failed:
+        if not job.failed and not job.remaining:
             points = None if plan.product else job.points
             record = ChunkRecord(
                 pset.set_id,
@@ -359,9 +373,13 @@ class _Run:
                 code=plan.code,
             )
             return record, job.digests
-        good = [i for i, o in enumerate(job.outputs) if not isinstance(o, PointFailure)]
-        if not good:
-            return None
+        good = [
+            i
+            for i, o in enumerate(job.outputs)
+            if o is not MISSING and not isinstance(o, PointFailure)
+        ]
+        if len(good) <= job.reused:
+            return None  # nothing new: the reused points are stored elsewhere already
         all_digests = job.digests or plan.point_digests(chunk, job.points)
         digests = [all_digests[i] for i in good]
         record = ChunkRecord(
@@ -377,13 +395,14 @@ class _Run:
         )
         return record, digests
 
-    def _store(self, job: ChunkJob) -> None:
-        """Hand a finished chunk to the writer; its claim is released once it is on disk."""
+    def _store(self, job: ChunkJob) -> int:
+        """Hand a finished (or, stopping, an unfinished) chunk to the writer; its claim is
+        released once it is on disk. Returns how many points it writes."""
         assert self.writer is not None
         prepared = self._record(job)
         if prepared is None:
             self.claims.release(job.name)
-            return
+            return 0
         record, digests = prepared
         pset, claims, diag, bar = self.plan.pset, self.claims, self.diag, self.bar
 
@@ -403,6 +422,7 @@ class _Run:
             bar.chunk_written(job.index, len(record.outputs), job.name)
 
         self.writer.submit(write, written)
+        return len(record.outputs)
 
 
 def _unpicklable_error(record: ChunkRecord) -> Callable[[Exception], Exception]:

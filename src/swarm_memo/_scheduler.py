@@ -39,6 +39,8 @@ IDLE_FLOOR_SECONDS = 50e-6
 """A worker that waited longer than ``IDLE_SHARE`` of its exec chunk's duration plus
 this floor, between two exec chunks, was starved: the window grows by one."""
 _END: Any = object()
+WAKE_SECONDS = 0.25
+"""Longest wait for a completion, so a stop request is noticed while workers compute."""
 
 
 @dataclass
@@ -75,6 +77,14 @@ class ExecPlan:
     exec_chunk_size: int
     skip_errors: bool
     on_progress: Callable[[int], None] = lambda n: None
+    stop: Callable[[], bool] = lambda: False
+    """True once the run must stop (a signal, its deadline): submit nothing more."""
+    grace_seconds: float = 0.0
+    """How long exec chunks in flight may finish once the run must stop."""
+
+
+class StopRequested(Exception):
+    """The engine stopped early on request; every finished job was yielded first."""
 
 
 class Window:
@@ -144,6 +154,12 @@ class Engine:
         self._backend: Backend | None = None
         self._window: Window | None = None
         self._fed = True  # the job source had more exec chunks than the window holds
+        self._started: dict[int, ChunkJob] = {}  # jobs with some points computed, not all
+
+    def unfinished(self) -> list[ChunkJob]:
+        """Jobs some of whose missing points were computed but not all (on a stop or an
+        error these are stored as partial chunks: a finished point is never lost)."""
+        return [job for job in self._started.values() if 0 < job.remaining < len(job.missing)]
 
     @property
     def window(self) -> int:
@@ -222,6 +238,8 @@ class Engine:
     ) -> str:
         """Submit exec chunks until the window is full: "full", "stalled" or "exhausted"."""
         while len(pending) < max(1, self.window):
+            if self.plan.stop():
+                return "exhausted"
             batch = next(batches, _END)
             if batch is _END:
                 self._fed = False
@@ -248,8 +266,14 @@ class Engine:
         error: BaseException | None = None
         lost: list[Any] = []  # points of exec chunks that were on a pool when a worker died
         state = "full"
+        grace_end: float | None = None  # set once a stop was requested
         try:
             while True:
+                if grace_end is None and self.plan.stop():
+                    grace_end = time.monotonic() + self.plan.grace_seconds
+                    state = "exhausted"
+                    for future in [f for f in pending if f.cancel()]:
+                        del pending[future]  # never started: nothing to wait for
                 if state != "exhausted" and error is None:
                     state = self._fill(batches, pending, completions)
                 while self._ready:
@@ -259,8 +283,11 @@ class Engine:
                         break
                     time.sleep(POLL_SECONDS)
                     continue
+                if grace_end is not None and time.monotonic() >= grace_end:
+                    self._give_up(pending)
+                    break
                 started = time.perf_counter()
-                done = completions.wait(POLL_SECONDS if state == "stalled" else None)
+                done = completions.wait(POLL_SECONDS if state == "stalled" else WAKE_SECONDS)
                 self.diag.exec_time += time.perf_counter() - started
                 # Absorb in submission order, so chunks complete (and are written) in order.
                 for future in [f for f in pending if f in done]:
@@ -273,6 +300,10 @@ class Engine:
                     except ExecError as exc:
                         # Keep draining what is in flight: finished chunks still get written.
                         error = error or exc
+            if grace_end is not None and (error is None or isinstance(error, WorkerDiedError)):
+                # A worker that dies while the job is being stopped (the scheduler signals
+                # every process) is part of the stop, not a failure of a point.
+                raise StopRequested
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -296,6 +327,14 @@ class Engine:
             ) from error.__cause__
         if error is not None:
             raise error
+
+    def _give_up(self, pending: dict[Future[Any], Batch]) -> None:
+        """The grace period is over: drop the exec chunks still in flight."""
+        for future in pending:
+            future.cancel()
+        pending.clear()
+        if self._backend is not None:
+            self._backend.abort()
 
     def _result(self, future: Future[Any], batch: Batch) -> tuple[list[Any], list[int]]:
         """The outputs and failed indices of a finished exec chunk."""
@@ -331,7 +370,10 @@ class Engine:
             self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
             if job.remaining == 0:
                 self._buffered -= len(job.missing)
+                self._started.pop(id(job), None)
                 self._ready.append(job)
+            else:
+                self._started[id(job)] = job
 
     def _record_failures(self, batch: Batch, outputs: list[Any], failed: list[int]) -> None:
         """Raise for the first failure, or (``on_error="skip"``) list every failed point."""

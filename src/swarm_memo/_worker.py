@@ -186,7 +186,7 @@ def run_batch(
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
-    """Workers leave SIGTERM and SIGINT to the driver, which kills its pools itself.
+    """Workers leave SIGTERM, SIGINT and SIGUSR1 to the driver, which kills its pools.
 
     A no-op handler rather than SIG_IGN: handlers reset on exec, so processes that
     ``exec_fn`` starts still get the default behaviour.
@@ -214,12 +214,13 @@ def _watch_driver(driver_pid: int, parent_pid: int) -> None:
 def init_pool_worker(driver_pid: int) -> None:
     """Initializer of swarm-memo's own process pools.
 
-    Ignores SIGTERM and SIGINT (the driver decides: Slurm signals every process of a
-    job step) and starts a daemon thread that ends this worker once its driver is gone,
+    Ignores SIGTERM, SIGINT and SIGUSR1 (the driver decides: Slurm signals every process
+    of a job step) and starts a daemon thread that ends this worker once its driver is gone,
     so workers never outlive a driver killed by ``kill -9``.
     """
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _ignore_signal)
+    for name in ("SIGTERM", "SIGINT", "SIGUSR1"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _ignore_signal)
     watchdog = threading.Thread(
         target=_watch_driver,
         args=(driver_pid, os.getppid()),

@@ -78,6 +78,15 @@ class CollateError(SwarmMemoError, RuntimeError):
         self.chunk = chunk
 
 
+class RunInterrupted(SwarmMemoError):
+    """A run was stopped (SIGTERM, SIGUSR1, its deadline) after storing every finished
+    point; ``signum`` is the signal (None for a deadline). Running again resumes it."""
+
+    def __init__(self, message: str, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 class CacheMissError(SwarmMemoError, LookupError):
     """``load(..., strict=True)`` found points that are not stored yet."""
 
@@ -128,6 +137,7 @@ __all__ = [
     "CollateError",
     "CorruptChunkError",
     "ExecError",
+    "RunInterrupted",
     "SpecError",
     "SpecTypeError",
     "StoreError",

@@ -207,7 +207,7 @@ def populate(root: Path, spec: dict, split: dict, params: dict, fn: str, chunk: 
     from swarm_memo import SwarmMemo
 
     memo = SwarmMemo(root, spec, chunk, exec_fn=FUNCTIONS[fn], max_workers=2, verbose=0)
-    with mock.patch("os.fsync", lambda fd: None):
+    with mock.patch("os.fsync", return_value=None):
         diag = memo.run_streaming(params, split)
     assert diag.executed_points == diag.total_points, diag
 

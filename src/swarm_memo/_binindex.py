@@ -63,7 +63,8 @@ def value_key(value: Any) -> Hashable:
     """
     cls = type(value)
     if cls is int or cls is str:
-        return value
+        key: Hashable = value
+        return key
     kind = _kind(cls)
     if kind == _INT:
         return int(value)

@@ -26,8 +26,9 @@ Run from the repository root::
 ``one_axis``: one axis "a" of 1,000,000 ints stored in chunks of 1000; a ``run`` of ONE new
 point ({"a": [1000000]}, max_workers=1) in a fresh subprocess, vs the same run on an empty
 cache (targets: at most 0.3 s and +50 MB of driver RSS); the same for ``status``; then a
-rebinned ``status`` ({"a": 700}) of the whole axis: time and peak RSS growth per point
-(targets 0.5 us and 60 B).
+rebinned ``status`` ({"a": 700}) of the whole axis vs the same with the stored binning
+(exact hits: the cost of planning a 10^6-value axis): time and peak RSS growth per point,
+and what reuse adds to them (targets 0.5 us and 60 B).
 
 ``scaling``: 4-D grids of 10^4, 10^5 and 10^6 points (sides 10, 18, 32), stored with bins
 {"a": 2, "b": 2, "c": 4, "d": 4} (64 points per file); a rebinned ``status``
@@ -51,6 +52,7 @@ import pickle
 import subprocess
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,15 +174,26 @@ def call_child(job: dict) -> None:
     )
     split = build_split(job["split"])
     method = getattr(memo, job["method"])
+    if job.get("trace"):  # Python allocations only: exact, but slows the call down
+        tracemalloc.start()
     started = time.perf_counter()
     with PeakRSS() as rss:
         result = method(job["params"], split)
     seconds = time.perf_counter() - started
+    traced = tracemalloc.get_traced_memory()[1] if job.get("trace") else 0
     diag = result[1] if isinstance(result, tuple) else result
     fields = ("total_points", "cached_points", "executed_points", "reused_points")
     out = {f: getattr(diag, f, 0) for f in fields}
-    out.update(seconds=seconds, growth=max(rss.growth, rss.maxrss_growth or 0))
+    out.update(seconds=seconds, growth=max(rss.growth, rss.maxrss_growth or 0), traced=traced)
     print("CHILD " + json.dumps(out), flush=True)
+
+
+def traced_child(**job: object) -> dict:
+    """:func:`in_child` twice: timed (and RSS) as is, then the peak of Python allocations
+    under ``tracemalloc`` (RSS alone is blurred by what the allocator keeps)."""
+    figures = in_child(**job)
+    figures["traced"] = in_child(trace=True, **job)["traced"]
+    return figures
 
 
 def in_child(**job: object) -> dict:
@@ -213,9 +226,14 @@ def populate(root: Path, spec: dict, split: dict, params: dict, fn: str, chunk: 
 
 
 def per_point(figures: dict) -> tuple[float, float]:
-    """(microseconds, bytes) per point of a child call."""
+    """(microseconds, bytes) per point of a child call; bytes: the peak of Python
+    allocations when traced, else the peak RSS growth."""
     n = max(1, figures["total_points"])
-    return figures["seconds"] / n * 1e6, figures["growth"] / n
+    return figures["seconds"] / n * 1e6, (figures.get("traced") or figures["growth"]) / n
+
+
+def rss_note(figures: dict) -> str:
+    return f"peak RSS growth {figures['growth'] / MB:.1f} MB"
 
 
 def bench_reuse(sz: Sizes) -> None:
@@ -306,14 +324,23 @@ def bench_reuse(sz: Sizes) -> None:
         rebinned = new_memo(root, sz.rebinned, sz)
         status, t_rebin_status = timed(lambda: rebinned.status(params, split))
         described = {"a": ["range", 0, sz.n_a, 1], "b": ["range", 0, sz.n_b, 1]}
-        child = in_child(
-            root=str(root), spec=sz.rebinned, split=described, params=params,
-            fn="combine", method="status",
-        )  # fmt: skip
-        assert child["cached_points"] == n, child
+        job = {"root": str(root), "split": described, "params": params, "fn": "combine"}
+        child = traced_child(spec=sz.rebinned, method="status", **job)
+        exact = traced_child(spec=sz.spec, method="status", **job)
+        assert child["cached_points"] == exact["cached_points"] == n, (child, exact)
         us, per_b = per_point(child)
+        exact_us, exact_b = per_point(exact)
+        report(
+            "reuse",
+            f"rebinned status {sz.rebinned}",
+            child["seconds"],
+            "status, stored binning",
+            exact["seconds"],
+            note=f"per point {us:.3f} us and {per_b:.0f} B (traced; {rss_note(child)}) vs "
+            f"{exact_us:.3f} us and {exact_b:.0f} B ({rss_note(exact)})",
+        )
         check("reuse", "rebinned status time per point", us, "us", at_most=0.5)
-        check("reuse", "rebinned status RSS growth per point", per_b, "B", at_most=60)
+        check("reuse", "rebinned status bytes per point (traced peak)", per_b, "B", at_most=60)
         (out, d), t_rebin = timed(lambda: rebinned.run(params, split))
         assert len(out) == n
         assert sum(out) == expected_sum
@@ -383,14 +410,26 @@ def bench_one_axis(sz: Sizes) -> None:
             check("one_axis", f"{method} driver RSS growth", growth, "MB", at_most=50)
             info("one_axis", f"{method} on an empty cache: RSS growth {bare['growth'] / MB:.1f} MB")
         rebin = int(size * 0.7)
-        child = in_child(
-            root=str(root), spec={"a": rebin}, split={"a": ["range", 0, n, 1]}, params=params,
-            fn="first", method="status",
-        )  # fmt: skip
-        assert child["cached_points"] == n, child
+        job = {"root": str(root), "split": {"a": ["range", 0, n, 1]}, "params": params}
+        child = traced_child(spec={"a": rebin}, fn="first", method="status", **job)
+        exact = traced_child(spec={"a": size}, fn="first", method="status", **job)
+        assert child["cached_points"] == exact["cached_points"] == n, (child, exact)
         us, per_b = per_point(child)
-        check("one_axis", f"rebinned status {{'a': {rebin}}} time per point", us, "us", at_most=0.5)
-        check("one_axis", "rebinned status RSS growth per point", per_b, "B", at_most=60)
+        exact_us, exact_b = per_point(exact)
+        report(
+            "one_axis",
+            f"rebinned status {{'a': {rebin}}} of {n:,} pts",
+            child["seconds"],
+            "status, stored binning",
+            exact["seconds"],
+            note=f"per point {us:.3f} us and {per_b:.0f} B (traced; {rss_note(child)}) vs "
+            f"{exact_us:.3f} us and {exact_b:.0f} B ({rss_note(exact)}): planning a "
+            f"{n:,}-value axis",
+        )
+        check("one_axis", "rebinned status: extra time per point", us - exact_us, "us", at_most=0.5)
+        check(
+            "one_axis", "rebinned status: extra bytes per point", per_b - exact_b, "B", at_most=60
+        )
 
 
 STORED_4D = {"a": 2, "b": 2, "c": 4, "d": 4}
@@ -411,7 +450,7 @@ def bench_scaling(sz: Sizes) -> None:
             split = {axis: list(range(side)) for axis in "abcd"}
             populate(root, STORED_4D, split, {"side": side}, "first", 10_000)
             described = {axis: ["range", 0, side, 1] for axis in "abcd"}
-            child = in_child(
+            child = traced_child(
                 root=str(root), spec=rebinned, split=described, params={"side": side},
                 fn="first", method="status",
             )  # fmt: skip
@@ -421,7 +460,7 @@ def bench_scaling(sz: Sizes) -> None:
             info(
                 "scaling",
                 f"{side**4:>9,} points: status {child['seconds']:.3f} s, {us:.3f} us and "
-                f"{per_b:.1f} B per point",
+                f"{per_b:.1f} B per point (traced peak; {rss_note(child)})",
             )
     report(
         "scaling",

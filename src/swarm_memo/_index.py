@@ -5,7 +5,9 @@ chunk file the writer records which points it holds:
 
 - a *product* chunk (default enumerator): its axis order and its bins' values. A point is
   found by per-axis lookups and index arithmetic, so point order, axis order and bin
-  boundaries may all change between runs;
+  boundaries may all change between runs. Lookups go bin by bin, never value by value
+  over the whole cache: a request costs O(its own points + the stored bins it may
+  overlap), and reading the index costs O(files) (see :mod:`swarm_memo._binindex`);
 - an *enumerated* chunk (custom ``enumerate_points``): the 16-byte digest of each point.
 
 Records are written after their chunk files, in batches: each batch is one immutable
@@ -43,10 +45,11 @@ FLUSH_EVERY = 64
 """Records per segment file while a run writes chunks."""
 FOLD_ABOVE = 32
 """A reader folds the segments into one when it finds more than this."""
-LOOKUP_ENTRIES = 1 << 18
-"""Keyed values of stored bins kept between requests (each costs about 100 bytes)."""
+LOOKUP_ENTRIES = 1 << 16
+"""Keyed values of stored bins kept between requests (about 100 bytes each: ~6 MB)."""
 REQUEST_INTS = 1 << 18
-"""Values and matched positions of requested bins kept between chunks (each ~40 bytes)."""
+"""Values and matched positions of requested bins kept between chunks (about 40 bytes
+each: ~10 MB)."""
 Location = tuple[str, int]
 Found = tuple[str, list[int], list[int]]
 """(chunk file, positions in the request, positions in that file)."""
@@ -314,7 +317,7 @@ class PointIndex:
             [j * file_stride for j in file_pos] if file_stride > 1 else list(file_pos),
         )
         request.parts[bin_id, req_stride, file_stride] = part
-        self._request_budget -= len(part[0])
+        self._request_budget -= len(part[0]) + len(part[1])
         return part
 
     def _lookup(self, axis: str, bin_id: int) -> dict[Hashable, int]:

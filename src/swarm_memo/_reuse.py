@@ -3,7 +3,8 @@
 When a grid changes (a value inserted mid-axis, another bin size, a subset, another order)
 most requested chunks have no file of their own, yet their points sit in other chunk
 files of the same params. This module finds them through the point index and copies
-their outputs, loading each needed file once while it stays in a small LRU.
+their outputs, loading each needed file once while it stays in an LRU bounded in bytes
+(``LRU_BYTES``, estimated from each file's size on disk, never by deep-sizing outputs).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ chunk file the writer records which points it holds:
 
 - a *product* chunk (default enumerator): its axis order and its bins' values. A point is
   found by per-axis lookups and index arithmetic, so point order, axis order and bin
-  boundaries may all change between runs;
+  boundaries may all change between runs. Lookups go bin by bin, never value by value
+  over the whole cache: a request costs O(its own points + the stored bins it may
+  overlap), and reading the index costs O(files) (see :mod:`swarm_memo._binindex`);
 - an *enumerated* chunk (custom ``enumerate_points``): the 16-byte digest of each point.
 
 Records are written after their chunk files, in batches: each batch is one immutable
@@ -20,18 +22,21 @@ one rebuilt from the file. Deleting ``index/`` loses nothing.
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from ._binindex import AxisBins, RequestBin, value_keys
 from ._codec import ChunkRecord, compact_key
-from ._hashing import encode, point_digest
+from ._hashing import point_digest
 from ._store import Store
 
 INDEX_MAGIC = b"SWMEMOIX4"
@@ -40,6 +45,11 @@ FLUSH_EVERY = 64
 """Records per segment file while a run writes chunks."""
 FOLD_ABOVE = 32
 """A reader folds the segments into one when it finds more than this."""
+LOOKUP_ENTRIES = 1 << 16
+"""Keyed values of stored bins kept between requests (about 100 bytes each: ~6 MB)."""
+REQUEST_INTS = 1 << 18
+"""Values and matched positions of requested bins kept between chunks (about 40 bytes
+each: ~10 MB)."""
 Location = tuple[str, int]
 Found = tuple[str, list[int], list[int]]
 """(chunk file, positions in the request, positions in that file)."""
@@ -50,8 +60,8 @@ class IndexRecord:
     """The points of one chunk file: a product of axis bins, or a list of point digests.
 
     A product record keeps its bins' values (compact: runs of ints as ranges) in the
-    stored axis order; their canonical encodings are computed when the index is read,
-    i.e. only by runs that need point lookups, never on the write path.
+    stored axis order. Nothing is encoded on the write path, nor when the index is read:
+    a request keys only the values of stored bins that may overlap it.
     """
 
     axes: tuple[str, ...]
@@ -71,11 +81,6 @@ class IndexRecord:
         if digests is None:
             digests = [point_digest(p) for p in record.points]
         return cls((), (), b"".join(digests), record.checksum, record.code)
-
-    @cached_property
-    def encodings(self) -> tuple[tuple[bytes, ...], ...]:
-        """Canonical encodings of each bin's values, in ``axes`` order."""
-        return tuple(tuple(encode(v, "chunk key") for v in values) for values in self.bins)
 
     def to_tuple(self) -> tuple[Any, ...]:
         return (self.axes, self.bins, self.digests, self.checksum, self.code)
@@ -158,69 +163,177 @@ def _strides(lengths: Sequence[int]) -> list[int]:
     return strides[::-1]
 
 
+@dataclass
+class _ProductTable:
+    """The product records by bin: per axis the distinct bins stored, and per axis set
+    (sorted names) the files by the ids of their bins (in that sorted order)."""
+
+    axes: dict[str, AxisBins]
+    groups: dict[tuple[str, ...], dict[tuple[int, ...], list[str]]]
+    files: dict[str, tuple[tuple[str, int, int], ...]]
+    """Each file's (axis, bin id, stride) in its own axis order."""
+
+    @classmethod
+    def build(cls, records: dict[str, IndexRecord]) -> _ProductTable:
+        table = cls({}, {}, {})
+        for name, record in sorted(records.items()):
+            if record.digests is not None:
+                continue
+            ids = tuple(
+                table.axes.setdefault(axis, AxisBins()).add(values)
+                for axis, values in zip(record.axes, record.bins)
+            )
+            strides = _strides([len(values) for values in record.bins])
+            table.files[name] = tuple(zip(record.axes, ids, strides))
+            order = sorted(range(len(ids)), key=record.axes.__getitem__)
+            group = table.groups.setdefault(tuple(record.axes[k] for k in order), {})
+            group.setdefault(tuple(ids[k] for k in order), []).append(name)
+        return table
+
+
 class PointIndex:
-    """Where each stored point lives, for one params set."""
+    """Where each stored point lives, for one params set.
+
+    Built in O(files): nothing is encoded up front. A request is matched bin by bin
+    (see :mod:`swarm_memo._binindex`): only stored bins that may overlap it are looked
+    at, and only their values are keyed.
+    """
 
     def __init__(self, records: dict[str, IndexRecord]) -> None:
         self.records = records
-        self._by_value: dict[tuple[str, bytes], list[str]] = {}
         self._by_digest: dict[bytes, Location] | None = None
+        self._lookups: OrderedDict[tuple[str, int], dict[Hashable, int]] = OrderedDict()
+        self._lookup_entries = 0
+        self._requests: dict[tuple[str, int], RequestBin] = {}
+        self._request_budget = REQUEST_INTS
         self.has_digests = any(record.digests is not None for record in records.values())
         """Whether some file lists its points by digest (enumerated or partial chunks)."""
-        for name, record in sorted(records.items()):
-            if record.digests is None:
-                for axis, encs in zip(record.axes, record.encodings):
-                    for enc in encs:
-                        self._by_value.setdefault((axis, enc), []).append(name)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def locate_product(
-        self, axes: Sequence[str], encodings: Sequence[Sequence[bytes]]
-    ) -> list[Found]:
+    @cached_property
+    def _table(self) -> _ProductTable:
+        return _ProductTable.build(self.records)
+
+    def locate_product(self, axes: Sequence[str], bins: Sequence[Sequence[Any]]) -> list[Found]:
         """Where the points of a requested product chunk are stored.
 
-        ``axes`` and ``encodings`` describe the request in its own axis order; positions
-        are flat indices of its cartesian product (first axis slowest). Each point is
-        reported once, from the first file (in name order) that holds it.
+        ``axes`` and ``bins`` (values) describe the request in its own axis order;
+        positions are flat indices of its cartesian product (first axis slowest). Each
+        point is reported once, from the first file (in name order) that holds it.
         """
-        want = dict(zip(axes, encodings))
-        req_strides = dict(zip(axes, _strides([len(e) for e in encodings])))
-        taken = bytearray(math.prod(len(e) for e in encodings))
+        table = self._table
+        names = sorted(axes)
+        group = table.groups.get(tuple(names))
+        if not group:
+            return []
+        requests = {axis: self._request(axis, values) for axis, values in zip(axes, bins)}
+        overlapping = []
+        for axis in names:
+            request = requests[axis]
+            if request.overlap is None:
+                request.overlap = table.axes[axis].overlapping(request.sketch)
+            if not request.overlap:
+                return []  # no stored bin can hold a requested value: nothing is keyed
+            overlapping.append(request.overlap)
+        req_strides = dict(zip(axes, _strides([len(values) for values in bins])))
+        return self._collect(_candidates(group, overlapping), requests, req_strides)
+
+    def _request(self, axis: str, values: Sequence[Any]) -> RequestBin:
+        """The requested bin ``values`` of ``axis``, as seen by an earlier chunk if any.
+
+        Chunks of a grid share their bins (the same tuple objects): what was worked out
+        for a bin, with every stored bin, is kept for the next chunk, within a budget.
+        """
+        key = (axis, id(values))  # the cache holds ``values``: its id is not reused
+        request = self._requests.get(key)
+        if request is None or request.values is not values:
+            if self._request_budget < 0:
+                self._requests.clear()
+                self._request_budget = REQUEST_INTS
+            request = self._requests[key] = RequestBin(values)
+            self._request_budget -= len(values)
+        return request
+
+    def _collect(
+        self, names: list[str], requests: dict[str, RequestBin], req_strides: dict[str, int]
+    ) -> list[Found]:
+        left = math.prod(len(r.values) for r in requests.values())
+        taken: set[int] = set()
         found: list[Found] = []
-        for name in self._candidates(want):
-            record = self.records[name]
-            if set(record.axes) != set(axes):
+        for n, name in enumerate(names):
+            offsets = self._offsets(name, requests, req_strides)
+            if offsets is None:
                 continue
-            offsets = [(0, 0)]  # (request position, file position), built axis by axis
-            file_strides = _strides([len(e) for e in record.encodings])
-            for axis, file_encs, file_stride in zip(record.axes, record.encodings, file_strides):
-                where = {enc: j * file_stride for j, enc in enumerate(file_encs)}
-                stride = req_strides[axis]
-                pairs = [
-                    (i * stride, where[enc]) for i, enc in enumerate(want[axis]) if enc in where
-                ]
-                offsets = [(r + dr, f + df) for r, f in offsets for dr, df in pairs]
-            req = [r for r, _ in offsets if not taken[r]]
-            if req:
-                files = [f for r, f in offsets if not taken[r]]
-                for r in req:
-                    taken[r] = 1
-                found.append((name, req, files))
+            reqs, files = offsets
+            if taken and not taken.isdisjoint(reqs):  # an earlier file holds some points
+                keep = [k for k, r in enumerate(reqs) if r not in taken]
+                reqs, files = [reqs[k] for k in keep], [files[k] for k in keep]
+                if not reqs:
+                    continue
+            found.append((name, reqs, files))
+            left -= len(reqs)
+            if left == 0:
+                break
+            if n + 1 < len(names):
+                taken.update(reqs)
         return found
 
-    def _candidates(self, want: dict[str, Sequence[bytes]]) -> list[str]:
-        """Files sharing at least one value with the request on every axis."""
-        names: set[str] | None = None
-        for axis, encs in want.items():
-            on_axis: set[str] = set()
-            for enc in encs:
-                on_axis.update(self._by_value.get((axis, enc), ()))
-            names = on_axis if names is None else names & on_axis
-            if not names:
-                return []
-        return sorted(names or ())
+    def _offsets(
+        self, name: str, requests: dict[str, RequestBin], req_strides: dict[str, int]
+    ) -> tuple[list[int], list[int]] | None:
+        """(request positions, file positions) of the points a file shares with the
+        request; None when it shares none."""
+        reqs: list[int] | None = None
+        files: list[int] = []
+        for axis, bin_id, file_stride in self._table.files[name]:
+            request = requests[axis]
+            req_stride = req_strides[axis]
+            part = request.parts.get((bin_id, req_stride, file_stride))
+            if part is None:
+                part = self._axis_offsets(axis, bin_id, request, req_stride, file_stride)
+            req_deltas, file_deltas = part
+            if not req_deltas:
+                return None
+            if reqs is None:
+                reqs, files = list(req_deltas), list(file_deltas)
+            else:
+                reqs = [r + d for r in reqs for d in req_deltas]
+                files = [f + d for f in files for d in file_deltas]
+        assert reqs is not None  # a record has at least one axis
+        return reqs, files
+
+    def _axis_offsets(
+        self, axis: str, bin_id: int, request: RequestBin, req_stride: int, file_stride: int
+    ) -> tuple[list[int], list[int]]:
+        """Offsets in the request and in a file of the values a stored bin shares with a
+        requested one (kept in the request's cache)."""
+        stored = self._table.axes[axis].values[bin_id]
+        lookup = None if isinstance(stored, range) else self._lookup(axis, bin_id)
+        req_pos, file_pos = request.pairs(stored, lookup)
+        part = (
+            [i * req_stride for i in req_pos] if req_stride > 1 else list(req_pos),
+            [j * file_stride for j in file_pos] if file_stride > 1 else list(file_pos),
+        )
+        request.parts[bin_id, req_stride, file_stride] = part
+        self._request_budget -= len(part[0]) + len(part[1])
+        return part
+
+    def _lookup(self, axis: str, bin_id: int) -> dict[Hashable, int]:
+        """Key -> position of a stored bin's values; recently used ones are kept."""
+        lookup = self._lookups.get((axis, bin_id))
+        if lookup is not None:
+            self._lookups.move_to_end((axis, bin_id))
+            return lookup
+        values = self._table.axes[axis].values[bin_id]
+        lookup = {key: j for j, key in enumerate(value_keys(values))}
+        self._lookups[axis, bin_id] = lookup
+        self._lookup_entries += len(lookup)
+        while self._lookup_entries > LOOKUP_ENTRIES and len(self._lookups) > 1:
+            _, dropped = self._lookups.popitem(last=False)
+            self._lookup_entries -= len(dropped)
+        return lookup
 
     def locate_points(self, digests: Sequence[bytes]) -> list[Found]:
         """Where requested enumerated points (by digest) are stored."""
@@ -240,3 +353,19 @@ class PointIndex:
                 entry[1].append(i)
                 entry[2].append(file_pos)
         return list(by_file.values())
+
+
+def _candidates(group: dict[tuple[int, ...], list[str]], overlapping: list[set[int]]) -> list[str]:
+    """Files of a group whose bin on every axis may overlap the request, in name order:
+    by enumerating the combinations of overlapping bins, or the group when smaller."""
+    if math.prod(len(ids) for ids in overlapping) <= len(group):
+        combos: Iterable[tuple[int, ...]] = itertools.product(*overlapping)
+        names = [name for key in combos for name in group.get(key, ())]
+    else:
+        names = [
+            name
+            for key, files in group.items()
+            if all(k in ids for k, ids in zip(key, overlapping))
+            for name in files
+        ]
+    return sorted(names)

@@ -3,7 +3,8 @@
 When a grid changes (a value inserted mid-axis, another bin size, a subset, another order)
 most requested chunks have no file of their own, yet their points sit in other chunk
 files of the same params. This module finds them through the point index and copies
-their outputs, loading each needed file once while it stays in a small LRU.
+their outputs, loading each needed file once while it stays in an LRU bounded in bytes
+(``LRU_BYTES``, estimated from each file's size on disk, never by deep-sizing outputs).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from ._diagnostics import Diagnostics
 from ._grid import Chunk
 from ._index import Found, IndexRecord, PointIndex
 
-_LRU_POINTS = 1_000_000
+LRU_BYTES = 256 * 2**20
+"""What the chunk files whose outputs are kept loaded may weigh, together (estimated)."""
+OUTPUT_BYTES = 64
+"""Added per output to a file's size: a tiny pickled output takes more room unpickled."""
 
 CodeCheck = Callable[[str | None], bool]
 """Whether outputs computed by code with this fingerprint may be served."""
@@ -52,8 +56,8 @@ class Reuse:
         self._code_allowed = code_allowed
         self._code_served = code_served
         self._index: PointIndex | None = None
-        self._loaded: OrderedDict[str, list[Any] | None] = OrderedDict()
-        self._loaded_points = 0
+        self._loaded: OrderedDict[str, tuple[list[Any] | None, int]] = OrderedDict()
+        self._loaded_bytes = 0
 
     @property
     def index(self) -> PointIndex:
@@ -75,7 +79,7 @@ class Reuse:
         if not self._names:
             return []
         index = self.index
-        found = index.locate_product(chunk.axes, chunk.bin_encodings) if product else []
+        found = index.locate_product(chunk.axes, chunk.bins) if product else []
         if not index.has_digests:
             return self._served(found)
         taken = {pos for _, req, _ in found for pos in req}
@@ -111,22 +115,31 @@ class Reuse:
         return filled
 
     def _outputs(self, name: str) -> list[Any] | None:
+        """A stored file's outputs (None if unusable), kept in an LRU bounded in bytes."""
         if name in self._loaded:
             self._loaded.move_to_end(name)
-            return self._loaded[name]
+            return self._loaded[name][0]
         started = time.perf_counter()
         record = self._pset.load(name)
         if self._diag is not None:
             self._diag.load_time += time.perf_counter() - started
         outputs = None
+        weight = 0
         if record is not None:
             if record.checksum == self.index.records[name].checksum:
                 outputs = record.outputs
+                weight = self._file_size(name) + OUTPUT_BYTES * len(outputs)
             else:  # replaced after its index record was written: describe the new file
                 self._pset.index_record(name)
-        self._loaded[name] = outputs
-        self._loaded_points += len(outputs or ())
-        while self._loaded_points > _LRU_POINTS and len(self._loaded) > 1:
-            _, dropped = self._loaded.popitem(last=False)
-            self._loaded_points -= len(dropped or ())
+        self._loaded[name] = (outputs, weight)
+        self._loaded_bytes += weight
+        while self._loaded_bytes > LRU_BYTES and len(self._loaded) > 1:
+            _, (_, dropped) = self._loaded.popitem(last=False)
+            self._loaded_bytes -= dropped
         return outputs
+
+    def _file_size(self, name: str) -> int:
+        """A loaded file's size on disk: its outputs' size unpickled, roughly (outputs are
+        never deep-sized: that would cost as much as loading them)."""
+        stat = self._pset.store.stat(self._pset.chunk_key(name))
+        return 0 if stat is None else stat.size

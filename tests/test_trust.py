@@ -410,3 +410,42 @@ def test_clear_forgets_one_params_set_only(tmp_path, counting):
     assert memo.clear({"a": 1}) == 2
     assert memo.status({"a": 1}, {"x": [1, 2, 3]}).missing_points == 3
     assert memo.status({"a": 2}, {"x": [1, 2, 3]}).complete
+
+
+def test_a_stale_index_record_of_a_rewritten_partial_chunk_never_hides_its_points(tmp_path):
+    """Run A stores a partial chunk; run B completes it; A's index record, written late,
+    still describes the partial file: reads must describe the file as it is now."""
+    spec = {"x": [1, 2, 3, 4]}
+    failing = CountingExec(tmp_path / "a.log", fail_on=(2,))
+    quiet = {"on_code_change": "ignore"}  # fail_on is part of the exec_fn's state
+    memo_at(tmp_path / "c", failing, on_error="skip", **quiet).run({}, spec)
+    (index_dir,) = (tmp_path / "c").glob("*/index")
+    stale = {p.name: p.read_bytes() for p in index_dir.iterdir()}
+    failing.fail_on = None
+    memo_at(tmp_path / "c", failing, **quiet).run({}, spec)  # completes the partial chunk
+    for name, data in stale.items():  # the late segment sorts after B's: it wins the merge
+        (index_dir / ("99999999999999999999-" + name)).write_bytes(data)
+    before = snapshot(tmp_path / "c")
+    rebinned = SwarmMemo(tmp_path / "c", {"x": 4}, 2, max_workers=1, verbose=0, **quiet)
+    output, _ = rebinned.load({}, spec, strict=True)
+    assert output == [expected_output({}, (x,)) for x in spec["x"]]
+    assert snapshot(tmp_path / "c") == before
+
+
+def test_a_partial_chunks_index_record_is_written_before_its_claim_is_released(
+    tmp_path, monkeypatch
+):
+    from swarm_memo._claims import Claims
+
+    real_release = Claims.release
+    on_disk_at_release = []
+
+    def release(self, name):
+        segments = list((tmp_path / "c").glob("*/index/*.idx"))
+        on_disk_at_release.append(bool(segments))
+        real_release(self, name)
+
+    monkeypatch.setattr(Claims, "release", release)
+    failing = CountingExec(tmp_path / "a.log", fail_on=(2,))
+    memo_at(tmp_path / "c", failing, on_error="skip").run({}, {"x": [1, 2]})
+    assert on_disk_at_release == [True]

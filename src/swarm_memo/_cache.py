@@ -192,8 +192,10 @@ class ParamsSet:
         """Rebuild a missing or stale index record from its chunk file (kept on disk only
         by a writable set)."""
         record = self.load(name)
-        if record is None:
-            return None
+        return None if record is None else self.describe(name, record)
+
+    def describe(self, name: str, record: ChunkRecord) -> IndexRecord:
+        """The index record of a chunk file just read (written down by a writable set)."""
         index_record = IndexRecord.of(record)
         if self.writable:
             logger.info("swarm-memo: rebuilt index record of chunk %s", name)

@@ -72,6 +72,8 @@ class ChunkRecord:
     checksum: bytes = field(default=b"", compare=False, repr=False)
     point_digests: Sequence[bytes] | None = field(default=None, compare=False, repr=False)
     """Digests of ``points`` when the writer has them (saves hashing them again)."""
+    stored_bytes: int = field(default=0, compare=False, repr=False)
+    """The size of the file it was read from (0 for a record not read from a file)."""
 
     def resolved_points(self) -> list[Any]:
         """The chunk's points, rebuilt from the key when stored as a product."""
@@ -267,6 +269,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
             code=meta.get("code"),
             info=meta.get("info") or {},
             checksum=header.checksum,
+            stored_bytes=len(data),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptChunkError(f"a required field is missing or malformed: {exc!r}") from exc

@@ -410,6 +410,10 @@ class _Run:
             started = time.perf_counter()
             try:
                 pset.save(job.name, record, digests, on_unpicklable=_unpicklable_error(record))
+                if record.partial:
+                    # Before the claim goes: the run that completes this chunk next must
+                    # write its index record after this one, never before.
+                    pset.index_log.flush()
             finally:
                 # Released here, not in the driver: a driver waiting on another run's
                 # claim must not hold back the claims of its own written chunks.

@@ -18,11 +18,15 @@ from ._cache import ParamsSet
 from ._diagnostics import Diagnostics
 from ._grid import Chunk
 from ._index import Found, IndexRecord, PointIndex
+from ._scheduler import MISSING
 
 LRU_BYTES = 256 * 2**20
 """What the chunk files whose outputs are kept loaded may weigh, together (estimated)."""
 OUTPUT_BYTES = 64
 """Added per output to a file's size: a tiny pickled output takes more room unpickled."""
+
+_STALE: Any = object()
+"""What ``_outputs`` returns for a file whose index record described an older version."""
 
 CodeCheck = Callable[[str | None], bool]
 """Whether outputs computed by code with this fingerprint may be served."""
@@ -103,18 +107,32 @@ class Reuse:
         product: bool,
         outputs: list[Any],
     ) -> int:
-        """Copy stored outputs into ``outputs``; return how many points were filled."""
+        """Copy stored outputs into ``outputs`` (positions still ``MISSING``); return how
+        many points were filled.
+
+        When a file turns out to have been rewritten since its index record was made (a
+        partial chunk completed by another run), its record is rebuilt from the file and
+        the chunk is looked up once more.
+        """
         filled = 0
-        for name, req_positions, file_positions in self.locate(chunk, digests, product):
-            stored = self._outputs(name)
-            if stored is None:
-                continue
-            for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
-                outputs[req_pos] = stored[file_pos]
-            filled += len(req_positions)
+        for _attempt in range(2):
+            stale = False
+            for name, req_positions, file_positions in self.locate(chunk, digests, product):
+                stored = self._outputs(name)
+                if stored is _STALE:
+                    stale = True
+                    continue
+                if stored is None:
+                    continue
+                for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
+                    if outputs[req_pos] is MISSING:
+                        outputs[req_pos] = stored[file_pos]
+                        filled += 1
+            if not stale:
+                break
         return filled
 
-    def _outputs(self, name: str) -> list[Any] | None:
+    def _outputs(self, name: str) -> Any:
         """A stored file's outputs (None if unusable), kept in an LRU bounded in bytes."""
         if name in self._loaded:
             self._loaded.move_to_end(name)
@@ -126,11 +144,12 @@ class Reuse:
         outputs = None
         weight = 0
         if record is not None:
-            if record.checksum == self.index.records[name].checksum:
-                outputs = record.outputs
-                weight = self._file_size(name) + OUTPUT_BYTES * len(outputs)
-            else:  # replaced after its index record was written: describe the new file
-                self._pset.index_record(name)
+            if record.checksum != self.index.records[name].checksum:
+                # Replaced after its index record was written: describe the file as it is.
+                self._replace_record(name, self._pset.describe(name, record))
+                return _STALE
+            outputs = record.outputs
+            weight = record.stored_bytes + OUTPUT_BYTES * len(outputs)
         self._loaded[name] = (outputs, weight)
         self._loaded_bytes += weight
         while self._loaded_bytes > LRU_BYTES and len(self._loaded) > 1:
@@ -138,8 +157,7 @@ class Reuse:
             self._loaded_bytes -= dropped
         return outputs
 
-    def _file_size(self, name: str) -> int:
-        """A loaded file's size on disk: its outputs' size unpickled, roughly (outputs are
-        never deep-sized: that would cost as much as loading them)."""
-        stat = self._pset.store.stat(self._pset.chunk_key(name))
-        return 0 if stat is None else stat.size
+    def _replace_record(self, name: str, record: IndexRecord) -> None:
+        records = dict(self.index.records)
+        records[name] = record
+        self._index = PointIndex(records)

@@ -215,3 +215,24 @@ def test_verbose_two_prints_each_chunk_written_without_logging_config(tmp_path, 
     memo.run({}, SPEC)
     written = [line for line in capsys.readouterr().err.splitlines() if "wrote chunk" in line]
     assert len(written) == 4
+
+
+def test_fully_reused_chunks_are_handed_on_without_reading_ahead():
+    """A rebinned stream serves whole chunks from other files: the engine must pass each
+    on at once instead of pulling the whole request into memory first."""
+    from swarm_memo._diagnostics import Diagnostics
+    from swarm_memo._scheduler import ChunkJob, Engine, ExecPlan
+
+    pulled = []
+
+    def jobs():
+        for index in range(1000):
+            pulled.append(index)
+            yield ChunkJob(index, f"c{index}", [(index,)], [index], [], reused=1)
+
+    engine = Engine(lambda: None, ExecPlan(pid_of, {}, 1, False), Diagnostics())
+    stream = engine.run(jobs())
+    first = next(stream)
+    assert first.index == 0
+    assert len(pulled) == 1
+    assert [job.index for job in stream] == list(range(1, 1000))

@@ -39,6 +39,7 @@ IDLE_FLOOR_SECONDS = 50e-6
 """A worker that waited longer than ``IDLE_SHARE`` of its exec chunk's duration plus
 this floor, between two exec chunks, was starved: the window grows by one."""
 _END: Any = object()
+_READY: Any = object()
 WAKE_SECONDS = 0.25
 """Longest wait for a completion, so a stop request is noticed while workers compute."""
 
@@ -181,7 +182,8 @@ class Engine:
         return self._backend
 
     def _batches(self, jobs: Iterable[ChunkJob | None]) -> Iterator[Batch | None]:
-        """Exec chunks; None while the job source waits (a chunk claimed elsewhere)."""
+        """Exec chunks; None while the job source waits (a chunk claimed elsewhere),
+        ``_READY`` when a job needing nothing executed is ready to be handed on."""
         batch: Batch = []
         filled = 0
         size = self.plan.exec_chunk_size
@@ -196,6 +198,7 @@ class Engine:
                 continue
             if not job.missing:
                 self._ready.append(job)
+                yield _READY  # hand it on now: memory stays flat over fully reused chunks
                 continue
             start = 0
             while start < len(job.missing):
@@ -236,7 +239,8 @@ class Engine:
         pending: dict[Future[Any], Batch],
         completions: Completions,
     ) -> str:
-        """Submit exec chunks until the window is full: "full", "stalled" or "exhausted"."""
+        """Submit exec chunks until the window is full: "full", "stalled", "ready" (a job
+        needing no execution is ready) or "exhausted"."""
         while len(pending) < max(1, self.window):
             if self.plan.stop():
                 return "exhausted"
@@ -247,6 +251,8 @@ class Engine:
             if batch is None:
                 self._fed = False
                 return "stalled"
+            if batch is _READY:
+                return "ready"
             future = self._submit(batch)
             pending[future] = batch
             completions.watch(future)
@@ -278,6 +284,8 @@ class Engine:
                     state = self._fill(batches, pending, completions)
                 while self._ready:
                     yield self._ready.popleft()
+                if state == "ready":
+                    continue
                 if not pending:
                     if state != "stalled" or error is not None:
                         break

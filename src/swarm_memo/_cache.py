@@ -50,6 +50,8 @@ logger = logging.getLogger("swarm_memo")
 CHUNK_SUFFIX = ".chunk"
 PARAMS_FILE = "params.json"
 QUARANTINE = ".quarantine"
+TIMING_SAMPLE = 64
+"""Chunk files whose stored timings estimate the compute time of missing points."""
 PEEK_BYTES = 4096
 """Bytes read to check a chunk file without loading it (header + usual meta)."""
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
@@ -141,6 +143,20 @@ class ParamsSet:
             self._set_aside(name, key, exc, stat)
             return None
         return meta
+
+    def seconds_per_point(self, sample: int = TIMING_SAMPLE) -> float | None:
+        """Mean compute seconds per point from the timings stored with (a sample of) this
+        set's chunk files; None when none has timings. Reads only headers and meta."""
+        seconds, points = 0.0, 0
+        for name in sorted(self.stored_names())[:sample]:
+            head = self.store.read_prefix(self.chunk_key(name), PEEK_BYTES)
+            try:
+                info = parse_meta(read_header(head or b""), head or b"").get("info") or {}
+                seconds += float(info["compute_seconds"])
+                points += int(info["computed_points"])
+            except (CorruptChunkError, UnreadableChunkError, KeyError, TypeError, ValueError):
+                continue  # damaged, another format, or written without timings
+        return seconds / points if points else None
 
     def _check_belongs(self, set_id: Any, cache_version: Any) -> None:
         if set_id != self.set_id or cache_version != self.cache_version:

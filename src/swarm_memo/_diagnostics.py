@@ -91,7 +91,8 @@ class Status:
 
     A chunk counts as cached when its own file exists or every one of its points is
     stored in other chunk files (it would be assembled without executing anything).
-    ``missing`` lists the sub-spec (axis -> values) of every chunk that needs execution.
+    ``missing`` lists the sub-spec (axis -> values) of every chunk that needs execution;
+    ``estimated_seconds`` is the compute time of the missing points on one worker.
     """
 
     total_points: int = 0
@@ -101,6 +102,9 @@ class Status:
     cached_chunks: int = 0
     missing_chunks: int = 0
     missing: list[dict[str, list[Any]]] = field(default_factory=list)
+    estimated_seconds: float | None = None
+    """Compute time of the missing points on one worker, from the timings stored with
+    this params set's chunks (None when nothing with timings is stored yet)."""
 
     @property
     def complete(self) -> bool:
@@ -108,7 +112,12 @@ class Status:
         return self.missing_points == 0
 
     @classmethod
-    def of(cls, diag: Diagnostics, missing: list[dict[str, list[Any]]]) -> Status:
+    def of(
+        cls,
+        diag: Diagnostics,
+        missing: list[dict[str, list[Any]]],
+        seconds_per_point: float | None = None,
+    ) -> Status:
         """The status of a read: the accounting of a run that executes nothing."""
         return cls(
             total_points=diag.total_points,
@@ -118,4 +127,7 @@ class Status:
             cached_chunks=diag.cached_chunks,
             missing_chunks=diag.missing_chunks,
             missing=missing,
+            estimated_seconds=None
+            if seconds_per_point is None
+            else seconds_per_point * diag.missing_points,
         )

@@ -330,6 +330,10 @@ class SetDetail:
     keys_recorded: bool
     """False when some readable chunk file's meta does not record its chunk key."""
     bad_chunks: list[tuple[str, str]] = field(default_factory=list)
+    compute_seconds: float = 0.0
+    """Total compute time stored with the chunk files (those that record one)."""
+    hosts: dict[str, int] = field(default_factory=dict)
+    """Chunk files written per host."""
 
     def to_json(self) -> dict[str, Any]:
         out = self.summary.to_json()
@@ -338,6 +342,8 @@ class SetDetail:
             a.name: {"count": a.count, "values": to_jsonable(a.values)} for a in self.axes
         }
         out["keys_recorded"] = self.keys_recorded
+        out["compute_seconds"] = self.compute_seconds
+        out["hosts"] = self.hosts
         out["bad_chunks"] = [{"path": p, "reason": r} for p, r in self.bad_chunks]
         return out
 
@@ -351,4 +357,22 @@ def describe_set(store: Store, digest: str) -> SetDetail:
     axes = [AxisValues(name, sort_values(values)) for name, values in sorted(per_axis.items())]
     orders = [tuple(m["axes"]) for m in facts.metas if isinstance(m.get("axes"), list)]
     recorded = all(isinstance(m.get("key"), list) for m in facts.metas)
-    return SetDetail(summary, axes, orders[-1] if orders else None, recorded, facts.bad)
+    seconds, hosts = compute_facts(facts.metas)
+    order = orders[-1] if orders else None
+    return SetDetail(summary, axes, order, recorded, facts.bad, seconds, hosts)
+
+
+def compute_facts(metas: list[dict[str, Any]]) -> tuple[float, dict[str, int]]:
+    """Total compute seconds and chunk files per host, from the chunks' provenance."""
+    seconds = 0.0
+    hosts: dict[str, int] = {}
+    for meta in metas:
+        info = meta.get("info")
+        if not isinstance(info, dict):
+            continue
+        if isinstance(info.get("compute_seconds"), (int, float)):
+            seconds += float(info["compute_seconds"])
+        host = info.get("host")
+        if isinstance(host, str):
+            hosts[host] = hosts.get(host, 0) + 1
+    return seconds, hosts

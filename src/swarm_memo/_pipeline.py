@@ -15,11 +15,15 @@ frames all call :func:`execute`; they differ only in their sink and in ``compute
 
 from __future__ import annotations
 
+import os
 import pickle
+import platform
+import socket
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from ._cache import logger
@@ -33,6 +37,7 @@ from ._reuse import Reuse
 from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan, StopRequested
 from ._sinks import Sink
 from ._stop import StopRequest, stop_on_signals
+from ._version import __version__
 from ._worker import PointFailure
 from ._writer import ChunkWriter
 from .errors import CodeChangedWarning, ExecError, SpecError
@@ -371,6 +376,8 @@ class _Run:
                 points,
                 job.outputs,
                 code=plan.code,
+                info=_provenance(job),
+                point_digests=None if points is None else job.digests,
             )
             return record, job.digests
         good = [
@@ -391,6 +398,7 @@ class _Run:
             [job.outputs[i] for i in good],
             partial=True,
             code=plan.code,
+            info=_provenance(job),
             point_digests=digests,
         )
         return record, digests
@@ -427,6 +435,23 @@ class _Run:
 
         self.writer.submit(write, written)
         return len(record.outputs)
+
+
+def _provenance(job: ChunkJob) -> dict[str, Any]:
+    """Timings and provenance stored with a chunk (informative; never part of a key)."""
+    computed = sum(1 for i in job.missing if job.outputs[i] is not MISSING) - job.failed
+    return {
+        "compute_seconds": round(job.seconds, 6),
+        "computed_points": max(0, computed),
+        "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": _HOST,
+        "pid": os.getpid(),
+        "swarm_memo": __version__,
+        "python": platform.python_version(),
+    }
+
+
+_HOST = socket.gethostname()
 
 
 def _unpicklable_error(record: ChunkRecord) -> Callable[[Exception], Exception]:

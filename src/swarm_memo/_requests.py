@@ -100,7 +100,8 @@ class Requests:
         plan = self.plan(key_params, split_spec, writable=False, exec_params=exec_params)
         sink = Discard()
         diag = execute(plan, sink, compute=False)
-        return Status.of(diag, sink.missing_specs)
+        rate = plan.pset.seconds_per_point() if diag.missing_points else None
+        return Status.of(diag, sink.missing_specs, rate)
 
     def pairs(
         self,

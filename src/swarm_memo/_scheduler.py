@@ -24,7 +24,7 @@ from typing import Any
 
 from ._backends import Backend
 from ._diagnostics import Diagnostics
-from ._worker import PointFailure, TaskResult, decode_result, evaluate, run_batch
+from ._worker import PointFailure, TaskResult, decode_result, evaluate_timed, run_batch
 from .errors import ExecError, WorkerDiedError
 
 MISSING: Any = object()
@@ -58,6 +58,8 @@ class ChunkJob:
     failed: int = 0
     cached: int = 0
     """Points of a chunk another process wrote meanwhile (its outputs came from its file)."""
+    seconds: float = 0.0
+    """Compute seconds of its executed points (each exec chunk's time, divided evenly)."""
     remaining: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -220,7 +222,7 @@ class Engine:
         try:
             if backend.in_process:
                 plan = self.plan
-                return backend.submit(evaluate, plan.exec_fn, plan.params, points, skip, True)
+                return backend.submit(evaluate_timed, plan.exec_fn, plan.params, points, skip, True)
             return backend.submit(run_batch, self._token, self._blob, points, skip)
         except Exception as exc:
             if not backend.is_worker_death(exc):
@@ -344,27 +346,29 @@ class Engine:
         if self._backend is not None:
             self._backend.abort()
 
-    def _result(self, future: Future[Any], batch: Batch) -> tuple[list[Any], list[int]]:
-        """The outputs and failed indices of a finished exec chunk."""
+    def _result(self, future: Future[Any], batch: Batch) -> tuple[list[Any], list[int], float]:
+        """The outputs, failed indices and compute seconds of a finished exec chunk."""
         backend = self.backend
         result = result_or_death(future, batch, self.plan.params, backend.is_worker_death)
         if backend.in_process:
-            outputs, failed = result
-            return outputs, failed
+            outputs, failed, seconds = result
+            return outputs, failed, seconds
         task: TaskResult = result
         payload, worker, started, finished = task
         if self._window is not None:
             self._window.observe(worker, started, finished, self._fed)
-        return decode_result(payload)
+        return (*decode_result(payload), finished - started)
 
-    def _absorb(self, batch: Batch, result: tuple[list[Any], list[int]]) -> None:
-        outputs, failed = result
+    def _absorb(self, batch: Batch, result: tuple[list[Any], list[int], float]) -> None:
+        outputs, failed, seconds = result
         if failed:
             self._record_failures(batch, outputs, failed)
         self.plan.on_progress(len(outputs))
+        per_point = seconds / max(1, len(outputs))
         offset = 0
         for job, positions in batch:
             count = len(positions)
+            job.seconds += per_point * count
             values = outputs[offset : offset + count]
             first = positions[0]
             if positions[-1] - first + 1 == count:  # a contiguous run: one slice copy

@@ -151,6 +151,19 @@ def encode_result(outputs: list[Any], failed: list[int], skip_errors: bool) -> b
     return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
 
 
+def evaluate_timed(
+    exec_fn: Callable[[Any, Any], Any],
+    params: Any,
+    points: Sequence[Any],
+    skip_errors: bool,
+    in_driver: bool = False,
+) -> tuple[list[Any], list[int], float]:
+    """:func:`evaluate`, plus the seconds it took (in-process backends)."""
+    started = time.perf_counter()
+    outputs, failed = evaluate(exec_fn, params, points, skip_errors, in_driver)
+    return outputs, failed, time.perf_counter() - started
+
+
 def decode_result(payload: bytes) -> tuple[list[Any], list[int]]:
     """The driver's side of :func:`encode_result`."""
     outputs, failed = pickle.loads(payload)

@@ -193,6 +193,10 @@ def info_command(cache_root: str, digest: str, storage_options: str | None, as_j
     ]
     if detail.axis_order:
         fields.append(("axis order", ", ".join(detail.axis_order)))
+    seconds = detail.compute_seconds
+    fields.append(("compute time", f"{seconds:.3f}s" if seconds < 60 else format_age(seconds)))
+    hosts = ", ".join(f"{host} ({n} files)" for host, n in sorted(detail.hosts.items()))
+    fields.append(("hosts", hosts or "-"))
     for label, value in fields:
         click.echo(f"{label + ':':<15}{value}")
     click.echo("params:")

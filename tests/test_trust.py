@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import swarm_memo
 from helpers import CountingExec, expected_output
 from swarm_memo import (
     CacheMissError,
@@ -449,3 +450,38 @@ def test_a_partial_chunks_index_record_is_written_before_its_claim_is_released(
     failing = CountingExec(tmp_path / "a.log", fail_on=(2,))
     memo_at(tmp_path / "c", failing, on_error="skip").run({}, {"x": [1, 2]})
     assert on_disk_at_release == [True]
+
+
+def fail_sometimes(params, point):
+    if point[0] % 100 == 7:
+        raise ValueError(f"bad value {point[0]}")
+    return point[0]
+
+
+def test_skip_keeps_good_points_so_reruns_execute_only_the_failures(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log")
+
+    def flaky(params, point):
+        counting(params, point)
+        return fail_sometimes(params, point)
+
+    memo = SwarmMemo(tmp_path / "c", {"x": 100}, 50, exec_fn=flaky, max_workers=1, verbose=0,
+                     on_error="skip")  # fmt: skip
+    spec = {"x": list(range(1000))}
+    memo.run({}, spec)
+    assert counting.count() == 1000
+    counting.reset()
+    diag = memo.run_streaming({}, spec)
+    assert counting.count() == 10  # 1% of points fail every time; only they run again
+    assert diag.failed_points == [(x,) for x in range(7, 1000, 100)]
+    assert diag.failures[0] == ((7,), "ValueError: bad value 7")
+    assert memo.status({}, spec).missing_points == 10
+
+
+def test_exec_error_messages_stay_short_with_huge_params(tmp_path):
+    memo = SwarmMemo(tmp_path, {"x": 2}, 2, exec_fn=fail_sometimes, max_workers=1, verbose=0)
+    with pytest.raises(swarm_memo.ExecError) as info:
+        memo.run({"table": list(range(300_000))}, {"x": [7]})
+    assert len(str(info.value)) < 12_000
+    assert "digest" in str(info.value)
+    assert len(info.value.params["table"]) == 300_000  # the full value stays an attribute

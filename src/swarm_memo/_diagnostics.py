@@ -33,7 +33,10 @@ class Diagnostics:
     max_in_flight
         Most exec chunks submitted and not yet returned, at once.
     failed_points
-        With ``on_error="skip"``: the points whose ``exec_fn`` raised.
+        With ``on_error="skip"``: the points whose ``exec_fn`` raised (their chunks' good
+        points are stored; the next run executes only these).
+    failures
+        The same, as ``(point, "ExceptionType: message")`` pairs.
     quarantined_files
         Damaged or foreign cache files set aside during the call.
     wall_time, load_time, exec_time, write_time
@@ -54,6 +57,7 @@ class Diagnostics:
     max_stream_buffer: int = 0
     max_in_flight: int = 0
     failed_points: list[Any] = field(default_factory=list)
+    failures: list[tuple[Any, str]] = field(default_factory=list)
     quarantined_files: int = 0
     wall_time: float = 0.0
     load_time: float = 0.0
@@ -67,7 +71,7 @@ class Diagnostics:
             if isinstance(value, float):
                 parts.append(f"{f.name}={value:.3f}")
             elif isinstance(value, list):
-                parts.append(f"{f.name}=[{len(value)} points]" if value else f"{f.name}=[]")
+                parts.append(f"{f.name}=[{len(value)}]" if value else f"{f.name}=[]")
             else:
                 parts.append(f"{f.name}={value}")
         return "Diagnostics(" + ", ".join(parts) + ")"
@@ -80,8 +84,9 @@ class Diagnostics:
             f"({self.exec_chunks} exec chunks, {self.stream_flushes} chunk files written) "
             f"in {self.wall_time:.2f} s"
         )
-        if self.failed_points:
-            text += f"; {len(self.failed_points)} points failed"
+        if self.failures:
+            point, message = self.failures[0]
+            text += f"; {len(self.failures)} points failed, e.g. {point!r:.80}: {message:.200}"
         return text
 
 

@@ -339,3 +339,16 @@ def digest(value: Any, where: str = "value") -> str:
 def point_digest(point: Any, where: str = "point") -> bytes:
     """Return the raw 16-byte digest of one point, used by the point index."""
     return digest_bytes(encode(point, where))
+
+
+def short_description(value: Any, width: int = 200) -> str:
+    """A bounded description of a value for messages: its repr, cut to ``width``
+    characters, with a digest when cut (so two long values can still be told apart)."""
+    text = repr(value)
+    if len(text) <= width:
+        return text
+    try:
+        tag = f"digest {digest(value)[:12]}"
+    except UnhashableValueError:
+        tag = "no digest"
+    return f"{text[:width]}... ({len(text):,} characters, {tag})"

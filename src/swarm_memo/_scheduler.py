@@ -24,6 +24,7 @@ from typing import Any
 
 from ._backends import Backend
 from ._diagnostics import Diagnostics
+from ._hashing import short_description
 from ._worker import PointFailure, TaskResult, decode_result, evaluate_timed, run_batch
 from .errors import ExecError, WorkerDiedError
 
@@ -40,6 +41,8 @@ IDLE_FLOOR_SECONDS = 50e-6
 this floor, between two exec chunks, was starved: the window grows by one."""
 _END: Any = object()
 _READY: Any = object()
+MAX_TRACEBACK = 8000
+"""Characters of a worker's traceback kept in an ExecError's message (its end)."""
 WAKE_SECONDS = 0.25
 """Longest wait for a completion, so a stop request is noticed while workers compute."""
 
@@ -395,7 +398,11 @@ class Engine:
             if not self.plan.skip_errors:
                 raise self._exec_error(job.points[position], outputs[index])
             job.failed += 1
+            failure = outputs[index]
             self.diag.failed_points.append(job.points[position])
+            self.diag.failures.append(
+                (job.points[position], f"{failure.exc_type}: {failure.message}"[:500])
+            )
 
     def _exec_error(self, point: Any, failure: PointFailure) -> ExecError:
         return point_error(point, self.plan.params, failure)
@@ -409,9 +416,11 @@ def point_error(point: Any, params: Any, failure: PointFailure) -> ExecError:
         if failure.stage == "exec_fn"
         else f"the output of exec_fn cannot be pickled ({failure.exc_type})"
     )
+    message = failure.message if len(failure.message) <= 2000 else failure.message[:2000] + "..."
+    trace = failure.traceback[-MAX_TRACEBACK:]
     return ExecError(
-        f"{what} at point {point!r} with params {params!r}: {failure.message}\n\n"
-        f"Worker traceback:\n{failure.traceback}",
+        f"{what} at point {short_description(point)} with params "
+        f"{short_description(params)}: {message}\n\nWorker traceback:\n{trace}",
         point=point,
         params=params,
         exc_type=failure.exc_type,

@@ -236,3 +236,26 @@ def test_fully_reused_chunks_are_handed_on_without_reading_ahead():
     assert first.index == 0
     assert len(pulled) == 1
     assert [job.index for job in stream] == list(range(1, 1000))
+
+
+def test_writer_threads_are_kept_across_runs(tmp_path):
+    import threading
+
+    memo = SwarmMemo(tmp_path, {"x": 1}, 1, exec_fn=pid_of, max_workers=1, verbose=0)
+    seen = []
+    for call in range(5):
+        memo.run({"call": call}, {"x": [1, 2, 3]})
+        seen.append({t.ident for t in threading.enumerate() if "swarm-memo-writer" in t.name})
+    assert 1 <= len(seen[0]) <= 4
+    assert all(threads == seen[0] or threads >= seen[0] for threads in seen)
+    assert len(set().union(*seen)) <= 4
+
+
+def test_garbage_collection_is_back_on_after_a_run_even_a_failing_one(tmp_path):
+    import gc
+
+    memo = SwarmMemo(tmp_path, {"x": 4}, 2, exec_fn=die_at_13, max_workers=2, verbose=0)
+    with pytest.raises(WorkerDiedError):
+        memo.run({}, SPEC)
+    assert gc.isenabled()
+    memo.close()

@@ -279,6 +279,12 @@ class BackendFactory:
         """The worker count of the pools this memo starts."""
         return self._max_workers or usable_cpus()
 
+    @property
+    def in_process(self) -> bool:
+        """Whether ``exec_fn`` runs in this process (serial or thread backends)."""
+        spec = self.spec
+        return spec in ("serial", "thread") or (spec == "process" and self.max_workers == 1)
+
     def backend(self) -> Backend:
         """The backend for one run (called once a point actually needs executing)."""
         spec = self.spec

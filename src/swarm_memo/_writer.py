@@ -10,6 +10,8 @@ write, and a run returns (or raises) only after every handed-over chunk is on di
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,18 +23,32 @@ MAX_PENDING_WRITES = 8
 WRITER_THREADS = 4
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _writer_threads() -> ThreadPoolExecutor:
+    """The process's writer threads: started once and kept across runs (a forked child
+    starts its own)."""
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or os.getpid() != _POOL_PID:
+            _POOL = ThreadPoolExecutor(WRITER_THREADS, "swarm-memo-writer")
+            _POOL_PID = os.getpid()
+        return _POOL
+
+
 class ChunkWriter:
-    """Runs write tasks in order-agnostic threads; their callbacks run on the driver."""
+    """Runs one run's write tasks on the shared writer threads; their callbacks run on
+    the driver."""
 
     def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
 
     def submit(self, write: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
         """Start ``write()``; ``on_done(result)`` is called on this thread once it is done."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(WRITER_THREADS, "swarm-memo-writer")
-        self._pending.append((self._pool.submit(write), on_done))
+        self._pending.append((_writer_threads().submit(write), on_done))
         self._collect(wait_until=MAX_PENDING_WRITES)
 
     def _collect(self, wait_until: int) -> None:
@@ -44,15 +60,10 @@ class ChunkWriter:
     def finish(self, *, raising: bool = True) -> None:
         """Wait for every pending write. With ``raising=False`` (another error is already
         on its way) a failed write is logged instead of raised."""
-        try:
-            while self._pending:
-                try:
-                    self._collect(wait_until=0)
-                except Exception:
-                    if raising:
-                        raise
-                    logger.exception("swarm-memo: a chunk write failed")
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+        while self._pending:
+            try:
+                self._collect(wait_until=0)
+            except Exception:
+                if raising:
+                    raise
+                logger.exception("swarm-memo: a chunk write failed")

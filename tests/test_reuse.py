@@ -228,3 +228,34 @@ def test_many_index_segments_are_folded_into_one(tmp_path, counting):
     assert counting.count() == 0
     records = IndexLog(LocalStore(set_dir), "index").read(fold=False)
     assert set(records) == {p.stem for p in set_dir.glob("chunks/*.chunk")}
+
+
+def test_an_enumerator_yielding_the_product_is_stored_as_a_product(tmp_path, counting):
+    """The seed's quick start enumerates the cartesian product: such chunks cost no point
+    list on disk and no per-point digests, and other binnings still find their points."""
+    from swarm_memo._codec import read_meta
+
+    def seed_like(params, chunk):
+        return [(a, b) for a in chunk["a"] for b in chunk["b"]]
+
+    memo = make(tmp_path, counting, {"a": 2, "b": 2}, enumerate_points=seed_like)
+    memo.run(PARAMS, {"a": [1, 2, 3], "b": [1, 2]})
+    metas = [read_meta(p.read_bytes())[1] for p in (tmp_path / "cache").glob("*/chunks/*")]
+    assert all(meta["product"] and "point_ids" not in meta for meta in metas)
+    counting.reset()
+    rebinned = make(tmp_path, counting, {"a": 3, "b": 1})  # default points, other bins
+    output, diag = rebinned.run(PARAMS, {"a": [1, 2, 3], "b": [1, 2]})
+    assert counting.count() == 0
+    assert diag.reused_points == 6
+    assert output == grid_expected(PARAMS, {"a": [1, 2, 3], "b": [1, 2]}, ("a", "b"))
+
+
+def test_equal_but_not_identical_values_are_not_taken_for_the_product(tmp_path, counting):
+    def floats(params, chunk):
+        return [(float(a),) for a in chunk["a"]]
+
+    memo = make(tmp_path, counting, {"a": 2}, enumerate_points=floats)
+    memo.run(PARAMS, {"a": [1, 2]})
+    counting.reset()
+    _, diag = make(tmp_path, counting, {"a": 2}).run(PARAMS, {"a": [1, 2]})
+    assert diag.executed_points == 2  # (1.0,) was stored, (1,) is another point

@@ -207,6 +207,7 @@ class PointIndex:
         self._requests: dict[tuple[str, int], RequestBin] = {}
         self._request_budget = REQUEST_INTS
         self.has_digests = any(record.digests is not None for record in records.values())
+        self.has_products = any(record.digests is None for record in records.values())
         """Whether some file lists its points by digest (enumerated or partial chunks)."""
 
     def __len__(self) -> int:

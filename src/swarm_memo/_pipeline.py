@@ -129,15 +129,21 @@ class _Run:
 
     # ------------------------------------------------------------------ exact hits
 
+    def _chunk_points(self, chunk: Chunk) -> tuple[list[Any] | None, bool]:
+        """A chunk's points (None for the default points, built only when needed) and
+        whether they are the product of its bins."""
+        return (None, True) if self.plan.product else self.plan.chunk_points(chunk)
+
     def _exact_hit(self, chunk: Chunk, name: str) -> bool:
         """Serve a chunk from its own file if it is intact, complete and exact."""
         if name not in self.stored:
             return False
-        if self.sink.wants_outputs or not self.plan.product:
-            served = self._load_exact(chunk, name)
+        points, product = self._chunk_points(chunk)
+        if self.sink.wants_outputs or not product:
+            served = self._load_exact(chunk, name, points, product)
             if served is None:
                 return False
-            points, outputs = served
+            outputs = served
             if self.sink.wants_outputs:
                 self.sink.take(chunk, points, outputs)
             count = len(outputs)
@@ -152,22 +158,25 @@ class _Run:
         self.diag.cached_points += count
         return True
 
-    def _load_exact(self, chunk: Chunk, name: str) -> tuple[list[Any] | None, list[Any]] | None:
-        """``(points or None for product order, outputs)`` from a chunk's own file, in
-        request order; None when the file is unusable, partial or holds other points."""
+    def _load_exact(
+        self, chunk: Chunk, name: str, points: list[Any] | None, product: bool
+    ) -> list[Any] | None:
+        """The outputs of a chunk's own file in request order; None when the file is
+        unusable, partial or holds other points."""
         load_started = time.perf_counter()
         record = self.plan.pset.load(name, chunk.key)
         self.diag.load_time += time.perf_counter() - load_started
         if record is None or record.partial or not self._code_ok(record.code):
             return None
-        if record.points is None and self.plan.product:
+        if record.points is None and product:
             lengths = {axis: len(values) for axis, values in chunk.key}
-            return None, reorder_product(record.outputs, lengths, record.axes, chunk.axes)
-        points = self.plan.points(chunk)
+            return reorder_product(record.outputs, lengths, record.axes, chunk.axes)
+        if points is None:
+            points = self.plan.points(chunk)
         wanted = self.plan.point_digests(chunk, points)
         if self.plan.point_digests(chunk, record.resolved_points()) != wanted:
             return None  # stored for other points (enumerate_points changed): reassemble
-        return (None if self.plan.product else points), record.outputs
+        return record.outputs
 
     # ------------------------------------------------------------------ jobs
 
@@ -219,7 +228,8 @@ class _Run:
                 if job is not None:
                     return job
         plan = self.plan
-        points = plan.points(chunk)
+        listed, product = self._chunk_points(chunk)
+        points = plan.points(chunk) if listed is None else listed
         digests: list[bytes] | None = None
 
         def point_digests() -> list[bytes]:
@@ -228,14 +238,14 @@ class _Run:
                 digests = plan.point_digests(chunk, points)
             return digests
 
-        if not plan.product:
+        if not product:
             point_digests()
         bar.adjust_total(len(points) - chunk.product_size)
         outputs = [MISSING] * len(points)
         if self.compute or self.sink.wants_outputs:
-            reused = reuse.fill(chunk, point_digests, plan.product, outputs)
+            reused = reuse.fill(chunk, point_digests, product, outputs, points)
         else:
-            reused = self._mark_found(reuse, chunk, point_digests, outputs)
+            reused = self._mark_found(reuse, chunk, point_digests, product, outputs, points)
         bar.skip(reused)
         todo = [i for i, o in enumerate(outputs) if o is MISSING] if reused else None
         return ChunkJob(
@@ -246,6 +256,7 @@ class _Run:
             list(range(len(points))) if todo is None else todo,
             reused,
             digests,
+            product=product,
         )
 
     def _mark_found(
@@ -253,10 +264,12 @@ class _Run:
         reuse: Reuse,
         chunk: Chunk,
         point_digests: Callable[[], Sequence[bytes]],
+        product: bool,
         outputs: list[Any],
+        points: Sequence[Any],
     ) -> int:
         found = 0
-        for _, req_positions, _ in reuse.locate(chunk, point_digests, self.plan.product):
+        for _, req_positions, _ in reuse.locate(chunk, point_digests, product, points):
             for pos in req_positions:
                 outputs[pos] = FOUND
             found += len(req_positions)
@@ -369,7 +382,7 @@ class _Run:
         chunk = plan.named_chunks[job.index][0]
         pset = plan.pset
         if not job.failed and not job.remaining:
-            points = None if plan.product else job.points
+            points = None if job.product else job.points
             record = ChunkRecord(
                 pset.set_id,
                 pset.cache_version,

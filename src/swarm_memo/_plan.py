@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import itertools
+import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +53,13 @@ class RunPlan:
             )
         return list(points)
 
+    def chunk_points(self, chunk: Chunk) -> tuple[list[Any], bool]:
+        """A chunk's points, and whether they are exactly the cartesian product of its
+        bins in axis order: such a chunk is stored and found as a product chunk (no point
+        list on disk, no per-point digests), whatever enumerated it."""
+        points = self.points(chunk)
+        return points, self.product or is_product(points, chunk.bins)
+
     def point_digests(self, chunk: Chunk, points: Sequence[Any]) -> list[bytes]:
         """Digests (canonical encodings) of a chunk's points: how points are compared."""
         try:
@@ -65,6 +75,18 @@ class RunPlan:
     @property
     def shape(self) -> list[int]:
         return [len(axis.bins) for axis in self.grid.axes]
+
+
+def is_product(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> bool:
+    """Whether ``points`` are the tuples of the product of ``bins``, item by item the very
+    same objects (identity, not ``==``: 1.0 is not 1). About 0.1 µs per point."""
+    if len(points) != math.prod(map(len, bins)) or not points:
+        return False
+    if set(map(type, points)) != {tuple} or set(map(len, points)) != {len(bins)}:
+        return False
+    flat = itertools.chain.from_iterable(points)
+    expected = itertools.chain.from_iterable(itertools.product(*bins))
+    return all(map(operator.is_, flat, expected))
 
 
 def _own_copy(params: dict[str, Any]) -> dict[str, Any]:

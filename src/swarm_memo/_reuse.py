@@ -32,6 +32,31 @@ CodeCheck = Callable[[str | None], bool]
 """Whether outputs computed by code with this fingerprint may be served."""
 
 
+def _product_places(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> dict[int, int]:
+    """Flat position in the product of ``bins`` -> index in ``points``, for each point
+    that is a tuple of bin values (identity, never ``==``)."""
+    where = [{id(v): i for i, v in enumerate(values)} for values in bins]
+    strides = []
+    stride = 1
+    for values in reversed(bins):
+        strides.append(stride)
+        stride *= len(values)
+    strides.reverse()
+    places: dict[int, int] = {}
+    for index, point in enumerate(points):
+        if type(point) is not tuple or len(point) != len(bins):
+            continue
+        flat = 0
+        for item, lookup, step in zip(point, where, strides, strict=True):
+            at = lookup.get(id(item))
+            if at is None:
+                break
+            flat += at * step
+        else:
+            places.setdefault(flat, index)
+    return places
+
+
 def read_point_index(pset: ParamsSet, names: set[str]) -> PointIndex:
     """The index records of ``names``, rebuilding missing ones from their chunk files."""
     stored = pset.read_index()
@@ -72,7 +97,11 @@ class Reuse:
         return self._index
 
     def locate(
-        self, chunk: Chunk, digests: Callable[[], Sequence[bytes]], product: bool
+        self,
+        chunk: Chunk,
+        digests: Callable[[], Sequence[bytes]],
+        product: bool,
+        points: Sequence[Any] = (),
     ) -> list[Found]:
         """Where each point of the chunk is stored, if anywhere (no outputs loaded).
 
@@ -83,7 +112,11 @@ class Reuse:
         if not self._names:
             return []
         index = self.index
-        found = index.locate_product(chunk.axes, chunk.bins) if product else []
+        found: list[Found] = []
+        if product:
+            found = index.locate_product(chunk.axes, chunk.bins)
+        elif index.has_products:
+            found = self._enumerated_in_products(chunk, points)
         if not index.has_digests:
             return self._served(found)
         taken = {pos for _, req, _ in found for pos in req}
@@ -94,6 +127,19 @@ class Reuse:
         for name, req, files in index.locate_points([wanted[i] for i in rest]):
             found.append((name, [rest[i] for i in req], files))
         return self._served(found)
+
+    def _enumerated_in_products(self, chunk: Chunk, points: Sequence[Any]) -> list[Found]:
+        """Enumerated points that are tuples of the chunk's own bin values (the very same
+        objects), looked up in product files by their place in the product of the bins."""
+        places = _product_places(points, chunk.bins)
+        if not places:
+            return []
+        found: list[Found] = []
+        for name, req, files in self.index.locate_product(chunk.axes, chunk.bins):
+            pairs = [(places[r], f) for r, f in zip(req, files, strict=True) if r in places]
+            if pairs:
+                found.append((name, [p for p, _ in pairs], [f for _, f in pairs]))
+        return found
 
     def _served(self, found: list[Found]) -> list[Found]:
         for name, _, _ in found:
@@ -106,6 +152,7 @@ class Reuse:
         digests: Callable[[], Sequence[bytes]],
         product: bool,
         outputs: list[Any],
+        points: Sequence[Any] = (),
     ) -> int:
         """Copy stored outputs into ``outputs`` (positions still ``MISSING``); return how
         many points were filled.
@@ -117,7 +164,8 @@ class Reuse:
         filled = 0
         for _attempt in range(2):
             stale = False
-            for name, req_positions, file_positions in self.locate(chunk, digests, product):
+            found = self.locate(chunk, digests, product, points)
+            for name, req_positions, file_positions in found:
                 stored = self._outputs(name)
                 if stored is _STALE:
                     stale = True

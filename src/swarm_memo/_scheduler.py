@@ -63,6 +63,8 @@ class ChunkJob:
     """Points of a chunk another process wrote meanwhile (its outputs came from its file)."""
     seconds: float = 0.0
     """Compute seconds of its executed points (each exec chunk's time, divided evenly)."""
+    product: bool = False
+    """Its points are the product of its bins in axis order (stored as a product)."""
     remaining: int = field(init=False)
 
     def __post_init__(self) -> None:

@@ -134,7 +134,7 @@ def test_pandas_concatenation_in_a_real_run(tmp_path):
     assert isinstance(cold, pd.DataFrame)
     assert list(cold.columns) == ["x", "y", "xy"]
     assert list(cold.index) == list(range(10))
-    assert list(zip(cold["x"], cold["y"])) == grid_order()
+    assert list(zip(cold["x"], cold["y"], strict=True)) == grid_order()
     assert cold["xy"].tolist() == [x * y + 1 for x, y in grid_order()]
     pd.testing.assert_frame_equal(warm, cold)
 
@@ -146,7 +146,7 @@ def test_load_of_a_partial_cache_collates_stored_points(tmp_path):
     loaded, diag = memo.load({"k": 0}, SPEC)
     assert diag.missing_points == 7
     assert isinstance(loaded, pd.DataFrame)
-    assert sorted(zip(loaded["x"], loaded["y"])) == [(1, 2.0), (2, 2.0), (3, 2.0)]
+    assert sorted(zip(loaded["x"], loaded["y"], strict=True)) == [(1, 2.0), (2, 2.0), (3, 2.0)]
 
 
 # ------------------------------------------------------------------ missing dependencies

@@ -104,7 +104,7 @@ def test_each_row_holds_its_own_points_output(tmp_path, bins, axis_order):
     assert list(df.columns) == [*order, "value"]
     assert len(df) == math.prod(len(v) for v in spec.values())
     # rows follow the grid, and each output (the point itself) sits on its own row
-    assert list(zip(*(df[axis] for axis in order))) == grid
+    assert list(zip(*(df[axis] for axis in order), strict=True)) == grid
     assert list(df["value"]) == grid
     # the same when everything comes from the cache
     assert memo.to_dataframe({}, spec, load_only=True).equals(df)
@@ -119,7 +119,7 @@ def test_custom_enumerator_rows_follow_the_run_output(tmp_path):
     df = memo.to_dataframe({}, spec, point_to_dict=point_to_xy)
     # the outputs echo their points exactly: those fields are dropped
     assert list(df.columns) == ["x", "y"]
-    assert list(zip(df["x"], df["y"])) == [(p["x"], p["y"]) for p in output]
+    assert list(zip(df["x"], df["y"], strict=True)) == [(p["x"], p["y"]) for p in output]
 
 
 def test_stored_points_are_paired_when_chunks_cut_across(tmp_path):
@@ -129,7 +129,9 @@ def test_stored_points_are_paired_when_chunks_cut_across(tmp_path):
     writer.run({}, {"a": [2, 3, 4], "b": [20, 30]})
     reader = memo_at(tmp_path, {"a": 1, "b": 3}, exec_fn=None)
     df = reader.to_dataframe({}, spec, load_only=True)
-    assert sorted(zip(df["a"], df["b"])) == [(a, b) for a in (2, 3, 4) for b in (20, 30)]
+    assert sorted(zip(df["a"], df["b"], strict=True)) == [
+        (a, b) for a in (2, 3, 4) for b in (20, 30)
+    ]
     assert all(df["value"] == df["a"] * 100 + df["b"])
     ds = reader.to_xarray({}, spec, load_only=True)
     assert int(ds["value"].isnull().sum()) == 6
@@ -147,7 +149,7 @@ def test_dataframe_dict_outputs_spread_into_columns(tmp_path):
     rows = sorted(df.itertuples(index=False, name=None))
     assert rows == [(a, b, a + b + 1, a * b) for a, b in itertools.product(SPEC["a"], SPEC["b"])]
     # rows follow the grid (product of split_spec in axis order), not the chunks
-    assert list(zip(df["a"], df["b"])) == [
+    assert list(zip(df["a"], df["b"], strict=True)) == [
         (1, 10), (1, 20), (2, 10), (2, 20), (3, 10), (3, 20)
     ]  # fmt: skip
 
@@ -156,7 +158,7 @@ def test_dataframe_dict_outputs_spread_into_columns(tmp_path):
 def test_dataframe_rows_follow_the_grid_whatever_the_bins(tmp_path, bins):
     spec = {"a": [3, 1, 2], "b": [20, 10]}
     df = memo_at(tmp_path, bins).to_dataframe({}, spec)
-    assert list(zip(df["a"], df["b"])) == list(itertools.product(spec["a"], spec["b"]))
+    assert list(zip(df["a"], df["b"], strict=True)) == list(itertools.product(spec["a"], spec["b"]))
     assert list(df["prod"]) == [a * b for a, b in itertools.product(spec["a"], spec["b"])]
 
 
@@ -173,7 +175,7 @@ def test_dataframe_respects_axis_order(tmp_path):
     df = memo.to_dataframe({}, SPEC)
     assert list(df.columns) == ["b", "a", "value"]
     # points are (b, a) tuples: the columns read them in that order
-    assert all(df["value"] == list(zip(df["b"], df["a"])))
+    assert all(df["value"] == list(zip(df["b"], df["a"], strict=True)))
     assert list(df["b"]) == [10, 10, 10, 20, 20, 20]
     assert list(df["a"]) == [1, 2, 3, 1, 2, 3]
 
@@ -196,7 +198,7 @@ def test_dataframe_uses_the_cache(tmp_path):
     df = memo.to_dataframe({"alpha": 1}, SPEC)
     assert counting.count() == 6
     assert list(df.columns) == ["a", "b", "point", "alpha", "pid_free"]
-    assert list(df["point"]) == list(zip(df["a"], df["b"]))
+    assert list(df["point"]) == list(zip(df["a"], df["b"], strict=True))
     assert set(df["alpha"]) == {1}
 
 
@@ -342,8 +344,8 @@ def test_load_only_lists_only_stored_points_and_executes_nothing(tmp_path):
     assert counting.count() == 2
     df = memo.to_dataframe(params, SPEC, load_only=True)
     assert counting.count() == 2
-    assert sorted(zip(df["a"], df["b"])) == [(2, 20), (3, 20)]
-    assert list(df["point"]) == list(zip(df["a"], df["b"]))
+    assert sorted(zip(df["a"], df["b"], strict=True)) == [(2, 20), (3, 20)]
+    assert list(df["point"]) == list(zip(df["a"], df["b"], strict=True))
     full = memo.to_dataframe(params, SPEC)
     assert counting.count() == 6
     assert len(full) == 6

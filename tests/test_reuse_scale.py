@@ -159,7 +159,7 @@ STORED = {
 def test_reuse_of_float_string_and_mixed_axes(tmp_path, counting, split, new):
     make(tmp_path, counting, {"f": 2, "s": 3, "m": 4}).run(PARAMS, STORED)
     rebinned = make(tmp_path, counting, {"f": 3, "s": 1, "m": 2})
-    as_points = [dict(zip("fsm", values)) for values in new]
+    as_points = [dict(zip("fsm", values, strict=True)) for values in new]
     new_points = [tuple(p[axis] for axis in rebinned.axis_order) for p in as_points]
     diag = run_and_check(rebinned, counting, split, new_points)
     assert diag.executed_points == len(new)

@@ -144,7 +144,7 @@ def explode(
     sizes: dict[str, int] = {}
     dims_of = {field: names.of(field, array, point) for field, array in arrays.items()}
     for field, dims in dims_of.items():
-        for dim, size in zip(dims, arrays[field].shape):
+        for dim, size in zip(dims, arrays[field].shape, strict=True):
             if sizes.setdefault(dim, size) != size:
                 raise SpecError(
                     f"at point {point!r:.100}, dimension {dim!r} has length {sizes[dim]} "

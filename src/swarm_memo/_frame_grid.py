@@ -83,7 +83,7 @@ class Sweep:
         if point_to_dict is None:
             return [self._read_tuple(point) for point in self.points]
         dicts = [point_to_dict(point) for point in self.points]
-        for point, mapped in zip(self.points, dicts):
+        for point, mapped in zip(self.points, dicts, strict=True):
             if not isinstance(mapped, Mapping):
                 raise SpecTypeError(
                     f"point_to_dict must return a dict of axis values; got "
@@ -95,7 +95,7 @@ class Sweep:
         """The grid position of each point (an index per axis), from its ``coords``."""
         return [
             tuple(self._index(p, c, axis, hint) for axis in self.order)
-            for p, c in zip(self.points, coords)
+            for p, c in zip(self.points, coords, strict=True)
         ]
 
     def _read_tuple(self, point: Any) -> dict[str, Any]:
@@ -105,7 +105,7 @@ class Sweep:
             raise SpecError(f"point {point!r:.100} is not a tuple; {self.hint}")
         if len(point) != len(self.order):
             raise SpecError(f"point {point!r:.100} has {len(point)} values; {self.hint}")
-        return dict(zip(self.order, point))
+        return dict(zip(self.order, point, strict=True))
 
     def _index(self, point: Any, coords: Mapping[str, Any], axis: str, hint: str) -> int:
         """Where the point's value of ``axis`` is in ``split_spec[axis]``: the same object,
@@ -149,7 +149,7 @@ def field_names(
     for name in [name for name in names if name in reserved]:
         if all(
             name not in row or equal(row[name], point.get(name))
-            for row, point in zip(fields, coords)
+            for row, point in zip(fields, coords, strict=True)
         ):
             names[name] = None
             continue
@@ -165,7 +165,7 @@ def grid_cells(sweep: Sweep, positions: list[Position]) -> list[int]:
     """The flat (C-order) cell of each position; SpecError when two points share one."""
     shape, points = sweep.shape, sweep.points
     strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
-    cells = [sum(i * s for i, s in zip(position, strides)) for position in positions]
+    cells = [sum(i * s for i, s in zip(position, strides, strict=True)) for position in positions]
     owner: dict[int, int] = {}
     for number, cell in enumerate(cells):
         first = owner.setdefault(cell, number)

@@ -172,7 +172,7 @@ def _columns(
         return data, len(coords)
     data = {key: [] for key in keys}
     length = 0
-    for point, row in zip(coords, fields):
+    for point, row in zip(coords, fields, strict=True):
         values = {renamed[name]: value for name, value in row.items() if name in renamed}
         count, cells = explode(values, names, point)  # one row per array element
         cells.update((key, [point.get(key, nan)] * count) for key in keys)
@@ -210,7 +210,7 @@ def _as_array(values: list[Any], present: list[bool]) -> np.ndarray[Any, Any]:
     """
     import numpy as np
 
-    given = [v for v, p in zip(values, present) if p]
+    given = [v for v, p in zip(values, present, strict=True) if p]
     complete = len(given) == len(values)
     if given:
         kinds = {_kind(v) for v in given}
@@ -225,7 +225,7 @@ def _as_array(values: list[Any], present: list[bool]) -> np.ndarray[Any, Any]:
             array[[i for i, p in enumerate(present) if p]] = given
             return array
     array = np.empty(len(values), dtype=object)
-    for i, (value, p) in enumerate(zip(values, present)):
+    for i, (value, p) in enumerate(zip(values, present, strict=True)):
         array[i] = value if p else np.nan
     return array
 
@@ -236,7 +236,7 @@ def _variable(
     """One output field over the grid, NaN where no point has it, and its dimensions."""
     entries = [
         (cell, row[name], point)
-        for cell, row, point in zip(cells, fields, sweep.points)
+        for cell, row, point in zip(cells, fields, sweep.points, strict=True)
         if name in row
     ]
     size = math.prod(sweep.shape)
@@ -254,7 +254,7 @@ def _check_sizes(data_vars: Mapping[Any, tuple[tuple[str, ...], Any]]) -> None:
     """SpecError when two variables give one dimension different lengths."""
     sizes: dict[str, tuple[int, Any]] = {}
     for variable, (dims, array) in data_vars.items():
-        for dim, size in zip(dims, array.shape):
+        for dim, size in zip(dims, array.shape, strict=True):
             first, owner = sizes.setdefault(dim, (size, variable))
             if first != size:
                 raise SpecError(

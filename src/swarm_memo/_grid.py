@@ -133,9 +133,13 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
     packed = packed_values(values)
     if packed is not None:  # every bin is packed too: one C call for the whole axis
         tag, data = packed
-        words = array("q")
-        words.frombytes(data)  # equal 8-byte words <=> equal encodings
-        if len(set(words)) != len(values):
+        if tag == b"Q":  # ints (numpy ones too) are equal exactly when encodings are
+            distinct = len(set(values))
+        else:  # floats: -0.0 == 0.0 and nan != nan, so compare the packed words
+            words = array("q")
+            words.frombytes(data)  # equal 8-byte words <=> equal encodings
+            distinct = len(set(words))
+        if distinct != len(values):
             raise _duplicate_error(where, values, encode_items(values, where))
         digests = tuple(packed_digest(tag, data[8 * i : 8 * (i + bin_size)]) for i in starts)
         return Axis(name, values, bin_size, digests)
@@ -165,12 +169,12 @@ class Chunk:
     @property
     def key(self) -> ChunkKey:
         """``((axis, bin values), ...)`` sorted by axis name: independent of axis order."""
-        return tuple(sorted(zip(self.axes, self.bins), key=lambda item: item[0]))
+        return tuple(sorted(zip(self.axes, self.bins, strict=True), key=lambda item: item[0]))
 
     @property
     def split_spec(self) -> dict[str, list[Any]]:
         """The chunk's sub-spec, passed to ``enumerate_points``, in axis order."""
-        return {axis: list(values) for axis, values in zip(self.axes, self.bins)}
+        return {axis: list(values) for axis, values in zip(self.axes, self.bins, strict=True)}
 
     @property
     def product_size(self) -> int:
@@ -223,9 +227,9 @@ class Grid:
             yield Chunk(
                 index,
                 names,
-                tuple(axis.bins[i] for axis, i in zip(self.axes, combo)),
-                tuple(axis.bin_digests[i] for axis, i in zip(self.axes, combo)),
-                tuple(zip(self.axes, combo)),
+                tuple(axis.bins[i] for axis, i in zip(self.axes, combo, strict=True)),
+                tuple(axis.bin_digests[i] for axis, i in zip(self.axes, combo, strict=True)),
+                tuple(zip(self.axes, combo, strict=True)),
             )
 
 
@@ -261,6 +265,6 @@ def reorder_product(
     wanted_strides = [strides[axis] for axis in wanted_axes]
     ranges = [range(bin_lengths[axis]) for axis in wanted_axes]
     return [
-        outputs[sum(i * s for i, s in zip(index, wanted_strides))]
+        outputs[sum(i * s for i, s in zip(index, wanted_strides, strict=True))]
         for index in itertools.product(*ranges)
     ]

@@ -181,10 +181,10 @@ class _ProductTable:
                 continue
             ids = tuple(
                 table.axes.setdefault(axis, AxisBins()).add(values)
-                for axis, values in zip(record.axes, record.bins)
+                for axis, values in zip(record.axes, record.bins, strict=True)
             )
             strides = _strides([len(values) for values in record.bins])
-            table.files[name] = tuple(zip(record.axes, ids, strides))
+            table.files[name] = tuple(zip(record.axes, ids, strides, strict=True))
             order = sorted(range(len(ids)), key=record.axes.__getitem__)
             group = table.groups.setdefault(tuple(record.axes[k] for k in order), {})
             group.setdefault(tuple(ids[k] for k in order), []).append(name)
@@ -229,7 +229,9 @@ class PointIndex:
         group = table.groups.get(tuple(names))
         if not group:
             return []
-        requests = {axis: self._request(axis, values) for axis, values in zip(axes, bins)}
+        requests = {
+            axis: self._request(axis, values) for axis, values in zip(axes, bins, strict=True)
+        }
         overlapping = []
         for axis in names:
             request = requests[axis]
@@ -238,7 +240,7 @@ class PointIndex:
             if not request.overlap:
                 return []  # no stored bin can hold a requested value: nothing is keyed
             overlapping.append(request.overlap)
-        req_strides = dict(zip(axes, _strides([len(values) for values in bins])))
+        req_strides = dict(zip(axes, _strides([len(values) for values in bins]), strict=True))
         return self._collect(_candidates(group, overlapping), requests, req_strides)
 
     def _request(self, axis: str, values: Sequence[Any]) -> RequestBin:
@@ -366,7 +368,7 @@ def _candidates(group: dict[tuple[int, ...], list[str]], overlapping: list[set[i
         names = [
             name
             for key, files in group.items()
-            if all(k in ids for k, ids in zip(key, overlapping))
+            if all(k in ids for k, ids in zip(key, overlapping, strict=True))
             for name in files
         ]
     return sorted(names)

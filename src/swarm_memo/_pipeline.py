@@ -164,7 +164,7 @@ class _Run:
         """The outputs of a chunk's own file in request order; None when the file is
         unusable, partial or holds other points."""
         load_started = time.perf_counter()
-        record = self.plan.pset.load(name, chunk.key)
+        record = self.plan.pset.load(name, chunk)
         self.diag.load_time += time.perf_counter() - load_started
         if record is None or record.partial or not self._code_ok(record.code):
             return None

@@ -379,7 +379,7 @@ class Engine:
             if positions[-1] - first + 1 == count:  # a contiguous run: one slice copy
                 job.outputs[first : first + count] = values
             else:
-                for position, value in zip(positions, values):
+                for position, value in zip(positions, values, strict=True):
                     job.outputs[position] = value
             offset += count
             job.remaining -= count

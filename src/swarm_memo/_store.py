@@ -313,6 +313,8 @@ class LocalStore:
         reader never sees a partial file.
         """
         path = self.path(key)
+        if os.path.lexists(path):  # the common case: no temp file, no fsync
+            return False
         try:
             try:
                 return self._link_new(path, data)

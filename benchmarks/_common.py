@@ -1,7 +1,8 @@
-"""Shared helpers for the swarm-memo benchmarks: CLI, timing, RSS, ratio lines, summary.
+"""Shared helpers for the swarm-memo benchmarks: CLI, timing, RSS, GC time, bare baselines,
+memo pools, ratio lines, summary.
 
-Not a benchmark itself; imported by ``bench_engine.py`` and ``bench_reuse.py`` (run them as
-scripts from the repository root, e.g. ``python benchmarks/bench_engine.py --smoke``).
+Not a benchmark itself; imported by the ``bench_*.py`` scripts (run them from the
+repository root, e.g. ``python benchmarks/bench_engine.py --smoke``).
 
 Every measurement that compares swarm-memo with a baseline goes through :func:`report`,
 which prints one line of the form::
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
+import pickle
 import shutil
 import statistics
 import sys
@@ -27,6 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import swarm_memo
 
 RATIO_PREFIX = "RATIO"
 INFO_PREFIX = "INFO"
@@ -167,6 +172,113 @@ class PeakRSS:
 MB = 1024 * 1024
 
 
+# ---------------------------------------------------------------------------- GC time
+
+
+class GCTime:
+    """Seconds the interpreter spends in cyclic garbage collection while the context is open.
+
+    Timed with ``gc.callbacks`` (a ``start`` and a ``stop`` call around every collection,
+    whichever thread triggers it: the GIL keeps collections from overlapping).
+    ``collections`` counts them by generation.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, gc_info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.collections[gc_info["generation"]] += 1
+
+    def __enter__(self) -> GCTime:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+# ---------------------------------------------------------------------------- bare files
+
+
+def write_batches(folder: Path, outputs: list[Any], chunk: int, fsync: bool = False) -> None:
+    """The bare way to store outputs: ``pickle.dump`` batches of ``chunk`` into files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, start in enumerate(range(0, len(outputs), chunk)):
+        with open(folder / f"{i:06d}.pkl", "wb") as fh:
+            pickle.dump(outputs[start : start + chunk], fh, protocol=5)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def read_batches(folder: Path) -> list[Any]:
+    """The bare way to load them back: read + unpickle every file, in name order."""
+    outputs: list[Any] = []
+    for path in sorted(folder.iterdir()):
+        with open(path, "rb") as fh:
+            outputs.extend(pickle.loads(fh.read()))
+    return outputs
+
+
+def chunk_body_reader() -> Callable[[bytes], Any]:
+    """``body(data)``: the pickled body of a chunk file's bytes, for bare read loops.
+
+    The chunk layout belongs to ``swarm_memo._codec`` (``body_of``); never hard-code its
+    offsets here. The legacy engine (before ``body_of`` existed) had a fixed-size header.
+    """
+    from swarm_memo import _codec
+
+    body_of = getattr(_codec, "body_of", None)
+    if body_of is not None:
+        return body_of  # type: ignore[no-any-return]
+    header_size = _codec.HEADER_SIZE
+    return lambda data: memoryview(data)[header_size:]
+
+
+# ---------------------------------------------------------------------------- memo pools
+
+
+def legacy_engine() -> bool:
+    """True for swarm-memo before memos owned their pool (it used loky's global one)."""
+    import importlib.util
+
+    return importlib.util.find_spec("swarm_memo._backends") is None
+
+
+def _stop_global_loky() -> None:
+    try:
+        from loky import reusable_executor
+
+        executor = getattr(reusable_executor._executor_storage, "executor", None)
+    except (ImportError, AttributeError):
+        executor = None
+    if executor is not None:
+        executor.shutdown(wait=True)
+
+
+def close_memo(memo: Any) -> None:
+    """Shut down the memo's worker pool (``memo.close()``), so the next memo starts cold.
+
+    On the legacy engine the pool was loky's process-global reusable executor, which
+    ``close`` did not touch: stop that one too.
+    """
+    memo.close()
+    if legacy_engine():
+        _stop_global_loky()
+
+
+def ensure_cold_pools() -> None:
+    """Before a "pool cold" measurement: no pool may survive from earlier work."""
+    if legacy_engine():
+        _stop_global_loky()
+
+
 # ---------------------------------------------------------------------------- reporting
 
 
@@ -195,6 +307,12 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.1f} MB"
     if unit == "B":
         return f"{value:.1f} B"
+    if unit == "MB/s":
+        return f"{value:.0f} MB/s"
+    if unit in ("ns", "us"):
+        return f"{value:.1f} {unit}"
+    if unit == "%":
+        return f"{value:.1f} %"
     return f"{value:.3f}{(' ' + unit) if unit else ''}"
 
 
@@ -309,9 +427,10 @@ def run_suite(
 def environment_line() -> str:
     import platform
 
+    where = Path(swarm_memo.__file__).resolve().parent.parent
     return (
-        f"python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"{platform.system()} {platform.machine()}, {load_line()}"
+        f"swarm-memo from {where}, python {platform.python_version()}, {os.cpu_count()} "
+        f"cores, {platform.system()} {platform.machine()}, {load_line()}"
     )
 
 

@@ -36,8 +36,15 @@ def benches_with_ratio(output: str) -> set[str]:
 def test_bench_engine_smoke() -> None:
     output = run_smoke("bench_engine.py")
     reported = benches_with_ratio(output)
-    for bench in ["cold", "efficiency", "warm", "streaming", "small"]:
+    for bench in ["cold", "efficiency", "warm", "arrays", "streaming", "small"]:
         assert bench in reported, f"no RATIO line for {bench}:\n{output}"
+    for shape in ["1 axis", "seed enumerator", "2 axes default"]:
+        assert f"RATIO cold/{shape} pool cold:" in output, output
+        assert f"RATIO warm/{shape} vs dump files:" in output, output
+    assert re.search(
+        r"^INFO cold/1 axis pool cold: GC share of driver time: [\d.]+ %", output, re.M
+    )
+    assert "RATIO efficiency/1 ms exec_chunk_size=1 time:" in output, output
     # Dask support may be unavailable: then the benchmark says so instead of crashing.
     skipped = {m["bench"] for m in SKIP_LINE.finditer(output)}
     assert "dask" in reported or "dask" in skipped, output
@@ -53,13 +60,21 @@ def test_bench_reuse_smoke() -> None:
     assert "== summary: bench_reuse (smoke)" in output
 
 
+@pytest.mark.timeout(60)
+def test_bench_hashing_smoke() -> None:
+    output = run_smoke("bench_hashing.py")
+    assert benches_with_ratio(output) == {"encode", "grid"}, output
+    assert re.search(r"^INFO grid/.+: Grid\.build per point: [\d.]+ ns", output, re.M), output
+    assert "== summary: bench_hashing (smoke)" in output
+
+
 def test_only_selects_one_benchmark() -> None:
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_engine.py"), "--smoke", "--only", "warm"],
+        [sys.executable, str(BENCHMARKS / "bench_engine.py"), "--smoke", "--only", "arrays"],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=BENCHMARKS.parent,
     )
     assert proc.returncode == 0, proc.stderr
-    assert benches_with_ratio(proc.stdout) == {"warm"}, proc.stdout
+    assert benches_with_ratio(proc.stdout) == {"arrays"}, proc.stdout

@@ -1,0 +1,122 @@
+"""Hashing benchmarks: canonical keys and grid planning against pickle + blake2b.
+
+Run from the repository root::
+
+    python benchmarks/bench_hashing.py               # full sizes (about 30 s)
+    python benchmarks/bench_hashing.py --smoke       # tiny sizes, checks it runs
+    python benchmarks/bench_hashing.py --only grid   # one benchmark (repeatable)
+
+Benchmarks (names for ``--only``):
+
+encode      ``swarm_memo._hashing.encode`` (the canonical, type-tagged encoding behind
+            every cache key) of a list of 100,000 ints and of 100,000 floats, alone and
+            followed by its digest (``digest``), vs ``pickle.dumps`` + ``blake2b`` of the
+            same list: the cheapest stable-enough way to fingerprint it by hand.
+grid        ``Grid.build`` (validation, duplicate check and one digest per axis bin: the
+            planning of every run) of 10^6-point grids: one axis of 10^6 ints, one axis
+            of 10^6 floats, and 1000 x 1000 ints, with bins of 1000 values; per-point
+            cost, and the ratio to ``pickle.dumps`` + ``blake2b`` of the axis lists.
+
+Times are medians of 5 repetitions; ratios are swarm-memo / baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import check, header, median_seconds, report, run_suite, timed
+
+REPEATS = 5
+
+
+@dataclass(frozen=True)
+class Sizes:
+    values: int  # list length for ``encode``
+    grid_points: int  # points of each grid (one axis, or a square of two)
+    bin_size: int
+
+
+FULL = Sizes(values=100_000, grid_points=1_000_000, bin_size=1000)
+SMOKE = Sizes(values=1000, grid_points=10_000, bin_size=100)
+
+
+def pickle_blake2b(value: Any) -> bytes:
+    """The baseline: pickle it, hash the bytes (what a hand-rolled cache key would do)."""
+    return hashlib.blake2b(pickle.dumps(value, protocol=5), digest_size=16).digest()
+
+
+def seconds_of(fn: Callable[[], object]) -> float:
+    return median_seconds(REPEATS, lambda: timed(fn)[1])
+
+
+# ---------------------------------------------------------------------------- encode
+
+
+def bench_encode(sz: Sizes) -> None:
+    from swarm_memo._hashing import digest, encode
+
+    n = sz.values
+    header("encode", f"canonical encoding of a list of {n:,} values vs pickle.dumps + blake2b")
+    lists = {
+        "ints": list(range(-n // 2, n - n // 2)),
+        "floats": [i * 0.37 + 0.1 for i in range(n)],
+    }
+    for kind, values in lists.items():
+        t_base = seconds_of(lambda values=values: pickle_blake2b(values))
+        t_encode = seconds_of(lambda values=values: encode(values))
+        t_digest = seconds_of(lambda values=values: digest(values))
+        baseline = "pickle.dumps+blake2b"
+        report("encode", f"{n:,} {kind}: encode", t_encode, baseline, t_base)
+        report("encode", f"{n:,} {kind}: encode+digest", t_digest, baseline, t_base)
+        check("encode", f"{kind}: encode per value", t_encode / n * 1e9, "ns")
+
+
+# ---------------------------------------------------------------------------- grid
+
+
+def grids(sz: Sizes) -> dict[str, dict[str, list[Any]]]:
+    n = sz.grid_points
+    side = round(n**0.5)
+    return {
+        f"1 axis of {n:,} ints": {"x": list(range(n))},
+        f"1 axis of {n:,} floats": {"x": [i * 0.37 + 0.1 for i in range(n)]},
+        f"{side} x {side} ints": {"a": list(range(side)), "b": list(range(side))},
+    }
+
+
+def bench_grid(sz: Sizes) -> None:
+    from swarm_memo._grid import ChunkLayout, Grid
+
+    header(
+        "grid",
+        f"Grid.build of {sz.grid_points:,}-point grids, bins of {sz.bin_size} values: "
+        "per-point cost",
+    )
+    for name, split in grids(sz).items():
+        points = 1
+        for values in split.values():
+            points *= len(values)
+        layout = ChunkLayout.parse({axis: sz.bin_size for axis in split}, None)
+        t_grid = seconds_of(lambda split=split, layout=layout: Grid.build(split, layout))
+        t_base = seconds_of(lambda split=split: [pickle_blake2b(v) for v in split.values()])
+        report("grid", f"{name}: Grid.build", t_grid, "pickle.dumps+blake2b of the axes", t_base)
+        check("grid", f"{name}: Grid.build per point", t_grid / points * 1e9, "ns")
+
+
+BENCHMARKS = {"encode": bench_encode, "grid": bench_grid}
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_suite("hashing", __doc__.splitlines()[0], BENCHMARKS, (FULL, SMOKE), argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -259,3 +259,53 @@ def test_garbage_collection_is_back_on_after_a_run_even_a_failing_one(tmp_path):
         memo.run({}, SPEC)
     assert gc.isenabled()
     memo.close()
+
+
+def test_an_exec_fn_that_cannot_be_sent_to_workers_is_a_clear_error(tmp_path):
+    import threading
+
+    from swarm_memo import SpecTypeError
+
+    lock = threading.Lock()
+
+    def locked(params, point):
+        with lock:
+            return point[0]
+
+    memo = SwarmMemo(tmp_path, {"x": 2}, 2, exec_fn=locked, max_workers=2, verbose=0)
+    with pytest.raises(SpecTypeError, match=r"exec_fn .*locked.* cannot be sent"):
+        memo.run({}, {"x": [1, 2, 3]})
+    assert chunk_count(tmp_path) == 0
+    threads = SwarmMemo(tmp_path, {"x": 2}, 2, exec_fn=locked, executor="thread", verbose=0)
+    assert threads.run({}, {"x": [1, 2, 3]})[0] == [1, 2, 3]
+
+
+class BreaksAtSubmit(ThreadPoolExecutor):
+    """A user executor whose pool breaks after a few exec chunks were sent."""
+
+    def __init__(self, works: int) -> None:
+        super().__init__(2)
+        self.works = works
+
+    def submit(self, fn, /, *args, **kwargs):
+        from concurrent.futures import BrokenExecutor
+
+        if self.works == 0:
+            raise BrokenExecutor("the pool broke")
+        self.works -= 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_pool_broken_at_submit_keeps_every_finished_point(tmp_path, counting):
+    broken = BreaksAtSubmit(works=3)
+    memo = SwarmMemo(tmp_path, {"x": 2}, 2, exec_fn=counting, executor=broken, verbose=0)
+    with pytest.raises(WorkerDiedError, match="the pool broke"):
+        memo.run({}, SPEC)
+    computed = set(counting.calls())
+    assert len(computed) == 6  # three exec chunks of two points went through
+    counting.reset()
+    healthy = SwarmMemo(tmp_path, {"x": 2}, 2, exec_fn=counting, max_workers=1, verbose=0)
+    output, _ = healthy.run({}, SPEC)
+    assert output == [expected_output({}, (x,)) for x in range(20)]
+    assert set(counting.calls()).isdisjoint(computed)
+    broken.shutdown()

@@ -26,7 +26,7 @@ from ._backends import Backend
 from ._diagnostics import Diagnostics
 from ._hashing import short_description
 from ._worker import PointFailure, TaskResult, decode_result, evaluate_timed, run_batch
-from .errors import ExecError, WorkerDiedError
+from .errors import ExecError, SpecTypeError, WorkerDiedError
 
 MISSING: Any = object()
 """Placeholder for an output not computed yet."""
@@ -183,7 +183,15 @@ class Engine:
             if not backend.in_process:
                 import cloudpickle
 
-                self._blob = backend.share(cloudpickle.dumps((self.plan.exec_fn, self.plan.params)))
+                try:
+                    payload = cloudpickle.dumps((self.plan.exec_fn, self.plan.params))
+                except Exception as exc:
+                    raise SpecTypeError(
+                        f"exec_fn {short_description(self.plan.exec_fn, 100)} or the params "
+                        f"cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
+                        "make them picklable, or use executor='thread' or 'serial'"
+                    ) from exc
+                self._blob = backend.share(payload)
             self._window = Window(backend.workers, backend.in_flight_per_worker)
             self._backend = backend
         return self._backend
@@ -288,7 +296,11 @@ class Engine:
                     for future in [f for f in pending if f.cancel()]:
                         del pending[future]  # never started: nothing to wait for
                 if state != "exhausted" and error is None:
-                    state = self._fill(batches, pending, completions)
+                    try:
+                        state = self._fill(batches, pending, completions)
+                    except WorkerDiedError as exc:  # the pool broke at submit: drain the rest
+                        lost.extend(exc.points)
+                        error, state = exc, "exhausted"
                 while self._ready:
                     yield self._ready.popleft()
                 if state == "ready":

@@ -28,10 +28,19 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from cache_model import (
+    CacheState,
+    Canon,
+    Norm,
+    canon_point,
+    canon_value,
+    damage,
+    norm,
+    read_cache,
+    snapshot,
+)
 from helpers import CountingExec, expected_output, grid_points
 from swarm_memo import CacheMissError, CacheWarning, SwarmMemo
-from swarm_memo._codec import decode_chunk
-from swarm_memo.errors import CorruptChunkError, UnreadableChunkError
 
 try:
     import numpy as np
@@ -48,7 +57,6 @@ DAMAGED_FILE_SHADOWS_INTACT_COPIES = True
 """Points of a damaged file are recomputed even when an intact file holds them."""
 
 PARAMS = {"k": 1}
-AXES = ("a", "b", "c")
 NAN = math.nan
 # Per axis: values in their base order (a prefix of them is a linspace/arange-like axis),
 # then more values. 1 and 1.0, 0.0 and -0.0 are distinct values; NaN is one value.
@@ -57,36 +65,6 @@ ATOMS: dict[str, list[Any]] = {
     "b": ["p", "q", "r"],
     "c": [0.5, 1.5, 2.5, NAN, 0.0, -0.0],
 }
-
-Canon = tuple[Any, ...]
-Norm = tuple[Canon, Any]
-
-
-# ---------------------------------------------------------------------- canonical forms
-
-
-def canon_value(value: Any) -> tuple[str, Any]:
-    """A value's identity as the cache keys it: type-tagged, numpy alike Python."""
-    if isinstance(value, str):
-        return ("s", value)
-    if isinstance(value, int) or (np is not None and isinstance(value, np.integer)):
-        return ("i", int(value))
-    if isinstance(value, float) or (np is not None and isinstance(value, np.floating)):
-        return ("f", "nan" if math.isnan(value) else float(value).hex())
-    raise TypeError(f"no canonical form for {value!r}")
-
-
-def canon_point(point: tuple[Any, ...], axes: tuple[str, ...]) -> Canon:
-    """A point's identity: its axis values by sorted axis name, then any extra values."""
-    by_axis = dict(zip(axes, point))
-    named = tuple(canon_value(by_axis[axis]) for axis in sorted(axes))
-    return named + tuple(canon_value(v) for v in point[len(axes) :])
-
-
-def norm(output: dict[str, Any]) -> Norm:
-    """An output, comparable whatever numpy/Python type or NaN object it was computed from."""
-    assert output["pid_free"] == repr(output["point"]) + "!"  # one point's output, whole
-    return tuple(canon_value(v) for v in output["point"]), output["alpha"]
 
 
 # ---------------------------------------------------------------------- enumerators
@@ -220,66 +198,6 @@ def request_sequences(draw: st.DrawFn) -> list[Step]:
     return sequence
 
 
-# ---------------------------------------------------------------------- the cache, decoded
-
-
-@dataclass
-class CacheState:
-    """What the chunk files hold: intact files' points and outputs, and damaged files."""
-
-    files: dict[Path, dict[Canon, Norm]]
-    product_files: set[Path]
-    broken: set[Path]
-
-    @property
-    def stored(self) -> set[Canon]:
-        return set().union(*self.files.values())
-
-    def held_only_by_product_files(self) -> set[Canon]:
-        others = [pts for path, pts in self.files.items() if path not in self.product_files]
-        return set().union(*(self.files[p] for p in self.product_files)) - set().union(*others)
-
-
-def read_cache(root: Path) -> CacheState:
-    state = CacheState({}, set(), set())
-    for path in sorted(root.glob("*/chunks/*.chunk")):
-        try:
-            record = decode_chunk(path.read_bytes())
-        except (CorruptChunkError, UnreadableChunkError):
-            state.broken.add(path)
-            continue
-        state.files[path] = {
-            canon_point(p, record.axes): norm(o)
-            for p, o in zip(record.resolved_points(), record.outputs, strict=True)
-        }
-        if record.points is None:
-            state.product_files.add(path)
-    return state
-
-
-def snapshot(root: Path) -> dict[str, Any] | None:
-    """Every file and folder under the cache root: size, mtime and bytes of files."""
-    if not root.exists():
-        return None
-    entries: dict[str, Any] = {}
-    for path in sorted(root.rglob("*")):
-        stat = path.stat()
-        entries[str(path.relative_to(root))] = (
-            None if path.is_dir() else (stat.st_size, stat.st_mtime_ns, path.read_bytes())
-        )
-    return entries
-
-
-def damage(path: Path, how: str, where: float) -> None:
-    data = bytearray(path.read_bytes())
-    position = min(int(where * len(data)), len(data) - 1)
-    if how == "truncate":
-        path.write_bytes(bytes(data[:position]))
-    else:
-        data[position] ^= 0xFF
-        path.write_bytes(bytes(data))
-
-
 # ---------------------------------------------------------------------- the model
 
 
@@ -350,7 +268,7 @@ class Model:
         points = requested_points(step)
         by_repr = {repr(p): (p, canon_point(p, step.order)) for p in points}
         wanted = {c for _, c in by_repr.values()}
-        assert len(wanted) == len(points)  # the generator never repeats a point
+        assert len(wanted) == len(by_repr) == len(points)  # no point twice, no repr twice
         self.counting.reset()
         memo = self.memo(step)
         with warnings.catch_warnings():
@@ -482,3 +400,10 @@ def test_any_call_sequence_matches_the_model(request_sequence):
 )
 def test_model_keeps_equal_values_of_other_types_apart(value, other):
     assert canon_value(value) != canon_value(other)
+
+
+def test_model_keys_numpy_values_and_every_nan_alike():
+    np_ = pytest.importorskip("numpy")
+    assert canon_value(np_.int32(3)) == canon_value(3)
+    assert canon_value(np_.float32(0.5)) == canon_value(np_.float64(0.5)) == canon_value(0.5)
+    assert canon_value(np_.float32("nan")) == canon_value(float("nan")) == canon_value(math.nan)

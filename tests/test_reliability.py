@@ -238,22 +238,51 @@ def test_ctrl_c_keeps_finished_chunks_and_stops_the_workers(tmp_path, workers):
     assert counting.count() == 400 - stored
 
 
-@pytest.mark.parametrize("stagger", [0.0, 0.4])
-def test_two_processes_on_one_cache_share_the_work(tmp_path, stagger):
-    points = 120  # 1.8 s of work for one process with 2 workers: both get a share
-    first = run_sweeper(tmp_path, points, 0.03, 2)
-    time.sleep(stagger)  # the second one starts behind: it must not redo what is written
-    procs = [first, run_sweeper(tmp_path, points, 0.03, 2)]
-    results = [p.communicate(timeout=120) for p in procs]
+def wait_until_ready(procs: list[subprocess.Popen[str]], barriers: list[Path]) -> None:
+    """Wait until every sweeper built its memo and waits at its barrier."""
+    deadline = time.monotonic() + 60
+    for proc, barrier in zip(procs, barriers):
+        while not Path(f"{barrier}.ready").exists():
+            if proc.poll() is not None:
+                pytest.fail(f"sweeper exited before its barrier: {proc.communicate()[1]}")
+            assert time.monotonic() < deadline, "sweeper never reached its barrier"
+            time.sleep(0.01)
+
+
+def release(barrier: Path) -> None:
+    Path(f"{barrier}.go").touch()
+
+
+@pytest.mark.parametrize("head_start", [0, 3])
+def test_two_processes_on_one_cache_share_the_work(tmp_path, head_start):
+    """Two sweeps of one grid on one cache, started together (or the second once the
+    first has written ``head_start`` chunks): every point is computed exactly once in
+    all, both return every output, and the second never redoes a chunk written before it
+    started. How the work splits between them is left to timing, so it is not asserted."""
+    points = 120
+    barriers = [tmp_path / "first", tmp_path / "second"]
+    procs = [run_sweeper(tmp_path, points, 0.03, 2, f"--barrier={b}") for b in barriers]
+    try:
+        wait_until_ready(procs, barriers)
+        release(barriers[0])
+        if head_start:
+            wait_for_chunks(tmp_path / "cache", head_start)
+        release(barriers[1])
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
     for proc, (stdout, stderr) in zip(procs, results):
-        assert proc.returncode == 0, stderr
+        assert proc.returncode == 0, stderr  # each checked its output against the oracle
         assert stdout.startswith("DONE")
-    executed = [int(stdout.split()[1]) for stdout, _ in results]
+    executed, cached = zip(*((int(n) for n in out.split()[1:3]) for out, _ in results))
     calls = CountingExec(tmp_path / "calls.log").counter()
-    assert len(calls) == points
-    duplicates = sum(calls.values()) - points
-    assert duplicates <= 8, f"{duplicates} points computed twice"  # a chunk or two at the edges
-    assert min(executed) >= 4  # both did a share of the work (at least a chunk)
+    assert set(calls) == {repr((x,)) for x in range(points)}
+    assert set(calls.values()) == {1}, "some points were computed by both processes"
+    assert sum(executed) == points
+    assert cached[1] >= 4 * head_start  # chunks written before it started were loaded
     cached_chunks, counting = rerun_counts(tmp_path, points)
     assert cached_chunks == points // 4
     assert counting.count() == 0

@@ -1,0 +1,108 @@
+"""What a cache holds, read back for the model test (test_property.py): canonical forms
+of values, points and outputs; the chunk files decoded; snapshots; file damage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swarm_memo._codec import decode_chunk
+from swarm_memo.errors import CorruptChunkError, UnreadableChunkError
+
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover
+    np = None
+
+Canon = tuple[Any, ...]
+"""A point's identity: type-tagged values (numpy alike Python, one NaN, 1 apart from 1.0)."""
+Norm = tuple[Canon, Any]
+"""An output, comparable whatever numpy/Python type or NaN object it was computed from."""
+
+# ---------------------------------------------------------------------- canonical forms
+
+
+def canon_value(value: Any) -> tuple[str, Any]:
+    """A value's identity as the cache keys it: type-tagged, numpy alike Python."""
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, int) or (np is not None and isinstance(value, np.integer)):
+        return ("i", int(value))
+    if isinstance(value, float) or (np is not None and isinstance(value, np.floating)):
+        return ("f", "nan" if math.isnan(value) else float(value).hex())
+    raise TypeError(f"no canonical form for {value!r}")
+
+
+def canon_point(point: tuple[Any, ...], axes: tuple[str, ...]) -> Canon:
+    """A point's identity: its axis values by sorted axis name, then any extra values."""
+    by_axis = dict(zip(axes, point))
+    named = tuple(canon_value(by_axis[axis]) for axis in sorted(axes))
+    return named + tuple(canon_value(v) for v in point[len(axes) :])
+
+
+def norm(output: dict[str, Any]) -> Norm:
+    """An output, comparable whatever numpy/Python type or NaN object it was computed from."""
+    assert output["pid_free"] == repr(output["point"]) + "!"  # one point's output, whole
+    return tuple(canon_value(v) for v in output["point"]), output["alpha"]
+
+
+# ---------------------------------------------------------------------- the cache, decoded
+
+
+@dataclass
+class CacheState:
+    """What the chunk files hold: intact files' points and outputs, and damaged files."""
+
+    files: dict[Path, dict[Canon, Norm]]
+    product_files: set[Path]
+    broken: set[Path]
+
+    @property
+    def stored(self) -> set[Canon]:
+        return set().union(*self.files.values())
+
+    def held_only_by_product_files(self) -> set[Canon]:
+        others = [pts for path, pts in self.files.items() if path not in self.product_files]
+        return set().union(*(self.files[p] for p in self.product_files)) - set().union(*others)
+
+
+def read_cache(root: Path) -> CacheState:
+    state = CacheState({}, set(), set())
+    for path in sorted(root.glob("*/chunks/*.chunk")):
+        try:
+            record = decode_chunk(path.read_bytes())
+        except (CorruptChunkError, UnreadableChunkError):
+            state.broken.add(path)
+            continue
+        state.files[path] = {
+            canon_point(p, record.axes): norm(o)
+            for p, o in zip(record.resolved_points(), record.outputs, strict=True)
+        }
+        if record.points is None:
+            state.product_files.add(path)
+    return state
+
+
+def snapshot(root: Path) -> dict[str, Any] | None:
+    """Every file and folder under the cache root: size, mtime and bytes of files."""
+    if not root.exists():
+        return None
+    entries: dict[str, Any] = {}
+    for path in sorted(root.rglob("*")):
+        stat = path.stat()
+        entries[str(path.relative_to(root))] = (
+            None if path.is_dir() else (stat.st_size, stat.st_mtime_ns, path.read_bytes())
+        )
+    return entries
+
+
+def damage(path: Path, how: str, where: float) -> None:
+    data = bytearray(path.read_bytes())
+    position = min(int(where * len(data)), len(data) - 1)
+    if how == "truncate":
+        path.write_bytes(bytes(data[:position]))
+    else:
+        data[position] ^= 0xFF
+        path.write_bytes(bytes(data))

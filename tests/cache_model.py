@@ -37,7 +37,7 @@ def canon_value(value: Any) -> tuple[str, Any]:
 
 def canon_point(point: tuple[Any, ...], axes: tuple[str, ...]) -> Canon:
     """A point's identity: its axis values by sorted axis name, then any extra values."""
-    by_axis = dict(zip(axes, point))
+    by_axis = dict(zip(axes, point, strict=False))  # extra values follow the axes
     named = tuple(canon_value(by_axis[axis]) for axis in sorted(axes))
     return named + tuple(canon_value(v) for v in point[len(axes) :])
 

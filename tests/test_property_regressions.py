@@ -10,8 +10,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import pytest
-
 from helpers import CountingExec
 from swarm_memo import CacheWarning, SwarmMemo
 
@@ -41,12 +39,6 @@ def points_and_extras(params, chunk):
     return [(a,) for a in chunk["a"]] + [(a, "x") for a in chunk["a"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap: points stored by the default enumerator are looked up only by "
-    "bins, so a custom enumerator's chunk finds them only in its own file, exactly",
-)
 def test_custom_enumerator_reuses_points_stored_by_the_default_one(tmp_path, counting):
     # Property example: run {a: [0], c: [0.5]} bins 1, then the same with a superset
     # enumerator: (0, 0.5) executed again. The same happens with other bins:
@@ -56,12 +48,6 @@ def test_custom_enumerator_reuses_points_stored_by_the_default_one(tmp_path, cou
     assert counting.calls() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap: a chunk written under another enumerator replaces the file of the "
-    "same name, dropping the points only that file held",
-)
 def test_changed_enumerator_keeps_the_points_of_the_chunk_file_it_rewrites(tmp_path, counting):
     spec = {"a": [0, 1, 2, 3]}
     memo(tmp_path, counting, {"a": 2}, same_points).run({}, spec)
@@ -72,11 +58,6 @@ def test_changed_enumerator_keeps_the_points_of_the_chunk_file_it_rewrites(tmp_p
     assert counting.calls() == []  # today: (1,) and (3,) run again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap: a damaged file shadows an intact copy of its points elsewhere",
-)
 def test_points_of_a_damaged_file_are_served_from_an_intact_copy(tmp_path, counting):
     spec = {"a": [0, 1, 2, 3]}
     memo(tmp_path, counting, {"a": 2}).run({}, spec)  # files [0, 1] and [2, 3]

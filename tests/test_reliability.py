@@ -241,7 +241,7 @@ def test_ctrl_c_keeps_finished_chunks_and_stops_the_workers(tmp_path, workers):
 def wait_until_ready(procs: list[subprocess.Popen[str]], barriers: list[Path]) -> None:
     """Wait until every sweeper built its memo and waits at its barrier."""
     deadline = time.monotonic() + 60
-    for proc, barrier in zip(procs, barriers):
+    for proc, barrier in zip(procs, barriers, strict=True):
         while not Path(f"{barrier}.ready").exists():
             if proc.poll() is not None:
                 pytest.fail(f"sweeper exited before its barrier: {proc.communicate()[1]}")
@@ -274,10 +274,10 @@ def test_two_processes_on_one_cache_share_the_work(tmp_path, head_start):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.communicate()
-    for proc, (stdout, stderr) in zip(procs, results):
+    for proc, (stdout, stderr) in zip(procs, results, strict=True):
         assert proc.returncode == 0, stderr  # each checked its output against the oracle
         assert stdout.startswith("DONE")
-    executed, cached = zip(*((int(n) for n in out.split()[1:3]) for out, _ in results))
+    executed, cached = zip(*((int(n) for n in out.split()[1:3]) for out, _ in results), strict=True)
     calls = CountingExec(tmp_path / "calls.log").counter()
     assert set(calls) == {repr((x,)) for x in range(points)}
     assert set(calls.values()) == {1}, "some points were computed by both processes"

@@ -70,6 +70,7 @@ class _Run:
         self.claims = Claims(lock)
         self.stored: set[str] = set()
         self.code_changed = False
+        self._others: dict[str, tuple[list[Any], list[Any], list[bytes]]] = {}
         self.writer = ChunkWriter() if compute else None
 
     # ------------------------------------------------------------------ the call
@@ -166,17 +167,40 @@ class _Run:
         load_started = time.perf_counter()
         record = self.plan.pset.load(name, chunk)
         self.diag.load_time += time.perf_counter() - load_started
-        if record is None or record.partial or not self._code_ok(record.code):
+        if record is None:
             return None
-        if record.points is None and product:
+        usable = not record.partial and self._code_ok(record.code)
+        if usable and record.points is None and product:
             lengths = {axis: len(values) for axis, values in chunk.key}
             return reorder_product(record.outputs, lengths, record.axes, chunk.axes)
         if points is None:
             points = self.plan.points(chunk)
         wanted = self.plan.point_digests(chunk, points)
-        if self.plan.point_digests(chunk, record.resolved_points()) != wanted:
-            return None  # stored for other points (enumerate_points changed): reassemble
+        stored = record.resolved_points()
+        stored_digests = self.plan.point_digests(chunk, stored)
+        if self.compute:
+            self._keep_others(name, record, stored, stored_digests, set(wanted))
+        if not usable or stored_digests != wanted:
+            return None  # partial, or stored for other points (the enumerator changed)
         return record.outputs
+
+    def _keep_others(
+        self,
+        name: str,
+        record: ChunkRecord,
+        points: list[Any],
+        digests: list[bytes],
+        wanted: set[bytes],
+    ) -> None:
+        """Remember the points of a chunk's own file that this run does not ask for (another
+        enumerator stored them): the file this run writes under that name keeps them."""
+        others = [i for i, d in enumerate(digests) if d not in wanted]
+        if others:
+            self._others[name] = (
+                [points[i] for i in others],
+                [record.outputs[i] for i in others],
+                [digests[i] for i in others],
+            )
 
     # ------------------------------------------------------------------ jobs
 
@@ -376,12 +400,15 @@ class _Run:
             diag.cached_chunks += 1
 
     def _record(self, job: ChunkJob) -> tuple[ChunkRecord, list[bytes] | None] | None:
-        """What to write for a finished job: the whole chunk, or (with failed points) a
-        partial chunk of its good points; None when nothing is worth writing."""
+        """What to write for a finished job: the whole chunk, or (with failed points, or
+        stopping early) a partial chunk of its known points; None when nothing new is worth
+        writing. Points of the file it replaces that this run did not ask for are kept."""
         plan = self.plan
         chunk = plan.named_chunks[job.index][0]
         pset = plan.pset
-        if not job.failed and not job.remaining:
+        others = self._others.pop(job.name, None)
+        complete = not job.failed and not job.remaining
+        if complete and others is None:
             points = None if job.product else job.points
             record = ChunkRecord(
                 pset.set_id,
@@ -403,15 +430,21 @@ class _Run:
         if len(good) <= job.reused:
             return None  # nothing new: the reused points are stored elsewhere already
         all_digests = job.digests or plan.point_digests(chunk, job.points)
+        points = [job.points[i] for i in good]
+        outputs = [job.outputs[i] for i in good]
         digests = [all_digests[i] for i in good]
+        if others is not None:
+            points += others[0]
+            outputs += others[1]
+            digests += others[2]
         record = ChunkRecord(
             pset.set_id,
             pset.cache_version,
             chunk.key,
             chunk.axes,
-            [job.points[i] for i in good],
-            [job.outputs[i] for i in good],
-            partial=True,
+            points,
+            outputs,
+            partial=not complete,
             code=plan.code,
             info=_provenance(job),
             point_digests=digests,

@@ -25,6 +25,8 @@ LRU_BYTES = 256 * 2**20
 OUTPUT_BYTES = 64
 """Added per output to a file's size: a tiny pickled output takes more room unpickled."""
 
+MAX_LOOKUPS = 4
+"""Lookups of one chunk when files turn out stale or unusable (each drops or fixes one)."""
 _STALE: Any = object()
 """What ``_outputs`` returns for a file whose index record described an older version."""
 
@@ -159,24 +161,26 @@ class Reuse:
 
         When a file turns out to have been rewritten since its index record was made (a
         partial chunk completed by another run), its record is rebuilt from the file and
-        the chunk is looked up once more.
+        the chunk is looked up once more; when a file turns out damaged or unreadable, its
+        points are looked up in the other files that hold them.
         """
         filled = 0
-        for _attempt in range(2):
-            stale = False
+        for _attempt in range(MAX_LOOKUPS):
+            retry = False
             found = self.locate(chunk, digests, product, points)
             for name, req_positions, file_positions in found:
                 stored = self._outputs(name)
-                if stored is _STALE:
-                    stale = True
+                if stored is _STALE:  # its record was rebuilt: look again
+                    retry = True
                     continue
-                if stored is None:
+                if stored is None:  # damaged or unreadable: its points may be elsewhere
+                    retry = self._forget(name) or retry
                     continue
                 for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
                     if outputs[req_pos] is MISSING:
                         outputs[req_pos] = stored[file_pos]
                         filled += 1
-            if not stale:
+            if not retry:
                 break
         return filled
 
@@ -204,6 +208,16 @@ class Reuse:
             _, (_, dropped) = self._loaded.popitem(last=False)
             self._loaded_bytes -= dropped
         return outputs
+
+    def _forget(self, name: str) -> bool:
+        """Drop an unusable file from the index (its points are looked up elsewhere);
+        False when it was not there."""
+        if name not in self.index.records:
+            return False
+        records = dict(self.index.records)
+        del records[name]
+        self._index = PointIndex(records)
+        return True
 
     def _replace_record(self, name: str, record: IndexRecord) -> None:
         records = dict(self.index.records)

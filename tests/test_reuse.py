@@ -210,7 +210,9 @@ def test_stale_index_record_never_serves_wrong_outputs(tmp_path, counting):
     fresh = make(tmp_path, counting, {"a": 1}, enumerate_points=lambda p, c: [(a,) for a in c["a"]])
     output, _ = fresh.run(PARAMS, {"a": [1, 2]})
     assert output == [expected_output(PARAMS, (1,)), expected_output(PARAMS, (2,))]
-    assert sorted(counting.calls()) == ["(1,)", "(2,)"]
+    # the rewritten file kept the first enumerator's points; the stale record is rebuilt
+    # from the file, never trusted: the outputs are right and nothing runs again
+    assert counting.calls() == []
 
 
 def test_many_index_segments_are_folded_into_one(tmp_path, counting):

@@ -150,7 +150,11 @@ class _Run:
             count = len(outputs)
         else:
             meta = self.plan.pset.peek(name)
-            if meta is None or meta.get("partial") or meta.get("product") is not True:
+            if meta is None:
+                return False
+            if meta.get("partial") or meta.get("product") is not True:
+                if self.compute:  # this run replaces the file: keep the points it holds
+                    self._load_exact(chunk, name, points, product)
                 return False
             if not self._code_ok(meta.get("code")):
                 return False

@@ -233,6 +233,15 @@ class Grid:
             )
 
 
+def strides(lengths: Sequence[int]) -> list[int]:
+    """Row-major strides of a grid of these lengths (the first axis varies slowest)."""
+    out, stride = [], 1
+    for length in reversed(lengths):
+        out.append(stride)
+        stride *= length
+    return out[::-1]
+
+
 def product_points(
     params: Mapping[str, Any], chunk_split_spec: Mapping[str, Sequence[Any]]
 ) -> list[tuple[Any, ...]]:

@@ -36,6 +36,7 @@ from typing import Any
 
 from ._binindex import AxisBins, RequestBin, value_keys
 from ._codec import ChunkRecord, compact_key
+from ._grid import strides
 from ._hashing import point_digest
 from ._store import Store
 
@@ -155,14 +156,6 @@ class IndexLog:
             self._store.delete(f"{self._prefix}/{segment}")
 
 
-def _strides(lengths: Sequence[int]) -> list[int]:
-    strides, stride = [], 1
-    for length in reversed(lengths):
-        strides.append(stride)
-        stride *= length
-    return strides[::-1]
-
-
 @dataclass
 class _ProductTable:
     """The product records by bin: per axis the distinct bins stored, and per axis set
@@ -183,8 +176,8 @@ class _ProductTable:
                 table.axes.setdefault(axis, AxisBins()).add(values)
                 for axis, values in zip(record.axes, record.bins, strict=True)
             )
-            strides = _strides([len(values) for values in record.bins])
-            table.files[name] = tuple(zip(record.axes, ids, strides, strict=True))
+            steps = strides([len(values) for values in record.bins])
+            table.files[name] = tuple(zip(record.axes, ids, steps, strict=True))
             order = sorted(range(len(ids)), key=record.axes.__getitem__)
             group = table.groups.setdefault(tuple(record.axes[k] for k in order), {})
             group.setdefault(tuple(ids[k] for k in order), []).append(name)
@@ -240,7 +233,7 @@ class PointIndex:
             if not request.overlap:
                 return []  # no stored bin can hold a requested value: nothing is keyed
             overlapping.append(request.overlap)
-        req_strides = dict(zip(axes, _strides([len(values) for values in bins]), strict=True))
+        req_strides = dict(zip(axes, strides([len(values) for values in bins]), strict=True))
         return self._collect(_candidates(group, overlapping), requests, req_strides)
 
     def _request(self, axis: str, values: Sequence[Any]) -> RequestBin:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._grid import strides
 from .errors import SpecError, SpecTypeError
 
 SubSpecs = Callable[[], list[dict[str, list[Any]]]]
@@ -53,7 +54,7 @@ class CoarseToFine:
     def order(
         self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
     ) -> list[int]:
-        strides = _strides(shape)
+        steps = strides(shape)
         per_axis = [_bit_reversed(n) for n in shape]
         # Rank each chunk by the bit-reversed rank of its bins, coarsest level first.
         ranks = [{b: r for r, b in enumerate(order)} for order in per_axis]
@@ -65,7 +66,7 @@ class CoarseToFine:
         keyed.sort(
             key=lambda item: (_level(item[0]), [r[b] for r, b in zip(ranks, item[1], strict=True)])
         )
-        return [sum(b * s for b, s in zip(combo, strides, strict=True)) for _, combo in keyed]
+        return [sum(b * s for b, s in zip(combo, steps, strict=True)) for _, combo in keyed]
 
 
 def _level(rank: int) -> int:
@@ -96,14 +97,6 @@ def _count(shape: Sequence[int]) -> int:
     for n in shape:
         total *= n
     return total
-
-
-def _strides(shape: Sequence[int]) -> list[int]:
-    strides, stride = [], 1
-    for n in reversed(shape):
-        strides.append(stride)
-        stride *= n
-    return strides[::-1]
 
 
 def parse_chunk_order(value: Any) -> ChunkOrder:

@@ -412,35 +412,26 @@ class _Run:
         pset = plan.pset
         others = self._others.pop(job.name, None)
         complete = not job.failed and not job.remaining
+        points: list[Any] | None
         if complete and others is None:
             points = None if job.product else job.points
-            record = ChunkRecord(
-                pset.set_id,
-                pset.cache_version,
-                chunk.key,
-                chunk.axes,
-                points,
-                job.outputs,
-                code=plan.code,
-                info=_provenance(job),
-                point_digests=None if points is None else job.digests,
-            )
-            return record, job.digests
-        good = [
-            i
-            for i, o in enumerate(job.outputs)
-            if o is not MISSING and not isinstance(o, PointFailure)
-        ]
-        if len(good) <= job.reused:
-            return None  # nothing new: the reused points are stored elsewhere already
-        all_digests = job.digests or plan.point_digests(chunk, job.points)
-        points = [job.points[i] for i in good]
-        outputs = [job.outputs[i] for i in good]
-        digests = [all_digests[i] for i in good]
-        if others is not None:
-            points += others[0]
-            outputs += others[1]
-            digests += others[2]
+            outputs, digests = job.outputs, job.digests
+        else:
+            good = [
+                i
+                for i, o in enumerate(job.outputs)
+                if o is not MISSING and not isinstance(o, PointFailure)
+            ]
+            if len(good) <= job.reused:
+                return None  # nothing new: the reused points are stored elsewhere already
+            all_digests = job.digests or plan.point_digests(chunk, job.points)
+            points = [job.points[i] for i in good]
+            outputs = [job.outputs[i] for i in good]
+            digests = [all_digests[i] for i in good]
+            if others is not None:
+                points += others[0]
+                outputs += others[1]
+                digests += others[2]
         record = ChunkRecord(
             pset.set_id,
             pset.cache_version,
@@ -451,7 +442,7 @@ class _Run:
             partial=not complete,
             code=plan.code,
             info=_provenance(job),
-            point_digests=digests,
+            point_digests=None if points is None else digests,
         )
         return record, digests
 
@@ -506,7 +497,10 @@ def _gc_paused(pause: bool) -> Iterator[None]:
 
 def _provenance(job: ChunkJob) -> dict[str, Any]:
     """Timings and provenance stored with a chunk (informative; never part of a key)."""
-    computed = sum(1 for i in job.missing if job.outputs[i] is not MISSING) - job.failed
+    if job.remaining:  # stopped early: count what came back
+        computed = sum(1 for i in job.missing if job.outputs[i] is not MISSING) - job.failed
+    else:
+        computed = len(job.missing) - job.failed
     return {
         "compute_seconds": round(job.seconds, 6),
         "computed_points": max(0, computed),

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._cache import ParamsSet
 from ._diagnostics import Diagnostics
-from ._grid import Chunk
+from ._grid import Chunk, strides
 from ._index import Found, IndexRecord, PointIndex
 from ._scheduler import MISSING
 
@@ -38,18 +38,13 @@ def _product_places(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> dic
     """Flat position in the product of ``bins`` -> index in ``points``, for each point
     that is a tuple of bin values (identity, never ``==``)."""
     where = [{id(v): i for i, v in enumerate(values)} for values in bins]
-    strides = []
-    stride = 1
-    for values in reversed(bins):
-        strides.append(stride)
-        stride *= len(values)
-    strides.reverse()
+    steps = strides([len(values) for values in bins])
     places: dict[int, int] = {}
     for index, point in enumerate(points):
         if type(point) is not tuple or len(point) != len(bins):
             continue
         flat = 0
-        for item, lookup, step in zip(point, where, strides, strict=True):
+        for item, lookup, step in zip(point, where, steps, strict=True):
             at = lookup.get(id(item))
             if at is None:
                 break

@@ -8,12 +8,11 @@ or on the chunk order.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ._grid import Chunk, Grid
+from ._grid import Chunk, Grid, strides
 from ._scheduler import MISSING
 from ._worker import PointFailure
 
@@ -90,42 +89,42 @@ class GridOrdered:
     def __init__(self, grid: Grid) -> None:
         self._grid = grid
         self._shape = [len(axis.bins) for axis in grid.axes]
-        self._strides = _strides([len(axis.values) for axis in grid.axes])
+        self._strides = strides([len(axis.values) for axis in grid.axes])
         self._outputs: list[Any] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
 
     def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+        """Place a chunk's outputs: one slice per run along the last axis (which is
+        contiguous in the grid), so a one-axis chunk costs a single slice copy."""
         flat = self._outputs
-        for position, output in zip(self._positions(chunk), outputs, strict=True):
-            flat[position] = output
+        run = len(chunk.bins[-1])
+        for k, start in enumerate(self._run_starts(chunk)):
+            flat[start : start + run] = outputs[k * run : (k + 1) * run]
 
-    def _positions(self, chunk: Chunk) -> list[int]:
-        """Flat grid positions of a chunk's points (product order of its bins)."""
+    def _run_starts(self, chunk: Chunk) -> list[int]:
+        """Flat grid positions where each run of the chunk's last axis starts."""
         bin_index, rest = [], chunk.index
         for n in reversed(self._shape):
             rest, i = divmod(rest, n)
             bin_index.append(i)
         bin_index.reverse()
-        ranges = [
-            range(i * axis.bin_size * stride, (i * axis.bin_size + len(b)) * stride, stride)
-            for i, axis, b, stride in zip(
-                bin_index, self._grid.axes, chunk.bins, self._strides, strict=True
-            )
-        ]
-        return [sum(combo) for combo in itertools.product(*ranges)]
+        starts = [0]
+        last = len(bin_index) - 1
+        for k, (i, axis, values, stride) in enumerate(
+            zip(bin_index, self._grid.axes, chunk.bins, self._strides, strict=True)
+        ):
+            first = i * axis.bin_size
+            if k == last:  # the last axis: its run is contiguous
+                starts = [s + first for s in starts]
+            else:
+                steps = range(first * stride, (first + len(values)) * stride, stride)
+                starts = [s + step for s in starts for step in steps]
+        return starts
 
     def missing(self, chunk: Chunk, count: int) -> None:
         return None
 
     def result(self) -> list[Any]:
         return [o for o in self._outputs if o is not MISSING]
-
-
-def _strides(lengths: Sequence[int]) -> list[int]:
-    strides, stride = [], 1
-    for length in reversed(lengths):
-        strides.append(stride)
-        stride *= length
-    return strides[::-1]
 
 
 class Pairs:

@@ -21,9 +21,9 @@ Cases, each with the second process started 0 s and ~1 s after the first:
   chunk name, so neither sees the other's claims.
 
 It prints the points computed twice (and the total calls against the number of points),
-each process's Diagnostics (executed, reused, cached points), and, as a RATIO line, the wall
-time of the pair (first start to last end, Python start-up included) against one process
-sweeping alone with ``{"x": 12}``.
+each process's Diagnostics (points executed, served from the cache, of which reused from
+other chunks' files), and, as a RATIO line, the wall time of the pair (first start to last
+end, Python start-up included) against one process sweeping alone with ``{"x": 12}``.
 
 Smoke sizes: 24 points of ~2 ms, bins 4 and 6, staggers 0 and 0.2 s.
 """
@@ -163,9 +163,9 @@ def describe(bench: str, case: str, o: Outcome, sz: Sizes) -> None:
     for i, f in enumerate(o.figures):
         info(
             bench,
-            f"{case}: process {i + 1} started +{f['started'] - first:.2f} s, ran "
-            f"{f['ended'] - f['started']:.2f} s: executed {f['executed']}, "
-            f"reused {f['reused']}, cached {f['cached']}",
+            f"{case}: process {i + 1} started {f['started'] - first:+.2f} s, ran "
+            f"{f['ended'] - f['started']:.2f} s: executed {f['executed']}, from the cache "
+            f"{f['cached']} (of which from other chunks' files {f['reused']})",
         )
 
 

@@ -1,0 +1,35 @@
+"""The concurrent-sweeps benchmark runs: in --smoke mode (tiny sizes) it finishes, counts the
+points computed twice in every case and prints its ratio lines. No timing is asserted, and
+neither is the number of duplicates (it depends on how the two processes interleave)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+RATIO_LINE = re.compile(r"^RATIO concurrent/.+: swarm-memo .+ \| .+ \| ratio [\d.]+", re.M)
+TWICE_LINE = re.compile(
+    r"^INFO concurrent: (same|different) bins .+: points computed twice \d+ of 24", re.M
+)
+
+
+@pytest.mark.timeout(120)
+def test_bench_concurrent_smoke_reports_every_case() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_concurrent.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=BENCHMARKS.parent,
+    )
+    output = proc.stdout
+    assert proc.returncode == 0, f"bench_concurrent.py --smoke failed:\n{output}\n{proc.stderr}"
+    assert len(RATIO_LINE.findall(output)) == 4, output
+    cases = [m.group(1) for m in TWICE_LINE.finditer(output)]
+    assert sorted(cases) == ["different", "different", "same", "same"], output
+    assert "== summary: bench_concurrent (smoke)" in output

@@ -510,7 +510,7 @@ def bench_lru(sz: Sizes) -> None:
         info(
             "lru",
             f"fully reused rebinned stream {{'a': 40}}: RSS growth {reused['growth'] / MB:.0f} MB "
-            "(the engine collects fully reused jobs before yielding them)",
+            "(the reuse cache, bounded by LRU_BYTES, plus a few chunks in flight)",
         )
 
 

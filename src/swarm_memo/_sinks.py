@@ -8,7 +8,9 @@ or on the chunk order.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -91,6 +93,7 @@ class GridOrdered:
         self._shape = [len(axis.bins) for axis in grid.axes]
         self._strides = strides([len(axis.values) for axis in grid.axes])
         self._outputs: list[Any] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
+        self._placed = 0
 
     def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
         """Place a chunk's outputs: one slice per run along the last axis (which is
@@ -99,6 +102,8 @@ class GridOrdered:
         run = len(chunk.bins[-1])
         for k, start in enumerate(self._run_starts(chunk)):
             flat[start : start + run] = outputs[k * run : (k + 1) * run]
+        if not any(map(operator.is_, outputs, itertools.repeat(MISSING))):
+            self._placed += len(outputs)  # complete: counted towards a result with no gaps
 
     def _run_starts(self, chunk: Chunk) -> list[int]:
         """Flat grid positions where each run of the chunk's last axis starts."""
@@ -124,6 +129,8 @@ class GridOrdered:
         return None
 
     def result(self) -> list[Any]:
+        if self._placed == len(self._outputs):
+            return self._outputs
         return [o for o in self._outputs if o is not MISSING]
 
 

@@ -4,6 +4,7 @@ write. Each test is named after a behaviour that failed before it was fixed."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 import shutil
@@ -485,3 +486,17 @@ def test_exec_error_messages_stay_short_with_huge_params(tmp_path):
     assert len(str(info.value)) < 12_000
     assert "digest" in str(info.value)
     assert len(info.value.params["table"]) == 300_000  # the full value stays an attribute
+
+
+@pytest.mark.parametrize("values", [[1, 2, 3, 4], [0.5, 1.5, math.nan, -0.0]])
+def test_a_chunk_file_copied_under_another_chunks_name_is_never_served(tmp_path, values):
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = SwarmMemo(tmp_path / "c", {"x": 2}, 2, exec_fn=counting, max_workers=1, verbose=0)
+    memo.run({}, {"x": values})
+    first, second = sorted((tmp_path / "c").glob("*/chunks/*.chunk"))
+    second.write_bytes(first.read_bytes())  # intact, same params, another chunk's points
+    counting.reset()
+    with pytest.warns(CacheWarning, match="another chunk than its name says"):
+        output, _ = memo.run({}, {"x": values})
+    assert [o["point"] for o in output] == [(v,) for v in values]
+    assert counting.count() == 2

@@ -72,6 +72,8 @@ class ChunkRecord:
     checksum: bytes = field(default=b"", compare=False, repr=False)
     point_digests: Sequence[bytes] | None = field(default=None, compare=False, repr=False)
     """Digests of ``points`` when the writer has them (saves hashing them again)."""
+    key_digest: str | None = None
+    """Hex digest of the chunk key (``Chunk.key_digest``), checked instead of the key."""
     stored_bytes: int = field(default=0, compare=False, repr=False)
     """The size of the file it was read from (0 for a record not read from a file)."""
 
@@ -95,6 +97,7 @@ class ChunkRecord:
             "code": self.code,
             "info": self.info,
             "key": key_meta(self.chunk_key, self.axes),
+            "key_digest": self.key_digest,
         }
         if self.points is not None:
             digests = self.point_digests
@@ -268,6 +271,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
             partial=bool(meta.get("partial", False)),
             code=meta.get("code"),
             info=meta.get("info") or {},
+            key_digest=meta.get("key_digest"),
             checksum=header.checksum,
             stored_bytes=len(data),
         )

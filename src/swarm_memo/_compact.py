@@ -78,6 +78,7 @@ def compact(plan: RunPlan) -> CompactReport:
             [outputs[i] for i in kept],
             partial=not complete,
             code=plan.code,
+            key_digest=chunk.key_digest().hex(),
         )
         pset.save(name, record, None if record.points is None else [digests[i] for i in kept])
         report.written += 1

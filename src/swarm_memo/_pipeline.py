@@ -442,6 +442,7 @@ class _Run:
             partial=not complete,
             code=plan.code,
             info=_provenance(job),
+            key_digest=chunk.key_digest().hex(),
             point_digests=None if points is None else digests,
         )
         return record, digests

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ._grid import Chunk, Grid, strides
 from ._scheduler import MISSING
 from ._worker import PointFailure
+from .errors import CollateError
 
 
 class Sink(Protocol):
@@ -71,8 +72,10 @@ class Collated:
         try:
             self._values[chunk.index] = self._collate(present)
         except Exception as exc:
-            raise type(exc)(
-                f"collate_fn raised for chunk {chunk.split_spec!r:.300}: {exc}"
+            raise CollateError(
+                f"collate_fn raised {type(exc).__name__} for chunk "
+                f"{chunk.split_spec!r:.300}: {exc}",
+                chunk=chunk.split_spec,
             ) from exc
 
     def missing(self, chunk: Chunk, count: int) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 class Diagnostics:
     """Counts and timings of one ``run``, ``run_streaming``, ``load`` or ``status`` call.
 
-    Invariants: ``cached_chunks + executed_chunks == total_chunks`` and
+    Invariants: for ``run`` and ``run_streaming``,
+    ``cached_chunks + executed_chunks == total_chunks`` and
     ``cached_points + executed_points == total_points`` (failed points, with
-    ``on_error="skip"``, count as executed).
+    ``on_error="skip"``, count as executed); for ``load``,
+    ``cached_points + missing_points == total_points``.
 
     Attributes
     ----------

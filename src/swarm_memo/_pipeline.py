@@ -16,16 +16,11 @@ frames all call :func:`execute`; they differ only in their sink and in ``compute
 from __future__ import annotations
 
 import gc
-import os
-import pickle
-import platform
-import socket
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any
 
 from ._cache import logger
@@ -35,14 +30,13 @@ from ._diagnostics import Diagnostics
 from ._grid import Chunk, reorder_product
 from ._plan import RunPlan
 from ._progress import Progress
+from ._records import Others, chunk_record, unpicklable_error
 from ._reuse import Reuse
 from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan, StopRequested
 from ._sinks import Sink
 from ._stop import StopRequest, stop_on_signals
-from ._version import __version__
-from ._worker import PointFailure
 from ._writer import ChunkWriter
-from .errors import CodeChangedWarning, ExecError, SpecError
+from .errors import CodeChangedWarning, SpecError
 
 FOUND: Any = object()
 """Placeholder for a point found in the cache whose output is not loaded (status)."""
@@ -70,7 +64,7 @@ class _Run:
         self.claims = Claims(lock)
         self.stored: set[str] = set()
         self.code_changed = False
-        self._others: dict[str, tuple[list[Any], list[Any], list[bytes]]] = {}
+        self._others: dict[str, Others] = {}
         self.writer = ChunkWriter() if compute else None
 
     # ------------------------------------------------------------------ the call
@@ -403,55 +397,11 @@ class _Run:
         else:
             diag.cached_chunks += 1
 
-    def _record(self, job: ChunkJob) -> tuple[ChunkRecord, list[bytes] | None] | None:
-        """What to write for a finished job: the whole chunk, or (with failed points, or
-        stopping early) a partial chunk of its known points; None when nothing new is worth
-        writing. Points of the file it replaces that this run did not ask for are kept."""
-        plan = self.plan
-        chunk = plan.named_chunks[job.index][0]
-        pset = plan.pset
-        others = self._others.pop(job.name, None)
-        complete = not job.failed and not job.remaining
-        points: list[Any] | None
-        if complete and others is None:
-            points = None if job.product else job.points
-            outputs, digests = job.outputs, job.digests
-        else:
-            good = [
-                i
-                for i, o in enumerate(job.outputs)
-                if o is not MISSING and not isinstance(o, PointFailure)
-            ]
-            if len(good) <= job.reused:
-                return None  # nothing new: the reused points are stored elsewhere already
-            all_digests = job.digests or plan.point_digests(chunk, job.points)
-            points = [job.points[i] for i in good]
-            outputs = [job.outputs[i] for i in good]
-            digests = [all_digests[i] for i in good]
-            if others is not None:
-                points += others[0]
-                outputs += others[1]
-                digests += others[2]
-        record = ChunkRecord(
-            pset.set_id,
-            pset.cache_version,
-            chunk.key,
-            chunk.axes,
-            points,
-            outputs,
-            partial=not complete,
-            code=plan.code,
-            info=_provenance(job),
-            key_digest=chunk.key_digest().hex(),
-            point_digests=None if points is None else digests,
-        )
-        return record, digests
-
     def _store(self, job: ChunkJob) -> int:
         """Hand a finished (or, stopping, an unfinished) chunk to the writer; its claim is
         released once it is on disk. Returns how many points it writes."""
         assert self.writer is not None
-        prepared = self._record(job)
+        prepared = chunk_record(self.plan, job, self._others.pop(job.name, None))
         if prepared is None:
             self.claims.release(job.name)
             return 0
@@ -461,7 +411,7 @@ class _Run:
         def write() -> float:
             started = time.perf_counter()
             try:
-                pset.save(job.name, record, digests, on_unpicklable=_unpicklable_error(record))
+                pset.save(job.name, record, digests, on_unpicklable=unpicklable_error(record))
                 if record.partial:
                     # Before the claim goes: the run that completes this chunk next must
                     # write its index record after this one, never before.
@@ -494,44 +444,3 @@ def _gc_paused(pause: bool) -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def _provenance(job: ChunkJob) -> dict[str, Any]:
-    """Timings and provenance stored with a chunk (informative; never part of a key)."""
-    if job.remaining:  # stopped early: count what came back
-        computed = sum(1 for i in job.missing if job.outputs[i] is not MISSING) - job.failed
-    else:
-        computed = len(job.missing) - job.failed
-    return {
-        "compute_seconds": round(job.seconds, 6),
-        "computed_points": max(0, computed),
-        "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": _HOST,
-        "pid": os.getpid(),
-        "swarm_memo": __version__,
-        "python": platform.python_version(),
-    }
-
-
-_HOST = socket.gethostname()
-
-
-def _unpicklable_error(record: ChunkRecord) -> Callable[[Exception], Exception]:
-    """Turn a failure to pickle a chunk into an ExecError naming the offending point."""
-
-    def error(exc: Exception) -> Exception:
-        points = record.resolved_points()
-        for point, output in zip(points, record.outputs, strict=True):
-            try:
-                pickle.dumps(output, protocol=5)
-            except Exception as point_exc:
-                return ExecError(
-                    f"exec_fn returned an output that cannot be stored (pickled) at point "
-                    f"{point!r:.200}: {type(point_exc).__name__}: {point_exc}",
-                    point=point,
-                    exc_type=type(point_exc).__name__,
-                    exc_message=str(point_exc),
-                )
-        return exc
-
-    return error

@@ -63,10 +63,6 @@ class CacheState:
     def stored(self) -> set[Canon]:
         return set().union(*self.files.values())
 
-    def held_only_by_product_files(self) -> set[Canon]:
-        others = [pts for path, pts in self.files.items() if path not in self.product_files]
-        return set().union(*(self.files[p] for p in self.product_files)) - set().union(*others)
-
 
 def read_cache(root: Path) -> CacheState:
     state = CacheState({}, set(), set())

@@ -47,15 +47,6 @@ try:
 except ImportError:  # pragma: no cover - the numpy representations are not drawn
     np = None
 
-# Known gaps in src, each pinned by an xfail test in test_property_regressions.py. While one
-# is True the model tolerates what it causes (and nothing more); set it to False once fixed.
-PRODUCT_POINTS_HIDDEN_FROM_ENUMERATED_CHUNKS = False
-"""Points stored by the default enumerator are not found by a custom one (other bins)."""
-REWRITTEN_CHUNK_DROPS_POINTS_STORED_ONLY_THERE = False
-"""A chunk written under another enumerator replaces the file holding the old points."""
-DAMAGED_FILE_SHADOWS_INTACT_COPIES = False
-"""Points of a damaged file are recomputed even when an intact file holds them."""
-
 PARAMS = {"k": 1}
 NAN = math.nan
 # Per axis: values in their base order (a prefix of them is a linspace/arange-like axis),
@@ -213,7 +204,6 @@ class Model:
         self.excused: Counter[Canon] = Counter()
         self.damaged: dict[Path, set[Canon]] = {}  # damaged file -> points it held
         self.flipped: set[Path] = set()  # damaged by a flipped byte: header and size intact
-        self.enumerators: set[str | None] = set()  # used by computing steps so far
 
     def memo(self, step: Step) -> SwarmMemo:
         bins = {axis: step.bins[axis] for axis in step.order}  # key order = axis order
@@ -237,15 +227,6 @@ class Model:
                 assert output in self.outputs[point], (point, output)
         assert state.broken <= set(self.damaged), "a file broke that no step damaged"
 
-    def at_risk(self, state: CacheState, step: Step) -> set[Canon]:
-        """Stored points a known gap may make this step execute or miss anyway."""
-        risky: set[Canon] = set()
-        if DAMAGED_FILE_SHADOWS_INTACT_COPIES:
-            risky |= set().union(*(self.damaged[p] for p in state.broken)) & state.stored
-        if PRODUCT_POINTS_HIDDEN_FROM_ENUMERATED_CHUNKS and step.enumerator is not None:
-            risky |= state.held_only_by_product_files()
-        return risky
-
     def damage(self, step: Step) -> None:
         state = read_cache(self.root)
         if not state.files:
@@ -267,7 +248,6 @@ class Model:
     def compute(self, step: Step) -> None:
         before = read_cache(self.root)
         self.check_cache(before)
-        self.enumerators.add(step.enumerator)
         points = requested_points(step)
         by_repr = {repr(p): (p, canon_point(p, step.order)) for p in points}
         wanted = {c for _, c in by_repr.values()}
@@ -290,10 +270,8 @@ class Model:
             unopened = set().union(*(self.damaged[p] for p in flipped)) - before.stored
         must = wanted - before.stored - unopened
         assert must <= executed, f"not executed: {must - executed}"
-        assert executed - must <= self.at_risk(before, step) | unopened, executed - must
-        if executed - must:
-            event("known gap: stored points executed again")
-            self.excused.update(executed - must)
+        assert executed - must <= unopened, f"stored points executed again: {executed - must}"
+        self.excused.update(executed - must)
         if must & set(self.excused):
             event("lost points executed again")
         for r in calls:
@@ -302,7 +280,7 @@ class Model:
             computed = norm(expected_output(PARAMS, point))
             if c in must or c in unopened:
                 self.outputs[c] = {computed}
-            else:  # a known gap computed a stored point again
+            else:  # pragma: no cover - asserted above: a stored point never runs again
                 self.outputs[c].add(computed)
         assert diag.total_points == len(points)
         assert diag.executed_points == len(executed)
@@ -314,13 +292,7 @@ class Model:
         after = read_cache(self.root)
         assert wanted - unopened <= after.stored
         dropped = set(self.outputs) - after.stored
-        if dropped:
-            tolerated = REWRITTEN_CHUNK_DROPS_POINTS_STORED_ONLY_THERE and len(self.enumerators) > 1
-            assert tolerated, f"stored points dropped from the cache: {dropped}"
-            event("known gap: stored points dropped by a rewritten chunk")
-            for c in dropped:
-                del self.outputs[c]
-                self.excused[c] += 1
+        assert not dropped, f"stored points dropped from the cache: {dropped}"
         self.check_cache(after)
 
     def read(self, step: Step) -> None:
@@ -329,8 +301,6 @@ class Model:
         points = requested_points(step)
         canon = [canon_point(p, step.order) for p in points]
         exact = sum(c not in state.stored for c in canon)
-        risky = self.at_risk(state, step)
-        pessimistic = sum(c in risky for c in canon)
         damaged_only = set().union(*(self.damaged[p] for p in state.broken)) - state.stored
         optimistic = sum(c in damaged_only for c in canon)  # status does not open files
         event(f"read: {step.kind}, {'some' if exact else 'none'} missing")
@@ -341,18 +311,18 @@ class Model:
             warnings.simplefilter("ignore", CacheWarning)
             if step.kind == "status":
                 status = memo.status(PARAMS, step.spec)
-                assert exact - optimistic <= status.missing_points <= exact + pessimistic
+                assert exact - optimistic <= status.missing_points <= exact
                 assert status.total_points == len(points)
             else:
                 try:
                     output, diag = memo.load(PARAMS, step.spec, strict=step.kind == "strict")
                 except CacheMissError:
                     assert step.kind == "strict"
-                    assert exact + pessimistic > 0, "strict load raised with nothing missing"
+                    assert exact > 0, "strict load raised with nothing missing"
                 else:
-                    assert exact <= diag.missing_points <= exact + pessimistic
+                    assert diag.missing_points == exact
                     assert step.kind != "strict" or diag.missing_points == 0
-                    self.check_served(output, canon, state.stored - risky, state.stored)
+                    self.check_served(output, canon, state.stored, state.stored)
         assert self.counting.count() == 0
         assert snapshot(self.root) == before, "a read changed the cache"
 

@@ -1,8 +1,6 @@
 """Minimal failing examples found by the model test in test_property.py.
 
-Each is a known gap in src, marked ``xfail(strict=True)``: once it is fixed the test
-passes, pytest reports XPASS as a failure, and then the mark goes, with the matching flag
-in test_property.py set to False.
+Each was a gap in src, now fixed; the tests keep it fixed.
 """
 
 from __future__ import annotations

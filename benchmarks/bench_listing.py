@@ -44,8 +44,10 @@ import os
 import pstats
 import statistics
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -181,23 +183,40 @@ def status_vs_listdir(root: Path, n_stored: int, sz: Sizes) -> None:
     )
 
 
-def profile_add(root: Path, first: int, sz: Sizes) -> None:
-    """cProfile of one more add to the big cache; the top entries by own time, and the
-    folders the store listed (by last path component) and the files it stat-ed."""
+@contextlib.contextmanager
+def watch_store_and_claims() -> Iterator[dict[str, Any]]:
+    """Count the folders the local store lists (by last path component) and the peak
+    number of chunk claims one run holds at once (each claim is a POSIX record lock)."""
+    from swarm_memo._claims import Claims
     from swarm_memo._store import LocalStore
 
-    memo = new_memo(root, sz)
-    values = list(range(first, first + sz.n_new))
-    listed: collections.Counter[str] = collections.Counter()
-    entries = LocalStore._entries
+    seen: dict[str, Any] = {"listed": collections.Counter(), "peak_claims": 0}
+    entries, try_claim = LocalStore._entries, Claims.try_claim
 
     def counting_entries(store: LocalStore, prefix: str) -> list[os.DirEntry[str]]:
-        listed[prefix.rsplit("/", 1)[-1] + "/"] += 1
+        seen["listed"][prefix.rsplit("/", 1)[-1] + "/"] += 1
         return entries(store, prefix)
 
+    def counting_claim(claims: Claims, name: str) -> bool:
+        claimed = try_claim(claims, name)
+        seen["peak_claims"] = max(seen["peak_claims"], len(claims._held))
+        return claimed
+
+    with (
+        mock.patch.object(LocalStore, "_entries", counting_entries),
+        mock.patch.object(Claims, "try_claim", counting_claim),
+    ):
+        yield seen
+
+
+def profile_add(root: Path, first: int, sz: Sizes) -> None:
+    """cProfile of one more add to the big cache: the top entries by own time, the folders
+    listed, the files stat-ed and the peak number of claims held."""
+    memo = new_memo(root, sz)
+    values = list(range(first, first + sz.n_new))
     profiler = cProfile.Profile()
     try:
-        with mock.patch.object(LocalStore, "_entries", counting_entries):
+        with watch_store_and_claims() as seen:
             profiler.enable()
             memo.run_streaming(PARAMS, {"x": values})
             profiler.disable()
@@ -214,8 +233,9 @@ def profile_add(root: Path, first: int, sz: Sizes) -> None:
     n_stat = sum(
         row[1] for (path, _, name), row in stats.items() if name == "stat" and "_store" in path
     )
-    info("listing", f"folders listed during that add: {dict(sorted(listed.items()))}")
+    info("listing", f"folders listed during that add: {dict(sorted(seen['listed'].items()))}")
     info("listing", f"LocalStore.stat calls during that add: {n_stat:,}")
+    info("listing", f"peak chunk claims (record locks) held at once: {seen['peak_claims']:,}")
 
 
 PROFILE = False

@@ -1,0 +1,32 @@
+"""The listing benchmark runs: in --smoke mode (tiny sizes) it finishes, prints its two
+ratio lines and, with --profile, the folders listed while adding chunks. No timing is
+asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+RATIO_LINE = re.compile(r"^RATIO listing/.+: swarm-memo .+ \| .+ \| ratio [\d.]+", re.M)
+
+
+@pytest.mark.timeout(120)
+def test_bench_listing_smoke_reports_both_ratios_and_the_listings() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_listing.py"), "--smoke", "--profile"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=BENCHMARKS.parent,
+    )
+    output = proc.stdout
+    assert proc.returncode == 0, f"bench_listing.py --smoke failed:\n{output}\n{proc.stderr}"
+    assert len(RATIO_LINE.findall(output)) == 2, output
+    assert re.search(r"^INFO listing: build: 2,000 points in 2,000 chunk files", output, re.M)
+    assert re.search(r"^INFO listing: folders listed during that add: \{.*'chunks/'", output, re.M)
+    assert "== summary: bench_listing (smoke)" in output

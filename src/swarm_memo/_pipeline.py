@@ -140,7 +140,7 @@ class _Run:
                 return False
             outputs = served
             if self.sink.wants_outputs:
-                self.sink.take(chunk, points, outputs)
+                self.sink.take(chunk, points, outputs, partial=False)
             count = len(outputs)
         else:
             meta = self.plan.pset.peek(name)
@@ -330,7 +330,7 @@ class _Run:
             else:
                 diag.cached_chunks += 1
             if job.reused and self.sink.wants_outputs:
-                self.sink.take(chunk, self._points_for_sink(job), job.outputs)
+                self.sink.take(chunk, self._points_for_sink(job), job.outputs, bool(job.missing))
 
     def _points_for_sink(self, job: ChunkJob) -> list[Any] | None:
         return None if self.plan.product else job.points
@@ -376,7 +376,8 @@ class _Run:
                     if self.sink.wants_outputs:
                         # A copy: the writer may still be pickling the list.
                         chunk = chunks[job.index][0]
-                        self.sink.take(chunk, self._points_for_sink(job), list(job.outputs))
+                        points = self._points_for_sink(job)
+                        self.sink.take(chunk, points, list(job.outputs), partial=False)
         except BaseException as exc:
             # Stopped, interrupted or failed: finished points of incomplete chunks are
             # stored as partial chunks, then the error goes on.

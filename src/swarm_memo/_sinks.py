@@ -8,9 +8,7 @@ or on the chunk order.
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -26,9 +24,12 @@ class Sink(Protocol):
     wants_outputs: bool
     """False: outputs are never loaded for this sink (streaming, status)."""
 
-    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
-        """A chunk's outputs (``MISSING`` where a point is not stored); ``points`` in the
-        same order, or None when the chunk's points are the product of its bins."""
+    def take(
+        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+    ) -> None:
+        """A chunk's outputs; ``points`` in the same order, or None when the chunk's points
+        are the product of its bins. Only a ``partial`` chunk (a read) holds ``MISSING``
+        where a point is not stored."""
 
     def missing(self, chunk: Chunk, count: int) -> None:
         """``count`` points of ``chunk`` are not served (reads only)."""
@@ -45,7 +46,9 @@ class Discard:
     def __init__(self) -> None:
         self.missing_specs: list[dict[str, list[Any]]] = []
 
-    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+    def take(
+        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+    ) -> None:
         return None
 
     def missing(self, chunk: Chunk, count: int) -> None:
@@ -67,8 +70,10 @@ class Collated:
         self._merge = merge
         self._values: dict[int, Any] = {}
 
-    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
-        present = [o for o in outputs if o is not MISSING]
+    def take(
+        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+    ) -> None:
+        present = [o for o in outputs if o is not MISSING] if partial else outputs
         try:
             self._values[chunk.index] = self._collate(present)
         except Exception as exc:
@@ -98,14 +103,16 @@ class GridOrdered:
         self._outputs: list[Any] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
         self._placed = 0
 
-    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+    def take(
+        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+    ) -> None:
         """Place a chunk's outputs: one slice per run along the last axis (which is
         contiguous in the grid), so a one-axis chunk costs a single slice copy."""
         flat = self._outputs
         run = len(chunk.bins[-1])
         for k, start in enumerate(self._run_starts(chunk)):
             flat[start : start + run] = outputs[k * run : (k + 1) * run]
-        if not any(map(operator.is_, outputs, itertools.repeat(MISSING))):
+        if not partial:
             self._placed += len(outputs)  # complete: counted towards a result with no gaps
 
     def _run_starts(self, chunk: Chunk) -> list[int]:
@@ -146,7 +153,9 @@ class Pairs:
         self._points_of = points_of
         self._pairs: dict[int, list[tuple[Any, Any]]] = {}
 
-    def take(self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any]) -> None:
+    def take(
+        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+    ) -> None:
         if points is None:
             points = self._points_of(chunk)
         self._pairs[chunk.index] = [

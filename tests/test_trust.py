@@ -500,3 +500,12 @@ def test_a_chunk_file_copied_under_another_chunks_name_is_never_served(tmp_path,
         output, _ = memo.run({}, {"x": values})
     assert [o["point"] for o in output] == [(v,) for v in values]
     assert counting.count() == 2
+
+
+def test_sweeping_many_params_sets_in_one_process_keeps_no_files_open(tmp_path, counting):
+    memo = memo_at(tmp_path, counting)
+    memo.run({"k": -1}, {"x": [1, 2]})
+    before = len(os.listdir("/proc/self/fd"))
+    for k in range(40):
+        memo.run({"k": k}, {"x": [1, 2]})
+    assert len(os.listdir("/proc/self/fd")) <= before

@@ -46,31 +46,18 @@ class _LockFile:
 
 _TABLE_LOCK = threading.Lock()
 _LOCK_FILES: dict[str, _LockFile] = {}
+"""Lock files with claims held in this process; closed (which drops no lock of ours, as
+none is held any more) once their last claim is released, so sweeping many params sets
+in one process never piles up open files, and a cache deleted and made anew is reopened."""
 
 
-def _lock_file(path: str | None) -> _LockFile:
-    """The process-wide entry of a lock file (opened once, kept open)."""
+def _entry(path: str | None) -> _LockFile:
+    """The process-wide entry of a lock file, opened if needed (``_TABLE_LOCK`` held)."""
     key = path or ""
-    with _TABLE_LOCK:
-        entry = _LOCK_FILES.get(key)
-        if entry is not None and not entry.holders and _replaced(entry.fd, path):
-            if entry.fd is not None:  # the cache was deleted and made anew: open the new file
-                with contextlib.suppress(OSError):
-                    os.close(entry.fd)
-            entry = None
-        if entry is None:
-            entry = _LockFile(_open(path))
-            _LOCK_FILES[key] = entry
-        return entry
-
-
-def _replaced(fd: int | None, path: str | None) -> bool:
-    if path is None:
-        return False
-    try:
-        return fd is None or os.fstat(fd).st_ino != os.stat(path).st_ino
-    except OSError:
-        return True
+    entry = _LOCK_FILES.get(key)
+    if entry is None:
+        entry = _LOCK_FILES[key] = _LockFile(_open(path))
+    return entry
 
 
 def _open(path: str | None) -> int | None:
@@ -89,41 +76,46 @@ class Claims:
 
     def __init__(self, lock_path: str | None) -> None:
         self._path = None if lock_path is None else os.path.realpath(lock_path)
-        self._file: _LockFile | None = None
         self._held: set[str] = set()
         self.contended = False  # True once another run held a chunk this run wanted
 
-    def _entry(self) -> _LockFile:
-        if self._file is None:
-            self._file = _lock_file(self._path)
-        return self._file
-
     def try_claim(self, name: str) -> bool:
         """Claim a chunk for this run; False when another run (here or elsewhere) holds it."""
-        entry = self._entry()
         with _TABLE_LOCK:
+            entry = _entry(self._path)
             holder = entry.holders.get(name)
             if holder is not None and holder != id(self):
                 self.contended = True
                 return False
             if holder is None and entry.fd is not None and not _lock(entry.fd, name):
                 self.contended = True
+                self._close_if_idle(entry)
                 return False
             entry.holders[name] = id(self)
             self._held.add(name)
         return True
 
     def release(self, name: str) -> None:
-        entry = self._entry()
         with _TABLE_LOCK:
             if name not in self._held:
                 return
             self._held.discard(name)
+            entry = _entry(self._path)
             if entry.holders.get(name) == id(self):
                 del entry.holders[name]
                 if entry.fd is not None:
                     with contextlib.suppress(OSError):
                         fcntl.lockf(entry.fd, fcntl.LOCK_UN, 1, claim_offset(name))
+            self._close_if_idle(entry)
+
+    def _close_if_idle(self, entry: _LockFile) -> None:
+        """Close a lock file nobody in this process holds a claim in (``_TABLE_LOCK`` held)."""
+        if entry.holders:
+            return
+        if entry.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(entry.fd)
+        _LOCK_FILES.pop(self._path or "", None)
 
     def release_all(self) -> None:
         for name in list(self._held):

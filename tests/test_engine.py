@@ -312,3 +312,23 @@ def test_a_pool_broken_at_submit_keeps_every_finished_point(tmp_path, counting):
     assert output == [expected_output({}, (x,)) for x in range(20)]
     assert set(counting.calls()).isdisjoint(computed)
     broken.shutdown()
+
+
+def test_a_run_of_tiny_chunks_holds_a_bounded_number_of_claims(tmp_path, monkeypatch):
+    from swarm_memo import _pipeline
+    from swarm_memo._claims import Claims
+
+    monkeypatch.setattr(_pipeline, "CLAIMS_AHEAD", 16)
+    most = []
+    real = Claims.try_claim
+
+    def spy(self, name):
+        most.append(self.held)
+        return real(self, name)
+
+    monkeypatch.setattr(Claims, "try_claim", spy)
+    memo = SwarmMemo(tmp_path, {"x": 1}, 4, exec_fn=pid_of, executor="thread", max_workers=2,
+                     verbose=0)  # fmt: skip
+    output, diag = memo.run({}, {"x": list(range(400))})
+    assert len(output) == 400 and diag.executed_points == 400
+    assert max(most) <= 16  # one-point chunks: without the bound, the whole window

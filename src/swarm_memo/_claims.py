@@ -79,6 +79,11 @@ class Claims:
         self._held: set[str] = set()
         self.contended = False  # True once another run held a chunk this run wanted
 
+    @property
+    def held(self) -> int:
+        """How many chunks this run holds claimed."""
+        return len(self._held)
+
     def try_claim(self, name: str) -> bool:
         """Claim a chunk for this run; False when another run (here or elsewhere) holds it."""
         with _TABLE_LOCK:

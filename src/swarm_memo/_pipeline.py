@@ -38,6 +38,10 @@ from ._stop import StopRequest, stop_on_signals
 from ._writer import ChunkWriter
 from .errors import CodeChangedWarning, SpecError
 
+CLAIMS_AHEAD = 256
+"""Chunks a run may hold claimed but unwritten at once (at least four exec chunks' worth):
+a process's record locks slow down as it holds more, and tiny chunks would otherwise
+claim the whole window."""
 FOUND: Any = object()
 """Placeholder for a point found in the cache whose output is not loaded (status)."""
 
@@ -212,7 +216,10 @@ class _Run:
         ``claim_timeout`` seconds a chunk still claimed elsewhere is computed here.
         """
         deferred: deque[tuple[Chunk, str, float]] = deque()
+        ahead = max(CLAIMS_AHEAD, 4 * self.config.exec_chunk_size)
         for chunk, name in missing:
+            while self.compute and self.claims.held > ahead:
+                yield None  # let written chunks release their claims first
             job = self._job(chunk, name, reuse, bar)
             if job is None:
                 deferred.append((chunk, name, time.monotonic()))

@@ -110,6 +110,14 @@ def test_missing_file_reads_as_none(backend: Backend) -> None:
     assert store.folders("a") == []
 
 
+def test_a_writable_store_passes_the_write_check_even_before_its_folders_exist(
+    backend: Backend,
+) -> None:
+    backend.store.check_writable("not/yet/made")
+    backend.store.write("not/yet/made/x.bin", b"x")
+    assert backend.store.read("not/yet/made/x.bin") == b"x"
+
+
 def test_write_then_overwrite_replaces_the_whole_file(backend: Backend) -> None:
     store = backend.store
     store.init_root()

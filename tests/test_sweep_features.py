@@ -141,3 +141,13 @@ def test_a_full_disk_stops_the_run_before_any_point_is_computed(tmp_path, monkey
     with pytest.raises(StoreError, match="No space left on device"):
         memo.run({}, {"x": [1, 2, 3]})
     assert counting.count() == 0
+
+
+def test_a_read_only_cache_stops_the_run_before_any_point_is_computed(tmp_path, monkeypatch):
+    memo, counting = order_log(tmp_path)
+    memo.run({}, {"x": [1]})  # the set exists: its description is not written again
+    counting.reset()
+    monkeypatch.setattr(store_module.os, "access", lambda path, mode: False)
+    with pytest.raises(StoreError, match="cannot write to"):
+        memo.run({}, {"x": [1, 2, 3]})
+    assert counting.count() == 0

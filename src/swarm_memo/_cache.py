@@ -178,9 +178,11 @@ class ParamsSet:
         self.quarantined.add(name)
 
     def prepare(self) -> None:
-        """Before the first point of a run is computed: describe the set once (this also
-        proves the cache is writable, so no point is computed that cannot be stored)."""
+        """Before the first point of a run is computed: check that the set's folder can be
+        written and describe the set once, so no point is computed that cannot be stored
+        (a new set's description is a real write; a full disk then raises here too)."""
         if not self._params_written:
+            self.store.check_writable(self.set_id)
             self.store.write_if_absent(
                 f"{self.set_id}/{PARAMS_FILE}", describe_params(self.params, self.cache_version)
             )

@@ -131,6 +131,9 @@ class FsspecStore:
     def lock_path(self, key: str) -> str | None:
         return None
 
+    def check_writable(self, prefix: str) -> None:
+        return None  # only a write tells (and a failed write raises StoreError)
+
     # ------------------------------------------------------------------ writing
 
     def write(self, key: str, data: bytes, *, durable: bool = True) -> None:

@@ -110,6 +110,10 @@ class Store(Protocol):
     def lock_path(self, key: str) -> str | None:
         """A local file for claims (POSIX record locks), or None: this store has none."""
 
+    def check_writable(self, prefix: str) -> None:
+        """Raise :class:`StoreError` when files surely cannot be written under ``prefix``
+        (a read-only folder); stores that cannot tell without writing do nothing."""
+
 
 # --------------------------------------------------------------------------- local store
 
@@ -282,6 +286,14 @@ class LocalStore:
     def lock_path(self, key: str) -> str | None:
         """Local path of the claims lock file."""
         return str(self.path(key))
+
+    def check_writable(self, prefix: str) -> None:
+        folder = self.path(prefix)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the nearest folder that exists: where files go first
+        if not os.access(folder, os.W_OK):
+            error = OSError(errno.EACCES, "read-only")
+            raise store_error("write to", folder, error)
 
     # ------------------------------------------------------------------ writing
 

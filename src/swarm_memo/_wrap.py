@@ -112,11 +112,18 @@ def make_wrapper(
         split_spec: Any = _UNSET,
         point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
         load_only: bool = False,
+        array_dims: Any = None,
         **kwargs: Any,
     ) -> Any:
         call = resolve(args, kwargs, split_spec)
         return call.requests.frame(
-            "dataframe", call.key_params, split_spec, point_to_dict, load_only, call.exec_params
+            "dataframe",
+            call.key_params,
+            split_spec,
+            point_to_dict,
+            load_only,
+            call.exec_params,
+            array_dims=array_dims,
         )
 
     wrapped.status = status  # type: ignore[attr-defined]

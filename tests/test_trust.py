@@ -253,15 +253,16 @@ def test_quarantine_leaves_a_file_another_process_replaced_meanwhile(
     memo.run({}, {"x": [1, 2]})
     (victim,) = tmp_path.glob("*/chunks/*.chunk")
     good = victim.read_bytes()
+    victim.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # this run reads a damaged copy
     real_decode = cache_module.decode_chunk
 
     def racing_decode(data):
-        # While this run reads a damaged copy, another process writes the good file anew.
+        # While this run decodes the damaged copy, another process writes the file anew.
         fresh = victim.with_name("fresh.tmp")
         fresh.write_bytes(good)
         os.replace(fresh, victim)
         monkeypatch.setattr(cache_module, "decode_chunk", real_decode)
-        raise CorruptChunkError("checksum mismatch")
+        return real_decode(data)
 
     monkeypatch.setattr(cache_module, "decode_chunk", racing_decode)
     memo.run({}, {"x": [1, 2]})

@@ -24,7 +24,6 @@ from typing import Any
 
 from ._hashing import digest_bytes, encode_items
 
-_INT64 = (-(2**63), 2**63 - 1)
 _KINDS: dict[type, str] = {int: "i", float: "f"}
 """Types whose canonical encoding is always an int ("i") or a float ("f") one."""
 
@@ -63,10 +62,11 @@ def packed_values(values: Sequence[Any]) -> tuple[bytes, bytes] | None:
     types = set(map(type, values))
     kinds = {_kind(cls) for cls in types}
     if kinds == {"i"}:
-        ints = values if types == {int} else [int(v) for v in values]
-        if not (_INT64[0] <= min(ints) and max(ints) <= _INT64[1]):
+        try:  # exact types only: array() would also take bools and other __index__ types
+            packed = array("q", values if types == {int} else [int(v) for v in values])
+        except OverflowError:  # beyond int64: encoded value by value
             return None
-        return b"Q", _packed_bytes(array("q", ints))
+        return b"Q", _packed_bytes(packed)
     if kinds == {"f"}:
         if any(map(math.isnan, values)):
             values = [math.nan if v != v else v for v in values]

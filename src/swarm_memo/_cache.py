@@ -111,7 +111,6 @@ class ParamsSet:
     def load(self, name: str, expected: Chunk | None = None) -> ChunkRecord | None:
         """Read and check one chunk file; ``None`` if absent or unusable here."""
         key = self.chunk_key(name)
-        before = self.store.stat(key) if self.writable else None
         data = self.store.read(key)
         if data is None:
             return None
@@ -122,9 +121,18 @@ class ParamsSet:
             if expected is not None and not _holds(record, expected):
                 raise CorruptChunkError("the file holds another chunk than its name says")
         except (CorruptChunkError, UnreadableChunkError) as exc:
-            self._set_aside(name, key, exc, before)
+            self._set_aside(name, key, exc, lambda: self._still_the_file_read(key, data))
             return None
         return record
+
+    def _still_the_file_read(self, key: str, data: bytes) -> FileStat | None:
+        """The stat of the file at ``key`` if it still holds ``data`` (taken before
+        reading it again); None when another process replaced it meanwhile. Only the
+        error path pays for it: an intact read costs no ``stat``."""
+        before = self.store.stat(key)
+        if before is None or self.store.read(key) != data:
+            return None
+        return before
 
     def peek(self, name: str) -> dict[str, Any] | None:
         """The meta of a chunk file whose header, size and ownership check out (the body
@@ -142,7 +150,7 @@ class ParamsSet:
             meta = parse_meta(header, head)
             self._check_belongs(meta.get("set"), meta.get("cache_version"))
         except (CorruptChunkError, UnreadableChunkError) as exc:
-            self._set_aside(name, key, exc, stat)
+            self._set_aside(name, key, exc, lambda: stat)
             return None
         return meta
 
@@ -164,7 +172,11 @@ class ParamsSet:
         if set_id != self.set_id or cache_version != self.cache_version:
             raise CorruptChunkError("the file belongs to other params or another cache_version")
 
-    def _set_aside(self, name: str, key: str, exc: Exception, before: FileStat | None) -> None:
+    def _set_aside(
+        self, name: str, key: str, exc: Exception, file_read: Callable[[], FileStat | None]
+    ) -> None:
+        """Report an unusable file; a writable set quarantines it if it is damaged and
+        ``file_read()`` says it is still the file that was read."""
         self.unusable.add(name)
         url = self.store.url(key)
         if isinstance(exc, UnreadableChunkError) or not self.writable:
@@ -174,7 +186,7 @@ class ParamsSet:
                 "its points count as missing in this process"
             )
             return
-        self._quarantine(key, str(exc), before)
+        self._quarantine(key, str(exc), file_read())
         self.quarantined.add(name)
 
     def prepare(self) -> None:
@@ -233,9 +245,10 @@ class ParamsSet:
 
     def _quarantine(self, key: str, reason: str, before: FileStat | None) -> None:
         """Move a damaged file aside, unless another process replaced it meanwhile (its
-        new content may well be intact: a run racing us just wrote it)."""
+        new content may well be intact: a run racing us just wrote it). ``before`` is the
+        file's stat when it was known to hold what was read (None: it did not)."""
         now = self.store.stat(key)
-        if now is None or (before is not None and now.token != before.token):
+        if now is None or before is None or now.token != before.token:
             logger.info("swarm-memo: %s changed while being read; not quarantined", key)
             return
         target = f"{QUARANTINE}/{key}.{time.time_ns()}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,9 @@ FORMAT_VERSION = 2
 PICKLE_XXH3 = 1
 """Codec 1: JSON meta, pickled body, xxh3-128 checksum."""
 CODECS = (PICKLE_XXH3,)
-_FIXED = len(MAGIC) + 2 + 2 + 4 + 8
+_FIXED_FIELDS = struct.Struct(">HHIQ")
+"""Format version, codec id, meta length, body length (after the magic)."""
+_FIXED = len(MAGIC) + _FIXED_FIELDS.size
 HEADER_SIZE = _FIXED + 16
 """Bytes to read to get a :class:`ChunkHeader` (the meta follows)."""
 
@@ -164,15 +167,7 @@ def encode_chunk(record: ChunkRecord) -> bytes:
     )
     hasher = xxhash.xxh3_128(meta)
     hasher.update(body)
-    fixed = b"".join(
-        [
-            MAGIC,
-            FORMAT_VERSION.to_bytes(2, "big"),
-            PICKLE_XXH3.to_bytes(2, "big"),
-            len(meta).to_bytes(4, "big"),
-            len(body).to_bytes(8, "big"),
-        ]
-    )
+    fixed = MAGIC + _FIXED_FIELDS.pack(FORMAT_VERSION, PICKLE_XXH3, len(meta), len(body))
     return b"".join([fixed, hasher.digest(), meta, body])
 
 
@@ -188,22 +183,14 @@ def read_header(data: bytes) -> ChunkHeader:
     """
     if len(data) < HEADER_SIZE or not data.startswith(MAGIC):
         raise CorruptChunkError("not a swarm-memo chunk file (bad magic or truncated header)")
-    at = len(MAGIC)
-    version = int.from_bytes(data[at : at + 2], "big")
-    codec = int.from_bytes(data[at + 2 : at + 4], "big")
+    version, codec, meta_length, body_length = _FIXED_FIELDS.unpack_from(data, len(MAGIC))
     if version != FORMAT_VERSION or codec not in CODECS:
         raise UnreadableChunkError(
             f"chunk format {version} with codec {codec} cannot be read by this swarm-memo "
             f"(it reads format {FORMAT_VERSION}, codecs {list(CODECS)}); was it written by "
             "a newer version?"
         )
-    return ChunkHeader(
-        version,
-        codec,
-        int.from_bytes(data[at + 4 : at + 8], "big"),
-        int.from_bytes(data[at + 8 : at + 16], "big"),
-        bytes(data[_FIXED:HEADER_SIZE]),
-    )
+    return ChunkHeader(version, codec, meta_length, body_length, bytes(data[_FIXED:HEADER_SIZE]))
 
 
 def check_size(header: ChunkHeader, size: int) -> None:
@@ -228,9 +215,9 @@ def read_meta(data: bytes) -> tuple[ChunkHeader, dict[str, Any]]:
 def parse_meta(header: ChunkHeader, data: bytes) -> dict[str, Any]:
     """The meta block of a file whose first bytes are ``data`` (not checksummed here)."""
     raw = data[HEADER_SIZE : HEADER_SIZE + header.meta_length]
-    try:
-        meta = json.loads(raw) if len(raw) == header.meta_length else None
-    except ValueError as exc:
+    try:  # decoded first: json.loads would sniff the encoding of bytes on every call
+        meta = json.loads(raw.decode()) if len(raw) == header.meta_length else None
+    except ValueError as exc:  # UnicodeDecodeError included
         raise CorruptChunkError(f"unreadable meta block: {exc}") from exc
     if not isinstance(meta, dict):
         raise CorruptChunkError("unreadable meta block: truncated or not a JSON object")

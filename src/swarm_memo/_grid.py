@@ -183,6 +183,10 @@ class Chunk:
 
     def key_digest(self) -> bytes:
         """Digest of the chunk key, computed from per-bin digests (axis order ignored)."""
+        return self._key_digest
+
+    @cached_property
+    def _key_digest(self) -> bytes:
         parts = sorted(axis.name_encoding + axis.bin_digests[i] for axis, i in self.origin)
         return digest_bytes(b"".join(parts))
 

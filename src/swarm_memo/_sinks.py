@@ -98,7 +98,6 @@ class GridOrdered:
 
     def __init__(self, grid: Grid) -> None:
         self._grid = grid
-        self._shape = [len(axis.bins) for axis in grid.axes]
         self._strides = strides([len(axis.values) for axis in grid.axes])
         self._outputs: list[Any] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
         self._placed = 0
@@ -110,29 +109,21 @@ class GridOrdered:
         contiguous in the grid), so a one-axis chunk costs a single slice copy."""
         flat = self._outputs
         run = len(chunk.bins[-1])
-        for k, start in enumerate(self._run_starts(chunk)):
-            flat[start : start + run] = outputs[k * run : (k + 1) * run]
+        at = 0
+        for start in self._run_starts(chunk):
+            flat[start : start + run] = outputs[at : at + run]
+            at += run
         if not partial:
             self._placed += len(outputs)  # complete: counted towards a result with no gaps
 
     def _run_starts(self, chunk: Chunk) -> list[int]:
         """Flat grid positions where each run of the chunk's last axis starts."""
-        bin_index, rest = [], chunk.index
-        for n in reversed(self._shape):
-            rest, i = divmod(rest, n)
-            bin_index.append(i)
-        bin_index.reverse()
-        starts = [0]
-        last = len(bin_index) - 1
-        for k, (i, axis, values, stride) in enumerate(
-            zip(bin_index, self._grid.axes, chunk.bins, self._strides, strict=True)
-        ):
-            first = i * axis.bin_size
-            if k == last:  # the last axis: its run is contiguous
-                starts = [s + first for s in starts]
-            else:
-                steps = range(first * stride, (first + len(values)) * stride, stride)
-                starts = [s + step for s in starts for step in steps]
+        strides = self._strides
+        origin = zip(chunk.origin, strides, strict=True)
+        starts = [sum(i * axis.bin_size * stride for (axis, i), stride in origin)]
+        for values, stride in zip(chunk.bins[:-1], strides, strict=False):
+            steps = range(0, len(values) * stride, stride)
+            starts = [s + step for s in starts for step in steps]
         return starts
 
     def missing(self, chunk: Chunk, count: int) -> None:

@@ -26,7 +26,6 @@ from swarm_memo import (
     SwarmMemo,
 )
 from swarm_memo import _cache as cache_module
-from swarm_memo.errors import CorruptChunkError
 
 
 def memo_at(root: Path, counting, **kwargs) -> SwarmMemo:

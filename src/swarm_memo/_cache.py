@@ -27,7 +27,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._bindigest import sequence_digest
@@ -217,8 +217,8 @@ class ParamsSet:
             raise on_unpicklable(exc) from exc
         self.store.write(self.chunk_key(name), data)
         # The index record goes second: it never describes a chunk file that is not there.
-        record = replace(record, checksum=read_header(data).checksum)
-        self.index_log.add(name, IndexRecord.of(record, point_digests))
+        checksum = read_header(data).checksum
+        self.index_log.add(name, IndexRecord.of(record, point_digests, checksum))
 
     def index_record(self, name: str) -> IndexRecord | None:
         """Rebuild a missing or stale index record from its chunk file (kept on disk only

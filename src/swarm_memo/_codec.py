@@ -28,6 +28,7 @@ import pickle
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import xxhash
@@ -80,6 +81,12 @@ class ChunkRecord:
     stored_bytes: int = field(default=0, compare=False, repr=False)
     """The size of the file it was read from (0 for a record not read from a file)."""
 
+    @cached_property
+    def stored_key(self) -> tuple[tuple[str, Any], ...]:
+        """The chunk key as files and index records store it (:func:`compact_key`);
+        computed once per record, however many of them write it."""
+        return compact_key(self.chunk_key)
+
     def resolved_points(self) -> list[Any]:
         """The chunk's points, rebuilt from the key when stored as a product."""
         if self.points is not None:
@@ -99,7 +106,7 @@ class ChunkRecord:
             "partial": self.partial,
             "code": self.code,
             "info": self.info,
-            "key": key_meta(self.chunk_key, self.axes),
+            "key": key_meta(self.stored_key, self.axes),
             "key_digest": self.key_digest,
         }
         if self.points is not None:
@@ -159,7 +166,7 @@ def encode_chunk(record: ChunkRecord) -> bytes:
     meta = json.dumps(record.meta(), sort_keys=True, default=repr).encode()
     body = pickle.dumps(
         {
-            "chunk_key": compact_key(record.chunk_key),
+            "chunk_key": record.stored_key,
             "points": record.points,
             "outputs": record.outputs,
         },

@@ -35,7 +35,7 @@ from functools import cached_property
 from typing import Any
 
 from ._binindex import AxisBins, RequestBin, value_keys
-from ._codec import ChunkRecord, compact_key
+from ._codec import ChunkRecord
 from ._grid import strides
 from ._hashing import point_digest
 from ._store import Store
@@ -73,15 +73,22 @@ class IndexRecord:
     """Fingerprint of the code that computed the chunk's outputs, when known."""
 
     @classmethod
-    def of(cls, record: ChunkRecord, digests: Sequence[bytes] | None = None) -> IndexRecord:
-        """The index record of a chunk; ``digests`` saves re-hashing enumerated points."""
+    def of(
+        cls,
+        record: ChunkRecord,
+        digests: Sequence[bytes] | None = None,
+        checksum: bytes | None = None,
+    ) -> IndexRecord:
+        """The index record of a chunk; ``digests`` saves re-hashing enumerated points,
+        ``checksum`` is its file's when the record was not read from that file."""
+        checksum = record.checksum if checksum is None else checksum
         if record.points is None:
-            key = dict(compact_key(record.chunk_key))
+            key = dict(record.stored_key)
             bins = tuple(key[a] for a in record.axes)
-            return cls(record.axes, bins, None, record.checksum, record.code)
+            return cls(record.axes, bins, None, checksum, record.code)
         if digests is None:
             digests = [point_digest(p) for p in record.points]
-        return cls((), (), b"".join(digests), record.checksum, record.code)
+        return cls((), (), b"".join(digests), checksum, record.code)
 
     def to_tuple(self) -> tuple[Any, ...]:
         return (self.axes, self.bins, self.digests, self.checksum, self.code)

@@ -159,7 +159,8 @@ def axis_values(metas: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def key_meta(chunk_key: Sequence[tuple[str, Sequence[Any]]], axes: Sequence[str]) -> list[Any]:
-    """The ``key`` meta field of a chunk (for ``_codec.ChunkRecord.meta``)."""
+    """The ``key`` meta field of a chunk (for ``_codec.ChunkRecord.meta``); its bins may
+    be tuples of values or, as ``_codec.compact_key`` stores runs of ints, ranges."""
     bins = dict(chunk_key)
     return [[axis, _values_meta(bins[axis])] for axis in axes]
 
@@ -170,6 +171,8 @@ def point_ids_meta(digests: Iterable[bytes]) -> str:
 
 
 def _values_meta(values: Sequence[Any]) -> Any:
+    if isinstance(values, range):  # already found to be a run of ints (a stored key)
+        return {"range": [values.start, values.stop, values.step]}
     if len(values) >= 3 and all(type(v) is int for v in values):
         step = values[1] - values[0]
         if step:

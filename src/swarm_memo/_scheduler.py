@@ -25,7 +25,13 @@ from typing import Any
 from ._backends import Backend
 from ._diagnostics import Diagnostics
 from ._hashing import short_description
-from ._worker import PointFailure, TaskResult, decode_result, evaluate_timed, run_batch
+from ._worker import (
+    PointFailure,
+    TaskResult,
+    decode_result,
+    evaluate_timed,
+    run_batch,
+)
 from .errors import ExecError, SpecTypeError, WorkerDiedError
 
 MISSING: Any = object()
@@ -228,7 +234,7 @@ class Engine:
             yield batch
 
     def _submit(self, batch: Batch) -> Future[Any]:
-        points = [job.points[pos] for job, positions in batch for pos in positions]
+        points = _batch_points(batch)
         skip = self.plan.skip_errors
         backend = self.backend
         self.diag.exec_chunks += 1
@@ -462,3 +468,15 @@ def result_or_death(
             points=points,
             params=params,
         ) from exc
+
+
+def _batch_points(batch: Batch) -> list[Any]:
+    """The points of an exec chunk, a slice copy per contiguous run of positions."""
+    points: list[Any] = []
+    for job, positions in batch:
+        first, count = positions[0], len(positions)
+        if positions[-1] - first + 1 == count:
+            points += job.points[first : first + count]
+        else:
+            points += [job.points[position] for position in positions]
+    return points

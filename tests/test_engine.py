@@ -76,6 +76,17 @@ def test_in_flight_exec_chunks_stay_within_the_window(tmp_path):
     assert diag.max_stream_buffer <= limit * 5 + 10
 
 
+def test_a_memos_next_run_starts_with_the_window_its_last_run_grew_to(tmp_path):
+    memo = SwarmMemo(tmp_path, {"x": 10}, 1, exec_fn=pid_of, max_workers=2, verbose=0)
+    first = memo.run_streaming({"run": 1}, {"x": list(range(400))})
+    assert first.max_in_flight >= 8  # one-point exec chunks: workers starved, it grew
+    second = memo.run_streaming({"run": 2}, {"x": list(range(8))})
+    # All 8 exec chunks go at once (a run that started from 2 per worker would hold 4 and
+    # grow only once each worker has finished two): short runs keep the workers fed.
+    assert second.max_in_flight == 8
+    memo.close()
+
+
 def test_the_window_grows_only_while_workers_wait_between_exec_chunks():
     window = Window(workers=2, per_worker=2)
     assert window.size == 4

@@ -35,7 +35,8 @@ class Backend(Protocol):
     workers: int
     """How many exec chunks can run at once."""
     in_flight_per_worker: int
-    """Exec chunks to keep submitted per worker at the start of a run."""
+    """Exec chunks to keep submitted per worker at the start of a run (the engine grows
+    it while workers wait for work; the memo's next run starts where this one ended)."""
     in_process: bool
     """Tasks run in this process: they take ``exec_fn`` and params as objects and
     return outputs unpickled. Otherwise tasks carry :meth:`share`'s handle and return
@@ -273,6 +274,7 @@ class BackendFactory:
         self._threads: ThreadPoolExecutor | None = None
         self._process: LokyPool | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._learned_in_flight = 0
 
     @property
     def max_workers(self) -> int:
@@ -287,6 +289,17 @@ class BackendFactory:
 
     def backend(self) -> Backend:
         """The backend for one run (called once a point actually needs executing)."""
+        backend = self._new_backend()
+        backend.in_flight_per_worker = max(backend.in_flight_per_worker, self._learned_in_flight)
+        return backend
+
+    def learn_window(self, per_worker: int) -> None:
+        """A run needed ``per_worker`` exec chunks in flight per worker to keep workers
+        busy: later runs of this memo start with that many (short runs, such as many
+        small sweeps, never get the time to grow their window)."""
+        self._learned_in_flight = max(self._learned_in_flight, per_worker)
+
+    def _new_backend(self) -> Backend:
         spec = self.spec
         if spec == "serial" or (spec == "process" and self.max_workers == 1):
             return SerialBackend()

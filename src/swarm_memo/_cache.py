@@ -195,8 +195,12 @@ class ParamsSet:
         (a new set's description is a real write; a full disk then raises here too)."""
         if not self._params_written:
             self.store.check_writable(self.set_id)
+            # No fsync: a description for people and the CLI, never trusted, and the
+            # run's first chunk waited for it (one fsync per new params set per call).
             self.store.write_if_absent(
-                f"{self.set_id}/{PARAMS_FILE}", describe_params(self.params, self.cache_version)
+                f"{self.set_id}/{PARAMS_FILE}",
+                describe_params(self.params, self.cache_version),
+                durable=False,
             )
             self._params_written = True
 

@@ -144,7 +144,7 @@ class FsspecStore:
         except OSError as exc:
             raise store_error("write", self.url(key), exc) from exc
 
-    def write_if_absent(self, key: str, data: bytes) -> bool:
+    def write_if_absent(self, key: str, data: bytes, *, durable: bool = True) -> bool:
         path = self._path(key)
         try:
             if self._exclusive_put:

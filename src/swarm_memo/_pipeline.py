@@ -371,7 +371,10 @@ class _Run:
             stop=(stop := StopRequest(self.config.deadline)),
             grace_seconds=self.config.grace_seconds,
         )
-        engine = Engine(self.config.backends.backend, exec_plan, self.diag, self._check_can_execute)
+        backends = self.config.backends
+        engine = Engine(
+            backends.backend, exec_plan, self.diag, self._check_can_execute, backends.learn_window
+        )
         chunks = self.plan.named_chunks
         try:
             with stop_on_signals(stop), _gc_paused(not self.config.backends.in_process):

@@ -156,9 +156,11 @@ class Engine:
         plan: ExecPlan,
         diag: Diagnostics,
         before_first_submit: Callable[[], None] = lambda: None,
+        learn_window: Callable[[int], None] = lambda per_worker: None,
     ) -> None:
         self._backend_factory = backend_factory
         self._before_first_submit = before_first_submit
+        self._learn_window = learn_window
         self.plan = plan
         self.diag = diag
         self._ready: deque[ChunkJob] = deque()
@@ -346,6 +348,9 @@ class Engine:
         finally:
             if self._backend is not None:
                 self._backend.release()
+            if self._window is not None and self._backend is not None:
+                # Exec chunks per worker this run needed in flight: the next run starts there.
+                self._learn_window(-(-self._window.size // max(1, self._backend.workers)))
         if isinstance(error, WorkerDiedError):
             if self._backend is not None:
                 self._backend.abort()  # so the next run gets a fresh pool, not a broken one

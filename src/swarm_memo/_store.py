@@ -76,8 +76,9 @@ class Store(Protocol):
     def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
         """Replace the file atomically: readers see the old or the whole new content."""
 
-    def write_if_absent(self, key: str, data: bytes) -> bool:
-        """Create the file unless it exists; True when this call created it."""
+    def write_if_absent(self, key: str, data: bytes, *, durable: bool = True) -> bool:
+        """Create the file unless it exists; True when this call created it.
+        ``durable=False`` may skip flushing it to stable storage (a descriptive file)."""
 
     def exists(self, key: str) -> bool:
         """Whether the file exists."""
@@ -317,8 +318,9 @@ class LocalStore:
         except OSError as exc:
             raise store_error("write", path, exc) from exc
 
-    def write_if_absent(self, key: str, data: bytes) -> bool:
-        """Create the file unless it exists; True when this call created it.
+    def write_if_absent(self, key: str, data: bytes, *, durable: bool = True) -> bool:
+        """Create the file unless it exists; True when this call created it (without an
+        fsync when ``durable=False``).
 
         The content goes to a temp file which is then hard-linked to the target: the link
         fails if the target exists, so of two concurrent writers exactly one wins, and a
@@ -328,18 +330,19 @@ class LocalStore:
         if os.path.lexists(path):  # the common case: no temp file, no fsync
             return False
         try:
+            durable = durable and self.durable
             try:
-                return self._link_new(path, data)
+                return self._link_new(path, data, durable)
             except FileNotFoundError:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                return self._link_new(path, data)
+                return self._link_new(path, data, durable)
         except OSError as exc:
             raise store_error("write", path, exc) from exc
 
-    def _link_new(self, path: Path, data: bytes) -> bool:
+    def _link_new(self, path: Path, data: bytes, durable: bool) -> bool:
         tmp = _temp_name(path)
         try:
-            _write_file(tmp, data, durable=self.durable)
+            _write_file(tmp, data, durable=durable)
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -347,15 +350,15 @@ class LocalStore:
             except OSError as exc:  # no hard links here (some FUSE or SMB mounts)
                 if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                     raise
-                return self._create_exclusive(path, data)
+                return self._create_exclusive(path, data, durable)
             return True
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
-    def _create_exclusive(self, path: Path, data: bytes) -> bool:
+    def _create_exclusive(self, path: Path, data: bytes, durable: bool) -> bool:
         try:
-            _write_file(path, data, durable=self.durable)
+            _write_file(path, data, durable=durable)
         except FileExistsError:
             return False
         return True

@@ -38,6 +38,10 @@ from ._meta_points import key_meta, point_ids_meta
 from ._types import ChunkKey
 from .errors import CorruptChunkError, UnreadableChunkError
 
+StoredKey = tuple[tuple[str, Sequence[Any]], ...]
+"""A chunk key whose bins may be any sequences (a key read from a file keeps runs of
+ints as ``range`` objects): compare it by digest or by bin values, never as a tuple."""
+
 MAGIC = b"SWMEMOCK"
 FORMAT_VERSION = 2
 PICKLE_XXH3 = 1
@@ -66,7 +70,7 @@ class ChunkRecord:
 
     set_id: str
     cache_version: str
-    chunk_key: ChunkKey
+    chunk_key: StoredKey
     axes: tuple[str, ...]
     points: list[Any] | None
     outputs: list[Any]
@@ -137,7 +141,7 @@ def checksum(data: bytes | memoryview) -> bytes:
     return xxhash.xxh3_128_digest(data)
 
 
-def compact_key(chunk_key: ChunkKey) -> tuple[tuple[str, Any], ...]:
+def compact_key(chunk_key: StoredKey) -> StoredKey:
     """The chunk key with every run of consecutive ints stored as a ``range``.
 
     Integer axes (seeds, indices, sizes) are the longest ones; a bin of them costs a few
@@ -146,8 +150,8 @@ def compact_key(chunk_key: ChunkKey) -> tuple[tuple[str, Any], ...]:
     return tuple((axis, _compact(values)) for axis, values in chunk_key)
 
 
-def _compact(values: tuple[Any, ...]) -> Any:
-    if len(values) < 3 or set(map(type, values)) != {int}:
+def _compact(values: Sequence[Any]) -> Sequence[Any]:
+    if isinstance(values, range) or len(values) < 3 or set(map(type, values)) != {int}:
         return values
     step = values[1] - values[0]
     if step == 0:
@@ -159,6 +163,14 @@ def _compact(values: tuple[Any, ...]) -> Any:
 def expand_key(stored: Any) -> ChunkKey:
     """Undo :func:`compact_key`."""
     return tuple((axis, tuple(values)) for axis, values in stored)
+
+
+def read_key(stored: Any) -> StoredKey:
+    """A stored chunk key as read: runs of ints stay ``range`` objects (sequences that
+    cost nothing to build, however long the bin)."""
+    return tuple(
+        (axis, values if isinstance(values, range) else tuple(values)) for axis, values in stored
+    )
 
 
 def encode_chunk(record: ChunkRecord) -> bytes:
@@ -258,7 +270,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
         record = ChunkRecord(
             set_id=str(meta["set"]),
             cache_version=str(meta["cache_version"]),
-            chunk_key=expand_key(body["chunk_key"]),
+            chunk_key=read_key(body["chunk_key"]),
             axes=tuple(meta["axes"]),
             points=body["points"],
             outputs=body["outputs"],

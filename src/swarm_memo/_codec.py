@@ -35,7 +35,6 @@ import xxhash
 
 from ._hashing import point_digest
 from ._meta_points import key_meta, point_ids_meta
-from ._types import ChunkKey
 from .errors import CorruptChunkError, UnreadableChunkError
 
 StoredKey = tuple[tuple[str, Sequence[Any]], ...]
@@ -158,11 +157,6 @@ def _compact(values: Sequence[Any]) -> Sequence[Any]:
         return values
     run = range(values[0], values[-1] + (1 if step > 0 else -1), step)
     return run if len(run) == len(values) and tuple(run) == values else values
-
-
-def expand_key(stored: Any) -> ChunkKey:
-    """Undo :func:`compact_key`."""
-    return tuple((axis, tuple(values)) for axis, values in stored)
 
 
 def read_key(stored: Any) -> StoredKey:

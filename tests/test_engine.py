@@ -11,7 +11,7 @@ import pytest
 
 from helpers import CountingExec, expected_output
 from swarm_memo import CodeChangedWarning, ExecError, SwarmMemo, WorkerDiedError
-from swarm_memo._scheduler import MAX_IN_FLIGHT_PER_WORKER, Window
+from swarm_memo._window import MAX_IN_FLIGHT_PER_WORKER, Window
 
 SPEC = {"x": list(range(20))}
 

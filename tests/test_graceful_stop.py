@@ -99,11 +99,11 @@ def test_deadline_stops_a_run_after_storing_every_finished_point(tmp_path):
 def test_second_signal_stops_at_once(tmp_path):
     script = tmp_path / "slow.py"
     script.write_text(
-        "import sys, time\n"
+        "import os, sys, time\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from swarm_memo import SwarmMemo\n"
         "def slow(params, point):\n"
-        "    print('started', flush=True)\n"
+        "    os.write(1, b'started\\n')  # one write: two workers' lines never interleave\n"
         "    time.sleep(60)\n"
         "memo = SwarmMemo(sys.argv[1], {'x': 1}, 1, exec_fn=slow, max_workers=2, verbose=0,\n"
         "                 grace_seconds=60)\n"
@@ -116,12 +116,17 @@ def test_second_signal_stops_at_once(tmp_path):
         text=True,
         start_new_session=True,
     )
-    assert [proc.stdout.readline().strip() for _ in range(2)] == ["started"] * 2
-    os.killpg(proc.pid, signal.SIGTERM)  # graceful: would wait up to 60 s for the workers
-    time.sleep(0.5)
-    started = time.monotonic()
-    os.killpg(proc.pid, signal.SIGTERM)  # the second one does not wait
-    _, stderr = proc.communicate(timeout=30)
+    try:
+        assert [proc.stdout.readline().strip() for _ in range(2)] == ["started"] * 2
+        os.killpg(proc.pid, signal.SIGTERM)  # graceful: would wait up to 60 s for the workers
+        time.sleep(0.5)
+        started = time.monotonic()
+        os.killpg(proc.pid, signal.SIGTERM)  # the second one does not wait
+        _, stderr = proc.communicate(timeout=30)
+    finally:  # a failed assertion must not leave the sweep running into the next tests
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode != 0
     assert "stopped at once" in stderr
     assert time.monotonic() - started < 30

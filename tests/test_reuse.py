@@ -10,7 +10,7 @@ import pytest
 from helpers import expected_output, grid_expected
 from swarm_memo import CacheMissError, SwarmMemo, _reuse
 from swarm_memo._index import IndexLog
-from swarm_memo._store import LocalStore
+from swarm_memo._local_store import LocalStore
 
 PARAMS = {"alpha": 7}
 

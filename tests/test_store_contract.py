@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from moto_s3 import new_bucket, s3_server
-from swarm_memo import _store
+from swarm_memo import _local_store
 from swarm_memo._remote import open_store
 from swarm_memo._store import Store
 from swarm_memo.errors import StoreError
@@ -64,7 +64,7 @@ def _local_backend(root: Path) -> Backend:
                 _disk_full()
                 return 0
 
-        monkeypatch.setattr(_store, "open", HalfWritten, raising=False)
+        monkeypatch.setattr(_local_store, "open", HalfWritten, raising=False)
 
     return Backend(open_store(root), all_files, break_writes)
 

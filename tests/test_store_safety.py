@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from helpers import CountingExec, expected_output
 from swarm_memo import CacheWarning, SwarmMemo
-from swarm_memo import _store as store_module
+from swarm_memo import _local_store as store_module
+from swarm_memo._local_store import LocalStore
 from swarm_memo._remote import open_store, register_store, split_scheme, unregister_store
-from swarm_memo._store import LocalStore
 from swarm_memo.cli import cli
 from swarm_memo.errors import SpecError, StoreError
 

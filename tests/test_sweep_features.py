@@ -12,7 +12,7 @@ import pytest
 
 from helpers import CountingExec, expected_output
 from swarm_memo import CollateError, ExecError, SpecError, StoreError, SwarmMemo
-from swarm_memo import _store as store_module
+from swarm_memo import _local_store as store_module
 
 
 def order_log(tmp_path: Path, **kwargs):

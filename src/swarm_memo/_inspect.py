@@ -21,9 +21,10 @@ from typing import Any
 
 from ._cache import CHUNK_SUFFIX, PARAMS_FILE
 from ._codec import HEADER_SIZE, check_size, read_header
+from ._local_store import LocalStore
 from ._meta_points import PointCounter, axis_values
 from ._remote import open_store
-from ._store import LocalStore, Store
+from ._store import Store
 from ._textfmt import InspectError, iso_time, short_repr, sort_values, to_jsonable
 from .errors import CorruptChunkError, SpecError, UnreadableChunkError
 

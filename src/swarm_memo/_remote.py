@@ -1,9 +1,10 @@
 """Opening a ``cache_root``: a local path, a ``file://`` URL, or any other URL.
 
 :func:`open_store` parses the scheme of the ``cache_root`` (``C:\\data`` is a Windows path,
-not a URL of scheme ``c``): no scheme or ``file`` gives a :class:`~swarm_memo._store.LocalStore`;
-a scheme registered with :func:`register_store` gives what its factory builds; any other
-scheme an :class:`~swarm_memo._fsspec_store.FsspecStore` (``memory://``, ``s3://``, ...).
+not a URL of scheme ``c``): no scheme or ``file`` gives a
+:class:`~swarm_memo._local_store.LocalStore`; a scheme registered with
+:func:`register_store` gives what its factory builds; any other scheme an
+:class:`~swarm_memo._fsspec_store.FsspecStore` (``memory://``, ``s3://``, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ._store import LocalStore, Store
+from ._local_store import LocalStore
+from ._store import Store
 from .errors import SpecError, SpecTypeError
 
 StoreFactory = Callable[[str, dict[str, Any] | None], Store]

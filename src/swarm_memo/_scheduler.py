@@ -3,9 +3,8 @@
 Missing points are taken in memo-chunk order and cut into exec chunks of
 ``exec_chunk_size`` points (an exec chunk may span memo chunks). A bounded window of exec
 chunks is in flight, so workers never wait for the driver and memo chunks complete
-roughly in order. The window starts at about two exec chunks per worker and grows while
-workers report waiting between two exec chunks (the driver or the transport is too slow
-to keep them fed), up to :data:`MAX_IN_FLIGHT_PER_WORKER`. Each memo chunk is yielded
+roughly in order (:mod:`swarm_memo._window` sizes it: it grows while workers wait for
+work, and a memo's next run starts where its last one ended). Each memo chunk is yielded
 the moment its last point returns; the caller writes it while the window keeps the
 workers busy. Nothing beyond the window and the unfinished chunks is held, so memory
 does not grow with the grid.
@@ -16,15 +15,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from queue import Empty, SimpleQueue
 from typing import Any
 
 from ._backends import Backend
 from ._diagnostics import Diagnostics
 from ._hashing import short_description
+from ._window import Completions, Window
 from ._worker import (
     PointFailure,
     TaskResult,
@@ -39,12 +38,6 @@ MISSING: Any = object()
 
 POLL_SECONDS = 0.05
 """How often a run waiting on another process's claim looks again."""
-MAX_IN_FLIGHT_PER_WORKER = 8
-"""The window never grows beyond this many exec chunks per worker (memory bound)."""
-IDLE_SHARE = 0.05
-IDLE_FLOOR_SECONDS = 50e-6
-"""A worker that waited longer than ``IDLE_SHARE`` of its exec chunk's duration plus
-this floor, between two exec chunks, was starved: the window grows by one."""
 _END: Any = object()
 _READY: Any = object()
 MAX_TRACEBACK = 8000
@@ -99,52 +92,6 @@ class ExecPlan:
 
 class StopRequested(Exception):
     """The engine stopped early on request; every finished job was yielded first."""
-
-
-class Window:
-    """How many exec chunks to keep in flight; grows while workers are starved.
-
-    Workers report when each exec chunk started and finished by their own clock; the
-    wait between two exec chunks of one worker thread is time it spent idle.
-    """
-
-    def __init__(self, workers: int, per_worker: int) -> None:
-        self.size = max(2, per_worker * workers)
-        self.limit = max(self.size, MAX_IN_FLIGHT_PER_WORKER * workers)
-        self._last_finish: dict[Hashable, float] = {}
-
-    def observe(self, worker: Hashable, started: float, finished: float, fed: bool) -> None:
-        """Record one exec chunk; ``fed``: the engine had more to submit meanwhile."""
-        previous = self._last_finish.get(worker)
-        self._last_finish[worker] = finished
-        if previous is None or not fed or self.size >= self.limit:
-            return
-        idle = started - previous
-        if idle > IDLE_SHARE * (finished - started) + IDLE_FLOOR_SECONDS:
-            self.size += 1
-
-
-class Completions:
-    """Where finished futures report: one wake-up per burst of completions, without
-    installing a waiter on every pending future at each wait."""
-
-    def __init__(self) -> None:
-        self._queue: SimpleQueue[Future[Any]] = SimpleQueue()
-
-    def watch(self, future: Future[Any]) -> None:
-        future.add_done_callback(self._queue.put)
-
-    def wait(self, timeout: float | None) -> set[Future[Any]]:
-        """The futures done since the last call; blocks until one is (or ``timeout``)."""
-        try:
-            done = {self._queue.get(timeout=timeout)}
-        except Empty:
-            return set()
-        while True:
-            try:
-                done.add(self._queue.get_nowait())
-            except Empty:
-                return done
 
 
 class Engine:

@@ -1,37 +1,26 @@
-"""Where bytes live: the ``Store`` protocol, the local directory store and the registry.
+"""Where bytes live: the ``Store`` protocol every backend implements.
 
 A store knows nothing about chunks or pickles (that is ``_codec``) nor about the cache
 layout (that is ``_cache``): it reads, writes, lists and moves opaque files by
 ``/``-separated keys relative to its root. ``open_store`` turns a ``cache_root`` into
-a store (see ``_remote``): a local path (or ``file://`` URL) gives a :class:`LocalStore`,
-another URL the store registered for its scheme, else an fsspec store.
-
-:class:`LocalStore` writes every file through :func:`atomic_write`, so a reader never
-sees a half-written file and a killed writer leaves at most a temp file, which listing
-ignores and :meth:`LocalStore.clean_temp` removes once it is older than a grace period.
-It never follows a symlink below its root when it moves or deletes, and it reports
-every failed write as a :class:`~swarm_memo.errors.StoreError` naming the path.
+a store (see ``_remote``): a local path (or ``file://`` URL) gives a
+:class:`~swarm_memo._local_store.LocalStore`, another URL the store registered for its
+scheme, else an fsspec store. Every failed write is reported as a
+:class:`~swarm_memo.errors.StoreError` naming the path (:func:`store_error`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
 import re
-import stat as stat_mod
-import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from .errors import SpecError, StoreError
+from .errors import StoreError
 
 TEMP_SUFFIX = ".tmp"
 TEMP_GRACE_SECONDS = 3600.0
-# ``.<name>.<uuid12>.<pid>.tmp``: what :func:`atomic_write` leaves when its writer dies.
+# ``.<name>.<uuid12>.<pid>.tmp``: what ``_local_store.atomic_write`` leaves when its
+# writer dies.
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.[0-9]+" + re.escape(TEMP_SUFFIX))
 
 
@@ -39,7 +28,7 @@ def is_temp_name(name: str) -> bool:
     """Whether ``name`` may be a temp file of a writer (hidden, ending in ``.tmp``).
 
     Runs clean those up; ``swarm-memo gc`` only removes the ones named exactly like
-    :func:`atomic_write` names them (:data:`TEMP_NAME`).
+    :func:`~swarm_memo._local_store.atomic_write` names them (:data:`TEMP_NAME`).
     """
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
@@ -116,365 +105,8 @@ class Store(Protocol):
         (a read-only folder); stores that cannot tell without writing do nothing."""
 
 
-# --------------------------------------------------------------------------- local store
-
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-# Without dir_fd support (Windows) the parent chain is checked with lstat instead.
-_HAVE_DIR_FD = bool(_NOFOLLOW) and {os.open, os.unlink, os.replace} <= os.supports_dir_fd
-
-
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    The bytes go to a unique temp file in the same directory (same file system, so the
-    rename is atomic), are flushed and fsynced, then renamed over ``path``. On any
-    exception, KeyboardInterrupt included, the temp file is removed.
-    """
-    tmp = _temp_name(path)
-    try:
-        _write_file(tmp, data, durable=durable)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.{os.getpid()}{TEMP_SUFFIX}")
-
-
-def _write_file(path: Path, data: bytes, *, durable: bool) -> None:
-    with open(path, "xb") as fh:
-        fh.write(data)
-        fh.flush()
-        if durable:
-            os.fsync(fh.fileno())
-
-
-def check_local_root(root: Path) -> None:
-    """Raise :class:`SpecError` unless ``root`` is a folder or can become one."""
-    if root.is_symlink() and not root.exists():
-        raise SpecError(f"cache_root {str(root)!r} is a dangling symlink")
-    if root.exists():
-        if not root.is_dir():
-            raise SpecError(f"cache_root {str(root)!r} exists and is not a directory")
-        return
-    for parent in root.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise SpecError(f"cache_root {str(root)!r}: {str(parent)!r} is not a directory")
-            return
-
-
 def store_error(action: str, where: object, exc: OSError) -> StoreError:
     """A :class:`StoreError` for a failed ``action`` on ``where``, keeping ``exc.errno``."""
     error = StoreError(f"cannot {action} {where}: {exc.strerror or exc}", str(where))
     error.errno = exc.errno
     return error
-
-
-class LocalStore:
-    """Files under a local directory, addressed by relative ``/``-separated keys.
-
-    Parameters
-    ----------
-    root
-        The directory; it may be a symlink, but no symlink below it is followed when a
-        file is moved or deleted.
-    durable
-        ``False`` skips every fsync (tests, scratch caches).
-
-    Raises
-    ------
-    SpecError
-        ``root`` is an existing file or a dangling symlink.
-    """
-
-    def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
-        self.root = Path(root).expanduser()
-        check_local_root(self.root)
-        self._root = str(self.root)
-        self.durable = durable
-
-    def __repr__(self) -> str:
-        return f"LocalStore({self._root!r})"
-
-    def path(self, key: str) -> Path:
-        """The local path of ``key``."""
-        return self.root.joinpath(*key.split("/")) if key else self.root
-
-    def url(self, key: str) -> str:
-        """A human-readable location for messages."""
-        return str(self.path(key))
-
-    def init_root(self) -> None:
-        """Create the root with a ``.gitignore`` so a cache is never committed by mistake."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise store_error("create the cache folder", self.root, exc) from exc
-        with contextlib.suppress(OSError):
-            self.write_if_absent(".gitignore", b"# created by swarm-memo\n*\n")
-
-    # ------------------------------------------------------------------ reading
-
-    def read(self, key: str) -> bytes | None:
-        """Return the file's bytes, or ``None`` when it does not exist."""
-        try:
-            # Plain string paths: this is the hot path of a warm run (one call per chunk).
-            with open(os.path.join(self._root, key), "rb") as fh:
-                return fh.read()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-
-    def read_prefix(self, key: str, size: int) -> bytes | None:
-        """At most the first ``size`` bytes, or ``None`` when the file does not exist."""
-        try:
-            with open(os.path.join(self._root, key), "rb") as fh:
-                return fh.read(size)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-
-    def exists(self, key: str) -> bool:
-        return os.path.isfile(os.path.join(self._root, key))
-
-    def stat(self, key: str) -> FileStat | None:
-        try:
-            st = os.stat(os.path.join(self._root, key))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not stat_mod.S_ISREG(st.st_mode):
-            return None
-        return FileStat(st.st_size, st.st_mtime_ns, f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}")
-
-    def _entries(self, prefix: str) -> list[os.DirEntry[str]]:
-        try:
-            with os.scandir(self.path(prefix)) as entries:
-                return list(entries)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-
-    def names(self, prefix: str, suffix: str = "") -> list[str]:
-        """Names (not keys) of the files directly under ``prefix`` ending in ``suffix``.
-
-        Hidden files (temp files of writers, ``.DS_Store``) are never listed.
-        """
-        return [
-            e.name
-            for e in self._entries(prefix)
-            if not e.name.startswith(".") and e.name.endswith(suffix) and e.is_file()
-        ]
-
-    def folders(self, prefix: str) -> list[str]:
-        """Non-hidden folders directly under ``prefix``; symlinked folders are not listed."""
-        return [
-            e.name
-            for e in self._entries(prefix)
-            if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
-        ]
-
-    def temp_files(self, prefix: str) -> dict[str, FileStat]:
-        found = {}
-        for e in self._entries(prefix):
-            if is_temp_name(e.name) and e.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    st = e.stat(follow_symlinks=False)
-                    found[e.name] = FileStat(st.st_size, st.st_mtime_ns, str(st.st_ino))
-        return found
-
-    def lock_path(self, key: str) -> str | None:
-        """Local path of the claims lock file."""
-        return str(self.path(key))
-
-    def check_writable(self, prefix: str) -> None:
-        folder = self.path(prefix)
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent  # the nearest folder that exists: where files go first
-        if not os.access(folder, os.W_OK):
-            error = OSError(errno.EACCES, "read-only")
-            raise store_error("write to", folder, error)
-
-    # ------------------------------------------------------------------ writing
-
-    def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
-        """Write atomically; ``durable=False`` skips the fsync (for rebuildable files).
-
-        Raises
-        ------
-        StoreError
-            The file cannot be written (permissions, full disk, a file in the way); no
-            temp file is left behind.
-        """
-        path = self.path(key)
-        durable = durable and self.durable
-        try:
-            try:
-                atomic_write(path, data, durable=durable)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(path, data, durable=durable)
-        except OSError as exc:
-            raise store_error("write", path, exc) from exc
-
-    def write_if_absent(self, key: str, data: bytes, *, durable: bool = True) -> bool:
-        """Create the file unless it exists; True when this call created it (without an
-        fsync when ``durable=False``).
-
-        The content goes to a temp file which is then hard-linked to the target: the link
-        fails if the target exists, so of two concurrent writers exactly one wins, and a
-        reader never sees a partial file.
-        """
-        path = self.path(key)
-        if os.path.lexists(path):  # the common case: no temp file, no fsync
-            return False
-        try:
-            durable = durable and self.durable
-            try:
-                return self._link_new(path, data, durable)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                return self._link_new(path, data, durable)
-        except OSError as exc:
-            raise store_error("write", path, exc) from exc
-
-    def _link_new(self, path: Path, data: bytes, durable: bool) -> bool:
-        tmp = _temp_name(path)
-        try:
-            _write_file(tmp, data, durable=durable)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            except OSError as exc:  # no hard links here (some FUSE or SMB mounts)
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                    raise
-                return self._create_exclusive(path, data, durable)
-            return True
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-    def _create_exclusive(self, path: Path, data: bytes, durable: bool) -> bool:
-        try:
-            _write_file(path, data, durable=durable)
-        except FileExistsError:
-            return False
-        return True
-
-    # ------------------------------------------------------------------ moving, deleting
-
-    @contextlib.contextmanager
-    def _parent(self, key: str, *, create: bool) -> Iterator[tuple[int | None, str]]:
-        """``(fd of the key's folder or None, file name)``, no symlink followed below root.
-
-        Raises :class:`StoreError` when a folder on the way is a symlink or not a folder.
-        """
-        parts = key.split("/")
-        if any(p in ("", ".", "..") for p in parts):
-            raise StoreError(f"invalid store key {key!r}", key)
-        if not _HAVE_DIR_FD:
-            self._check_no_links(parts[:-1], create=create)
-            yield None, str(self.path(key))
-            return
-        fds = [os.open(self._root, _DIR_FLAGS)]  # the root itself may be a symlink
-        try:
-            for depth, part in enumerate(parts[:-1]):
-                key_here = "/".join(parts[: depth + 1])
-                fds.append(self._open_child(fds[-1], part, key_here, create=create))
-            yield fds[-1], parts[-1]
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def _open_child(self, fd: int, name: str, key: str, *, create: bool) -> int:
-        """Open folder ``name`` below ``fd`` without following a symlink."""
-        try:
-            try:
-                return os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(name, dir_fd=fd)
-                return os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                raise self._refusal(key) from exc
-            raise
-
-    def _check_no_links(self, folders: list[str], *, create: bool) -> None:
-        for depth in range(len(folders)):
-            key = "/".join(folders[: depth + 1])
-            path = self.path(key)
-            if path.is_symlink() or (path.exists() and not path.is_dir()):
-                raise self._refusal(key)
-        if create and folders:
-            self.path("/".join(folders)).mkdir(parents=True, exist_ok=True)
-
-    def _refusal(self, key: str) -> StoreError:
-        where = self.url(key)
-        return StoreError(
-            f"refusing to follow {where}: it is a symlink or not a folder "
-            f"(swarm-memo never moves or deletes through a link out of {self._root})",
-            where,
-        )
-
-    def move(self, src: str, dst: str) -> None:
-        """Move a file (a symlink moves as the link itself), never through a symlink.
-
-        Raises
-        ------
-        StoreError
-            A folder on either path is a symlink, or the move failed.
-        FileNotFoundError
-            ``src`` does not exist.
-        """
-        try:
-            with (
-                self._parent(src, create=False) as (sfd, sname),
-                self._parent(dst, create=True) as (dfd, dname),
-            ):
-                os.replace(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
-        except (StoreError, FileNotFoundError):
-            raise
-        except OSError as exc:
-            raise store_error(f"move {self.url(src)} to", self.url(dst), exc) from exc
-
-    def delete(self, key: str) -> None:
-        """Delete a file if it exists (a symlink is removed itself, never its target)."""
-        try:
-            with self._parent(key, create=False) as (fd, name):
-                os.unlink(name, dir_fd=fd)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except StoreError:
-            raise
-        except OSError as exc:
-            raise store_error("delete", self.url(key), exc) from exc
-
-    def clean_temp(self, prefix: str, grace_seconds: float = TEMP_GRACE_SECONDS) -> int:
-        """Remove temp files under ``prefix`` left by killed writers; return how many."""
-        cutoff = time.time_ns() - int(grace_seconds * 1e9)
-        removed = 0
-        for name, st in self.temp_files(prefix).items():
-            if st.mtime_ns <= cutoff:
-                # Housekeeping during runs: a folder swarm-memo refuses to delete through
-                # (a symlink) is skipped here; `swarm-memo gc` reports it.
-                with contextlib.suppress(StoreError):
-                    self.delete(f"{prefix}/{name}" if prefix else name)
-                    removed += 1
-        return removed
-
-    def prune(self, prefix: str) -> None:
-        """Remove the empty folders at and below ``prefix``; symlinks are left alone."""
-        top = self.path(prefix)
-        if top.is_symlink() or not top.is_dir():
-            return
-        for dirpath, dirs, _files in os.walk(top, topdown=False):
-            for name in dirs:
-                with contextlib.suppress(OSError):  # not empty, or a symlink
-                    os.rmdir(os.path.join(dirpath, name))
-        with contextlib.suppress(OSError):
-            top.rmdir()

@@ -217,9 +217,14 @@ class Shape:
     exec_fn: Callable[..., Any]
     bare_fn: Callable[..., Any]
 
-    def new_memo(self, root: Path, exec_chunk: int) -> Any:
+    def new_memo(self, root: Path, exec_chunk: int, **options: Any) -> Any:
         return new_memo(
-            root, self.chunk_spec, exec_chunk, self.exec_fn, enumerate_points=self.enumerate_points
+            root,
+            self.chunk_spec,
+            exec_chunk,
+            self.exec_fn,
+            enumerate_points=self.enumerate_points,
+            **options,
         )
 
     def points(self) -> list[tuple[int, ...]]:
@@ -321,9 +326,11 @@ def cold_memo_times(sz: Sizes, shape: Shape) -> tuple[float, float, GCTime]:
     return median_seconds(sz.repeats, once), wall, gc_time
 
 
-def warm_memo_times(sz: Sizes, shape: Shape, root: Path) -> tuple[float, float, GCTime, Any]:
+def warm_memo_times(
+    sz: Sizes, shape: Shape, root: Path, **options: Any
+) -> tuple[float, float, GCTime, Any]:
     """Median seconds of ``run`` (new params each call) on one memo whose pool is warm."""
-    memo = shape.new_memo(root, sz.cold_chunk)
+    memo = shape.new_memo(root, sz.cold_chunk, **options)
     warm_up(memo, shape)
     gc_time = GCTime()
     calls = iter(range(1_000_000))
@@ -395,6 +402,21 @@ def cold_shape(sz: Sizes, shape: Shape) -> float:
         "PPE.map+dump+fsync (warm pool)",
         t_floor_fsync,
         note="swarm-memo fsyncs every chunk file",
+    )
+    try:
+        with fresh_dir() as root:
+            t_scratch = warm_memo_times(sz, shape, root, durable=False)[0]
+    except TypeError as exc:  # a swarm-memo from before durable=
+        skip("cold", f"{name} durable=False: {exc}")
+        return t_cold
+    report(
+        "cold",
+        f"{name} pool warm, durable=False",
+        t_scratch,
+        f"{floor} (warm pool)",
+        t_floor_warm,
+        max_ratio=1.3,
+        note="no fsync, like the floor",
     )
     return t_cold
 

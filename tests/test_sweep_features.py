@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ import pytest
 from helpers import CountingExec, expected_output
 from swarm_memo import CollateError, ExecError, SpecError, StoreError, SwarmMemo
 from swarm_memo import _local_store as store_module
+from swarm_memo.errors import SpecTypeError
 
 
 def order_log(tmp_path: Path, **kwargs):
@@ -151,3 +153,34 @@ def test_a_read_only_cache_stops_the_run_before_any_point_is_computed(tmp_path, 
     with pytest.raises(StoreError, match="cannot write to"):
         memo.run({}, {"x": [1, 2, 3]})
     assert counting.count() == 0
+
+
+def fsynced_chunk_files(tmp_path: Path, monkeypatch, durable: bool) -> tuple[int, int]:
+    """(chunk files fsynced, chunk files on disk) after a run of 6 points in 3 chunks."""
+    synced: list[str] = []
+    real_fsync = store_module.os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(store_module.os, "fsync", counting_fsync)
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = SwarmMemo(tmp_path / "c", {"x": 2}, 2, exec_fn=counting, max_workers=1, verbose=0,
+                     durable=durable)  # fmt: skip
+    output, _ = memo.run({}, {"x": list(range(6))})
+    assert output == [expected_output({}, (x,)) for x in range(6)]
+    monkeypatch.undo()
+    assert memo.run({}, {"x": list(range(6))})[1].executed_points == 0  # stored all the same
+    return sum(".chunk." in path for path in synced), len(list(tmp_path.glob("c/*/chunks/*")))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fds through /proc")
+def test_chunk_files_are_fsynced_unless_durable_is_false(tmp_path, monkeypatch):
+    assert fsynced_chunk_files(tmp_path / "a", monkeypatch, durable=True) == (3, 3)
+    assert fsynced_chunk_files(tmp_path / "b", monkeypatch, durable=False) == (0, 3)
+
+
+def test_durable_must_be_a_bool(tmp_path):
+    with pytest.raises(SpecTypeError, match="durable must be True or False"):
+        SwarmMemo(tmp_path, {"x": 1}, 1, durable="no")

@@ -105,12 +105,15 @@ def build_config(arguments: dict[str, Any]) -> MemoConfig:
         check_positive_int(max_workers, "max_workers", "None or an int >= 1")
     if verbose not in (0, 1, 2):
         raise SpecError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+    durable = options.get("durable", True)  # memos pickled before it existed lack it
+    if not isinstance(durable, bool):
+        raise SpecTypeError(f"durable must be True or False; got {durable!r}")
     _check_choice(options["on_error"], "on_error", ("raise", "skip"))
     _check_choice(options["on_code_change"], "on_code_change", ("warn", "recompute", "ignore"))
     return MemoConfig(
         cache_root=os.fspath(cache_root),
         layout=layout,
-        store=open_store(cache_root, options["storage_options"]),
+        store=open_store(cache_root, options["storage_options"], durable=durable),
         exec_chunk_size=exec_chunk_size,
         enumerate_points=enumerate_points,
         exec_fn=exec_fn,

@@ -66,7 +66,7 @@ class SwarmMemo:
         ``SLURM_CPUS_PER_TASK``); 1 runs in-process with no pool.
     axis_order
         Order of axes for chunk iteration (first axis slowest) and default point tuples.
-        Default: sorted axis names. Never affects cache keys.
+        Default: the key order of ``memo_chunk_spec``. Never affects cache keys.
     verbose
         0 silent; 1 a progress bar while executing and a one-line summary (stderr);
         2 also logs each chunk written to the ``swarm_memo`` logger.
@@ -77,6 +77,12 @@ class SwarmMemo:
     storage_options
         Options for the fsspec file system when ``cache_root`` is a URL such as
         ``"s3://bucket/sweeps"`` or ``"memory://cache"`` (e.g. ``{"endpoint_url": ...}``).
+    durable
+        True (default): a local chunk file is fsynced before it counts as stored, so a
+        power cut loses no finished point. False skips the fsync, for scratch caches and
+        file systems where it is slow (network and cluster file systems, many small
+        chunks); files are still written atomically and checksummed, so a file a power
+        cut damages is detected, set aside and recomputed. URL caches ignore it.
     on_error
         ``"raise"`` (default): an exception in ``exec_fn`` raises :class:`ExecError` after
         storing every finished chunk. ``"skip"``: failing points are listed in
@@ -133,6 +139,7 @@ class SwarmMemo:
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         deadline: float | datetime | None = None,
         storage_options: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> None:
         self._arguments: dict[str, Any] = {
             "cache_root": cache_root,
@@ -155,6 +162,7 @@ class SwarmMemo:
             "grace_seconds": grace_seconds,
             "deadline": deadline,
             "storage_options": storage_options,
+            "durable": durable,
         }
         self.config = build_config(self._arguments)
         self._code = None if exec_fn is None else code_fingerprint(exec_fn).hex()

@@ -70,9 +70,13 @@ def split_scheme(location: str) -> tuple[str | None, str]:
 
 
 def open_store(
-    cache_root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+    cache_root: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+    *,
+    durable: bool = True,
 ) -> Store:
     """The store of a ``cache_root``: a local path, a ``file://`` URL or another URL.
+    ``durable=False`` makes a local store skip its fsyncs (object stores ignore it).
 
     Raises
     ------
@@ -90,7 +94,7 @@ def open_store(
                 "storage_options only apply to a URL cache_root (s3://..., memory://...); "
                 f"cache_root {text!r} is a local path"
             )
-        return LocalStore(rest if scheme == "file" else cache_root)
+        return LocalStore(rest if scheme == "file" else cache_root, durable=durable)
     factory = _FACTORIES.get(scheme)
     if factory is not None:
         return factory(text, storage_options)

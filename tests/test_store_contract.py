@@ -15,6 +15,7 @@ import pytest
 
 from moto_s3 import new_bucket, s3_server
 from swarm_memo import _local_store
+from swarm_memo._local_store import LocalStore
 from swarm_memo._remote import open_store
 from swarm_memo._store import Store
 from swarm_memo.errors import StoreError
@@ -108,6 +109,15 @@ def test_missing_file_reads_as_none(backend: Backend) -> None:
     assert store.exists("a/missing.bin") is False
     assert store.names("a") == []
     assert store.folders("a") == []
+
+
+def test_writes_run_in_the_background_where_they_wait_on_the_disk_or_the_network(
+    backend: Backend,
+) -> None:
+    store = backend.store
+    assert store.background_writes is True  # local stores fsync by default; remote: network
+    if isinstance(store, LocalStore):
+        assert LocalStore(store.root, durable=False).background_writes is False
 
 
 def test_a_writable_store_passes_the_write_check_even_before_its_folders_exist(

@@ -255,3 +255,34 @@ def test_run_on_a_full_disk_raises_store_error_and_leaves_no_temp_file(
     assert str(tmp_path / "cache") in info.value.path
     monkeypatch.undo()
     assert not [f for f in all_files(tmp_path / "cache") if f.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("durable", [True, False])  # writer threads, or inline writes
+def test_a_failed_chunk_write_stops_the_run_and_keeps_the_chunks_written_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counting, durable: bool
+) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 1}, 1, exec_fn=counting, max_workers=1,
+                     verbose=0, durable=durable)  # fmt: skip
+    real_write = LocalStore.write
+    chunk_writes = []
+
+    def third_chunk_fails(self: LocalStore, key: str, data: bytes, **kwargs: Any) -> None:
+        if "/chunks/" in key:
+            chunk_writes.append(key)
+            if len(chunk_writes) == 3:
+                raise StoreError(f"cannot write {key}: No space left on device", key)
+        real_write(self, key, data, **kwargs)
+
+    monkeypatch.setattr(LocalStore, "write", third_chunk_fails)
+    spec = {"x": list(range(6))}
+    with pytest.raises(StoreError, match="No space left"):
+        memo.run({}, spec)
+    monkeypatch.undo()
+    stored = len(list((tmp_path / "cache").glob("*/chunks/*.chunk")))
+    assert 2 <= stored <= 5
+    if not durable:
+        assert stored == 2  # written on the driver: the run stopped at the failed write
+    before = counting.count()
+    output, diag = memo.run({}, spec)
+    assert output == [expected_output({}, (x,)) for x in range(6)]
+    assert diag.executed_points == 6 - stored == counting.count() - before

@@ -52,6 +52,7 @@ class FsspecStore:
         self.root = root.rstrip("/")
         self._url = url.rstrip("/")
         self._exclusive_put = "s3" in _protocols(fs)
+        self.background_writes = True  # a write is a round trip to the store
 
     def __repr__(self) -> str:
         return f"FsspecStore({self._url!r})"

@@ -180,6 +180,11 @@ class LocalStore:
                     found[e.name] = FileStat(st.st_size, st.st_mtime_ns, str(st.st_ino))
         return found
 
+    @property
+    def background_writes(self) -> bool:
+        """Writes wait on the disk only when they fsync."""
+        return self.durable
+
     def lock_path(self, key: str) -> str | None:
         """Local path of the claims lock file."""
         return str(self.path(key))

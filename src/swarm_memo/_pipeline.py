@@ -69,7 +69,8 @@ class _Run:
         self.stored: set[str] = set()
         self.code_changed = False
         self._others: dict[str, Others] = {}
-        self.writer = ChunkWriter() if compute else None
+        store = self.config.store
+        self.writer = ChunkWriter(background=store.background_writes) if compute else None
 
     # ------------------------------------------------------------------ the call
 

@@ -50,6 +50,12 @@ class Store(Protocol):
     is checked by the same contract suite (``tests/test_store_contract.py``).
     """
 
+    @property
+    def background_writes(self) -> bool:
+        """Whether a run writes chunk files on background threads: True when a write
+        waits on the disk (fsync) or the network; False when it only copies into the page
+        cache, where the threads' hand-offs cost more than the write."""
+
     def url(self, key: str) -> str:
         """A human-readable location of ``key``, for messages."""
 

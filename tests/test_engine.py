@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import CountingExec, expected_output
-from swarm_memo import CodeChangedWarning, ExecError, SwarmMemo, WorkerDiedError
+from swarm_memo import CodeChangedWarning, ExecError, RunInterrupted, SwarmMemo, WorkerDiedError
 from swarm_memo._window import MAX_IN_FLIGHT_PER_WORKER, Window
 
 SPEC = {"x": list(range(20))}
@@ -344,3 +344,40 @@ def test_a_run_of_tiny_chunks_holds_a_bounded_number_of_claims(tmp_path, monkeyp
     assert len(output) == 400
     assert diag.executed_points == 400
     assert max(most) <= 16  # one-point chunks: without the bound, the whole window
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RunInterrupted])
+def test_an_inline_write_a_second_signal_interrupts_is_written_by_finish(interrupt):
+    from swarm_memo._writer import ChunkWriter
+
+    writer = ChunkWriter(background=False)
+    attempts: list[int] = []
+    done: list[str] = []
+
+    def write() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise interrupt("a second Ctrl-C")  # lands inside the write
+        return "stored"
+
+    with pytest.raises(interrupt):
+        writer.submit(write, done.append)
+    assert done == []
+    writer.finish(raising=False)  # what a run does on its way out
+    assert (len(attempts), done) == (2, ["stored"])
+
+
+def test_an_inline_write_that_fails_surfaces_like_a_threads_failure():
+    from swarm_memo._writer import ChunkWriter
+
+    writer = ChunkWriter(background=False)
+    done: list[str] = []
+    writer.submit(lambda: "first", done.append)
+
+    def disk_full() -> str:
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        writer.submit(disk_full, done.append)
+    writer.finish()
+    assert done == ["first"]

@@ -24,13 +24,7 @@ from ._backends import Backend
 from ._diagnostics import Diagnostics
 from ._hashing import short_description
 from ._window import Completions, Window
-from ._worker import (
-    PointFailure,
-    TaskResult,
-    decode_result,
-    evaluate_timed,
-    run_batch,
-)
+from ._worker import PointFailure, TaskResult, decode_result, evaluate_timed, run_batch
 from .errors import ExecError, SpecTypeError, WorkerDiedError
 
 MISSING: Any = object()

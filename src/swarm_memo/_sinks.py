@@ -97,7 +97,6 @@ class GridOrdered:
     wants_outputs = True
 
     def __init__(self, grid: Grid) -> None:
-        self._grid = grid
         self._strides = strides([len(axis.values) for axis in grid.axes])
         self._outputs: list[Any] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
         self._placed = 0

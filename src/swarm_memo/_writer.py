@@ -17,6 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from .errors import RunInterrupted
+
 logger = logging.getLogger("swarm_memo")
 
 MAX_PENDING_WRITES = 8
@@ -52,17 +54,20 @@ class ChunkWriter:
     def __init__(self, *, background: bool = True) -> None:
         self._pending: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
         self._background = background
+        self._interrupted: deque[tuple[Callable[[], Any], Callable[[Any], None]]] = deque()
 
     def submit(self, write: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
         """Start ``write()``; ``on_done(result)`` is called on this thread once it is done."""
         if self._background:
             future = _writer_threads().submit(write)
         else:
-            future = Future()
             try:
-                future.set_result(write())
-            except Exception as exc:  # raised by _collect, as a thread's failure would be
-                future.set_exception(exc)
+                future = _run_inline(write)
+            except (KeyboardInterrupt, RunInterrupted):
+                # A second stop signal landed inside the write: finish() writes the chunk
+                # again (writes are atomic and idempotent), so no finished point is lost.
+                self._interrupted.append((write, on_done))
+                raise
         self._pending.append((future, on_done))
         self._collect(wait_until=MAX_PENDING_WRITES)
 
@@ -75,6 +80,9 @@ class ChunkWriter:
     def finish(self, *, raising: bool = True) -> None:
         """Wait for every pending write. With ``raising=False`` (another error is already
         on its way) a failed write is logged instead of raised."""
+        while self._interrupted:
+            write, on_done = self._interrupted.popleft()
+            self._pending.append((_run_inline(write), on_done))
         while self._pending:
             try:
                 self._collect(wait_until=0)
@@ -82,3 +90,15 @@ class ChunkWriter:
                 if raising:
                     raise
                 logger.exception("swarm-memo: a chunk write failed")
+
+
+def _run_inline(write: Callable[[], Any]) -> Future[Any]:
+    """``write()`` run here, its result or failure kept as a writer thread's would be."""
+    future: Future[Any] = Future()
+    try:
+        future.set_result(write())
+    except RunInterrupted:  # a stop signal, not a failed write
+        raise
+    except Exception as exc:  # raised by ChunkWriter._collect, like a thread's failure
+        future.set_exception(exc)
+    return future

@@ -62,3 +62,25 @@ def grid_expected(
 ) -> list[Any]:
     """The grid-order oracle: what ``run()`` returns with the default collate and merge."""
     return [expected_output(params, point) for point in grid_points(spec, axis_order)]
+
+
+def outputs_under_hash_seeds(code: str, seeds: Sequence[str]) -> set[str]:
+    """The distinct stdouts of ``python -c code`` run once per ``PYTHONHASHSEED``, with
+    only this checkout's ``swarm_memo`` importable: one element when the output does not
+    depend on str hashing."""
+    import subprocess
+    import sys
+
+    import swarm_memo
+
+    source_root = str(Path(swarm_memo.__file__).parents[1])
+    return {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed, "PATH": "", "PYTHONPATH": source_root},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in seeds
+    }

@@ -6,19 +6,15 @@ import functools
 import importlib.util
 import math
 import pathlib
-import subprocess
 import sys
 import textwrap
 import threading
 import types
 from typing import Any
 
-import swarm_memo
-from helpers import CountingExec
+from helpers import CountingExec, outputs_under_hash_seeds
 from swarm_memo import _fingerprint
 from swarm_memo._fingerprint import code_fingerprint
-
-SOURCE_ROOT = str(pathlib.Path(swarm_memo.__file__).parents[1])
 
 
 def define(
@@ -262,14 +258,4 @@ print(code_fingerprint(fn).hex(), code_fingerprint(functools.partial(fn, s={{"m"
 
 def test_fingerprint_is_the_same_in_another_process_with_another_hash_seed():
     code = SEEDED.format(tests=str(pathlib.Path(__file__).parent))
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env={"PYTHONHASHSEED": seed, "PATH": "", "PYTHONPATH": SOURCE_ROOT},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("0", "1", "4242")
-    }
-    assert len(outputs) == 1
+    assert len(outputs_under_hash_seeds(code, ("0", "1", "4242"))) == 1

@@ -6,18 +6,15 @@ import dataclasses
 import enum
 import math
 import pathlib
-import subprocess
-import sys
 from collections import OrderedDict
 
 import pytest
 
-import swarm_memo
+from helpers import outputs_under_hash_seeds
 from swarm_memo import UnhashableValueError
 from swarm_memo._hashing import digest
 
 np = pytest.importorskip("numpy")
-SOURCE_ROOT = str(pathlib.Path(swarm_memo.__file__).parents[1])  # the code under test
 
 
 class Color(enum.Enum):
@@ -87,17 +84,7 @@ def test_digests_are_the_same_in_another_process_with_another_hash_seed():
         "from swarm_memo._hashing import digest;"
         "print(digest({'b': {3, 1, 'x'}, 'a': ('q', frozenset({2, 'y'}))}))"
     )
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env={"PYTHONHASHSEED": seed, "PATH": "", "PYTHONPATH": SOURCE_ROOT},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for seed in ("0", "1", "987")
-    }
-    assert len(outputs) == 1
+    assert len(outputs_under_hash_seeds(code, ("0", "1", "987"))) == 1
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -45,6 +46,19 @@ class CountingExec:
 
     def reset(self) -> None:
         Path(self.log).unlink(missing_ok=True)
+
+
+class LockAt(CountingExec):
+    """``CountingExec`` whose output at point ``lock_at`` is a lock: it cannot be pickled,
+    so it can be neither sent back from a worker process nor stored."""
+
+    def __init__(self, log: Path, lock_at: Any) -> None:
+        super().__init__(log)
+        self.lock_at = lock_at
+
+    def __call__(self, params: dict[str, Any], point: Any) -> Any:
+        output = super().__call__(params, point)
+        return threading.Lock() if point == self.lock_at else output
 
 
 def expected_output(params: dict[str, Any], point: Any) -> Any:

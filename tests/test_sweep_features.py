@@ -114,7 +114,7 @@ def unpicklable(params, point):
 @pytest.mark.parametrize("executor", ["serial", "thread"])
 def test_an_unpicklable_output_names_its_point_in_process_executors_too(tmp_path, executor):
     memo = SwarmMemo(tmp_path, {"x": 3}, 1, exec_fn=unpicklable, executor=executor, verbose=0)
-    with pytest.raises(ExecError, match=r"cannot be stored .*at point \(2,\)") as info:
+    with pytest.raises(ExecError, match=r"cannot be pickled .*at point \(2,\)") as info:
         memo.run({}, {"x": [1, 2, 3]})
     assert info.value.point == (2,)
 

@@ -329,46 +329,61 @@ class Engine:
         return (*decode_result(payload), finished - started)
 
     def _absorb(self, batch: Batch, result: tuple[list[Any], list[int], float]) -> None:
+        """Place an exec chunk's outputs in their jobs. Under ``on_error="raise"`` the
+        points finished before the failure are placed first (their jobs are then stored,
+        whole or partial), then the error is raised; the failed point stays missing."""
         outputs, failed, seconds = result
-        if failed:
-            self._record_failures(batch, outputs, failed)
-        self.plan.on_progress(len(outputs))
         per_point = seconds / max(1, len(outputs))
+        error = self._record_failures(batch, outputs, failed) if failed else None
+        if error is not None:
+            outputs = outputs[: failed[0]]
+        self.plan.on_progress(len(outputs))
         offset = 0
         for job, positions in batch:
-            count = len(positions)
+            count = min(len(positions), len(outputs) - offset)
+            if count <= 0:
+                break
             job.seconds += per_point * count
-            values = outputs[offset : offset + count]
-            first = positions[0]
-            if positions[-1] - first + 1 == count:  # a contiguous run: one slice copy
-                job.outputs[first : first + count] = values
-            else:
-                for position, value in zip(positions, values, strict=True):
-                    job.outputs[position] = value
+            self._place(job, positions[:count], outputs[offset : offset + count])
             offset += count
-            job.remaining -= count
-            self._buffered += count
-            self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
-            if job.remaining == 0:
-                self._buffered -= len(job.missing)
-                self._started.pop(id(job), None)
-                self._ready.append(job)
-            else:
-                self._started[id(job)] = job
+        if error is not None:
+            raise error
 
-    def _record_failures(self, batch: Batch, outputs: list[Any], failed: list[int]) -> None:
-        """Raise for the first failure, or (``on_error="skip"``) list every failed point."""
+    def _place(self, job: ChunkJob, positions: list[int], values: list[Any]) -> None:
+        count = len(positions)
+        first = positions[0]
+        if positions[-1] - first + 1 == count:  # a contiguous run: one slice copy
+            job.outputs[first : first + count] = values
+        else:
+            for position, value in zip(positions, values, strict=True):
+                job.outputs[position] = value
+        job.remaining -= count
+        self._buffered += count
+        self.diag.max_stream_buffer = max(self.diag.max_stream_buffer, self._buffered)
+        if job.remaining == 0:
+            self._buffered -= len(job.missing)
+            self._started.pop(id(job), None)
+            self._ready.append(job)
+        else:
+            self._started[id(job)] = job
+
+    def _record_failures(
+        self, batch: Batch, outputs: list[Any], failed: list[int]
+    ) -> ExecError | None:
+        """The error of the first failure (``on_error="raise"``), or None once every
+        failed point is listed (``on_error="skip"``)."""
         where = [(job, pos) for job, positions in batch for pos in positions]
         for index in failed:
             job, position = where[index]
             if not self.plan.skip_errors:
-                raise self._exec_error(job.points[position], outputs[index])
+                return self._exec_error(job.points[position], outputs[index])
             job.failed += 1
             failure = outputs[index]
             self.diag.failed_points.append(job.points[position])
             self.diag.failures.append(
                 (job.points[position], f"{failure.exc_type}: {failure.message}"[:500])
             )
+        return None
 
     def _exec_error(self, point: Any, failure: PointFailure) -> ExecError:
         return point_error(point, self.plan.params, failure)

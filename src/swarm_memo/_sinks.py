@@ -105,9 +105,10 @@ class GridOrdered:
         self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
     ) -> None:
         """Place a chunk's outputs: one slice per run along the last axis (which is
-        contiguous in the grid), so a one-axis chunk costs a single slice copy."""
+        contiguous in the grid), so a one-axis chunk costs a single slice copy. A grid
+        with no axes (``memo_chunk_spec={}``) has one point, ``()``: one run of one."""
         flat = self._outputs
-        run = len(chunk.bins[-1])
+        run = len(chunk.bins[-1]) if chunk.bins else 1
         at = 0
         for start in self._run_starts(chunk):
             flat[start : start + run] = outputs[at : at + run]

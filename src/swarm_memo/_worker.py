@@ -134,6 +134,41 @@ def encode_result(outputs: list[Any], failed: list[int], skip_errors: bool) -> b
         return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
     except Exception:
         pass  # find the culprits: one pickle per output, only on this rare path
+    outputs, failed = _fail_unpicklable(outputs, failed, skip_errors)
+    return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
+
+
+class _Discard:
+    """A file that drops what is written: pickling into it only checks picklability."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _out_of_band(buffer: pickle.PickleBuffer) -> bool:
+    return False  # large buffers (numpy arrays) are not copied, only checked
+
+
+def check_storable(
+    outputs: list[Any], failed: list[int], skip_errors: bool
+) -> tuple[list[Any], list[int]]:
+    """In-process backends: an output that cannot be pickled (so cannot be stored)
+    becomes its point's failure, exactly as :func:`encode_result` does in a worker.
+
+    One pickling pass into nothing (big buffers out of band); per output only if it fails.
+    """
+    try:
+        pickle.Pickler(_Discard(), PICKLE_PROTOCOL, buffer_callback=_out_of_band).dump(outputs)
+        return outputs, failed
+    except Exception:
+        return _fail_unpicklable(outputs, failed, skip_errors)
+
+
+def _fail_unpicklable(
+    outputs: list[Any], failed: list[int], skip_errors: bool
+) -> tuple[list[Any], list[int]]:
+    """Each output that does not pickle replaced by its failure; unless ``skip_errors``,
+    the outputs end at the first failure (evaluation would have stopped there)."""
     outputs = list(outputs)
     failed = list(failed)
     for index, output in enumerate(outputs):
@@ -148,7 +183,7 @@ def encode_result(outputs: list[Any], failed: list[int], skip_errors: bool) -> b
                 del outputs[index + 1 :]
                 failed = [i for i in failed if i <= index]
                 break
-    return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
+    return outputs, failed
 
 
 def evaluate_timed(
@@ -158,9 +193,11 @@ def evaluate_timed(
     skip_errors: bool,
     in_driver: bool = False,
 ) -> tuple[list[Any], list[int], float]:
-    """:func:`evaluate`, plus the seconds it took (in-process backends)."""
+    """:func:`evaluate` then :func:`check_storable`, plus the seconds it took
+    (in-process backends)."""
     started = time.perf_counter()
     outputs, failed = evaluate(exec_fn, params, points, skip_errors, in_driver)
+    outputs, failed = check_storable(outputs, failed, skip_errors)
     return outputs, failed, time.perf_counter() - started
 
 

@@ -4,6 +4,10 @@ sweep with no axes works; a stored point survives a power cut."""
 
 from __future__ import annotations
 
+import os
+import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +107,79 @@ def test_a_sweep_with_no_axes_is_one_memoized_call(tmp_path):
     assert memo.run_streaming({"alpha": 2}, {}).executed_points == 1
     assert memo.run({"alpha": 2}, {})[0] == [expected_output({"alpha": 2}, ())]
     assert counting.calls() == ["()", "()"]
+
+
+# ------------------------------------------------------------------ item 11
+
+
+def folder_events(monkeypatch) -> list[tuple[str, str]]:
+    """("rename", folder) for every rename, ("fsync", folder) for every fsync of a folder."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst, **kwargs) -> None:
+        real_replace(src, dst, **kwargs)
+        events.append(("rename", os.path.dirname(os.fspath(dst))))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def run_six_points(root: Path, durable: bool) -> None:
+    memo = SwarmMemo(root, {"x": 2}, 2, exec_fn=CountingExec(root.parent / f"{root.name}.log"),
+                     max_workers=1, verbose=0, durable=durable)  # fmt: skip
+    memo.run({}, {"x": list(range(6))})
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fds through /proc")
+def test_a_stored_chunk_survives_a_power_cut_its_folder_is_fsynced(tmp_path, monkeypatch):
+    events = folder_events(monkeypatch)
+    run_six_points(tmp_path / "scratch", durable=False)
+    assert [e for e in events if e[0] == "fsync"] == []  # durable=False: no fsync at all
+    events.clear()
+    run_six_points(tmp_path / "c", durable=True)
+    monkeypatch.undo()
+    (chunks,) = {str(p.parent) for p in tmp_path.glob("c/*/chunks/*.chunk")}
+    renames = [i for i, event in enumerate(events) if event == ("rename", chunks)]
+    assert len(renames) == 3
+    # each chunk file's rename is followed by an fsync of its folder (before the run ends)
+    assert ("fsync", chunks) in events[renames[-1] :]
+    assert events.count(("fsync", chunks)) <= 3
+    # the folders made for them are entries of fsynced folders too
+    synced = {folder for kind, folder in events if kind == "fsync"}
+    set_folder = str(Path(chunks).parent)
+    assert {str(tmp_path), str(tmp_path / "c"), set_folder, chunks} <= synced
+
+
+def test_writers_renaming_during_a_folder_fsync_share_the_next_one(monkeypatch):
+    from swarm_memo import _durable
+
+    calls: list[str] = []
+    first_running, release = threading.Event(), threading.Event()
+
+    def slow_fsync(folder: str) -> None:
+        calls.append(folder)
+        if len(calls) == 1:
+            first_running.set()
+            assert release.wait(10)
+
+    monkeypatch.setattr(_durable, "_fsync_folder", slow_fsync)
+    syncer = _durable._FolderSync()
+    threads = [threading.Thread(target=syncer.sync, args=("f",)) for _ in range(4)]
+    threads[0].start()
+    assert first_running.wait(10)
+    for thread in threads[1:]:  # they renamed while the first fsync runs: it misses them
+        thread.start()
+    deadline = time.monotonic() + 10
+    while syncer._requested < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert calls == ["f", "f"]  # one fsync for the first, one shared by the other three

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._durable import sync_folder
 from ._store import TEMP_GRACE_SECONDS, TEMP_SUFFIX, FileStat, is_temp_name, store_error
 from .errors import SpecError, StoreError
 
@@ -31,7 +32,8 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
     The bytes go to a unique temp file in the same directory (same file system, so the
-    rename is atomic), are flushed and fsynced, then renamed over ``path``. On any
+    rename is atomic), are flushed and fsynced, then renamed over ``path``; the folder is
+    then fsynced too (:func:`sync_folder`), so the rename survives a power cut. On any
     exception, KeyboardInterrupt included, the temp file is removed.
     """
     tmp = _temp_name(path)
@@ -42,6 +44,8 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if durable:
+        sync_folder(path.parent)
 
 
 def _temp_name(path: Path) -> Path:
@@ -93,6 +97,7 @@ class LocalStore:
         check_local_root(self.root)
         self._root = str(self.root)
         self.durable = durable
+        self._synced_folders: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"LocalStore({self._root!r})"
@@ -216,6 +221,8 @@ class LocalStore:
             except FileNotFoundError:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, data, durable=durable)
+            if durable:
+                self._sync_parents(path.parent)
         except OSError as exc:
             raise store_error("write", path, exc) from exc
 
@@ -233,12 +240,29 @@ class LocalStore:
         try:
             durable = durable and self.durable
             try:
-                return self._link_new(path, data, durable)
+                created = self._link_new(path, data, durable)
             except FileNotFoundError:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                return self._link_new(path, data, durable)
+                created = self._link_new(path, data, durable)
+            if created and durable:
+                sync_folder(path.parent)
+                self._sync_parents(path.parent)
+            return created
         except OSError as exc:
             raise store_error("write", path, exc) from exc
+
+    def _sync_parents(self, folder: Path) -> None:
+        """Once per folder a durable file goes to: fsync the folders above it up to the
+        root's parent, so folders made by anyone (claims, a params description, this
+        write) survive a power cut with the files in them."""
+        if folder in self._synced_folders:
+            return
+        parents = [folder, *folder.parents]
+        for parent in parents[1 : parents.index(self.root) + 1] if self.root in parents else []:
+            sync_folder(parent)
+        with contextlib.suppress(PermissionError):  # not ours: it may not be readable
+            sync_folder(self.root.parent)
+        self._synced_folders.add(folder)
 
     def _link_new(self, path: Path, data: bytes, durable: bool) -> bool:
         tmp = _temp_name(path)

@@ -78,11 +78,12 @@ class SwarmMemo:
         Options for the fsspec file system when ``cache_root`` is a URL such as
         ``"s3://bucket/sweeps"`` or ``"memory://cache"`` (e.g. ``{"endpoint_url": ...}``).
     durable
-        True (default): a local chunk file is fsynced before it counts as stored, so a
-        power cut loses no finished point. False skips the fsync, for scratch caches and
-        file systems where it is slow (network and cluster file systems, many small
-        chunks); files are still written atomically and checksummed, so a file a power
-        cut damages is detected, set aside and recomputed. URL caches ignore it.
+        True (default): a local chunk file and then its folder are fsynced before it
+        counts as stored, so a power cut loses no finished point. False skips the
+        fsyncs, for scratch caches and file systems where they are slow (network and
+        cluster file systems, many small chunks); files are still written atomically
+        and checksummed, so a file a power cut damages is detected, set aside and
+        recomputed. URL caches ignore it.
     on_error
         ``"raise"`` (default): an exception in ``exec_fn`` raises :class:`ExecError` after
         storing every finished chunk. ``"skip"``: failing points are listed in

@@ -36,9 +36,9 @@ def canon_value(value: Any) -> tuple[str, Any]:
 
 
 def canon_point(point: tuple[Any, ...], axes: tuple[str, ...]) -> Canon:
-    """A point's identity: its axis values by sorted axis name, then any extra values."""
-    by_axis = dict(zip(axes, point, strict=False))  # extra values follow the axes
-    named = tuple(canon_value(by_axis[axis]) for axis in sorted(axes))
+    """A point's identity: its axis values named, in the order of the tuple ``exec_fn``
+    received (another axis order is another point), then any extra values."""
+    named = tuple((axis, canon_value(v)) for axis, v in zip(axes, point, strict=False))
     return named + tuple(canon_value(v) for v in point[len(axes) :])
 
 

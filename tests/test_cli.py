@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -167,11 +168,14 @@ def test_ls_and_info_count_points_held_by_several_chunk_files_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = {"x": [1, 2, 3, 4], "y": [1, 2]}
-    for bins in (2, 3):  # a rebin: the second run reuses points into new chunk files
-        memo = SwarmMemo(
-            tmp_path, {"x": bins, "y": 2}, 4, exec_fn=product_fn, max_workers=1, verbose=0
-        )
+    for bins, root in ((3, tmp_path / "other"), (2, tmp_path)):
+        memo = SwarmMemo(root, {"x": bins, "y": 2}, 4, exec_fn=product_fn, max_workers=1, verbose=0)
         memo.run({}, spec)
+    # Copies of every point under another binning (runs never write copies themselves).
+    (set_dir,) = (p for p in tmp_path.iterdir() if (p / "chunks").is_dir())
+    for copy in (tmp_path / "other").glob("*/chunks/*.chunk"):
+        shutil.copy(copy, set_dir / "chunks" / copy.name)
+    shutil.rmtree(tmp_path / "other")
     memo.run({}, {"x": [0, 1, 2, 3, 4], "y": [1, 2]})  # an insert into axis x
     (row,) = invoke_json("ls", tmp_path)
     assert row["chunks"] > 3

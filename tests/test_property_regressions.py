@@ -5,6 +5,7 @@ Each was a gap in src, now fixed; the tests keep it fixed.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -59,7 +60,11 @@ def test_changed_enumerator_keeps_the_points_of_the_chunk_file_it_rewrites(tmp_p
 def test_points_of_a_damaged_file_are_served_from_an_intact_copy(tmp_path, counting):
     spec = {"a": [0, 1, 2, 3]}
     memo(tmp_path, counting, {"a": 2}).run({}, spec)  # files [0, 1] and [2, 3]
-    memo(tmp_path, counting, {"a": 4}).run({}, spec)  # file [0, 1, 2, 3]: a second copy
+    # A second copy of every point: the file [0, 1, 2, 3] of another cache, copied in (a
+    # rebinned run no longer writes copies of stored points).
+    memo(tmp_path / "other", counting, {"a": 4}).run({}, spec)
+    (copy,) = (tmp_path / "other").glob("*/chunks/*.chunk")
+    shutil.copy(copy, next(tmp_path.glob("*/chunks")) / copy.name)
     counting.reset()
     files = sorted(tmp_path.glob("*/chunks/*.chunk"), key=lambda f: f.stat().st_size)
     for damaged in files[:-1]:  # the two small files; the whole-grid file stays intact

@@ -51,7 +51,7 @@ def test_status_estimates_the_missing_compute_time_from_stored_timings(tmp_path)
 def test_chunks_written_without_timings_still_load(tmp_path, monkeypatch):
     from swarm_memo import _records
 
-    monkeypatch.setattr(_records, "provenance", lambda job: {})
+    monkeypatch.setattr(_records, "provenance", lambda job, computed: {})
     memo = SwarmMemo(tmp_path / "c", {"x": 4}, 2, exec_fn=CountingExec(tmp_path / "l"),
                      max_workers=1, verbose=0)  # fmt: skip
     memo.run({}, {"x": SPEC["x"][:4]})

@@ -13,7 +13,7 @@ import pytest
 
 import swarm_memo
 from helpers import CountingExec, expected_output, grid_expected
-from swarm_memo import Diagnostics, SwarmMemo
+from swarm_memo import AxisOrderWarning, Diagnostics, SwarmMemo
 from swarm_memo._codec import decode_chunk
 
 SPEC = {"strat": ["aaa", "bb"], "s": [1, 2, 3, 4]}
@@ -175,30 +175,25 @@ def test_appending_to_an_axis_reuses_every_unchanged_chunk(make_memo, counting):
     assert executed == set(itertools.product(*bigger.values())) - stored
 
 
-def test_axis_order_sets_point_order_and_reuses_chunks_in_any_order(make_memo, counting):
+def test_axis_order_sets_point_order_and_another_order_recomputes_with_a_warning(
+    make_memo, counting
+):
     bins = {"strat": 2, "s": 2}
     out_default, _ = make_memo(memo_chunk_spec=bins).run({"alpha": 1}, SPEC)
     # the default axis order is the key order of memo_chunk_spec: points are (strat, s)
     assert [o["point"] for o in out_default][:4] == [("aaa", 1), ("aaa", 2), ("aaa", 3), ("aaa", 4)]
-    out, diag = make_memo(memo_chunk_spec=bins, axis_order=["s", "strat"]).run({"alpha": 1}, SPEC)
-    assert diag.cached_chunks == 2
-    assert counting.count() == 8
-    # Output order now follows (s, strat): s varies slowest. The cached outputs
-    # were computed from (strat, s) tuples of the same points.
+    # Another order changes what `point` is: outputs of (strat, s) tuples are not served
+    # as (s, strat) ones; they are computed again, with one warning naming both orders.
+    with pytest.warns(AxisOrderWarning, match=r"\('strat', 's'\).*\('s', 'strat'\)") as caught:
+        out, diag = make_memo(memo_chunk_spec=bins, axis_order=["s", "strat"]).run(
+            {"alpha": 1}, SPEC
+        )
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # points at the user's call
+    assert (diag.cached_points, diag.executed_points) == (0, 8)
+    assert counting.count() == 16
+    # Output order follows (s, strat): s varies slowest, and every point is such a tuple.
     assert [o["point"] for o in out] == [
-        ("aaa", 1),
-        ("bb", 1),
-        ("aaa", 2),
-        ("bb", 2),
-        ("aaa", 3),
-        ("bb", 3),
-        ("aaa", 4),
-        ("bb", 4),
-    ]
-    fresh, _ = make_memo(
-        memo_chunk_spec=bins, axis_order=["s", "strat"], cache_root=counting.log + ".d"
-    ).run({"alpha": 1}, SPEC)
-    assert [o["point"] for o in fresh] == [
         (1, "aaa"),
         (1, "bb"),
         (2, "aaa"),
@@ -208,6 +203,12 @@ def test_axis_order_sets_point_order_and_reuses_chunks_in_any_order(make_memo, c
         (4, "aaa"),
         (4, "bb"),
     ]
+    # Both layouts stay stored: each order is served its own outputs, nothing executes.
+    for order, first in ((["strat", "s"], ("aaa", 1)), (["s", "strat"], (1, "aaa"))):
+        out, diag = make_memo(memo_chunk_spec=bins, axis_order=order).run({"alpha": 1}, SPEC)
+        assert out[0]["point"] == first
+        assert diag.executed_points == 0
+    assert counting.count() == 16
 
 
 def test_chunk_identity_ignores_axis_order_and_dict_key_order(tmp_path, counting):
@@ -351,7 +352,8 @@ def test_run_in_subprocess_with_other_hash_seed_only_hits_the_cache(tmp_path, co
         from swarm_memo import SwarmMemo
         counting = CountingExec({str(tmp_path / "calls.log")!r})
         memo = SwarmMemo({str(tmp_path / "cache")!r}, {{"s": 3, "strat": 1}}, 2,
-                         exec_fn=counting, verbose=0, max_workers=1)
+                         exec_fn=counting, verbose=0, max_workers=1,
+                         axis_order=["strat", "s"])
         params = {{"nested": {{"a": None, "b": [1, 2]}}, "tags": {{"z", "y", "x"}}, "alpha": 0.5}}
         out, diag = memo.run(params, {{"s": [1, 2, 3, 4], "strat": ["aaa", "bb"]}})
         print(diag.cached_chunks, diag.executed_points)

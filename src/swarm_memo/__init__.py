@@ -15,6 +15,7 @@ from ._memo import SwarmMemo
 from ._version import __version__
 from ._worker import PointFailure
 from .errors import (
+    AxisOrderWarning,
     CacheMissError,
     CacheWarning,
     CodeChangedWarning,
@@ -31,6 +32,7 @@ from .errors import (
 )
 
 __all__ = [
+    "AxisOrderWarning",
     "CacheMissError",
     "CacheWarning",
     "CodeChangedWarning",

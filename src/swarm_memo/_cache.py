@@ -224,6 +224,16 @@ class ParamsSet:
         checksum = read_header(data).checksum
         self.index_log.add(name, IndexRecord.of(record, point_digests, checksum))
 
+    def set_aside_other_order(self, name: str, record: ChunkRecord) -> str:
+        """Move the chunk file ``name``, whose product points follow another axis order
+        than the run about to replace it, to a name of its own in the same folder: its
+        outputs stay stored (and are served again under that axis order). Returns the new
+        name."""
+        tag = digest_bytes(encode(record.axes) + record.checksum).hex()[:16]
+        new_name = f"{name}.order-{tag}"
+        self.store.move(self.chunk_key(name), self.chunk_key(new_name))
+        return new_name
+
     def index_record(self, name: str) -> IndexRecord | None:
         """Rebuild a missing or stale index record from its chunk file (kept on disk only
         by a writable set)."""

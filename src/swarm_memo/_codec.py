@@ -37,6 +37,10 @@ from ._hashing import point_digest
 from ._meta_points import key_meta, point_ids_meta
 from .errors import CorruptChunkError, UnreadableChunkError
 
+MIXED_CODE = "mixed"
+"""The meta's ``code`` when a file's points were computed by different code: it equals no
+fingerprint, so a reader that does not know ``codes`` treats them all as other code."""
+
 StoredKey = tuple[tuple[str, Sequence[Any]], ...]
 """A chunk key whose bins may be any sequences (a key read from a file keeps runs of
 ints as ``range`` objects): compare it by digest or by bin values, never as a tuple."""
@@ -62,7 +66,10 @@ class ChunkRecord:
     only some points of their chunk (listed in ``points``): failed points skipped, or a
     run stopped early; point-level reuse serves them, and a later run completes the chunk.
     ``set_id`` identifies the params set (the params themselves are stored once per set);
-    ``code`` is the fingerprint of the ``exec_fn`` that computed the outputs, when known;
+    ``code`` is the fingerprint of the ``exec_fn`` that computed every output, when known;
+    when different code computed different points (outputs kept from older files),
+    ``code`` is :data:`MIXED_CODE` and ``point_codes`` holds each point's fingerprint
+    (build such records with :func:`with_point_codes`);
     ``info`` holds timings and provenance (``compute_seconds``, ``computed_at``, ``host``,
     ``pid``, versions): informative only.
     """
@@ -83,6 +90,18 @@ class ChunkRecord:
     """Hex digest of the chunk key (``Chunk.key_digest``), checked instead of the key."""
     stored_bytes: int = field(default=0, compare=False, repr=False)
     """The size of the file it was read from (0 for a record not read from a file)."""
+    point_codes: tuple[str | None, ...] | None = None
+    """Per point, the fingerprint of the code that computed it (None: all ``code``)."""
+
+    def code_at(self, position: int) -> str | None:
+        """The fingerprint of the code that computed the output at ``position``."""
+        return self.code if self.point_codes is None else self.point_codes[position]
+
+    def codes(self) -> list[str | None]:
+        """Every point's code fingerprint, in stored order."""
+        if self.point_codes is None:
+            return [self.code] * len(self.outputs)
+        return list(self.point_codes)
 
     @cached_property
     def stored_key(self) -> tuple[tuple[str, Any], ...]:
@@ -112,12 +131,58 @@ class ChunkRecord:
             "key": key_meta(self.stored_key, self.axes),
             "key_digest": self.key_digest,
         }
+        if self.point_codes is not None:
+            meta["codes"] = _code_runs(self.point_codes)
         if self.points is not None:
             digests = self.point_digests
             if digests is None:
                 digests = [point_digest(p) for p in self.points]
             meta["point_ids"] = point_ids_meta(digests)
         return meta
+
+
+def point_codes_of(codes: Sequence[str | None]) -> tuple[str | None, tuple[str | None, ...] | None]:
+    """``(code, point_codes)`` for a record whose points were computed by ``codes``: one
+    fingerprint when they agree, :data:`MIXED_CODE` and the list when they differ."""
+    distinct = set(codes)
+    if len(distinct) <= 1:
+        return (next(iter(distinct)) if distinct else None), None
+    return MIXED_CODE, tuple(codes)
+
+
+def _code_runs(codes: Sequence[str | None]) -> list[list[Any]]:
+    """Run-length form of per-point codes: ``[[code, count], ...]`` (a file's points
+    usually come in long runs of one code)."""
+    runs: list[list[Any]] = []
+    for code in codes:
+        if runs and runs[-1][0] == code:
+            runs[-1][1] += 1
+        else:
+            runs.append([code, 1])
+    return runs
+
+
+def meta_point_codes(meta: dict[str, Any]) -> tuple[str | None, ...] | None:
+    """Per-point codes from a meta block (None when every point has the meta's ``code``).
+
+    Raises
+    ------
+    CorruptChunkError
+        The runs are malformed or do not count the file's points.
+    """
+    runs = meta.get("codes")
+    if runs is None:
+        return None
+    try:
+        codes = tuple(itertools.chain.from_iterable(itertools.repeat(c, int(n)) for c, n in runs))
+        valid = len(codes) == int(meta["points"]) and all(
+            c is None or isinstance(c, str) for c in codes
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CorruptChunkError(f"malformed per-point code fingerprints: {exc!r}") from exc
+    if not valid:
+        raise CorruptChunkError("per-point code fingerprints do not match the points")
+    return codes
 
 
 @dataclass(frozen=True)
@@ -274,6 +339,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
             key_digest=meta.get("key_digest"),
             checksum=header.checksum,
             stored_bytes=len(data),
+            point_codes=meta_point_codes(meta),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptChunkError(f"a required field is missing or malformed: {exc!r}") from exc

@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from ._cache import CHUNK_SUFFIX, PARAMS_FILE, ParamsSet
-from ._codec import ChunkRecord
+from ._codec import ChunkRecord, point_codes_of
+from ._grid import Chunk
 from ._hashing import point_digest
 from ._plan import RunPlan
 from ._reuse import Reuse, read_point_index
 from ._scheduler import MISSING
+from ._serving import ServePolicy
 
 
 @dataclass
@@ -44,43 +47,37 @@ def clear_set(pset: ParamsSet) -> int:
 
 def compact(plan: RunPlan) -> CompactReport:
     """Rewrite the stored points of ``plan``'s request into its own chunk files, then remove
-    the other files of the set whose points are all stored in those."""
+    the other files of the set whose points are all stored in those.
+
+    Every output keeps the fingerprint of the code that computed it (a file gathering
+    outputs of several codes records each point's). Product files of another axis order
+    hold outputs of another point layout: they are neither copied nor removed.
+    """
     pset = plan.pset
     report = CompactReport()
     stored = pset.stored_names()
-    reuse = Reuse(pset, stored)
+    axes = plan.grid.axis_names
+    reuse = Reuse(pset, stored, policy=ServePolicy(None, "ignore", plan.function_name, axes))
     layout_names: set[str] = set()
     covered: set[bytes] = set()  # digests of the points as enumerated
-    covered_cells: set[bytes] = set()  # product points, independent of axis order
     for chunk, name in plan.named_chunks:
         layout_names.add(name)
         points = plan.points(chunk)
         digests = plan.point_digests(chunk, points)
         outputs = [MISSING] * len(points)
-        found = reuse.fill(chunk, functools.partial(list, digests), plan.product, outputs)
+        codes: list[str | None] = [None] * len(points)
+        found = reuse.fill(
+            chunk, functools.partial(list, digests), plan.product, outputs, codes=codes
+        )
         report.stored_points += found
         report.missing_points += len(points) - found
         if not found:
             continue
         kept = [i for i, output in enumerate(outputs) if output is not MISSING]
         covered.update(digests[i] for i in kept)
-        if plan.product:
-            covered_cells.update(_cell(points[i], chunk.axes) for i in kept)
-        if name in stored and _complete(pset, name) and found == len(points):
+        if name in stored and found == len(points) and _complete(pset, name, chunk.axes):
             continue  # its own file already holds exactly these points
-        complete = found == len(points)
-        record = ChunkRecord(
-            pset.set_id,
-            pset.cache_version,
-            chunk.key,
-            chunk.axes,
-            None if complete and plan.product else [points[i] for i in kept],
-            [outputs[i] for i in kept],
-            partial=not complete,
-            code=plan.code,
-            key_digest=chunk.key_digest().hex(),
-        )
-        pset.save(name, record, None if record.points is None else [digests[i] for i in kept])
+        _write_layout_file(plan, chunk, name, points, digests, outputs, codes, kept)
         report.written += 1
     pset.close()
     records = read_point_index(pset, stored - layout_names).records
@@ -88,20 +85,61 @@ def compact(plan: RunPlan) -> CompactReport:
         if entry.digests is not None:
             d = entry.digests
             redundant = {d[i : i + 16] for i in range(0, len(d), 16)} <= covered
-        else:
+        elif entry.axes == axes:
             cells = itertools.product(*(tuple(values) for values in entry.bins))
-            redundant = all(_cell(point, entry.axes) in covered_cells for point in cells)
+            redundant = all(point_digest(point) in covered for point in cells)
+        else:
+            redundant = False  # another point layout: this request never serves it
         if redundant:
             pset.store.delete(pset.chunk_key(name))
             report.removed += 1
     return report
 
 
-def _complete(pset: ParamsSet, name: str) -> bool:
+def _write_layout_file(
+    plan: RunPlan,
+    chunk: Chunk,
+    name: str,
+    points: list[Any],
+    digests: list[bytes],
+    outputs: list[Any],
+    codes: list[str | None],
+    kept: list[int],
+) -> None:
+    """Write the points found for a chunk under its own name, each with its code."""
+    pset = plan.pset
+    own = pset.peek(name)
+    if (
+        own is not None
+        and own.get("product") is True
+        and tuple(own.get("axes") or ()) != chunk.axes
+    ):
+        record = pset.load(name, chunk)
+        if record is not None:
+            pset.set_aside_other_order(name, record)
+    complete = len(kept) == len(points)
+    code, point_codes = point_codes_of([codes[i] for i in kept])
+    record = ChunkRecord(
+        pset.set_id,
+        pset.cache_version,
+        chunk.key,
+        chunk.axes,
+        None if complete and plan.product else [points[i] for i in kept],
+        [outputs[i] for i in kept],
+        partial=not complete,
+        code=code,
+        key_digest=chunk.key_digest().hex(),
+        point_codes=point_codes,
+    )
+    pset.save(name, record, None if record.points is None else [digests[i] for i in kept])
+
+
+def _complete(pset: ParamsSet, name: str, axes: tuple[str, ...]) -> bool:
+    """Whether a chunk's own file is complete, in this axis order, of one code."""
     meta = pset.peek(name)
-    return meta is not None and not meta.get("partial")
-
-
-def _cell(point: tuple[object, ...], axes: tuple[str, ...]) -> bytes:
-    """A product point's identity whatever the axis order: values in sorted axis order."""
-    return point_digest(tuple(v for _, v in sorted(zip(axes, point, strict=True))))
+    return (
+        meta is not None
+        and not meta.get("partial")
+        and tuple(meta.get("axes") or ()) == axes
+        and "codes" not in meta
+    )

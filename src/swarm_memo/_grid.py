@@ -254,30 +254,3 @@ def product_points(
     Points are tuples in the order of the chunk spec's axes (the memo's ``axis_order``).
     """
     return list(itertools.product(*chunk_split_spec.values()))
-
-
-def reorder_product(
-    outputs: Sequence[Any],
-    bin_lengths: Mapping[str, int],
-    stored_axes: Sequence[str],
-    wanted_axes: Sequence[str],
-) -> list[Any]:
-    """Reorder a product chunk's outputs from one axis order to another.
-
-    ``outputs`` follow the cartesian product of the bins in ``stored_axes`` order (first
-    axis slowest); the result follows ``wanted_axes`` order. Pure index arithmetic: axis
-    values need not be hashable.
-    """
-    if tuple(stored_axes) == tuple(wanted_axes):
-        return outputs if isinstance(outputs, list) else list(outputs)
-    strides: dict[str, int] = {}
-    stride = 1
-    for axis in reversed(stored_axes):
-        strides[axis] = stride
-        stride *= bin_lengths[axis]
-    wanted_strides = [strides[axis] for axis in wanted_axes]
-    ranges = [range(bin_lengths[axis]) for axis in wanted_axes]
-    return [
-        outputs[sum(i * s for i, s in zip(index, wanted_strides, strict=True))]
-        for index in itertools.product(*ranges)
-    ]

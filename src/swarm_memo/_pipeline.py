@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,18 +24,19 @@ from typing import Any
 
 from ._cache import logger
 from ._claims import Claims
-from ._codec import ChunkRecord
+from ._codec import ChunkRecord, meta_point_codes
 from ._diagnostics import Diagnostics
-from ._grid import Chunk, reorder_product
+from ._grid import Chunk
 from ._plan import RunPlan
 from ._progress import Progress
-from ._records import Others, chunk_record, unpicklable_error
+from ._records import chunk_record, computed_positions, unpicklable_error
 from ._reuse import Reuse
 from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan, StopRequested
+from ._serving import ServePolicy
 from ._sinks import Sink
 from ._stop import StopRequest, stop_on_signals
 from ._writer import ChunkWriter
-from .errors import CodeChangedWarning, SpecError
+from .errors import CorruptChunkError, SpecError
 
 CLAIMS_AHEAD = 256
 """Chunks a run may hold claimed but unwritten at once (at least four exec chunks' worth):
@@ -67,8 +67,9 @@ class _Run:
         lock = self.config.store.lock_path(f"{plan.pset.set_id}/claims.lock")
         self.claims = Claims(lock)
         self.stored: set[str] = set()
-        self.code_changed = False
-        self._others: dict[str, Others] = {}
+        self.policy = ServePolicy(
+            plan.code, self.config.on_code_change, plan.function_name, plan.grid.axis_names
+        )
         store = self.config.store
         self.writer = ChunkWriter(background=store.background_writes) if compute else None
 
@@ -82,7 +83,7 @@ class _Run:
         missing = [named[i] for i in order if not self._exact_hit(*named[i])]
         expected = sum(chunk.product_size for chunk, _ in missing)
         verbose = self.config.verbose if self.compute else 0
-        reuse = Reuse(plan.pset, self.stored, diag, self._code_allowed, self._code_ok)
+        reuse = Reuse(plan.pset, self.stored, diag, self.policy)
         self.bar = bar = Progress(verbose, diag.cached_points, expected)
         try:
             with bar:
@@ -101,31 +102,9 @@ class _Run:
         diag.total_points = diag.cached_points + diag.executed_points + diag.missing_points
         diag.quarantined_files = len(plan.pset.quarantined)
         diag.wall_time = time.perf_counter() - self.started
-        if self.code_changed:
-            warnings.warn(
-                f"swarm-memo: some stored results for these params were computed by other "
-                f"code than the current {plan.function_name}; they are reused "
-                "(on_code_change='recompute' recomputes them, 'ignore' silences this)",
-                CodeChangedWarning,
-                stacklevel=4,
-            )
+        self.policy.warn(diag.total_points)
         bar.finish(diag.summary())
         return diag
-
-    def _code_allowed(self, code: str | None) -> bool:
-        """Whether outputs computed by code with this fingerprint may be served."""
-        if code is None or self.plan.code is None or code == self.plan.code:
-            return True
-        return self.config.on_code_change != "recompute"
-
-    def _code_ok(self, code: str | None) -> bool:
-        """:meth:`_code_allowed`, noting outputs of other code that are about to be served
-        (one warning per call, under ``on_code_change="warn"``)."""
-        if not self._code_allowed(code):
-            return False
-        if code != self.plan.code and code is not None and self.plan.code is not None:
-            self.code_changed = self.config.on_code_change == "warn"
-        return True
 
     # ------------------------------------------------------------------ exact hits
 
@@ -148,62 +127,63 @@ class _Run:
                 self.sink.take(chunk, points, outputs, partial=False)
             count = len(outputs)
         else:
-            meta = self.plan.pset.peek(name)
-            if meta is None:
-                return False
-            if meta.get("partial") or meta.get("product") is not True:
-                if self.compute:  # this run replaces the file: keep the points it holds
-                    self._load_exact(chunk, name, points, product)
-                return False
-            if not self._code_ok(meta.get("code")):
+            if not self._peek_exact(chunk, name):
                 return False
             count = chunk.product_size
         self.diag.cached_chunks += 1
         self.diag.cached_points += count
         return True
 
+    def _peek_exact(self, chunk: Chunk, name: str) -> bool:
+        """Whether a chunk's own file is an exact hit, from its meta alone (no outputs are
+        wanted): complete, a product in this call's axis order, of code that may serve."""
+        meta = self.plan.pset.peek(name)
+        if meta is None:
+            return False
+        try:
+            codes = meta_point_codes(meta)
+        except CorruptChunkError:
+            return False  # a later load of the file quarantines it
+        if codes is None:
+            codes = (meta.get("code"),) * chunk.product_size
+        policy = self.policy
+        if (
+            meta.get("partial")
+            or meta.get("product") is not True
+            or not policy.same_axes(meta.get("axes") or ())
+            or not policy.codes_allowed(codes)
+        ):
+            return False
+        policy.served(codes)
+        return True
+
     def _load_exact(
         self, chunk: Chunk, name: str, points: list[Any] | None, product: bool
     ) -> list[Any] | None:
         """The outputs of a chunk's own file in request order; None when the file is
-        unusable, partial or holds other points."""
+        unusable, partial, holds other points or outputs this call may not serve."""
         load_started = time.perf_counter()
         record = self.plan.pset.load(name, chunk)
         self.diag.load_time += time.perf_counter() - load_started
         if record is None:
             return None
-        usable = not record.partial and self._code_ok(record.code)
-        if usable and record.points is None and product:
-            lengths = {axis: len(values) for axis, values in chunk.key}
-            return reorder_product(record.outputs, lengths, record.axes, chunk.axes)
+        policy = self.policy
+        codes = record.codes()
+        if record.partial or not policy.codes_allowed(codes):
+            return None
+        if record.points is None:
+            if not policy.same_axes(record.axes):
+                return None  # Reuse counts its points for the warning
+            if product:
+                policy.served(codes)
+                return record.outputs
         if points is None:
             points = self.plan.points(chunk)
         wanted = self.plan.point_digests(chunk, points)
-        stored = record.resolved_points()
-        stored_digests = self.plan.point_digests(chunk, stored)
-        if self.compute:
-            self._keep_others(name, record, stored, stored_digests, set(wanted))
-        if not usable or stored_digests != wanted:
-            return None  # partial, or stored for other points (the enumerator changed)
+        if self.plan.point_digests(chunk, record.resolved_points()) != wanted:
+            return None  # stored for other points (the enumerator changed)
+        policy.served(codes)
         return record.outputs
-
-    def _keep_others(
-        self,
-        name: str,
-        record: ChunkRecord,
-        points: list[Any],
-        digests: list[bytes],
-        wanted: set[bytes],
-    ) -> None:
-        """Remember the points of a chunk's own file that this run does not ask for (another
-        enumerator stored them): the file this run writes under that name keeps them."""
-        others = [i for i, d in enumerate(digests) if d not in wanted]
-        if others:
-            self._others[name] = (
-                [points[i] for i in others],
-                [record.outputs[i] for i in others],
-                [digests[i] for i in others],
-            )
 
     # ------------------------------------------------------------------ jobs
 
@@ -410,24 +390,25 @@ class _Run:
             diag.cached_chunks += 1
 
     def _store(self, job: ChunkJob) -> int:
-        """Hand a finished (or, stopping, an unfinished) chunk to the writer; its claim is
-        released once it is on disk. Returns how many points it writes."""
+        """Hand a finished (or, stopping, an unfinished) chunk's computed points to the
+        writer; its claim is released once they are on disk. Returns how many points this
+        run computed in it (those it stores)."""
         assert self.writer is not None
-        prepared = chunk_record(self.plan, job, self._others.pop(job.name, None))
-        if prepared is None:
+        computed = len(computed_positions(job))
+        if not computed:
             self.claims.release(job.name)
             return 0
-        record, digests = prepared
-        pset, claims, diag, bar = self.plan.pset, self.claims, self.diag, self.bar
+        plan, claims, diag, bar = self.plan, self.claims, self.diag, self.bar
+        replaces = job.name in self.stored
 
         def write() -> float:
             started = time.perf_counter()
             try:
-                pset.save(job.name, record, digests, on_unpicklable=unpicklable_error(record))
+                record = self._write(job, replaces)
                 if record.partial:
                     # Before the claim goes: the run that completes this chunk next must
                     # write its index record after this one, never before.
-                    pset.index_log.flush()
+                    plan.pset.index_log.flush()
             finally:
                 # Released here, not in the driver: a driver waiting on another run's
                 # claim must not hold back the claims of its own written chunks.
@@ -437,10 +418,27 @@ class _Run:
         def written(seconds: float) -> None:
             diag.write_time += seconds
             diag.stream_flushes += 1
-            bar.chunk_written(job.index, len(record.outputs), job.name)
+            bar.chunk_written(job.index, computed, job.name)
 
         self.writer.submit(write, written)
-        return len(record.outputs)
+        return computed
+
+    def _write(self, job: ChunkJob, replaces: bool) -> ChunkRecord:
+        """Write a job's chunk file (on a writer thread): its computed points and the
+        points of the file it replaces, which is read again now (its latest version)."""
+        pset = self.plan.pset
+        chunk = self.plan.named_chunks[job.index][0]
+        replaced = pset.load(job.name, chunk) if replaces else None
+        if replaced is not None and replaced.points is None and replaced.axes != chunk.axes:
+            # Outputs of another point layout: kept under a name of their own (served
+            # again with axis_order as stored), never merged into this order's file.
+            pset.set_aside_other_order(job.name, replaced)
+            replaced = None
+        prepared = chunk_record(self.plan, job, replaced)
+        assert prepared is not None  # the job computed points
+        record, digests = prepared
+        pset.save(job.name, record, digests, on_unpicklable=unpicklable_error(record))
+        return record
 
 
 @contextmanager

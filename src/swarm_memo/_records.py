@@ -1,9 +1,12 @@
-"""What a finished (or stopped) job writes: its chunk record, with timings and provenance.
+"""What a finished (or stopped) job writes: the points it computed, with their code and
+timings, never copies of outputs stored in other files.
 
-A complete chunk is written whole (as a product when its points are the product of its
-bins); a chunk with failed points, or left unfinished by a stop or an error, is written as
-a *partial* chunk of its known points, which point-level reuse serves. Points of the file
-it replaces that the run did not ask for (another enumerator stored them) are kept.
+A chunk file written by a run holds the points that run computed, each tagged with the
+fingerprint of the code that computed it, plus every point of the file it replaces that
+it did not compute again (with *their* code): outputs are never relabelled. A chunk whose
+every point is then in the file is written whole (as a product when its points are the
+product of its bins); otherwise as a *partial* chunk, which point-level reuse serves.
+A call that computes nothing writes nothing.
 """
 
 from __future__ import annotations
@@ -12,73 +15,99 @@ import os
 import pickle
 import platform
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ._codec import ChunkRecord
+from ._codec import ChunkRecord, point_codes_of
+from ._hashing import point_digest
 from ._plan import RunPlan
 from ._scheduler import MISSING, ChunkJob
 from ._version import __version__
 from ._worker import PointFailure
 from .errors import ExecError
 
-Others = tuple[list[Any], list[Any], list[bytes]]
-"""Points, outputs and digests of a replaced file that a run keeps."""
-
 _HOST = socket.gethostname()
 
 
+def computed_positions(job: ChunkJob) -> list[int]:
+    """Positions of the points this run computed successfully for ``job``."""
+    outputs = job.outputs
+    return [
+        i
+        for i in job.missing
+        if outputs[i] is not MISSING and not isinstance(outputs[i], PointFailure)
+    ]
+
+
 def chunk_record(
-    plan: RunPlan, job: ChunkJob, others: Others | None
+    plan: RunPlan, job: ChunkJob, replaced: ChunkRecord | None
 ) -> tuple[ChunkRecord, list[bytes] | None] | None:
-    """What to write for a job: the whole chunk, or a partial chunk of its known points;
-    None when nothing new is worth writing."""
+    """What to write for a job: its computed points, plus the points of ``replaced`` (the
+    file of that name) it did not compute; None when it computed nothing."""
+    computed = computed_positions(job)
+    if not computed:
+        return None
     chunk = plan.named_chunks[job.index][0]
-    pset = plan.pset
-    complete = not job.failed and not job.remaining
-    points: list[Any] | None
-    if complete and others is None:
+    if replaced is None and len(computed) == len(job.points):  # the common case: all new
         points = None if job.product else job.points
-        outputs, digests = job.outputs, job.digests
+        digests = job.digests
+        outputs, codes = job.outputs, [plan.code]
+        complete = True
     else:
-        good = [
-            i
-            for i, o in enumerate(job.outputs)
-            if o is not MISSING and not isinstance(o, PointFailure)
-        ]
-        if len(good) <= job.reused:
-            return None  # nothing new: the reused points are stored elsewhere already
-        all_digests = job.digests or plan.point_digests(chunk, job.points)
-        points = [job.points[i] for i in good]
-        outputs = [job.outputs[i] for i in good]
-        digests = [all_digests[i] for i in good]
-        if others is not None:
-            points += others[0]
-            outputs += others[1]
-            digests += others[2]
+        points, outputs, digests, codes, complete = _merge(plan, job, computed, replaced)
+    code, point_codes = point_codes_of(codes)
     record = ChunkRecord(
-        pset.set_id,
-        pset.cache_version,
+        plan.pset.set_id,
+        plan.pset.cache_version,
         chunk.key,
         chunk.axes,
         points,
         outputs,
         partial=not complete,
-        code=plan.code,
-        info=provenance(job),
+        code=code,
+        info=provenance(job, len(computed)),
         key_digest=chunk.key_digest().hex(),
         point_digests=None if points is None else digests,
+        point_codes=point_codes,
     )
     return record, digests
 
 
-def provenance(job: ChunkJob) -> dict[str, Any]:
-    """Timings and provenance stored with a chunk (informative; never part of a key)."""
-    if job.remaining:  # stopped early: count what came back
-        computed = sum(1 for i in job.missing if job.outputs[i] is not MISSING) - job.failed
+def _merge(
+    plan: RunPlan, job: ChunkJob, computed: list[int], replaced: ChunkRecord | None
+) -> tuple[list[Any] | None, list[Any], list[bytes] | None, list[str | None], bool]:
+    """Points, outputs, digests and codes of a job's computed points merged with the
+    points of the file it replaces; and whether every point of the chunk is there."""
+    chunk = plan.named_chunks[job.index][0]
+    all_digests = job.digests or plan.point_digests(chunk, job.points)
+    entries: dict[int, tuple[Any, str | None]] = {i: (job.outputs[i], plan.code) for i in computed}
+    extra: list[tuple[Any, Any, str | None, bytes]] = []  # points the chunk does not have
+    if replaced is not None:
+        position = {d: i for i, d in enumerate(all_digests)}
+        old_points = replaced.resolved_points()
+        old_digests = replaced.point_digests or [point_digest(p) for p in old_points]
+        for j, digest in enumerate(old_digests):
+            i = position.get(digest)
+            if i is None:
+                extra.append((old_points[j], replaced.outputs[j], replaced.code_at(j), digest))
+            elif i not in entries:
+                entries[i] = (replaced.outputs[j], replaced.code_at(j))
+    complete = len(entries) == len(job.points)
+    if complete and not extra:
+        order: Sequence[int] = range(len(job.points))
+        points = None if job.product else job.points
     else:
-        computed = len(job.missing) - job.failed
+        order = sorted(entries)
+        points = [job.points[i] for i in order] + [e[0] for e in extra]
+    outputs = [entries[i][0] for i in order] + [e[1] for e in extra]
+    codes = [entries[i][1] for i in order] + [e[2] for e in extra]
+    digests = [all_digests[i] for i in order] + [e[3] for e in extra]
+    return points, outputs, None if points is None else digests, codes, complete
+
+
+def provenance(job: ChunkJob, computed: int) -> dict[str, Any]:
+    """Timings and provenance stored with a chunk (informative; never part of a key)."""
     return {
         "compute_seconds": round(job.seconds, 6),
         "computed_points": max(0, computed),

@@ -15,10 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._cache import ParamsSet
+from ._codec import MIXED_CODE, ChunkRecord, meta_point_codes
 from ._diagnostics import Diagnostics
 from ._grid import Chunk, strides
 from ._index import Found, IndexRecord, PointIndex
 from ._scheduler import MISSING
+from ._serving import ServePolicy
+from .errors import CorruptChunkError
 
 LRU_BYTES = 256 * 2**20
 """What the chunk files whose outputs are kept loaded may weigh, together (estimated)."""
@@ -29,9 +32,6 @@ MAX_LOOKUPS = 4
 """Lookups of one chunk when files turn out stale or unusable (each drops or fixes one)."""
 _STALE: Any = object()
 """What ``_outputs`` returns for a file whose index record described an older version."""
-
-CodeCheck = Callable[[str | None], bool]
-"""Whether outputs computed by code with this fingerprint may be served."""
 
 
 def _product_places(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> dict[int, int]:
@@ -66,32 +66,55 @@ def read_point_index(pset: ParamsSet, names: set[str]) -> PointIndex:
 
 
 class Reuse:
-    """Fills a chunk's outputs from points stored in a params set's other chunk files."""
+    """Fills a chunk's outputs from points stored in a params set's other chunk files.
+
+    With a :class:`ServePolicy`, only outputs it allows are served (the code that computed
+    them, the axis order of product files) and what is served is counted for its warning;
+    without one (``compact``), every stored output is found, with its code.
+    """
 
     def __init__(
         self,
         pset: ParamsSet,
         names: set[str],
         diag: Diagnostics | None = None,
-        code_allowed: CodeCheck = lambda code: True,
-        code_served: CodeCheck = lambda code: True,
+        policy: ServePolicy | None = None,
     ) -> None:
         self._pset = pset
         self._diag = diag
         self._names = names
-        self._code_allowed = code_allowed
-        self._code_served = code_served
+        self._policy = policy
         self._index: PointIndex | None = None
-        self._loaded: OrderedDict[str, tuple[list[Any] | None, int]] = OrderedDict()
+        self._other_order: PointIndex | None = None
+        self._loaded: OrderedDict[str, tuple[ChunkRecord | None, int]] = OrderedDict()
         self._loaded_bytes = 0
+        self._peeked: dict[str, tuple[str | None, ...] | None] = {}
 
     @property
     def index(self) -> PointIndex:
         if self._index is None:
             index = read_point_index(self._pset, self._names - self._pset.unusable)
-            usable = {n: r for n, r in index.records.items() if self._code_allowed(r.code)}
-            self._index = PointIndex(usable) if len(usable) < len(index.records) else index
+            self._index, self._other_order = self._split(index)
         return self._index
+
+    def _split(self, index: PointIndex) -> tuple[PointIndex, PointIndex | None]:
+        """The records this call may serve from, and the product records of another axis
+        order (never served; looked up only to say how many points they hold)."""
+        policy = self._policy
+        if policy is None:
+            return index, None
+        usable: dict[str, IndexRecord] = {}
+        other_order: dict[str, IndexRecord] = {}
+        for name, record in index.records.items():
+            if record.code != MIXED_CODE and not policy.code_allowed(record.code):
+                continue  # per-point codes of mixed files are checked when served
+            if record.digests is None and record.axes != policy.axes:
+                other_order[name] = record
+            else:
+                usable[name] = record
+        if len(usable) == len(index.records):
+            return index, None
+        return PointIndex(usable), (PointIndex(other_order) if other_order else None)
 
     def locate(
         self,
@@ -105,6 +128,7 @@ class Reuse:
         A product chunk is looked up by its bins first; points still unfound (and every
         point of an enumerated chunk) are looked up by ``digests()``, the digests of the
         chunk's points, computed only when some stored file lists points by digest.
+        Points of mixed-code files whose code may not serve are left out.
         """
         if not self._names:
             return []
@@ -114,16 +138,53 @@ class Reuse:
             found = index.locate_product(chunk.axes, chunk.bins)
         elif index.has_products:
             found = self._enumerated_in_products(chunk, points)
-        if not index.has_digests:
-            return self._served(found)
+        if index.has_digests:
+            taken = {pos for _, req, _ in found for pos in req}
+            wanted = digests()
+            if len(taken) < len(wanted):
+                rest = [i for i in range(len(wanted)) if i not in taken]
+                for name, req, files in index.locate_points([wanted[i] for i in rest]):
+                    found.append((name, [rest[i] for i in req], files))
+        if product and self._other_order is not None:
+            self._count_other_order(chunk, found)
+        return [entry for entry in map(self._allowed, found) if entry[1]]
+
+    def _count_other_order(self, chunk: Chunk, found: list[Found]) -> None:
+        """Tell the policy how many points not found here are stored in another order."""
+        assert self._other_order is not None
+        assert self._policy is not None
         taken = {pos for _, req, _ in found for pos in req}
-        wanted = digests()
-        if len(taken) == len(wanted):
-            return self._served(found)
-        rest = [i for i in range(len(wanted)) if i not in taken]
-        for name, req, files in index.locate_points([wanted[i] for i in rest]):
-            found.append((name, [rest[i] for i in req], files))
-        return self._served(found)
+        for name, req, _ in self._other_order.locate_product(chunk.axes, chunk.bins):
+            count = sum(1 for pos in req if pos not in taken)
+            if count:
+                self._policy.axes_allowed(self._other_order.records[name].axes, count)
+
+    def _allowed(self, entry: Found) -> Found:
+        """``entry`` without the points its file's code may not serve."""
+        name, req, files = entry
+        if self._policy is None or self.index.records[name].code != MIXED_CODE:
+            return entry
+        codes = self._codes(name)
+        if codes is None:
+            return entry
+        pairs = [(r, f) for r, f in zip(req, files, strict=True) if self._code_ok(codes[f])]
+        return name, [r for r, _ in pairs], [f for _, f in pairs]
+
+    def _code_ok(self, code: str | None) -> bool:
+        return self._policy is None or self._policy.code_allowed(code)
+
+    def _codes(self, name: str) -> tuple[str | None, ...] | None:
+        """Per-point codes of a mixed-code file, from its loaded record or its meta."""
+        if name in self._loaded:
+            record = self._loaded[name][0]
+            return None if record is None else record.point_codes
+        if name not in self._peeked:
+            meta = self._pset.peek(name)
+            try:
+                self._peeked[name] = None if meta is None else meta_point_codes(meta)
+            except CorruptChunkError:
+                self._peeked[name] = None
+        return self._peeked[name]
 
     def _enumerated_in_products(self, chunk: Chunk, points: Sequence[Any]) -> list[Found]:
         """Enumerated points that are tuples of the chunk's own bin values (the very same
@@ -138,11 +199,6 @@ class Reuse:
                 found.append((name, [p for p, _ in pairs], [f for _, f in pairs]))
         return found
 
-    def _served(self, found: list[Found]) -> list[Found]:
-        for name, _, _ in found:
-            self._code_served(self.index.records[name].code)
-        return found
-
     def fill(
         self,
         chunk: Chunk,
@@ -150,9 +206,11 @@ class Reuse:
         product: bool,
         outputs: list[Any],
         points: Sequence[Any] = (),
+        codes: list[str | None] | None = None,
     ) -> int:
         """Copy stored outputs into ``outputs`` (positions still ``MISSING``); return how
-        many points were filled.
+        many points were filled. ``codes``, when given, receives at each filled position
+        the fingerprint of the code that computed that output.
 
         When a file turns out to have been rewritten since its index record was made (a
         partial chunk completed by another run), its record is rebuilt from the file and
@@ -162,25 +220,47 @@ class Reuse:
         filled = 0
         for _attempt in range(MAX_LOOKUPS):
             retry = False
-            found = self.locate(chunk, digests, product, points)
-            for name, req_positions, file_positions in found:
-                stored = self._outputs(name)
-                if stored is _STALE:  # its record was rebuilt: look again
+            for name, req_positions, file_positions in self.locate(chunk, digests, product, points):
+                record = self._record(name)
+                if record is _STALE:  # its record was rebuilt: look again
                     retry = True
                     continue
-                if stored is None:  # damaged or unreadable: its points may be elsewhere
+                if record is None:  # damaged or unreadable: its points may be elsewhere
                     retry = self._forget(name) or retry
                     continue
-                for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
-                    if outputs[req_pos] is MISSING:
-                        outputs[req_pos] = stored[file_pos]
-                        filled += 1
+                filled += self._copy(record, req_positions, file_positions, outputs, codes)
             if not retry:
                 break
         return filled
 
-    def _outputs(self, name: str) -> Any:
-        """A stored file's outputs (None if unusable), kept in an LRU bounded in bytes."""
+    def _copy(
+        self,
+        record: ChunkRecord,
+        req_positions: list[int],
+        file_positions: list[int],
+        outputs: list[Any],
+        codes: list[str | None] | None,
+    ) -> int:
+        """Copy the outputs this call may serve; count them for the policy."""
+        served: list[str | None] = []
+        stored = record.outputs
+        for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
+            if outputs[req_pos] is not MISSING:
+                continue
+            code = record.code_at(file_pos)
+            if not self._code_ok(code):
+                continue
+            outputs[req_pos] = stored[file_pos]
+            served.append(code)
+            if codes is not None:
+                codes[req_pos] = code
+        if self._policy is not None:
+            self._policy.served(served)
+        return len(served)
+
+    def _record(self, name: str) -> Any:
+        """A stored file's record (None if unusable, ``_STALE`` if its index record was
+        out of date), kept in an LRU bounded in bytes."""
         if name in self._loaded:
             self._loaded.move_to_end(name)
             return self._loaded[name][0]
@@ -188,21 +268,19 @@ class Reuse:
         record = self._pset.load(name)
         if self._diag is not None:
             self._diag.load_time += time.perf_counter() - started
-        outputs = None
         weight = 0
         if record is not None:
             if record.checksum != self.index.records[name].checksum:
                 # Replaced after its index record was written: describe the file as it is.
                 self._replace_record(name, self._pset.describe(name, record))
                 return _STALE
-            outputs = record.outputs
-            weight = record.stored_bytes + OUTPUT_BYTES * len(outputs)
-        self._loaded[name] = (outputs, weight)
+            weight = record.stored_bytes + OUTPUT_BYTES * len(record.outputs)
+        self._loaded[name] = (record, weight)
         self._loaded_bytes += weight
         while self._loaded_bytes > LRU_BYTES and len(self._loaded) > 1:
             _, (_, dropped) = self._loaded.popitem(last=False)
             self._loaded_bytes -= dropped
-        return outputs
+        return record
 
     def _forget(self, name: str) -> bool:
         """Drop an unusable file from the index (its points are looked up elsewhere);
@@ -216,5 +294,12 @@ class Reuse:
 
     def _replace_record(self, name: str, record: IndexRecord) -> None:
         records = dict(self.index.records)
-        records[name] = record
+        if (
+            record.code == MIXED_CODE
+            or self._policy is None
+            or self._policy.code_allowed(record.code)
+        ):
+            records[name] = record
+        else:
+            records.pop(name, None)  # rewritten by other code: not served here
         self._index = PointIndex(records)

@@ -130,7 +130,12 @@ class CodeChangedWarning(CacheWarning):
     """Stored results were computed by other code than the current ``exec_fn``."""
 
 
+class AxisOrderWarning(CacheWarning):
+    """Stored results were computed for points laid out in another axis order."""
+
+
 __all__ = [
+    "AxisOrderWarning",
     "CacheMissError",
     "CacheWarning",
     "CodeChangedWarning",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -255,7 +255,7 @@ class _Run:
         if self.compute or self.sink.wants_outputs:
             reused = reuse.fill(chunk, point_digests, product, outputs, points)
         else:
-            reused = self._mark_found(reuse, chunk, point_digests, product, outputs, points)
+            reused = reuse.mark(chunk, point_digests, product, outputs, points, FOUND)
         bar.skip(reused)
         todo = [i for i, o in enumerate(outputs) if o is MISSING] if reused else None
         return ChunkJob(
@@ -268,22 +268,6 @@ class _Run:
             digests,
             product=product,
         )
-
-    def _mark_found(
-        self,
-        reuse: Reuse,
-        chunk: Chunk,
-        point_digests: Callable[[], Sequence[bytes]],
-        product: bool,
-        outputs: list[Any],
-        points: Sequence[Any],
-    ) -> int:
-        found = 0
-        for _, req_positions, _ in reuse.locate(chunk, point_digests, product, points):
-            for pos in req_positions:
-                outputs[pos] = FOUND
-            found += len(req_positions)
-        return found
 
     def _finished_elsewhere(self, chunk: Chunk, name: str, bar: Progress) -> ChunkJob | None:
         """Another run wrote this chunk after we listed the cache: use its file."""

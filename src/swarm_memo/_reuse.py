@@ -170,6 +170,31 @@ class Reuse:
         pairs = [(r, f) for r, f in zip(req, files, strict=True) if self._code_ok(codes[f])]
         return name, [r for r, _ in pairs], [f for _, f in pairs]
 
+    def mark(
+        self,
+        chunk: Chunk,
+        digests: Callable[[], Sequence[bytes]],
+        product: bool,
+        outputs: list[Any],
+        points: Sequence[Any],
+        found_marker: Any,
+    ) -> int:
+        """Like :meth:`fill` without loading outputs (``status``): set ``found_marker`` where
+        a point is stored and may serve; count them for the policy as :meth:`fill` does."""
+        count = 0
+        for name, req_positions, file_positions in self.locate(chunk, digests, product, points):
+            code = self.index.records[name].code
+            codes = self._codes(name) if code == MIXED_CODE else None
+            served = []
+            for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
+                if outputs[req_pos] is MISSING:
+                    outputs[req_pos] = found_marker
+                    served.append(code if codes is None else codes[file_pos])
+            if self._policy is not None:
+                self._policy.served(served)
+            count += len(served)
+        return count
+
     def _code_ok(self, code: str | None) -> bool:
         return self._policy is None or self._policy.code_allowed(code)
 

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import CountingExec, LockAt, expected_output
 from swarm_memo import PointFailure, SwarmMemo
-from swarm_memo.errors import ExecError
+from swarm_memo.errors import CacheWarning, ExecError
 
 EXECUTORS = ["serial", "thread", "process"]
 
@@ -183,3 +183,44 @@ def test_writers_renaming_during_a_folder_fsync_share_the_next_one(monkeypatch):
     for thread in threads:
         thread.join(10)
     assert calls == ["f", "f"]  # one fsync for the first, one shared by the other three
+
+
+# ------------------------------------------------------------------ item 9
+
+
+def as_newer_format(path: Path) -> bytes:
+    """Turn a chunk file into an intact file of a newer format (version 3); its bytes."""
+    data = bytearray(path.read_bytes())
+    data[8:10] = (3).to_bytes(2, "big")  # the format version; the checksum skips the header
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_file_of_a_newer_format_is_never_overwritten(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = SwarmMemo(tmp_path / "c", {"x": 2}, 2, exec_fn=counting, max_workers=1, verbose=0)
+    spec = {"x": [0, 1, 2, 3]}
+    expected = [expected_output({}, (x,)) for x in range(4)]
+    memo.run({}, spec)
+    (chunks,) = {p.parent for p in tmp_path.glob("c/*/chunks/*.chunk")}
+    newer = min(chunks.glob("*.chunk"), key=lambda p: p.stat().st_mtime_ns)
+    newer_bytes = as_newer_format(newer)
+    counting.reset()
+    with pytest.warns(CacheWarning, match="cannot read"):
+        output, diag = memo.run({}, spec)
+    assert output == expected
+    assert diag.executed_points == 2  # its points are computed here, not read
+    assert newer.read_bytes() == newer_bytes  # the newer version's file is untouched
+    assert len(list(chunks.glob("*~format2.chunk"))) == 1  # this version's copy
+    with pytest.warns(CacheWarning, match="cannot read"):
+        output, diag = memo.run({}, spec)
+    assert output == expected
+    assert diag.executed_points == 0  # ... which later runs read
+    assert counting.count() == 2
+    with pytest.warns(CacheWarning, match="cannot read"):
+        assert memo.load({}, spec, strict=True)[0] == expected
+    with pytest.warns(CacheWarning, match="cannot read"):
+        assert memo.status({}, spec).missing_points == 0
+    with pytest.warns(CacheWarning, match="cannot read"):
+        assert memo.run_streaming({}, spec).executed_points == 0
+    assert newer.read_bytes() == newer_bytes

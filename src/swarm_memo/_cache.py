@@ -32,6 +32,7 @@ from typing import Any
 
 from ._bindigest import sequence_digest
 from ._codec import (
+    FORMAT_VERSION,
     HEADER_SIZE,
     ChunkRecord,
     check_size,
@@ -92,6 +93,9 @@ class ParamsSet:
     """Chunk files found damaged and moved aside during this call."""
     unusable: set[str] = field(default_factory=set)
     """Chunk files this process cannot use (damaged or unreadable here)."""
+    unreadable: set[str] = field(default_factory=set)
+    """Intact chunk files this swarm-memo cannot read (a newer format, an output class
+    not importable here): never overwritten; their points go to :func:`side_name`."""
     _params_written: bool = False
 
     def __post_init__(self) -> None:
@@ -122,6 +126,8 @@ class ParamsSet:
                 raise CorruptChunkError("the file holds another chunk than its name says")
         except (CorruptChunkError, UnreadableChunkError) as exc:
             self._set_aside(name, key, exc, lambda: self._still_the_file_read(key, data))
+            if name in self.unreadable and expected is not None:
+                return self.load(side_name(name), expected)  # this version's own copy
             return None
         return record
 
@@ -151,7 +157,7 @@ class ParamsSet:
             self._check_belongs(meta.get("set"), meta.get("cache_version"))
         except (CorruptChunkError, UnreadableChunkError) as exc:
             self._set_aside(name, key, exc, lambda: stat)
-            return None
+            return self.peek(side_name(name)) if name in self.unreadable else None
         return meta
 
     def seconds_per_point(self, sample: int = TIMING_SAMPLE) -> float | None:
@@ -179,11 +185,19 @@ class ParamsSet:
         ``file_read()`` says it is still the file that was read."""
         self.unusable.add(name)
         url = self.store.url(key)
-        if isinstance(exc, UnreadableChunkError) or not self.writable:
-            what = "cannot read" if isinstance(exc, UnreadableChunkError) else "ignoring damaged"
+        if isinstance(exc, UnreadableChunkError):
+            self.unreadable.add(name)
+            side = self.store.url(self.chunk_key(side_name(name)))
             _warn(
-                f"swarm-memo: {what} cache file {url} here: {exc}; it is left in place and "
-                "its points count as missing in this process"
+                f"swarm-memo: cannot read cache file {url} here: {exc}; it is left in place "
+                f"and never overwritten: this version stores and reads its own points of "
+                f"that chunk in {side}"
+            )
+            return
+        if not self.writable:
+            _warn(
+                f"swarm-memo: ignoring damaged cache file {url} here: {exc}; it is left in "
+                "place and its points count as missing in this process"
             )
             return
         self._quarantine(key, str(exc), file_read())
@@ -211,7 +225,10 @@ class ParamsSet:
         point_digests: list[bytes] | None,
         on_unpicklable: Callable[[Exception], Exception] | None = None,
     ) -> None:
-        """Write one chunk file atomically, then its index record."""
+        """Write one chunk file atomically, then its index record. A file this version
+        cannot read is never overwritten: the chunk goes to its :func:`side_name`."""
+        while name in self.unreadable:
+            name = side_name(name)
         self.prepare()
         try:
             data = encode_chunk(record)
@@ -280,6 +297,13 @@ class ParamsSet:
         """Remove temp files that killed writers left (older than a grace period)."""
         prefixes = (self.set_id, f"{self.set_id}/chunks", f"{self.set_id}/index")
         return sum(self.store.clean_temp(prefix) for prefix in prefixes)
+
+
+def side_name(name: str) -> str:
+    """Where this version stores a chunk whose own file it cannot read (written by a newer
+    swarm-memo): next to it, in this version's format (no ``chunk_hash_fn`` name holds a
+    ``~``, so it names no other chunk)."""
+    return f"{name}~format{FORMAT_VERSION}"
 
 
 def _holds(record: ChunkRecord, chunk: Chunk) -> bool:

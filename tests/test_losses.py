@@ -8,6 +8,7 @@ import os
 import stat
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,27 @@ def test_a_file_of_a_newer_format_is_never_overwritten(tmp_path):
     with pytest.warns(CacheWarning, match="cannot read"):
         assert memo.run_streaming({}, spec).executed_points == 0
     assert newer.read_bytes() == newer_bytes
+
+
+def test_a_newer_file_stays_when_this_versions_copy_is_set_aside_for_another_order(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log")
+
+    def memo(order: list[str]) -> SwarmMemo:
+        return SwarmMemo(tmp_path / "c", {"a": 2, "b": 2}, 4, exec_fn=counting,
+                         axis_order=order, max_workers=1, verbose=0)  # fmt: skip
+
+    spec = {"a": [0, 1], "b": [0, 1]}
+    memo(["a", "b"]).run({}, spec)
+    (newer,) = tmp_path.glob("c/*/chunks/*.chunk")
+    newer_bytes = as_newer_format(newer)
+    with pytest.warns(CacheWarning, match="cannot read"):
+        memo(["a", "b"]).run({}, spec)  # this version's copy, in order (a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unreadable here; another axis order
+        output, _ = memo(["b", "a"]).run({}, spec)
+    assert output == [expected_output({}, (b, a)) for b in (0, 1) for a in (0, 1)]
+    assert newer.read_bytes() == newer_bytes  # neither overwritten nor moved
+    names = sorted(p.name[len(newer.stem) :] for p in newer.parent.glob("*.chunk"))
+    assert names[:2] == [".chunk", "~format2.chunk"]
+    assert len(names) == 3
+    assert names[2].startswith("~format2.order-")

@@ -246,6 +246,8 @@ class ParamsSet:
         than the run about to replace it, to a name of its own in the same folder: its
         outputs stay stored (and are served again under that axis order). Returns the new
         name."""
+        while name in self.unreadable:  # ``record`` is this version's copy of the chunk
+            name = side_name(name)
         tag = digest_bytes(encode(record.axes) + record.checksum).hex()[:16]
         new_name = f"{name}.order-{tag}"
         self.store.move(self.chunk_key(name), self.chunk_key(new_name))

@@ -9,9 +9,13 @@ in threads) POSIX locks cannot tell the runs apart, so a process-wide table of h
 excludes them, and each lock file is opened once per process: closing any descriptor of a
 file would drop every lock the process holds on it.
 
+Object stores that create a file only if it is absent, atomically between processes (S3's
+conditional PUT), claim with lease objects instead (:mod:`swarm_memo._leases`).
+
 A claim only steers work, correctness never depends on it: every write is atomic and
-every chunk file is complete. Where locks are unavailable (Windows, a file system without
-lock support, an object store) runs go on without claims between processes.
+every chunk file is complete. Where neither exists (Windows, a file system without lock
+support, ``memory://``) runs go on without claims between processes; a launch's tasks
+still split the work by their shares (:class:`swarm_memo._order.Share`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import os
 import threading
 import zlib
 from pathlib import Path
+from typing import Protocol
+
+from ._store import Store
 
 try:
     import fcntl
@@ -29,6 +36,43 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger("swarm_memo")
+
+
+CLAIMS_SWITCH = "SWARM_MEMO_CLAIMS"
+"""Environment variable; ``off`` disables claims between processes (for tests and
+benchmarks of what the partition alone achieves)."""
+
+
+class ChunkClaims(Protocol):
+    """The claims one run holds in one params set (record locks or leases)."""
+
+    contended: bool
+
+    @property
+    def held(self) -> int: ...
+
+    @property
+    def between_processes(self) -> bool:
+        """Whether these claims exclude other processes (else only this process's runs)."""
+
+    def try_claim(self, name: str) -> bool: ...
+
+    def release(self, name: str) -> None: ...
+
+    def release_all(self) -> None: ...
+
+
+def claims_for(store: Store, set_id: str, claim_timeout: float | None) -> ChunkClaims:
+    """The claims a run takes in ``set_id``: record locks where the store has a lock
+    file, leases where it creates files atomically, else only within this process."""
+    if os.environ.get(CLAIMS_SWITCH, "").lower() == "off":
+        return Claims(None)
+    lock = store.lock_path(f"{set_id}/claims.lock")
+    if lock is None and getattr(store, "atomic_create", False):
+        from ._leases import LeaseClaims
+
+        return LeaseClaims(store, f"{set_id}/leases", claim_timeout)
+    return Claims(lock)
 
 
 def claim_offset(name: str) -> int:
@@ -83,6 +127,15 @@ class Claims:
     def held(self) -> int:
         """How many chunks this run holds claimed."""
         return len(self._held)
+
+    @property
+    def between_processes(self) -> bool:
+        """Whether the claims exclude other processes: a lock file could be opened."""
+        with _TABLE_LOCK:
+            entry = _entry(self._path)
+            between = entry.fd is not None
+            self._close_if_idle(entry)
+        return between
 
     def try_claim(self, name: str) -> bool:
         """Claim a chunk for this run; False when another run (here or elsewhere) holds it."""

@@ -36,7 +36,7 @@ def clear_set(pset: ParamsSet) -> int:
     """Delete every file of a params set; return how many chunk files it held."""
     store, set_id = pset.store, pset.set_id
     chunks = store.names(f"{set_id}/chunks", CHUNK_SUFFIX)
-    for folder in ("chunks", "index"):
+    for folder in ("chunks", "index", "leases"):
         for name in store.names(f"{set_id}/{folder}"):
             store.delete(f"{set_id}/{folder}/{name}")
     for name in (PARAMS_FILE, "claims.lock"):

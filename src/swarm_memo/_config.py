@@ -16,7 +16,7 @@ from ._backends import BackendFactory
 from ._defaults import default_collate, default_merge
 from ._grid import ChunkLayout
 from ._grid import _check_positive_int as check_positive_int
-from ._order import ChunkOrder, parse_chunk_order
+from ._order import ChunkOrder, Share, parse_chunk_order
 from ._remote import open_store
 from ._stop import parse_deadline
 from ._store import Store
@@ -56,6 +56,8 @@ class MemoConfig:
     grace_seconds: float
     deadline: float | datetime | None
     """Stop each computing call gracefully after so many seconds, or at this time."""
+    share: Share | None = None
+    """Set in the tasks of a launch: which chunks this task computes first."""
 
 
 def check_callable(value: Any, name: str) -> None:

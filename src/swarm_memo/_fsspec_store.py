@@ -2,9 +2,10 @@
 
 Object stores have no rename, so nothing is staged under a temp name: a file is written
 by one ``pipe`` (a single PUT on S3-like stores, which readers see whole or not at all)
-from the driver process only; workers never touch the store. Claims need file locks,
-which object stores lack: processes sharing a remote cache stay correct (every write is
-whole and self-checking) but may compute the same chunk twice.
+from the driver process only; workers never touch the store. Object stores have no file
+locks: on S3 runs claim chunks with lease objects (``atomic_create``, see ``_leases``);
+elsewhere processes sharing a remote cache stay correct (every write is whole and
+self-checking) but may compute the same chunk twice.
 
 ``write_if_absent`` is a conditional PUT (``If-None-Match: *``) where fsspec offers it
 (s3fs); elsewhere it is a check then a write, made atomic between the threads of one
@@ -52,6 +53,8 @@ class FsspecStore:
         self.root = root.rstrip("/")
         self._url = url.rstrip("/")
         self._exclusive_put = "s3" in _protocols(fs)
+        # Claims are then lease objects (_leases): creation is atomic between processes.
+        self.atomic_create = self._exclusive_put
         self.background_writes = True  # a write is a round trip to the store
 
     def __repr__(self) -> str:

@@ -1,9 +1,12 @@
 """Fan a sweep out as N tasks of one job array (submitit: Slurm, or local processes).
 
 Each task receives the memo (it pickles as its constructor arguments), rebuilds it in its
-own process and runs ``run_streaming`` on the shared cache; claims spread the chunks over
-the tasks, so every point is computed once. The submitter keeps a :class:`Launch` handle:
-``status()`` reads the cache, ``result()`` waits for the tasks and loads the sweep.
+own process and runs ``run_streaming`` on the shared cache. Task ``i`` of ``N`` computes
+its own share of the chunks first (:class:`~swarm_memo._order.Share`, known from the sweep
+alone), then helps with the others' shares; claims (record locks, or leases on S3) keep
+two tasks off one chunk, and where there are none the shares alone keep them apart. The
+submitter keeps a :class:`Launch` handle: ``status()`` reads the cache, ``result()`` waits
+for the tasks and loads the sweep.
 
 Nothing here waits on a job to answer ``status()``, and nothing depends on the submitter
 staying alive: a later ``launch`` or ``run`` of the same sweep computes only what is missing.
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 from ._config import MemoConfig
 from ._diagnostics import Diagnostics, Status
 from ._hashing import encode
+from ._order import Share
 from .errors import CacheMissError, ExecError, SpecError, SpecTypeError
 
 _FIRST_POLL_SECONDS = 0.05
@@ -43,6 +47,8 @@ class SweepMemo(Protocol):
     def config(self) -> MemoConfig: ...
 
     def _with_options(self, **options: Any) -> SweepMemo: ...
+
+    def _with_config(self, **changes: Any) -> SweepMemo: ...
 
 
 class TaskFailedError(ExecError):
@@ -96,7 +102,11 @@ class LaunchTask:
     ``slurm_max_num_timeout`` times); the requeued task computes only what is missing.
     """
 
-    def __call__(self, memo: SweepMemo, params: Any, split_spec: Any) -> Diagnostics:
+    def __call__(
+        self, memo: SweepMemo, params: Any, split_spec: Any, share: Share | None = None
+    ) -> Diagnostics:
+        if share is not None:
+            memo = memo._with_config(share=share)
         backends = memo.config.backends
         if backends.spec in ("process", "serial") and backends.max_workers == 1:
             # exec_fn would run on the main thread, where the scheduler's signals (submitit's
@@ -108,12 +118,14 @@ class LaunchTask:
             lines = str(exc).strip().splitlines()
             raise TaskException(f"{type(exc).__name__}: {lines[0] if lines else ''}") from exc
 
-    def checkpoint(self, memo: SweepMemo, params: Any, split_spec: Any) -> Any:
+    def checkpoint(
+        self, memo: SweepMemo, params: Any, split_spec: Any, share: Share | None = None
+    ) -> Any:
         """What submitit resubmits when the task is stopped: the same call (the cache is
         the checkpoint)."""
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(self, memo, params, split_spec)
+        return DelayedSubmission(self, memo, params, split_spec, share)
 
 
 class Launch:
@@ -305,16 +317,18 @@ def _check_picklable(memo: SweepMemo) -> None:
 
 
 def submit(executor: Any, memo: SweepMemo, params: Any, split_spec: Any, tasks: int) -> list[Any]:
-    """Submit ``tasks`` :class:`LaunchTask` calls as one job array."""
+    """Submit ``tasks`` :class:`LaunchTask` calls as one job array, task ``i`` with share
+    ``i`` of ``tasks``."""
     memos = [memo] * tasks
     all_params = [params] * tasks
     all_specs = [split_spec] * tasks
+    shares = [Share(i, tasks) for i in range(tasks)]
     task = LaunchTask()
     if callable(getattr(executor, "map_array", None)):
-        return list(executor.map_array(task, memos, all_params, all_specs))
+        return list(executor.map_array(task, memos, all_params, all_specs, shares))
     batch = getattr(executor, "batch", None)
     with batch() if callable(batch) else contextlib.nullcontext():
-        return [executor.submit(task, memo, params, split_spec) for _ in range(tasks)]
+        return [executor.submit(task, memo, params, split_spec, share) for share in shares]
 
 
 def launch(memo: SweepMemo, params: Any, split_spec: Any, executor: Any, tasks: Any) -> Launch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -179,6 +180,13 @@ class SwarmMemo:
     def _with_options(self, **options: Any) -> SwarmMemo:
         """A new memo with the same arguments but these ones."""
         return SwarmMemo(**{**self._arguments, **options})
+
+    def _with_config(self, **changes: Any) -> SwarmMemo:
+        """A copy of this memo (same pools) with these fields of its config replaced; it
+        pickles as this memo's arguments, without them."""
+        memo = copy.copy(self)
+        memo.config = replace(self.config, **changes)
+        return memo
 
     def __enter__(self) -> SwarmMemo:
         return self

@@ -114,3 +114,41 @@ def parse_chunk_order(value: Any) -> ChunkOrder:
     raise SpecTypeError(
         f"chunk_order must be 'grid', 'coarse-to-fine' or a callable; got {type(value).__name__}"
     )
+
+
+@dataclass(frozen=True)
+class Share:
+    """Task ``index`` of ``count`` tasks of one launch: in which order it takes the chunks.
+
+    The shares interleave the chunk order (task ``i`` owns positions ``i``, ``i + N``,
+    ``i + 2N``, ...), so they stay balanced whichever contiguous part of the sweep is
+    stored already, and every task knows its own from the sweep alone. Where claims work
+    between processes, a task whose own share is done helps with the others', each from
+    its end (the owner works from its start), the ``N - 1`` helpers of one share taking
+    alternate chunks of it, so that claims are rarely contended. Without claims a task
+    computes its own share only: N tasks compute each point once (a share whose task
+    died stays missing until a task with that share, a ``run`` or a ``launch`` does it).
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise SpecError(f"a share is task 0..{self.count - 1} of {self.count}; got {self}")
+
+    def arrange(self, order: Sequence[int], helping: bool = True) -> list[int]:
+        """``order`` rearranged: this task's share, then (``helping``) its part of the
+        others' shares (backwards), then the rest of theirs."""
+        count = self.count
+        arranged = list(order[self.index :: count])
+        if not helping:
+            return arranged
+        rest: list[int] = []
+        for step in range(1, count):
+            # This task is helper ``step - 1`` of the share ``step`` tasks after its own.
+            backwards = list(reversed(order[(self.index + step) % count :: count]))
+            mine = set(range(step - 1, len(backwards), count - 1))
+            arranged.extend(backwards[k] for k in sorted(mine))
+            rest.extend(c for k, c in enumerate(backwards) if k not in mine)
+        return arranged + rest

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._cache import logger
-from ._claims import Claims
+from ._claims import claims_for
 from ._codec import ChunkRecord, meta_point_codes
 from ._diagnostics import Diagnostics
 from ._grid import Chunk
@@ -64,8 +64,7 @@ class _Run:
         self.sink = sink
         self.compute = compute
         self.diag = Diagnostics(total_chunks=len(plan.named_chunks))
-        lock = self.config.store.lock_path(f"{plan.pset.set_id}/claims.lock")
-        self.claims = Claims(lock)
+        self.claims = claims_for(self.config.store, plan.pset.set_id, self.config.claim_timeout)
         self.stored: set[str] = set()
         self.policy = ServePolicy(
             plan.code, self.config.on_code_change, plan.function_name, plan.grid.axis_names
@@ -80,6 +79,8 @@ class _Run:
         self.stored = plan.pset.stored_names()
         named = plan.named_chunks
         order = self.config.chunk_order.order(plan.shape, lambda: [c.split_spec for c, _ in named])
+        if self.compute and self.config.share is not None:  # a launch's task: its share first
+            order = self.config.share.arrange(order, helping=self.claims.between_processes)
         missing = [named[i] for i in order if not self._exact_hit(*named[i])]
         expected = sum(chunk.product_size for chunk, _ in missing)
         verbose = self.config.verbose if self.compute else 0

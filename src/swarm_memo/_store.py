@@ -104,7 +104,10 @@ class Store(Protocol):
         """Remove the empty folders at and below ``prefix`` (stores without folders: no-op)."""
 
     def lock_path(self, key: str) -> str | None:
-        """A local file for claims (POSIX record locks), or None: this store has none."""
+        """A local file for claims (POSIX record locks), or None: this store has none.
+        A store without one may set an attribute ``atomic_create = True`` when
+        ``write_if_absent`` is atomic between processes and machines: runs then claim
+        chunks with lease objects (:mod:`swarm_memo._leases`)."""
 
     def check_writable(self, prefix: str) -> None:
         """Raise :class:`StoreError` when files surely cannot be written under ``prefix``

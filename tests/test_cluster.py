@@ -242,5 +242,5 @@ def test_a_share_outside_its_task_count_is_refused() -> None:
     from swarm_memo._order import Share
     from swarm_memo.errors import SpecError
 
-    with pytest.raises(SpecError, match="task 0..2 of 3"):
+    with pytest.raises(SpecError, match=r"task 0\.\.2 of 3"):
         Share(3, 3)

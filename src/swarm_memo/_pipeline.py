@@ -280,8 +280,7 @@ class _Run:
         count = self.diag.cached_points - cached
         self.diag.cached_points = cached
         self.claims.release(name)
-        bar.adjust_total(-chunk.product_size)
-        bar.skip(count)
+        bar.stored_elsewhere(chunk.product_size, count)
         return ChunkJob(chunk.index, name, [], [], [], cached=count)
 
     # ------------------------------------------------------------------ reads

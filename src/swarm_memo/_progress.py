@@ -122,6 +122,7 @@ class Progress:
         self._clock = clock
         self._started = self._last_line = clock()
         self._executed = 0
+        self._others = 0  # points other processes stored while this run worked
         self._chunks_written = 0
         self._waiting = 0
         self._active = False  # work has started: a bar exists, or status lines are due
@@ -157,7 +158,7 @@ class Progress:
         """Correct the expected count once a chunk's real number of points is known."""
         self._expected += delta
         if self._bar is not None and delta:
-            self._bar.total = self._cached + self._expected
+            self._bar.total = self._cached + self._others + self._expected
             self._bar.refresh()
 
     def skip(self, points: int) -> None:
@@ -165,6 +166,16 @@ class Progress:
         self._expected -= points
         self._cached += points
         if self._bar is not None and points:
+            self._bar.update(points)
+
+    def stored_elsewhere(self, planned: int, points: int) -> None:
+        """Count a chunk another process stored meanwhile: its ``planned`` points leave
+        what this run computes; the ``points`` it holds count as stored by others."""
+        self._expected -= planned
+        self._others += points
+        if self._bar is not None:
+            self._bar.total = self._cached + self._others + self._expected
+            self._bar.set_postfix_str(self._others_text(), refresh=False)
             self._bar.update(points)
 
     def advance(self, points: int) -> None:
@@ -199,12 +210,20 @@ class Progress:
     # ------------------------------------------------------------------ display
 
     def status_line(self) -> str:
-        """``1200/5000 points (24%), 3 chunks written, 1:02 elapsed, ~3:20 left``."""
-        done, total = self._cached + self._executed, self._cached + self._expected
+        """``1200/5000 points (24%), 3 chunks written, 1:02 elapsed, ~3:20 left``; when
+        other processes stored points meanwhile, ``60/60 points (100%): 40/40 computed
+        here, 20 stored by others, ...``: what this run computes and what others stored
+        are counted apart, so the line never exceeds the request's points."""
+        stored = self._cached + self._others
+        done, total = stored + self._executed, stored + max(self._expected, self._executed)
         percent = 100 * done // total if total > 0 else 100
         elapsed = self._clock() - self._started
+        counts = f"{done}/{total} points ({percent}%)"
+        if self._others:
+            todo = max(self._expected, self._executed)
+            counts += f": {self._executed}/{todo} computed here, {self._others_text()}"
         parts = [
-            f"{done}/{total} points ({percent}%)",
+            counts,
             f"{self._chunks_written} chunk{'' if self._chunks_written == 1 else 's'} written",
             f"{_clock_text(elapsed)} elapsed",
         ]
@@ -214,6 +233,9 @@ class Progress:
         if self._waiting:
             parts.append(self._waiting_text())
         return ", ".join(parts)
+
+    def _others_text(self) -> str:
+        return f"{self._others} stored by others" if self._others else ""
 
     def _waiting_text(self) -> str:
         if not self._waiting:
@@ -229,8 +251,8 @@ class Progress:
             self._active = True
             if _is_tty(self._stream) or _in_notebook():
                 self._bar = _bar_class()(
-                    total=self._cached + self._expected,
-                    initial=self._cached + self._executed,
+                    total=self._cached + self._others + self._expected,
+                    initial=self._cached + self._others + self._executed,
                     unit="pt",
                     desc="swarm-memo",
                     dynamic_ncols=True,

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
 
 Canon = tuple[Any, ...]
 """A point's identity: type-tagged values (numpy alike Python, one NaN, 1 apart from 1.0)."""
-Norm = tuple[Canon, Any]
+Norm = tuple[Canon, Any, Any]
 """An output, comparable whatever numpy/Python type or NaN object it was computed from."""
 
 # ---------------------------------------------------------------------- canonical forms
@@ -43,9 +43,11 @@ def canon_point(point: tuple[Any, ...], axes: tuple[str, ...]) -> Canon:
 
 
 def norm(output: dict[str, Any]) -> Norm:
-    """An output, comparable whatever numpy/Python type or NaN object it was computed from."""
+    """An output, comparable whatever numpy/Python type or NaN object it was computed from,
+    with the version of the code that computed it (None when it does not say)."""
     assert output["pid_free"] == repr(output["point"]) + "!"  # one point's output, whole
-    return tuple(canon_value(v) for v in output["point"]), output["alpha"]
+    point = tuple(canon_value(v) for v in output["point"])
+    return point, output["alpha"], output.get("version")
 
 
 # ---------------------------------------------------------------------- the cache, decoded
@@ -62,6 +64,10 @@ class CacheState:
     @property
     def stored(self) -> set[Canon]:
         return set().union(*self.files.values())
+
+    def stored_by(self, version: Any) -> set[Canon]:
+        """Points with a stored output computed by code ``version``."""
+        return {c for points in self.files.values() for c, n in points.items() if n[2] == version}
 
 
 def read_cache(root: Path) -> CacheState:

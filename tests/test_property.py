@@ -6,8 +6,14 @@ Sequences mix growing, shrinking, rebinned and reordered grids; numpy scalars an
 next to equal Python values; ints next to equal floats (1 and 1.0 are two points); NaN
 (one value); enumerators switched between steps; files damaged between steps.
 
-The model is a plain dict: canonical point -> the outputs it may have (one, unless a
-known gap below let it be computed twice). After every step it is compared with what the
+Steps also switch between two versions of ``exec_fn`` (two code fingerprints) under each
+``on_code_change`` policy: a served output is the current code's, or a
+``CodeChangedWarning`` said otherwise ("warn"), or the call said nothing ("ignore");
+"recompute" never serves another version's output. Axis orders change between steps:
+a point is the tuple ``exec_fn`` receives, so another order is another point.
+
+The model is a plain dict: canonical point -> the outputs it may have (one per code
+version that computed it). After every step it is compared with what the
 chunk files really hold, decoded, so a point executed twice or dropped from the cache is
 caught at the step where it happens.
 """
@@ -40,7 +46,7 @@ from cache_model import (
     snapshot,
 )
 from helpers import CountingExec, expected_output, grid_points
-from swarm_memo import CacheMissError, CacheWarning, SwarmMemo
+from swarm_memo import CacheMissError, CodeChangedWarning, SwarmMemo
 
 try:
     import numpy as np
@@ -56,6 +62,21 @@ ATOMS: dict[str, list[Any]] = {
     "b": ["p", "q", "r"],
     "c": [0.5, 1.5, 2.5, NAN, 0.0, -0.0],
 }
+
+
+# ---------------------------------------------------------------------- exec versions
+
+
+class VersionedExec(CountingExec):
+    """Two versions of ``exec_fn``: another fingerprint (its state), an output that says
+    which version computed it."""
+
+    def __init__(self, log: Path, version: int) -> None:
+        super().__init__(log)
+        self.version = version
+
+    def __call__(self, params: dict[str, Any], point: Any) -> Any:
+        return {**super().__call__(params, point), "version": self.version}
 
 
 # ---------------------------------------------------------------------- enumerators
@@ -119,6 +140,8 @@ class Step:
     default_order: bool = False  # axis_order=None: memo_chunk_spec's key order
     enumerator: str | None = None
     damage: tuple[str, float, float] = ("truncate", 0.0, 0.0)  # how, which file, where
+    version: int = 1  # which exec_fn computes
+    on_code_change: str = "warn"
 
 
 def represent(draw: st.DrawFn, values: list[Any]) -> Any:
@@ -174,6 +197,8 @@ def steps(draw: st.DrawFn, axes: tuple[str, ...], enumerated: bool) -> Step:
         order=order,
         default_order=draw(st.booleans()),
         enumerator=draw(st.sampled_from(list(ENUMERATORS))) if enumerated else None,
+        version=draw(st.sampled_from([1, 1, 2])),
+        on_code_change=draw(st.sampled_from(["warn", "recompute", "ignore"])),
     )
 
 
@@ -212,12 +237,32 @@ class Model:
             bins,
             3,
             enumerate_points=ENUMERATORS[step.enumerator],
-            exec_fn=self.counting,
+            exec_fn=VersionedExec(Path(self.counting.log), step.version),
             max_workers=1,
             verbose=0,
             axis_order=None if step.default_order else list(step.order),
             executor="serial",
+            on_code_change=step.on_code_change,
         )
+
+    def servable(self, state: CacheState, step: Step) -> set[Canon]:
+        """Points with a stored output this step's policy may serve."""
+        if step.on_code_change == "recompute":
+            return state.stored_by(step.version)
+        return state.stored
+
+    @staticmethod
+    def check_code_warning(step: Step, output: list[Any], caught: list[Any]) -> None:
+        """Served outputs are the current code's, or the policy's warning said otherwise."""
+        other = [o for o in output if o["version"] != step.version]
+        warned = any(issubclass(w.category, CodeChangedWarning) for w in caught)
+        if step.on_code_change == "recompute":
+            assert not other, f"recompute served another code's output: {other[:3]}"
+        elif step.on_code_change == "warn":
+            assert warned == bool(other), (warned, other[:3])
+            event(f"code warning: {warned}")
+        else:
+            assert not warned
 
     def check_cache(self, state: CacheState) -> None:
         """The files hold exactly the model's points, each with an output it may have."""
@@ -254,8 +299,8 @@ class Model:
         assert len(wanted) == len(by_repr) == len(points)  # no point twice, no repr twice
         self.counting.reset()
         memo = self.memo(step)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CacheWarning)  # damaged files are reported
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # damaged files are reported
             if step.kind == "stream":
                 diag = memo.run_streaming(PARAMS, step.spec)
             else:
@@ -268,17 +313,20 @@ class Model:
         if step.kind == "stream":  # streaming checks a file's header and size, not its body
             flipped = [p for p in before.broken if p in self.flipped]
             unopened = set().union(*(self.damaged[p] for p in flipped)) - before.stored
-        must = wanted - before.stored - unopened
+        must = wanted - self.servable(before, step) - unopened
         assert must <= executed, f"not executed: {must - executed}"
         assert executed - must <= unopened, f"stored points executed again: {executed - must}"
         self.excused.update(executed - must)
+        self.excused.update(must & before.stored)  # stored by other code: recomputed
         if must & set(self.excused):
             event("lost points executed again")
         for r in calls:
             point, c = by_repr[r]
             self.executions[c] += 1
-            computed = norm(expected_output(PARAMS, point))
-            if c in must or c in unopened:
+            computed = norm({**expected_output(PARAMS, point), "version": step.version})
+            if c in before.stored and c in self.outputs:  # other code's copies may stay
+                self.outputs[c].add(computed)
+            elif c in must or c in unopened:
                 self.outputs[c] = {computed}
             else:  # pragma: no cover - asserted above: a stored point never runs again
                 self.outputs[c].add(computed)
@@ -289,6 +337,7 @@ class Model:
             assert len(output) == len(points)
             for out, (_, c) in zip(output, (by_repr[repr(p)] for p in points), strict=True):
                 assert norm(out) in self.outputs[c], (c, out)
+            self.check_code_warning(step, output, caught)
         after = read_cache(self.root)
         assert wanted - unopened <= after.stored
         dropped = set(self.outputs) - after.stored
@@ -300,15 +349,16 @@ class Model:
         self.check_cache(state)
         points = requested_points(step)
         canon = [canon_point(p, step.order) for p in points]
-        exact = sum(c not in state.stored for c in canon)
+        servable = self.servable(state, step)
+        exact = sum(c not in servable for c in canon)
         damaged_only = set().union(*(self.damaged[p] for p in state.broken)) - state.stored
         optimistic = sum(c in damaged_only for c in canon)  # status does not open files
         event(f"read: {step.kind}, {'some' if exact else 'none'} missing")
         memo = self.memo(step)
         before = snapshot(self.root)
         self.counting.reset()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CacheWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             if step.kind == "status":
                 status = memo.status(PARAMS, step.spec)
                 assert exact - optimistic <= status.missing_points <= exact
@@ -322,7 +372,8 @@ class Model:
                 else:
                     assert diag.missing_points == exact
                     assert step.kind != "strict" or diag.missing_points == 0
-                    self.check_served(output, canon, state.stored, state.stored)
+                    self.check_served(output, canon, servable, servable)
+                    self.check_code_warning(step, output, caught)
         assert self.counting.count() == 0
         assert snapshot(self.root) == before, "a read changed the cache"
 

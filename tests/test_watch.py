@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +53,51 @@ def test_progress_counts_points_stored_by_others_apart_and_never_exceeds_the_tot
     assert lines[0].startswith(
         "swarm-memo: 60/60 points (100%): 20/20 computed here, 40 stored by others, 1 chunk written"
     )
+
+
+# --------------------------------------------------------------------------- item 6
+
+DAMAGED_CHUNK_SCRIPT = """
+import sys, warnings
+from pathlib import Path
+from swarm_memo import CacheWarning, SwarmMemo
+
+def fn(params, point):
+    return point[0]
+
+root = Path(sys.argv[1])
+memo = SwarmMemo(root, {"x": 2}, 2, exec_fn=fn, executor="serial", verbose=0)
+memo.run({}, {"x": [0, 1, 2, 3]})
+chunk = sorted(root.glob("*/chunks/*.chunk"))[0]
+chunk.write_bytes(chunk.read_bytes()[:-5] + b"xxxxx")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    memo.load({}, {"x": [0, 1, 2, 3]})
+print(sum(issubclass(w.category, CacheWarning) for w in caught))
+"""
+
+
+def test_verbose_0_reports_a_damaged_chunk_once_as_a_warning_and_prints_nothing(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", DAMAGED_CHUNK_SCRIPT, str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.split() == ["1"]
+    assert result.stderr == ""
+
+
+def test_the_swarm_memo_logger_has_a_null_handler() -> None:
+    handlers = logging.getLogger("swarm_memo").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+def test_help_says_verbose_2_prints_to_stderr() -> None:
+    doc = SwarmMemo.__init__.__doc__ or SwarmMemo.__doc__ or ""
+    text = " ".join(doc.split())
+    assert "logs each chunk written to the ``swarm_memo`` logger" not in text
+    assert "one line per chunk written, on stderr" in text

@@ -8,6 +8,8 @@ Examples
 
 from __future__ import annotations
 
+import logging
+
 from ._defaults import default_collate, default_merge
 from ._diagnostics import Diagnostics, Status
 from ._launch import Launch, TaskFailedError
@@ -30,6 +32,9 @@ from .errors import (
     UnhashableValueError,
     WorkerDiedError,
 )
+
+# A library's logger never prints unless the application configures logging.
+logging.getLogger("swarm_memo").addHandler(logging.NullHandler())
 
 __all__ = [
     "AxisOrderWarning",

@@ -61,7 +61,8 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
 
 
 def _warn(message: str) -> None:
-    logger.warning(message)
+    # One report: a CacheWarning, never also a log line (with no logging set up, that
+    # went through logging's last-resort handler to stderr, even at verbose=0).
     warnings.warn(message, CacheWarning, stacklevel=5)
 
 

@@ -69,8 +69,11 @@ class SwarmMemo:
         Order of axes for chunk iteration (first axis slowest) and default point tuples.
         Default: the key order of ``memo_chunk_spec``. Never affects cache keys.
     verbose
-        0 silent; 1 a progress bar while executing and a one-line summary (stderr);
-        2 also logs each chunk written to the ``swarm_memo`` logger.
+        0 prints nothing of ours (problems with cache files are ``CacheWarning``s);
+        1 a progress bar while executing (plain status lines when stderr is not a
+        terminal) and a one-line summary, on stderr; 2 also prints one line per chunk
+        written, on stderr (no logging set-up needed; the ``swarm_memo`` logger has only
+        a ``NullHandler`` until the application configures logging).
     executor
         ``"process"`` (default, reused across runs), ``"thread"``, ``"serial"``, any
         ``concurrent.futures.Executor`` (never shut down by swarm-memo) or a

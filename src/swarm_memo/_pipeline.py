@@ -218,12 +218,12 @@ class _Run:
                 yield None  # another run is computing it
             else:
                 if overdue:
-                    logger.warning(
-                        "swarm-memo: chunk %s was claimed by another run for more than "
-                        "%s s without being written; computing it here",
-                        name,
-                        timeout,
+                    text = (
+                        f"chunk {name} was claimed by another run for more than {timeout} s "
+                        "without being written; computing it here"
                     )
+                    logger.info("swarm-memo: %s", text)
+                    bar.note(text)  # the logger has only a NullHandler unless configured
                 yield job
         bar.waiting(0)
 

@@ -201,6 +201,11 @@ class Progress:
         if self._verbose >= 2:
             self._print(f"wrote chunk {index} ({points} points) as {name}")
 
+    def note(self, text: str) -> None:
+        """Print one line about the run at ``verbose >= 1`` (nothing at ``verbose=0``)."""
+        if self._verbose >= 1:
+            self._print(text)
+
     def finish(self, summary: str) -> None:
         """Close the bar and print the one-line summary of the call (``verbose >= 1``)."""
         self.close()

@@ -21,8 +21,9 @@ from click.testing import CliRunner, Result
 from swarm_memo import CacheWarning, SwarmMemo
 from swarm_memo._inspect import list_sets, open_cache, resolve_set
 from swarm_memo._maintenance import plan_gc, verify_cache
-from swarm_memo._textfmt import InspectError, parse_duration, to_jsonable
+from swarm_memo._textfmt import parse_duration, to_jsonable
 from swarm_memo.cli import cli
+from swarm_memo.errors import InspectError
 
 DAY = 86400.0
 TEMP_NAME = ".0123abcd.chunk.0123456789ab.4242.tmp"

@@ -235,7 +235,8 @@ def test_fully_reused_chunks_are_handed_on_without_reading_ahead():
     """A rebinned stream serves whole chunks from other files: the engine must pass each
     on at once instead of pulling the whole request into memory first."""
     from swarm_memo._diagnostics import Diagnostics
-    from swarm_memo._scheduler import ChunkJob, Engine, ExecPlan
+    from swarm_memo._jobs import ChunkJob
+    from swarm_memo._scheduler import Engine, ExecPlan
 
     pulled = []
 

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from helpers import CountingExec, expected_output, grid_expected
-from swarm_memo import SwarmMemo
-from swarm_memo._launch import Launch, TaskFailedError
+from swarm_memo import Launch, SwarmMemo, TaskFailedError
 from swarm_memo.errors import ExecError, SpecError, SpecTypeError
 
 submitit = pytest.importorskip("submitit")

@@ -12,10 +12,10 @@ import logging
 
 from ._defaults import default_collate, default_merge
 from ._diagnostics import Diagnostics, Status
-from ._launch import Launch, TaskFailedError
+from ._jobs import PointFailure
+from ._launch import Launch
 from ._memo import SwarmMemo
 from ._version import __version__
-from ._worker import PointFailure
 from .errors import (
     AxisOrderWarning,
     CacheMissError,
@@ -24,11 +24,13 @@ from .errors import (
     CollateError,
     CorruptChunkError,
     ExecError,
+    InspectError,
     RunInterrupted,
     SpecError,
     SpecTypeError,
     StoreError,
     SwarmMemoError,
+    TaskFailedError,
     UnhashableValueError,
     WorkerDiedError,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "CorruptChunkError",
     "Diagnostics",
     "ExecError",
+    "InspectError",
     "Launch",
     "PointFailure",
     "RunInterrupted",

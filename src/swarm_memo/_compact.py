@@ -16,9 +16,9 @@ from ._cache import CHUNK_SUFFIX, PARAMS_FILE, ParamsSet
 from ._codec import ChunkRecord, point_codes_of
 from ._grid import Chunk
 from ._hashing import point_digest
+from ._jobs import MISSING
 from ._plan import RunPlan
 from ._reuse import Reuse, read_point_index
-from ._scheduler import MISSING
 from ._serving import ServePolicy
 
 

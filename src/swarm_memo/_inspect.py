@@ -25,8 +25,8 @@ from ._local_store import LocalStore
 from ._meta_points import PointCounter, axis_values
 from ._remote import open_store
 from ._store import Store
-from ._textfmt import InspectError, iso_time, short_repr, sort_values, to_jsonable
-from .errors import CorruptChunkError, SpecError, UnreadableChunkError
+from ._textfmt import iso_time, short_repr, sort_values, to_jsonable
+from .errors import CorruptChunkError, InspectError, SpecError, UnreadableChunkError
 
 SHORT_DIGEST = 12
 OLD_PARAMS_FILE = "params.pkl"

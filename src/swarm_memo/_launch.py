@@ -23,7 +23,7 @@ from ._config import MemoConfig
 from ._diagnostics import Diagnostics, Status
 from ._hashing import encode
 from ._order import Share
-from .errors import CacheMissError, ExecError, SpecError, SpecTypeError
+from .errors import CacheMissError, SpecError, SpecTypeError, TaskFailedError
 
 _FIRST_POLL_SECONDS = 0.05
 _LAST_POLL_SECONDS = 1.0
@@ -51,39 +51,29 @@ class SweepMemo(Protocol):
     def _with_config(self, **changes: Any) -> SweepMemo: ...
 
 
-class TaskFailedError(ExecError):
-    """A task of a launched sweep failed (``exec_fn`` raised, the task was killed, ...).
-
-    ``task`` is its index in the job array, ``job_id`` the scheduler's id (None when the
-    executor has none), ``also_failed`` the indices of the other tasks that failed.
-    ``exc_type`` and ``exc_message`` describe the original error, ``worker_traceback``
-    holds the task's error text; ``point`` is the failing point when the executor hands
-    back the exception itself (submitit hands back only its text, which names the point).
-    """
-
-    def __init__(
-        self,
-        *,
-        task: int,
-        tasks: int,
-        job_id: str | None,
-        original: BaseException,
-        also_failed: Sequence[int] = (),
-    ) -> None:
-        exc_type, exc_message = _describe(original)
-        where = f"task {task} of {tasks}" + (f" (job {job_id})" if job_id else "")
-        others = f" (tasks {', '.join(map(str, also_failed))} failed too)" if also_failed else ""
-        super().__init__(
-            f"{where} failed: {exc_type}: {exc_message}{others}",
-            point=getattr(original, "point", None),
-            params=getattr(original, "params", None),
-            exc_type=exc_type,
-            exc_message=exc_message,
-            worker_traceback=getattr(original, "worker_traceback", "") or str(original),
-        )
-        self.task = task
-        self.job_id = job_id
-        self.also_failed = list(also_failed)
+def task_failed(
+    *,
+    task: int,
+    tasks: int,
+    job_id: str | None,
+    original: BaseException,
+    also_failed: Sequence[int] = (),
+) -> TaskFailedError:
+    """The :class:`TaskFailedError` of ``task`` (of ``tasks``), which raised ``original``."""
+    exc_type, exc_message = _describe(original)
+    where = f"task {task} of {tasks}" + (f" (job {job_id})" if job_id else "")
+    others = f" (tasks {', '.join(map(str, also_failed))} failed too)" if also_failed else ""
+    return TaskFailedError(
+        f"{where} failed: {exc_type}: {exc_message}{others}",
+        task=task,
+        job_id=job_id,
+        also_failed=also_failed,
+        point=getattr(original, "point", None),
+        params=getattr(original, "params", None),
+        exc_type=exc_type,
+        exc_message=exc_message,
+        worker_traceback=getattr(original, "worker_traceback", "") or str(original),
+    )
 
 
 class TaskException(RuntimeError):
@@ -229,7 +219,7 @@ class Launch:
             task, job, error = failures[0]
             job_id = getattr(job, "job_id", None)
             cause = error.__cause__ if isinstance(error, TaskException) else None
-            raise TaskFailedError(
+            raise task_failed(
                 task=task,
                 tasks=len(self.jobs),
                 job_id=None if job_id is None else str(job_id),

@@ -29,8 +29,7 @@ from ._inspect import (
     walk_files,
 )
 from ._store import TEMP_GRACE_SECONDS, TEMP_NAME, Store
-from ._textfmt import InspectError
-from .errors import CorruptChunkError, UnreadableChunkError
+from .errors import CorruptChunkError, InspectError, UnreadableChunkError
 
 # --------------------------------------------------------------------------- verify
 

@@ -27,11 +27,12 @@ from ._claims import claims_for
 from ._codec import ChunkRecord, meta_point_codes
 from ._diagnostics import Diagnostics
 from ._grid import Chunk
+from ._jobs import MISSING, ChunkJob
 from ._plan import RunPlan
 from ._progress import Progress
 from ._records import chunk_record, computed_positions, unpicklable_error
 from ._reuse import Reuse
-from ._scheduler import MISSING, ChunkJob, Engine, ExecPlan, StopRequested
+from ._scheduler import Engine, ExecPlan, StopRequested
 from ._serving import ServePolicy
 from ._sinks import Sink
 from ._stop import StopRequest, stop_on_signals

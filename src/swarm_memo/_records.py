@@ -21,10 +21,9 @@ from typing import Any
 
 from ._codec import ChunkRecord, point_codes_of
 from ._hashing import point_digest
+from ._jobs import MISSING, ChunkJob, PointFailure
 from ._plan import RunPlan
-from ._scheduler import MISSING, ChunkJob
 from ._version import __version__
-from ._worker import PointFailure
 from .errors import ExecError
 
 _HOST = socket.gethostname()

@@ -19,7 +19,7 @@ from ._codec import MIXED_CODE, ChunkRecord, meta_point_codes
 from ._diagnostics import Diagnostics
 from ._grid import Chunk, strides
 from ._index import Found, IndexRecord, PointIndex
-from ._scheduler import MISSING
+from ._jobs import MISSING
 from ._serving import ServePolicy
 from .errors import CorruptChunkError
 

@@ -17,18 +17,16 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._backends import Backend
 from ._diagnostics import Diagnostics
 from ._hashing import short_description
+from ._jobs import ChunkJob, PointFailure
 from ._window import Completions, Window
-from ._worker import PointFailure, TaskResult, decode_result, evaluate_timed, run_batch
+from ._worker import TaskResult, decode_result, evaluate_timed, run_batch
 from .errors import ExecError, SpecTypeError, WorkerDiedError
-
-MISSING: Any = object()
-"""Placeholder for an output not computed yet."""
 
 POLL_SECONDS = 0.05
 """How often a run waiting on another process's claim looks again."""
@@ -38,30 +36,6 @@ MAX_TRACEBACK = 8000
 """Characters of a worker's traceback kept in an ExecError's message (its end)."""
 WAKE_SECONDS = 0.25
 """Longest wait for a completion, so a stop request is noticed while workers compute."""
-
-
-@dataclass
-class ChunkJob:
-    """A memo chunk being completed: its points, the outputs known so far, what is missing."""
-
-    index: int
-    name: str
-    points: list[Any]
-    outputs: list[Any]
-    missing: list[int]
-    reused: int = 0
-    digests: list[bytes] | None = None
-    failed: int = 0
-    cached: int = 0
-    """Points of a chunk another process wrote meanwhile (its outputs came from its file)."""
-    seconds: float = 0.0
-    """Compute seconds of its executed points (each exec chunk's time, divided evenly)."""
-    product: bool = False
-    """Its points are the product of its bins in axis order (stored as a product)."""
-    remaining: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.remaining = len(self.missing)
 
 
 Segment = tuple[ChunkJob, list[int]]

@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ._grid import Chunk, Grid, strides
-from ._scheduler import MISSING
-from ._worker import PointFailure
+from ._jobs import MISSING, PointFailure
 from .errors import CollateError
 
 

@@ -3,8 +3,8 @@
 Pure functions over values, used by :mod:`swarm_memo._inspect`,
 :mod:`swarm_memo._maintenance` and :mod:`swarm_memo.cli`. None of them reads a cache or
 raises on a value it cannot format, except :func:`parse_duration`, which rejects a bad
-``--older-than`` with :class:`InspectError` (the user error of every CLI module; it lives
-here, at the bottom of the CLI's modules, so that each of them can raise it).
+``--older-than`` with :class:`~swarm_memo.errors.InspectError` (the user error of every
+CLI module).
 """
 
 from __future__ import annotations
@@ -19,14 +19,10 @@ import reprlib
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import SwarmMemoError
+from .errors import InspectError
 
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhdw])\s*", re.IGNORECASE)
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-class InspectError(SwarmMemoError, ValueError):
-    """A user error: missing cache root, unknown or ambiguous digest, bad duration."""
 
 
 def _make_repr() -> reprlib.Repr:

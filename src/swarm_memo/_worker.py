@@ -24,29 +24,14 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from ._jobs import PointFailure
+
 _RESOLVED: OrderedDict[str, tuple[Callable[[Any, Any], Any], Any]] = OrderedDict()
 _KEEP_RESOLVED = 4
 PICKLE_PROTOCOL = 5
 """The protocol chunk files use: an output is storable iff it pickles with it."""
 WATCHDOG_SECONDS = 0.25
 """How often a pool worker checks that its driver is still alive."""
-
-
-@dataclass(frozen=True)
-class PointFailure:
-    """Stands in for the output of a point that failed (``on_error="skip"``).
-
-    ``index`` is the point's position in its exec chunk; ``exc_type``, ``message`` and
-    ``traceback`` describe the exception as raised in the worker. ``stage`` says what
-    failed: ``"exec_fn"`` (it raised) or ``"pickle"`` (its output cannot be pickled, so
-    it can neither travel back from a worker nor be stored).
-    """
-
-    index: int
-    exc_type: str
-    message: str
-    traceback: str
-    stage: str = "exec_fn"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from ._inspect import SetSummary, describe_set, list_sets, open_cache
 from ._maintenance import GcPlan, plan_gc, run_gc, verify_cache
 from ._store import Store
 from ._textfmt import (
-    InspectError,
     abbreviate,
     format_age,
     format_bytes,
@@ -34,7 +33,7 @@ from ._textfmt import (
     short_repr,
 )
 from ._version import __version__
-from .errors import SpecError
+from .errors import InspectError, SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,6 +6,7 @@ Each subclass also inherits the builtin a caller would naturally catch: a bad sp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -57,6 +58,35 @@ class ExecError(SwarmMemoError, RuntimeError):
         self.exc_type = exc_type
         self.exc_message = exc_message
         self.worker_traceback = worker_traceback
+
+
+class TaskFailedError(ExecError):
+    """A task of a launched sweep failed (``exec_fn`` raised, the task was killed, ...).
+
+    ``task`` is its index in the job array, ``job_id`` the scheduler's id (None when the
+    executor has none), ``also_failed`` the indices of the other tasks that failed.
+    ``exc_type`` and ``exc_message`` describe the original error, ``worker_traceback``
+    holds the task's error text; ``point`` is the failing point when the executor hands
+    back the exception itself (submitit hands back only its text, which names the point).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task: int,
+        job_id: str | None,
+        also_failed: Sequence[int] = (),
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.task = task
+        self.job_id = job_id
+        self.also_failed = list(also_failed)
+
+
+class InspectError(SwarmMemoError, ValueError):
+    """A user error: missing cache root, unknown or ambiguous digest, bad duration."""
 
 
 class WorkerDiedError(ExecError):
@@ -142,11 +172,13 @@ __all__ = [
     "CollateError",
     "CorruptChunkError",
     "ExecError",
+    "InspectError",
     "RunInterrupted",
     "SpecError",
     "SpecTypeError",
     "StoreError",
     "SwarmMemoError",
+    "TaskFailedError",
     "UnhashableValueError",
     "UnreadableChunkError",
     "WorkerDiedError",

@@ -250,11 +250,15 @@ def test_custom_tuples_in_another_order_need_point_to_dict(tmp_path):
     assert len(df) == 8
 
 
-def test_failed_points_have_no_row(tmp_path):
+def test_failed_points_keep_their_row_with_nan_and_the_error(tmp_path):
     memo = memo_at(tmp_path, exec_fn=fail_on_two, on_error="skip")
     df = memo.to_dataframe({}, SPEC)
-    assert sorted(df["a"]) == [1, 1, 3, 3]
-    assert all(df["value"] == df["a"] + df["b"])
+    assert list(df["a"]) == [1, 1, 2, 2, 3, 3]
+    good = df["error"].isna()
+    assert list(good) == [True, True, False, False, True, True]
+    assert all(df["value"][good] == df["a"][good] + df["b"][good])
+    assert df["value"][~good].isna().all()
+    assert df["error"][~good].str.startswith("ValueError: ").all()
 
 
 def test_empty_axis_gives_an_empty_frame(tmp_path):

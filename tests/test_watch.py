@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from swarm_memo import SwarmMemo
@@ -101,3 +102,40 @@ def test_help_says_verbose_2_prints_to_stderr() -> None:
     text = " ".join(doc.split())
     assert "logs each chunk written to the ``swarm_memo`` logger" not in text
     assert "one line per chunk written, on stderr" in text
+
+
+# --------------------------------------------------------------------------- item 5
+
+
+def fails_on_seed_1(params: dict[str, Any], point: tuple[Any, ...]) -> Any:
+    if point == (2, 1):
+        raise ValueError("bad seed")
+    return {"v": point[0] * 10 + point[1], "error": 0.5}
+
+
+def test_frames_keep_a_failed_point_as_a_row_with_nan_outputs_and_its_error(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("xarray")
+    memo = SwarmMemo(
+        tmp_path / "cache", {"x": 2, "s": 3}, 2, exec_fn=fails_on_seed_1,
+        on_error="skip", executor="serial", verbose=0,
+    )  # fmt: skip
+    spec = {"x": [1, 2], "s": [0, 1, 2]}
+    df = memo.to_dataframe({}, spec)
+    assert len(df) == 6  # one row per point: groupby().mean() sees the failure
+    assert list(df.columns) == ["x", "s", "v", "error", "error_"]
+    failed = df[df["error_"].notna()]
+    assert failed[["x", "s"]].values.tolist() == [[2, 1]]
+    assert failed["error_"].tolist() == ["ValueError: bad seed"]
+    assert failed[["v", "error"]].isna().all(axis=None)
+    assert df["v"].dropna().tolist() == [10, 11, 12, 20, 22]
+    ds = memo.to_xarray({}, spec)
+    assert ds["error_"].sel(x=2, s=1).item() == "ValueError: bad seed"
+    assert ds["error_"].isnull().sum().item() == 5
+    assert np.isnan(ds["v"].sel(x=2, s=1).item())
+
+
+def test_a_frame_without_failures_has_no_error_column(tmp_path: Path) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 2, exec_fn=doubled, verbose=0)
+    assert list(memo.to_dataframe({}, {"x": [1, 2, 3]}).columns) == ["x", "value"]

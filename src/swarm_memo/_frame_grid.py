@@ -13,9 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._hashing import encode
+from ._jobs import PointFailure
 from .errors import SpecError, SpecTypeError
 
 __all__ = [
+    "ERROR_COLUMN",
+    "ERROR_FIELD",
     "VALUE_FIELD",
     "PointToDict",
     "Sweep",
@@ -30,6 +33,20 @@ Position = tuple[int, ...]
 
 VALUE_FIELD = "value"
 """Name of the column / data variable holding outputs that are not dicts."""
+
+ERROR_COLUMN = "error"
+"""Name of the column / data variable saying why a point failed (``"ValueError: ..."``);
+``error_`` (and so on) when an output field already has that name."""
+
+
+class _ErrorField:
+    """The field key of a failed point's error: no output field can be this object."""
+
+    def __repr__(self) -> str:
+        return "ERROR_FIELD"
+
+
+ERROR_FIELD: Any = _ErrorField()
 
 
 def equal(a: Any, b: Any) -> bool:
@@ -131,6 +148,10 @@ class Sweep:
 
 
 def output_fields(output: Any) -> dict[Any, Any]:
+    """The fields of one output; a failed point (a :class:`PointFailure`) has none but
+    its error, so its row or cell is NaN with ``"ExcType: message"`` in the error column."""
+    if isinstance(output, PointFailure):
+        return {ERROR_FIELD: f"{output.exc_type}: {output.message}"}
     return dict(output) if isinstance(output, Mapping) else {VALUE_FIELD: output}
 
 
@@ -158,6 +179,12 @@ def field_names(
             new += "_"
         taken.add(new)
         names[name] = new
+    if ERROR_FIELD in names:  # last, under a name no output field has
+        column = ERROR_COLUMN
+        while column in taken:
+            column += "_"
+        del names[ERROR_FIELD]
+        names[ERROR_FIELD] = column
     return names
 
 

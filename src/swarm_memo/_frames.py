@@ -1,8 +1,15 @@
 """Sweep results as a pandas DataFrame or an xarray Dataset, one entry per point.
 
 Both take plain data: the ``(point, output)`` pairs of a request (the facade fetches them
-through the pipeline, so the memo's ``collate_fn`` and ``merge_fn`` play no part, and
-points not stored or failed are simply absent), its ``split_spec`` and ``axis_order``.
+through the pipeline, so the memo's ``collate_fn`` and ``merge_fn`` play no part; a
+point that failed in the call has a :class:`~swarm_memo.PointFailure` as output, points
+not stored are absent), its ``split_spec`` and ``axis_order``.
+
+Failures are not stored in the cache (the next run computes them again), so a frame
+shows the failures of its own call: ``to_dataframe``/``to_xarray`` with
+``on_error="skip"`` keep a failed point's row (NaN outputs) with ``"ValueError: ..."`` in
+an ``error`` column / data variable. With ``load_only=True`` nothing runs, and points not
+stored (never computed, or failed before) have no row, as before.
 pandas and xarray are imported only when called; a missing one raises an
 :class:`ImportError` naming the extra to install.
 """
@@ -59,7 +66,8 @@ def to_dataframe(
     ----------
     pairs
         ``(point, output)`` for every point that has an output, in the order of ``run``'s
-        output (chunk order). Points left out (not stored, failed) have no row.
+        output (chunk order); the output of a failed point is its
+        :class:`~swarm_memo.PointFailure`. Points left out (not stored) have no row.
     split_spec
         The request's axis lists.
     axis_order
@@ -86,7 +94,9 @@ def to_dataframe(
         ``point_to_dict``, then the output's fields: one per key of a dict output (NaN
         where a row lacks it), else ``value``. A field named like an axis is dropped when
         it equals the axis at every point (outputs often echo their point), else renamed
-        ``<field>_output``.
+        ``<field>_output``. When some point failed, a last ``error`` column (``error_``
+        if an output field is named ``error``) holds ``"ExcType: message"`` on its row,
+        whose outputs are NaN, and NaN on the other rows.
 
         Fields holding numpy arrays (``ndim >= 1``) are spread into rows, long format as
         ``xarray.Dataset.to_dataframe`` gives: a point has one row per array element, with
@@ -293,10 +303,12 @@ def to_xarray(
         Dimensions: the axes in ``axis_order``, with the ``split_spec`` lists as
         coordinates. Data variables: one per key of a dict output, else ``value``; NaN
         where no point has an output (skipped by a custom enumerator, not stored, failed),
-        numeric ones then float. Keys named like an axis are dropped or renamed as by
-        :func:`to_dataframe`. A field holding numpy arrays (``ndim >= 1``) of one shape
-        is a variable with the array's dtype and one more dimension per array axis (no
-        coordinates: positions ``0 .. n-1``), so ``ds["value"].mean()`` and friends work.
+        numeric ones then float. When some point failed, an ``error`` variable holds
+        ``"ExcType: message"`` at its cell and NaN elsewhere. Keys named like an axis
+        are dropped or renamed as by :func:`to_dataframe`. A field holding numpy arrays
+        (``ndim >= 1``) of one shape is a variable with the array's dtype and one more
+        dimension per array axis (no coordinates: positions ``0 .. n-1``), so
+        ``ds["value"].mean()`` and friends work.
 
     Raises
     ------

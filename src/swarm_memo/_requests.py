@@ -110,7 +110,8 @@ class Requests:
         load_only: bool,
         exec_params: dict[str, Any] | None = None,
     ) -> list[tuple[Any, Any]]:
-        """``(point, output)`` of every served point; failed and missing ones left out."""
+        """``(point, output)`` of every served point and every point that failed in this
+        call (its output a :class:`PointFailure`); points not stored are left out."""
         plan = self.plan(key_params, split_spec, writable=not load_only, exec_params=exec_params)
         sink = Pairs(plan.points)
         execute(plan, sink, compute=not load_only)

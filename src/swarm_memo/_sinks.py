@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ._grid import Chunk, Grid, strides
-from ._jobs import MISSING, PointFailure
+from ._jobs import MISSING
 from .errors import CollateError
 
 
@@ -135,7 +135,8 @@ class GridOrdered:
 
 
 class Pairs:
-    """``(point, output)`` for every served point, in chunk order, failures left out."""
+    """``(point, output)`` for every served point, in chunk order; a point that failed in
+    this call has its :class:`PointFailure` as output (the frames show its error)."""
 
     wants_outputs = True
 
@@ -149,9 +150,7 @@ class Pairs:
         if points is None:
             points = self._points_of(chunk)
         self._pairs[chunk.index] = [
-            (p, o)
-            for p, o in zip(points, outputs, strict=True)
-            if o is not MISSING and not isinstance(o, PointFailure)
+            (p, o) for p, o in zip(points, outputs, strict=True) if o is not MISSING
         ]
 
     def missing(self, chunk: Chunk, count: int) -> None:

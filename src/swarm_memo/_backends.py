@@ -282,6 +282,11 @@ class BackendFactory:
         return self._max_workers or usable_cpus()
 
     @property
+    def requested_workers(self) -> int | None:
+        """``max_workers`` as given (None: the CPUs of wherever the memo runs)."""
+        return self._max_workers
+
+    @property
     def in_process(self) -> bool:
         """Whether ``exec_fn`` runs in this process (serial or thread backends)."""
         spec = self.spec

@@ -17,13 +17,18 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ._budget import Estimate, LaunchStatus, check_task_seconds, launch_status, plan_tasks
+from ._cache import logger
 from ._config import MemoConfig
 from ._diagnostics import Diagnostics, Status
 from ._hashing import encode
 from ._order import Share
-from .errors import CacheMissError, SpecError, SpecTypeError, TaskFailedError
+from .errors import CacheMissError, RunInterrupted, SpecError, SpecTypeError, TaskFailedError
+
+if TYPE_CHECKING:
+    from ._requests import Requests
 
 _FIRST_POLL_SECONDS = 0.05
 _LAST_POLL_SECONDS = 1.0
@@ -49,6 +54,8 @@ class SweepMemo(Protocol):
     def _with_options(self, **options: Any) -> SweepMemo: ...
 
     def _with_config(self, **changes: Any) -> SweepMemo: ...
+
+    def _requests(self) -> Requests: ...
 
 
 def task_failed(
@@ -104,6 +111,12 @@ class LaunchTask:
             memo = memo._with_options(executor="thread")
         try:
             return memo.run_streaming(params, split_spec)
+        except RunInterrupted as exc:
+            if exc.signum is not None or memo.config.deadline is None:
+                raise TaskException(f"{type(exc).__name__}: {exc}") from exc
+            # The launch's deadline (task_seconds): a graceful end, everything is stored.
+            logger.warning("swarm-memo launch task: %s", exc)
+            return Diagnostics()
         except Exception as exc:
             lines = str(exc).strip().splitlines()
             raise TaskException(f"{type(exc).__name__}: {lines[0] if lines else ''}") from exc
@@ -127,22 +140,40 @@ class Launch:
         The submitted tasks (submitit jobs), in array order; empty when nothing was missing.
     task_diagnostics
         The ``Diagnostics`` of every task once :meth:`result` has collected them.
+    estimate
+        How the tasks were sized (:class:`~swarm_memo._budget.Estimate`): the stored
+        seconds per point, the tasks' ``deadline`` with ``task_seconds``, and a note.
     """
 
-    def __init__(self, memo: SweepMemo, params: Any, split_spec: Any, jobs: list[Any]) -> None:
+    def __init__(
+        self,
+        memo: SweepMemo,
+        params: Any,
+        split_spec: Any,
+        jobs: list[Any],
+        estimate: Estimate | None = None,
+    ) -> None:
         self._memo = memo
         self._params = params
         self._split_spec = split_spec
         self.jobs = jobs
+        self.estimate = estimate
         self.task_diagnostics: list[Diagnostics] = []
 
     def __repr__(self) -> str:
         running = sum(not job.done() for job in self.jobs)
         return f"Launch({len(self.jobs)} tasks, {running} running)"
 
-    def status(self) -> Status:
-        """What is stored and missing now, read from the cache; never waits on a task."""
-        return self._memo.status(self._params, self._split_spec)
+    def status(self) -> LaunchStatus:
+        """What is stored and missing now, read from the cache; never waits on a task.
+
+        A :class:`~swarm_memo._diagnostics.Status` with ``tasks`` (per task: the chunks of
+        its share, how many and how many points are still missing) and ``estimate``;
+        ``summary()`` prints them."""
+        requests = self._memo._requests()
+        return launch_status(
+            requests, self._params, self._split_spec, len(self.jobs), self.estimate
+        )
 
     def done(self) -> bool:
         """True once every task has finished (succeeded or failed)."""
@@ -196,7 +227,16 @@ class Launch:
         self.wait(timeout)
         self.task_diagnostics = self._collect()
         failed = _distinct(p for diag in self.task_diagnostics for p in diag.failed_points)
-        output, diag = self._memo.load(self._params, self._split_spec, strict=not failed)
+        try:
+            output, diag = self._memo.load(self._params, self._split_spec, strict=not failed)
+        except CacheMissError as exc:
+            if self.estimate is None or self.estimate.deadline is None:
+                raise
+            raise CacheMissError(
+                f"{exc.missing_points} points are not stored: the tasks stop after "
+                f"{self.estimate.deadline:g} s (task_seconds); launch again to compute them",
+                exc.missing_points,
+            ) from exc
         if failed:
             if diag.missing_points > len(failed):
                 raise CacheMissError(
@@ -271,12 +311,14 @@ def _describe(exc: BaseException) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- submission
 
 
-def check_tasks(tasks: Any) -> int:
-    """``tasks`` must be an int >= 1."""
+def check_tasks(tasks: Any) -> int | None:
+    """``tasks`` must be None or an int >= 1."""
+    if tasks is None:
+        return None
     if isinstance(tasks, bool) or not isinstance(tasks, int):
-        raise SpecTypeError(f"tasks must be an int >= 1; got {tasks!r}")
+        raise SpecTypeError(f"tasks must be None or an int >= 1; got {tasks!r}")
     if tasks < 1:
-        raise SpecError(f"tasks must be an int >= 1; got {tasks!r}")
+        raise SpecError(f"tasks must be None or an int >= 1; got {tasks!r}")
     return tasks
 
 
@@ -321,9 +363,18 @@ def submit(executor: Any, memo: SweepMemo, params: Any, split_spec: Any, tasks: 
         return [executor.submit(task, memo, params, split_spec, share) for share in shares]
 
 
-def launch(memo: SweepMemo, params: Any, split_spec: Any, executor: Any, tasks: Any) -> Launch:
-    """Validate, then submit one task per missing chunk, at most ``tasks`` of them."""
-    count = check_tasks(tasks)
+def launch(
+    memo: SweepMemo,
+    params: Any,
+    split_spec: Any,
+    executor: Any,
+    tasks: Any = None,
+    task_seconds: Any = None,
+) -> Launch:
+    """Validate, size the tasks (:func:`~swarm_memo._budget.plan_tasks`), then submit one
+    task per share, at most one per missing chunk."""
+    asked = check_tasks(tasks)
+    seconds = check_task_seconds(task_seconds)
     check_executor(executor)
     status = memo.status(params, split_spec)  # also validates params and split_spec
     if status.complete:
@@ -334,5 +385,21 @@ def launch(memo: SweepMemo, params: Any, split_spec: Any, executor: Any, tasks: 
             "for the tasks to run; pass exec_fn=..."
         )
     _check_picklable(memo)
-    count = min(count, status.missing_chunks)
-    return Launch(memo, params, split_spec, submit(executor, memo, params, split_spec, count))
+    config = memo.config
+    workers = _workers_per_task(config, executor)
+    estimate = plan_tasks(status, asked, seconds, workers, config.grace_seconds)
+    if estimate.note:
+        logger.warning("swarm-memo launch: %s", estimate.note)
+    sent = memo if estimate.deadline is None else memo._with_options(deadline=estimate.deadline)
+    jobs = submit(executor, sent, params, split_spec, estimate.tasks)
+    return Launch(memo, params, split_spec, jobs, estimate)
+
+
+def _workers_per_task(config: MemoConfig, executor: Any) -> int:
+    """The workers a task runs: ``max_workers``, else the executor's ``cpus_per_task``
+    (submitit), else 1."""
+    asked = config.backends.requested_workers
+    if asked is not None:
+        return asked
+    cpus = (getattr(executor, "parameters", None) or {}).get("cpus_per_task")
+    return cpus if isinstance(cpus, int) and cpus >= 1 else 1

@@ -287,15 +287,21 @@ class SwarmMemo:
         return self._requests().status(params, split_spec)
 
     def launch(
-        self, params: Params, split_spec: SplitSpec, executor: Any, tasks: int = 1
+        self,
+        params: Params,
+        split_spec: SplitSpec,
+        executor: Any,
+        tasks: int | None = None,
+        task_seconds: float | None = None,
     ) -> Launch:
-        """Fan the sweep out as ``tasks`` tasks of one job array; return a :class:`Launch`.
+        """Fan the sweep out as tasks of one job array; return a :class:`Launch`.
 
         Each task rebuilds this memo (it pickles as its constructor arguments) and runs
-        :meth:`run_streaming` on the shared cache; claims spread the chunks over the tasks,
-        and ``max_workers=None`` resolves in each task to the CPUs it was allocated. No more
-        tasks than missing chunks are submitted; nothing is submitted when nothing is
-        missing. The submitter may exit: a later ``launch`` or ``run`` resumes the sweep.
+        :meth:`run_streaming` on the shared cache, its own share of the chunks first
+        (see *Running on a cluster* in the README); ``max_workers=None`` resolves in each
+        task to the CPUs it was allocated. No more tasks than missing chunks are
+        submitted; nothing is submitted when nothing is missing. The submitter may exit:
+        a later ``launch`` or ``run`` resumes the sweep.
 
         Parameters
         ----------
@@ -306,18 +312,27 @@ class SwarmMemo:
             ``slurm_partition``, ``timeout_min``, ``cpus_per_task`` set (on a machine
             without Slurm, ``cluster="local"`` runs the tasks as local processes).
         tasks
-            How many tasks (array jobs), an int >= 1.
+            How many tasks (array jobs), an int >= 1; None: 1, or as many as
+            ``task_seconds`` needs.
+        task_seconds
+            The wall time a task may use. With timings stored for these params (from
+            earlier runs), the number of tasks is chosen so that each task's share fits,
+            and each task gets a ``deadline`` a margin before it (it stops gracefully,
+            storing what it finished). Without timings yet, ``tasks`` tasks are launched
+            (with the deadline) and the log says so. ``Launch.estimate`` tells.
 
         Returns
         -------
         Launch
-            ``.jobs``, ``.status()`` (from the cache, never waits), ``.done()`` and
-            ``.result() -> (output, Diagnostics)``, which waits for the tasks.
+            ``.jobs``, ``.estimate``, ``.status()`` (from the cache, never waits; per-task
+            progress), ``.done()`` and ``.result() -> (output, Diagnostics)``, which waits
+            for the tasks.
 
         Raises
         ------
         SpecTypeError, SpecError
-            Before submitting anything: ``tasks`` is not an int >= 1, ``executor`` has no
+            Before submitting anything: ``tasks`` is not None or an int >= 1,
+            ``task_seconds`` is not None or a number > 0, ``executor`` has no
             ``map_array``/``submit``, or the memo cannot be pickled.
 
         Examples
@@ -326,8 +341,9 @@ class SwarmMemo:
         >>> ex = submitit.AutoExecutor(folder="logs")  # doctest: +SKIP
         >>> ex.update_parameters(timeout_min=60, cpus_per_task=8)  # doctest: +SKIP
         >>> out, diag = memo.launch(params, spec, ex, tasks=20).result()  # doctest: +SKIP
+        >>> handle = memo.launch(params, spec, ex, task_seconds=3600)  # doctest: +SKIP
         """
-        return _launch(self, params, split_spec, executor, tasks)
+        return _launch(self, params, split_spec, executor, tasks, task_seconds)
 
     def run_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
         """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.

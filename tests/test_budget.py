@@ -30,8 +30,7 @@ def memo_for(tmp_path: Path, sleep: float = 0.0, **options: Any) -> SwarmMemo:
         exec_fn=CountingExec(log, sleep=sleep),
         max_workers=1,
         executor="thread",
-        verbose=0,
-        **options,
+        **{"verbose": 0, **options},
     )
 
 
@@ -110,3 +109,12 @@ def test_status_shows_each_tasks_share(tmp_path: Path) -> None:
     assert [t.missing_points for t in now.tasks] == [6, 6, 8]
     assert now.missing_points == 20
     assert "task 2: 0 of 4 chunks" in now.summary()
+
+
+def test_a_launch_without_timings_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    memo = memo_for(tmp_path, verbose=1)
+    with ThreadPoolExecutor(2) as pool:
+        memo.launch(PARAMS, SPEC, pool, tasks=2, task_seconds=600.0).result(timeout=60)
+    assert "no stored timings for these params yet: 2 tasks" in capsys.readouterr().err

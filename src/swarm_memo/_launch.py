@@ -15,6 +15,7 @@ staying alive: a later ``launch`` or ``run`` of the same sweep computes only wha
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,7 +116,7 @@ class LaunchTask:
             if exc.signum is not None or memo.config.deadline is None:
                 raise TaskException(f"{type(exc).__name__}: {exc}") from exc
             # The launch's deadline (task_seconds): a graceful end, everything is stored.
-            logger.warning("swarm-memo launch task: %s", exc)
+            logger.info("swarm-memo launch task: %s", exc)
             return Diagnostics()
         except Exception as exc:
             lines = str(exc).strip().splitlines()
@@ -389,7 +390,9 @@ def launch(
     workers = _workers_per_task(config, executor)
     estimate = plan_tasks(status, asked, seconds, workers, config.grace_seconds)
     if estimate.note:
-        logger.warning("swarm-memo launch: %s", estimate.note)
+        logger.info("swarm-memo launch: %s", estimate.note)
+        if config.verbose:
+            print(f"swarm-memo launch: {estimate.note}", file=sys.stderr)
     sent = memo if estimate.deadline is None else memo._with_options(deadline=estimate.deadline)
     jobs = submit(executor, sent, params, split_spec, estimate.tasks)
     return Launch(memo, params, split_spec, jobs, estimate)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from ._backends import BackendFactory
 from ._defaults import default_collate, default_merge
 from ._grid import ChunkLayout
 from ._grid import _check_positive_int as check_positive_int
+from ._keydefaults import parse_defaults, parse_ignore
 from ._order import ChunkOrder, Share, parse_chunk_order
 from ._remote import open_store
 from ._stop import parse_deadline
@@ -58,6 +59,10 @@ class MemoConfig:
     """Stop each computing call gracefully after so many seconds, or at this time."""
     share: Share | None = None
     """Set in the tasks of a launch: which chunks this task computes first."""
+    key_defaults: dict[str, bytes] = field(default_factory=dict)
+    """Name -> canonical encoding of its declared default (``defaults=``)."""
+    ignore: frozenset[str] = frozenset()
+    """Params keys passed to ``exec_fn`` but left out of the key (``ignore=``)."""
 
 
 def check_callable(value: Any, name: str) -> None:
@@ -111,6 +116,10 @@ def build_config(arguments: dict[str, Any]) -> MemoConfig:
     if not isinstance(durable, bool):
         raise SpecTypeError(f"durable must be True or False; got {durable!r}")
     _check_choice(options["on_error"], "on_error", ("raise", "skip"))
+    ignore = parse_ignore(options.get("ignore", ()), layout.axis_order)
+    key_defaults = parse_defaults(
+        options.get("defaults"), layout.axis_order, enumerate_points is not None, ignore
+    )
     _check_choice(options["on_code_change"], "on_code_change", ("warn", "recompute", "ignore"))
     return MemoConfig(
         cache_root=os.fspath(cache_root),
@@ -132,4 +141,6 @@ def build_config(arguments: dict[str, Any]) -> MemoConfig:
         claim_timeout=_check_seconds(options["claim_timeout"], "claim_timeout", True),
         grace_seconds=_check_seconds(options["grace_seconds"], "grace_seconds", False) or 0.0,
         deadline=parse_deadline(options["deadline"]),
+        key_defaults=key_defaults,
+        ignore=ignore,
     )

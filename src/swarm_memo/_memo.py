@@ -25,6 +25,7 @@ from ._grid import ChunkLayout
 from ._launch import Launch
 from ._launch import launch as _launch
 from ._requests import Requests
+from ._sweepwrap import make_sweep_wrapper
 from ._types import EnumerateFn, ExecFn, Params, SplitSpec
 from ._wrap import make_wrapper
 
@@ -112,6 +113,14 @@ class SwarmMemo:
     deadline
         Stop each computing call the same graceful way after this many seconds, or at
         this ``datetime`` (e.g. a little before a batch job's time limit). Default None.
+    defaults
+        ``{name: value}``: the value every run used before ``name`` existed. A params key
+        at its default is left out of the key (the params set stored without it is used);
+        an axis point at its default is also served from the points stored without that
+        axis. ``exec_fn`` still receives the key. Changes no file.
+    ignore
+        Params keys passed to ``exec_fn`` but left out of the key (a Dask client, a log
+        folder, a thread count); they need no stable encoding. Never an axis.
 
     Examples
     --------
@@ -145,6 +154,8 @@ class SwarmMemo:
         deadline: float | datetime | None = None,
         storage_options: dict[str, Any] | None = None,
         durable: bool = True,
+        defaults: Mapping[str, Any] | None = None,
+        ignore: Sequence[str] = (),
     ) -> None:
         self._arguments: dict[str, Any] = {
             "cache_root": cache_root,
@@ -168,6 +179,8 @@ class SwarmMemo:
             "deadline": deadline,
             "storage_options": storage_options,
             "durable": durable,
+            "defaults": defaults,
+            "ignore": ignore,
         }
         self.config = build_config(self._arguments)
         self._code = None if exec_fn is None else code_fingerprint(exec_fn).hex()
@@ -345,18 +358,35 @@ class SwarmMemo:
         """
         return _launch(self, params, split_spec, executor, tasks, task_seconds)
 
-    def run_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
+    def run_wrap(
+        self, ignore: Sequence[str] = ()
+    ) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
         """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.
 
         Extra keyword arguments (and the function's defaults for them) are added to the
         params that key the cache and passed to the function. Each wrapped function has
-        its own cache entries, keyed by its qualified name and code fingerprint.
+        its own cache entries, keyed by its qualified name and code fingerprint. Names in
+        ``ignore`` (extra arguments or params keys) are passed but left out of the key.
         """
-        return lambda fn: make_wrapper(self._requests(), fn, streaming=False)
+        return lambda fn: make_wrapper(self._requests(), fn, streaming=False, ignore=ignore)
 
-    def streaming_wrap(self) -> Callable[[Callable[..., Any]], Callable[..., Diagnostics]]:
+    def streaming_wrap(
+        self, ignore: Sequence[str] = ()
+    ) -> Callable[[Callable[..., Any]], Callable[..., Diagnostics]]:
         """Decorator like :meth:`run_wrap` that runs :meth:`run_streaming`."""
-        return lambda fn: make_wrapper(self._requests(), fn, streaming=True)
+        return lambda fn: make_wrapper(self._requests(), fn, streaming=True, ignore=ignore)
+
+    def sweep_wrap(
+        self, ignore: Sequence[str] = ()
+    ) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
+        """Decorator for a function of named scalars: ``f(alpha=0.4, x=[1, 2], y=[3])``
+        runs the grid of the axis arguments (the names in ``memo_chunk_spec``; the other
+        arguments are params), calling ``f(alpha=0.4, x=1, y=3)`` once per missing point,
+        and returns ``(output, Diagnostics)`` in grid order. ``.status``, ``.load``,
+        ``.to_dataframe`` and ``.to_xarray`` take the same arguments. Keyed like
+        :meth:`run_wrap`; names in ``ignore`` are passed but left out of the key.
+        """
+        return lambda fn: make_sweep_wrapper(self._requests(), fn, ignore)
 
     def clear(self, params: Params) -> int:
         """Forget every stored result of ``params`` (under this memo's cache_version);

@@ -85,7 +85,7 @@ class _Run:
         missing = [named[i] for i in order if not self._exact_hit(*named[i])]
         expected = sum(chunk.product_size for chunk, _ in missing)
         verbose = self.config.verbose if self.compute else 0
-        reuse = Reuse(plan.pset, self.stored, diag, self.policy)
+        reuse = Reuse(plan.pset, self.stored, diag, self.policy, self.config.key_defaults)
         self.bar = bar = Progress(verbose, diag.cached_points, expected)
         try:
             with bar:

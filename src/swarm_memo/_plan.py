@@ -14,6 +14,7 @@ from ._cache import ParamsSet, check_chunk_name, params_set_id
 from ._config import MemoConfig
 from ._grid import Chunk, Grid, product_points
 from ._hashing import digest_bytes, encode, point_digest
+from ._keydefaults import key_params as _key_params
 from ._types import ExecFn
 from .errors import SpecError, SpecTypeError, UnhashableValueError
 
@@ -89,11 +90,14 @@ def is_product(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> bool:
     return all(map(operator.is_, flat, expected))
 
 
-def _own_copy(params: dict[str, Any]) -> dict[str, Any]:
+def _own_copy(params: dict[str, Any], shared: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A deep copy of ``params``; the ``shared`` keys (ignored ones: a client) as they are."""
+    kept = {k: v for k, v in params.items() if k not in shared}
     try:
-        return copy.deepcopy(params)
+        copied = copy.deepcopy(kept)
     except Exception:  # not deep-copyable: at least a new top-level dict
-        return dict(params)
+        copied = kept
+    return {k: copied.get(k, v) for k, v in params.items()}
 
 
 def plan_run(
@@ -106,14 +110,20 @@ def plan_run(
     code: str | None = None,
     function_name: str = "exec_fn",
     writable: bool,
+    ignore: frozenset[str] = frozenset(),
 ) -> RunPlan:
     """Validate a request and name its chunks; raises before any work on bad input.
 
     ``writable=False`` plans a read (``load``, ``status``): it never writes, moves or
-    rebuilds anything in the cache.
+    rebuilds anything in the cache. Ignored keys and keys at their declared default are
+    passed to ``exec_fn`` but left out of the key.
     """
     if not isinstance(key_params, dict):
         raise SpecTypeError(f"params must be a dict; got {type(key_params).__name__}")
+    if exec_params is None:
+        exec_params = key_params
+    ignore = ignore | config.ignore
+    key_params = _key_params(key_params, config.key_defaults, ignore)
     params_encoding = encode(key_params, "params")
     grid = Grid.build(split_spec, config.layout)
     version = encode(config.cache_version)
@@ -123,7 +133,7 @@ def plan_run(
     )
     plan = RunPlan(
         config,
-        _own_copy(key_params if exec_params is None else exec_params),
+        _own_copy(exec_params, ignore),
         exec_fn,
         code,
         function_name,

@@ -38,6 +38,8 @@ class Requests:
     exec_fn: ExecFn | None
     code: str | None
     function_name: str
+    ignore: frozenset[str] = frozenset()
+    """Keys of the params passed to the function but left out of the key."""
 
     def plan(
         self,
@@ -56,6 +58,7 @@ class Requests:
             code=self.code,
             function_name=self.function_name,
             writable=writable,
+            ignore=self.ignore,
         )
 
     def run(

@@ -20,6 +20,7 @@ from ._diagnostics import Diagnostics
 from ._grid import Chunk, strides
 from ._index import Found, IndexRecord, PointIndex
 from ._jobs import MISSING
+from ._keydefaults import locate_defaulted, same_order
 from ._serving import ServePolicy
 from .errors import CorruptChunkError
 
@@ -79,7 +80,10 @@ class Reuse:
         names: set[str],
         diag: Diagnostics | None = None,
         policy: ServePolicy | None = None,
+        axis_defaults: dict[str, bytes] | None = None,
     ) -> None:
+        self._axis_defaults = axis_defaults or {}
+        """Points at an axis default are also looked up stored without that axis."""
         self._pset = pset
         self._diag = diag
         self._names = names
@@ -108,7 +112,9 @@ class Reuse:
         for name, record in index.records.items():
             if record.code != MIXED_CODE and not policy.code_allowed(record.code):
                 continue  # per-point codes of mixed files are checked when served
-            if record.digests is None and record.axes != policy.axes:
+            if record.digests is None and not same_order(
+                record.axes, policy.axes, self._axis_defaults
+            ):
                 other_order[name] = record
             else:
                 usable[name] = record
@@ -136,6 +142,8 @@ class Reuse:
         found: list[Found] = []
         if product:
             found = index.locate_product(chunk.axes, chunk.bins)
+            taken = {pos for _, req, _ in found for pos in req}
+            found += locate_defaulted(index, chunk, taken, self._axis_defaults)
         elif index.has_products:
             found = self._enumerated_in_products(chunk, points)
         if index.has_digests:

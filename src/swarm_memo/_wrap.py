@@ -10,6 +10,7 @@ from typing import Any
 
 from ._diagnostics import Diagnostics, Status
 from ._fingerprint import code_fingerprint
+from ._keydefaults import parse_ignore
 from ._requests import Requests
 from .errors import SpecError, SpecTypeError
 
@@ -57,7 +58,7 @@ def _split_call(args: tuple[Any, ...], kwargs: dict[str, Any], split_spec: Any) 
 
 
 def make_wrapper(
-    requests: Requests, fn: Callable[..., Any], *, streaming: bool
+    requests: Requests, fn: Callable[..., Any], *, streaming: bool, ignore: Any = ()
 ) -> Callable[..., Any]:
     """Wrap ``fn(params, point, **extra)`` into ``wrapped(params, split_spec=..., **extra)``.
 
@@ -66,8 +67,10 @@ def make_wrapper(
     a script and imported from a notebook shares its results), so two wrapped functions
     never share results, nor do two lambdas or two closures with other captured values.
     The wrapper also has ``.status``, ``.load`` and ``.to_dataframe``, called with the
-    same arguments as the wrapper itself.
+    same arguments as the wrapper itself. Names in ``ignore`` (extra arguments or params
+    keys) are passed to the function but left out of the key.
     """
+    ignored = parse_ignore(ignore, requests.config.layout.axis_order)
     signature, defaults = _keyword_defaults(fn)
     name = getattr(fn, "__qualname__", type(fn).__qualname__)
     code = code_fingerprint(fn).hex()
@@ -87,7 +90,7 @@ def make_wrapper(
             raise SpecError(f"extra keyword arguments {clash} also appear in params; rename one")
         exec_fn = functools.partial(fn, **extra) if extra else fn
         key_params = {**params, **extra, FUNCTION_KEY: identity}
-        bound = Requests(requests.config, exec_fn, code, name)
+        bound = Requests(requests.config, exec_fn, code, name, ignored)
         return _Call(bound, key_params, params)
 
     @functools.wraps(fn)

@@ -1,0 +1,159 @@
+"""``sweep_wrap``: a sweep as a plain function of named scalars.
+
+``simulate(alpha=0.4, x=[1, 2, 3], y=[10, 20])`` runs the grid of its axis arguments (the
+names in ``memo_chunk_spec``) and calls ``simulate(alpha=0.4, x=1, y=10)`` once per missing
+point: no point tuple, so no axis-order trap. The other arguments are params.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._diagnostics import Diagnostics, Status
+from ._fingerprint import code_fingerprint
+from ._keydefaults import parse_ignore
+from ._requests import Requests
+from ._wrap import FUNCTION_KEY
+from .errors import SpecError, SpecTypeError
+
+
+@dataclass(frozen=True)
+class PointCall:
+    """``exec_fn`` of a swept function: ``fn(**params, **{axis: value})``."""
+
+    fn: Callable[..., Any]
+    axes: tuple[str, ...]
+
+    def __call__(self, params: dict[str, Any], point: Any) -> Any:
+        return self.fn(**params, **dict(zip(self.axes, point, strict=True)))
+
+
+def _check_axis_values(function: str, axis: str, values: Any) -> Any:
+    """A 1-D sequence of values for ``axis``; a scalar (a str too) is a SpecError."""
+    if type(values).__name__ == "ndarray":
+        if getattr(values, "ndim", 0) != 1:
+            raise SpecError(
+                f"{function}: the axis argument {axis!r} must be a 1-D sequence of values; "
+                f"got an array of shape {values.shape}"
+            )
+        return values.tolist()  # keys alike; the function gets Python scalars
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Sequence, range)):
+        raise SpecError(
+            f"{function}: the axis argument {axis!r} must be a sequence of values "
+            f"(a list, a range, a 1-D array); got {type(values).__name__} {values!r:.80}"
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class _Call:
+    requests: Requests
+    key_params: dict[str, Any]
+    exec_params: dict[str, Any]
+    split_spec: dict[str, Any]
+
+
+class _Signature:
+    """The swept function's signature: which arguments are axes, which are params."""
+
+    def __init__(self, fn: Callable[..., Any], axes: tuple[str, ...], ignore: Any) -> None:
+        self.name = getattr(fn, "__qualname__", type(fn).__qualname__)
+        self.signature = inspect.signature(fn)
+        parameters = self.signature.parameters
+        kinds = {p.kind for p in parameters.values()}
+        if inspect.Parameter.VAR_POSITIONAL in kinds or inspect.Parameter.POSITIONAL_ONLY in kinds:
+            raise SpecTypeError(
+                f"{self.name} must take named arguments only to be swept (no *args, no "
+                f"positional-only arguments); its signature is {self.signature}"
+            )
+        self.var_keyword = inspect.Parameter.VAR_KEYWORD in kinds
+        for axis in axes:
+            if axis not in parameters and not self.var_keyword:
+                raise SpecError(f"{self.name} has no argument for the axis {axis!r}")
+        self.axes = axes
+        self.ignore = parse_ignore(ignore, axes)
+        unknown = sorted(n for n in self.ignore if n not in parameters)
+        if unknown and not self.var_keyword:
+            raise SpecError(f"ignore names {unknown[0]!r}, not an argument of {self.name}")
+
+    def split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+        """(params, split_spec) of a call; raises before any work on bad arguments."""
+        try:
+            partial = self.signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise SpecTypeError(f"{self.name}: {exc}") from exc
+        given = dict(partial.arguments)
+        for name, p in self.signature.parameters.items():
+            if p.kind is p.VAR_KEYWORD:
+                given.update(given.pop(name, {}))
+        for axis in self.axes:
+            if axis not in given:
+                raise SpecError(f"{self.name}: the axis argument {axis!r} is missing")
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise SpecTypeError(f"{self.name}: {exc}") from exc
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        for name, p in self.signature.parameters.items():
+            if p.kind is p.VAR_KEYWORD:
+                arguments.update(arguments.pop(name, {}))
+        split_spec = {a: _check_axis_values(self.name, a, arguments.pop(a)) for a in self.axes}
+        return arguments, split_spec
+
+
+def make_sweep_wrapper(requests: Requests, fn: Callable[..., Any], ignore: Any) -> Any:
+    """Wrap ``fn(**named scalars)`` into ``wrapped(**params, **axes) -> (output, diag)``."""
+    axes = requests.config.layout.axis_order
+    sig = _Signature(fn, axes, ignore)
+    code = code_fingerprint(fn).hex()
+    bound = Requests(requests.config, PointCall(fn, axes), code, sig.name, sig.ignore)
+    identity = f"{sig.name}:{code}"
+
+    def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+        params, split_spec = sig.split(args, kwargs)
+        return _Call(bound, {**params, FUNCTION_KEY: identity}, params, split_spec)
+
+    def option(kwargs: dict[str, Any], name: str, default: Any) -> Any:
+        """A keyword of .load/.to_dataframe, unless the function has an argument so named."""
+        if name in sig.signature.parameters:
+            return default
+        return kwargs.pop(name, default)
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Diagnostics]:
+        call = resolve(args, kwargs)
+        return call.requests.run(call.key_params, call.split_spec, call.exec_params)
+
+    def status(*args: Any, **kwargs: Any) -> Status:
+        call = resolve(args, kwargs)
+        return call.requests.status(call.key_params, call.split_spec, call.exec_params)
+
+    def load(*args: Any, **kwargs: Any) -> tuple[Any, Diagnostics]:
+        strict = option(kwargs, "strict", False)
+        call = resolve(args, kwargs)
+        return call.requests.load(call.key_params, call.split_spec, strict, call.exec_params)
+
+    def frame(kind: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        load_only = option(kwargs, "load_only", False)
+        array_dims = option(kwargs, "array_dims", None)
+        call = resolve(args, kwargs)
+        return call.requests.frame(
+            kind,
+            call.key_params,
+            call.split_spec,
+            None,
+            load_only,
+            call.exec_params,
+            array_dims=array_dims,
+        )
+
+    wrapped.status = status  # type: ignore[attr-defined]
+    wrapped.load = load  # type: ignore[attr-defined]
+    wrapped.to_dataframe = lambda *a, **k: frame("dataframe", a, k)  # type: ignore[attr-defined]
+    wrapped.to_xarray = lambda *a, **k: frame("xarray", a, k)  # type: ignore[attr-defined]
+    return wrapped

@@ -7,6 +7,7 @@
    only the points at the new values run; the old results are the slice at the defaults.
 3. ``ignore``: a log folder reaches ``exec_fn`` but is not part of the key.
 4. ``sweep_wrap``: the same kind of sweep as a function of named scalars.
+5. ``open_cache``: browse what is stored, as DataFrames (needs pandas).
 
 The cache lives in a temporary folder, removed at the end.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from swarm_memo import SwarmMemo
+from swarm_memo import SwarmMemo, open_cache
 
 CALLS: list[Any] = []
 
@@ -59,6 +60,16 @@ def main(root: str) -> None:
     print("sweep_wrap:", [round(o["energy"], 2) for o in output])
     again = response.status(alpha=0.4, x=[1, 2, 3, 4], y=[10, 20])
     print(f"status after adding x=4: {again.missing_points} missing")
+
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return
+    cache = open_cache(root)
+    sets = cache.sets()
+    print(sets[["set_id", "alpha", "points", "chunks"]].to_string())
+    grown_set = sets.set_id[sets.points.idxmax()]  # seed is empty where it was no axis yet
+    print(cache.load(grown_set).head(4).to_string())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from ._browse import Cache, open_cache
 from ._defaults import default_collate, default_merge
 from ._diagnostics import Diagnostics, Status
 from ._jobs import PointFailure
@@ -40,6 +41,7 @@ logging.getLogger("swarm_memo").addHandler(logging.NullHandler())
 
 __all__ = [
     "AxisOrderWarning",
+    "Cache",
     "CacheMissError",
     "CacheWarning",
     "CodeChangedWarning",
@@ -63,4 +65,5 @@ __all__ = [
     "__version__",
     "default_collate",
     "default_merge",
+    "open_cache",
 ]

@@ -5,6 +5,7 @@ every ``exec_fn`` call in a log file (``helpers.CountingExec``)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +14,35 @@ from typing import Any
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 PARAMS = {"alpha": 3}
+TASK_LOG = "SWARM_MEMO_TEST_TASK_LOG"
+"""Environment variable: a second log of this process's calls (not part of the code
+fingerprint, so that every node runs the same exec_fn)."""
+
+
+class NodeExec:
+    """``CountingExec`` that also logs to this node's own file, if ``TASK_LOG`` is set."""
+
+    def __init__(self, log: Path, sleep: float) -> None:
+        from helpers import CountingExec
+
+        self.counting = CountingExec(log, sleep=sleep)
+
+    def __call__(self, params: dict[str, Any], point: Any) -> Any:
+        own = os.environ.get(TASK_LOG)
+        if own:
+            with open(own, "a") as log:
+                log.write(repr(point) + "\n")
+        return self.counting(params, point)
 
 
 def memo_for(job: dict[str, Any]) -> Any:
-    from helpers import CountingExec
     from swarm_memo import SwarmMemo
 
     return SwarmMemo(
         job["root"],
         {"x": job["bins"]},
         job.get("exec_chunk", 1),
-        exec_fn=CountingExec(Path(job["log"]), sleep=job.get("sleep", 0.0)),
+        exec_fn=NodeExec(Path(job["log"]), job.get("sleep", 0.0)),
         max_workers=1,
         executor="thread",
         verbose=0,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cluster_node import PARAMS, memo_for, spec_for, start
+from cluster_node import PARAMS, TASK_LOG, memo_for, spec_for, start
 from helpers import CountingExec, expected_output
 
 TESTS = Path(__file__).resolve().parent
@@ -244,3 +244,51 @@ def test_a_share_outside_its_task_count_is_refused() -> None:
 
     with pytest.raises(SpecError, match=r"task 0\.\.2 of 3"):
         Share(3, 3)
+
+
+# ---------------------------------------------------------------------------- like a cluster
+
+
+def wait_for_calls(log: Path, count: int, proc: subprocess.Popen[str]) -> None:
+    """Wait until ``log`` holds ``count`` calls (the task is computing)."""
+    import time
+
+    deadline = time.monotonic() + 15
+    while CountingExec(log).count() < count:
+        assert proc.poll() is None, "the task ended before it was killed"
+        assert time.monotonic() < deadline, "the task never started computing"
+        time.sleep(0.01)
+
+
+def test_a_sweep_across_three_nodes_survives_a_killed_task_and_another_binning(
+    tmp_path: Path, s3: dict[str, Any]
+) -> None:
+    """Three tasks share a sweep on S3; task 1 is killed with -9 mid-share and relaunched;
+    meanwhile a run with other bins sweeps the same points. Every call is logged."""
+    root, env = s3_root(s3), node_env()
+    log, other_log = tmp_path / "launch.log", tmp_path / "other-bins.log"
+    base = {"root": root, "storage_options": s3, "bins": 2, "points": S3_POINTS, "sleep": 0.02}
+    tasks = [{**base, "log": str(log), "share": [i, 3]} for i in range(3)]
+    own_log = tmp_path / "task1.log"
+    procs = [
+        start(job, {**env, TASK_LOG: str(own_log)} if i == 1 else env)
+        for i, job in enumerate(tasks)
+    ]
+    wait_for_calls(own_log, 3, procs[1])
+    procs[1].kill()  # -9: no cleanup, its leases stay behind
+    procs[1].communicate()
+    other = {**base, "bins": 5, "log": str(other_log), "mode": "run"}
+    late = [start(other, env), start(tasks[1], env)]  # other bins; task 1 relaunched
+    for proc in [procs[0], procs[2], *late]:
+        finish(proc)
+
+    launch_calls, other_calls = CountingExec(log).counter(), CountingExec(other_log).counter()
+    every = launch_calls + other_calls
+    assert len(every) == S3_POINTS  # every point computed
+    launch_dup = sum(launch_calls.values()) - len(launch_calls)
+    cross_dup = sum(every.values()) - S3_POINTS - launch_dup
+    report("cluster: the launch's 3 tasks (one killed and relaunched)", launch_dup, S3_POINTS)
+    report("cluster: the run with other bins, on top", cross_dup, S3_POINTS)
+    assert launch_dup <= 0.1 * S3_POINTS  # the killed task's unwritten chunks at most
+    assert_exact(tasks[0])
+    assert_exact(other)

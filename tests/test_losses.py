@@ -249,3 +249,22 @@ def test_a_newer_file_stays_when_this_versions_copy_is_set_aside_for_another_ord
     assert names[:2] == [".chunk", "~format2.chunk"]
     assert len(names) == 3
     assert names[2].startswith("~format2.order-")
+
+
+def test_compact_never_removes_a_file_of_a_newer_format(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log")
+
+    def memo(bin_size: int) -> SwarmMemo:
+        return SwarmMemo(tmp_path / "c", {"x": bin_size}, 2, exec_fn=counting,
+                         max_workers=1, verbose=0)  # fmt: skip
+
+    spec = {"x": [0, 1, 2, 3]}
+    memo(2).run({}, spec)  # files of 2 points, described by the index
+    (chunks,) = {p.parent for p in tmp_path.glob("c/*/chunks/*.chunk")}
+    newer = min(chunks.glob("*.chunk"), key=lambda p: p.stat().st_mtime_ns)
+    newer_bytes = as_newer_format(newer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)  # unreadable here
+        memo(4).run({}, spec)  # its points, computed again in a file of another layout
+        memo(4).compact({}, spec)  # which holds every point of the newer file
+    assert newer.read_bytes() == newer_bytes

@@ -90,7 +90,8 @@ def compact(plan: RunPlan) -> CompactReport:
             redundant = all(point_digest(point) in covered for point in cells)
         else:
             redundant = False  # another point layout: this request never serves it
-        if redundant:
+        # A file this version cannot read (a newer one's) is never removed.
+        if redundant and pset.peek(name) is not None and name not in pset.unreadable:
             pset.store.delete(pset.chunk_key(name))
             report.removed += 1
     return report

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +325,119 @@ def test_example_grow_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "with beta and seed: 16 computed, 8 stored" in result.stdout
+
+
+# ---------------------------------------------------------------------- gc --max-bytes
+
+
+def _aged_sets(tmp_path: Path, counting: CountingExec) -> tuple[Path, list[str], list[int]]:
+    """Three params sets, written 3, 2 and 1 days ago: (root, set ids oldest first, bytes)."""
+    from swarm_memo._inspect import list_sets
+    from swarm_memo._inspect import open_cache as open_store
+
+    root = tmp_path / "cache"
+    memo = memo_for(tmp_path, counting, {"x": 4})
+    now = time.time()
+    ids = []
+    for age, alpha in ((3, 0.1), (2, 0.2), (1, 0.3)):
+        memo.run({"alpha": alpha}, {"x": XS})
+        new = {p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        (folder,) = new - {root / i for i in ids}
+        for chunk in folder.rglob("*.chunk"):
+            os.utime(chunk, (now - age * 86400, now - age * 86400))
+        ids.append(folder.name)
+    sizes = {s.set_id: s.bytes for s in list_sets(open_store(str(root)))}
+    return root, ids, [sizes[i] for i in ids]
+
+
+def _gc(root: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from swarm_memo.cli import cli
+
+    return CliRunner().invoke(cli, ["gc", str(root), *args])
+
+
+def _total(root: Path) -> int:
+    """The cache's size as gc counts it (every file the store lists)."""
+    from swarm_memo._inspect import open_cache as open_store
+    from swarm_memo._sizecap import cache_bytes
+
+    return cache_bytes(open_store(str(root)))
+
+
+def test_gc_max_bytes_removes_least_recently_written_sets_until_the_cache_fits(tmp_path, counting):
+    root, ids, sizes = _aged_sets(tmp_path, counting)
+    cap = _total(root) - sizes[0] - 1  # the oldest set alone is not enough
+    before = files_of(root)
+    result = _gc(root, "--max-bytes", str(cap), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert ids[0][:12] in result.output
+    assert ids[1][:12] in result.output
+    assert ids[2][:12] not in result.output
+    assert files_of(root) == before  # a dry run removes nothing
+    result = _gc(root, "--max-bytes", str(cap))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [ids[2]]
+    assert _total(root) <= cap
+    memo = memo_for(tmp_path, counting, {"x": 4})
+    counting.reset()
+    memo.run({"alpha": 0.3}, {"x": XS})  # the newest set is intact
+    assert counting.count() == 0
+    memo.run({"alpha": 0.1}, {"x": XS})
+    assert counting.count() == 10
+    assert _gc(root, "--max-bytes", "10G").output.strip() == "nothing to remove"
+
+
+def test_gc_max_bytes_never_removes_a_set_a_live_run_holds_claims_on(tmp_path, counting):
+    import subprocess
+    import sys
+
+    root, ids, _sizes = _aged_sets(tmp_path, counting)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from swarm_memo._claims import Claims\n"
+            f"claims = Claims({str(root / ids[0] / 'claims.lock')!r})\n"
+            "assert claims.try_claim('somechunk')\n"
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        result = _gc(root, "--max-bytes", str(_total(root) - 1))
+    finally:
+        holder.communicate("", timeout=30)
+    assert result.exit_code == 0, result.output
+    assert "a running process holds claims" in result.output
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted([ids[0], ids[2]])
+    result = _gc(root, "--max-bytes", str(_total(root) - 1))  # released: now it goes
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [ids[2]]
+
+
+def test_gc_max_bytes_sizes():
+    from swarm_memo._sizecap import parse_size
+    from swarm_memo.errors import InspectError
+
+    assert parse_size("10G") == 10 * 2**30
+    assert parse_size("500M") == 500 * 2**20
+    assert parse_size("1.5k") == 1536
+    assert parse_size("2GiB") == 2 * 2**30
+    assert parse_size("123") == 123
+    for bad in ("10X", "-1G", "G", ""):
+        with pytest.raises(InspectError, match="bad size"):
+            parse_size(bad)
+
+
+def test_gc_bad_max_bytes_exits_2_naming_it(tmp_path, counting):
+    root, _, _ = _aged_sets(tmp_path, counting)
+    before = files_of(root)
+    result = _gc(root, "--max-bytes", "ten")
+    assert result.exit_code == 2
+    assert "--max-bytes" in result.output
+    assert files_of(root) == before

@@ -28,6 +28,7 @@ from ._inspect import (
     temp_entries,
     walk_files,
 )
+from ._sizecap import over_cap
 from ._store import TEMP_GRACE_SECONDS, TEMP_NAME, Store
 from .errors import CorruptChunkError, InspectError, UnreadableChunkError
 
@@ -162,6 +163,8 @@ class GcPlan:
     quarantine: list[FileEntry] = field(default_factory=list)
     quarantine_dir: str | None = None
     planned_at: float = field(default_factory=time.time)
+    live: list[SetSummary] = field(default_factory=list)
+    """Sets ``--max-bytes`` would have removed but a running process holds claims on."""
 
     @property
     def bytes(self) -> int:
@@ -190,6 +193,7 @@ class GcPlan:
                 }
             ),
             "bytes": self.bytes,
+            "kept_live": [s.to_json() for s in self.live],
         }
 
 
@@ -210,6 +214,7 @@ def plan_gc(
     quarantine: bool = False,
     now: float | None = None,
     temp_grace: float = TEMP_GRACE_SECONDS,
+    max_bytes: int | None = None,
 ) -> GcPlan:
     """Decide what to remove, removing nothing.
 
@@ -217,7 +222,9 @@ def plan_gc(
     - ``older_than``: seconds; remove the sets whose newest chunk is older. With
       ``params`` too, only those of the given sets that are that old;
     - temp files older than ``temp_grace`` are always removed (outside removed sets);
-    - ``quarantine``: also remove the ``.quarantine`` folder.
+    - ``quarantine``: also remove the ``.quarantine`` folder;
+    - ``max_bytes``: then remove the least recently written sets until the cache fits,
+      never one a running process holds claims on (listed in ``live``).
     """
     now = time.time() if now is None else now
     if older_than is not None and older_than < 0:
@@ -238,7 +245,21 @@ def plan_gc(
         plan.quarantine = quarantined_files(store)
         if plan.quarantine:
             plan.quarantine_dir = store.url(QUARANTINE)
+    if max_bytes is not None:
+        _cap(store, plan, max_bytes)
     return plan
+
+
+def _cap(store: Store, plan: GcPlan, max_bytes: int) -> None:
+    """Add the sets ``--max-bytes`` removes to ``plan`` (see :mod:`swarm_memo._sizecap`)."""
+    chosen = {s.set_id for s in plan.sets}
+    sets = [s for s in plan.sets] + [
+        summarize_set(store, i) for i in set_ids(store) if i not in chosen
+    ]
+    extra, plan.live = over_cap(store, sets, chosen, max_bytes, plan.bytes)
+    plan.sets.extend(extra)
+    gone = tuple(f"{s.set_id}/" for s in extra)
+    plan.temp_files = [f for f in plan.temp_files if not f.key.startswith(gone)]
 
 
 def _remove(store: Store, entry: FileEntry, result: GcResult) -> None:

@@ -23,6 +23,7 @@ import click
 
 from ._inspect import SetSummary, describe_set, list_sets, open_cache
 from ._maintenance import GcPlan, plan_gc, run_gc, verify_cache
+from ._sizecap import parse_size
 from ._store import Store
 from ._textfmt import (
     abbreviate,
@@ -267,6 +268,13 @@ def verify_command(cache_root: str, storage_options: str | None, as_json: bool) 
 # --------------------------------------------------------------------------- gc
 
 
+def _parse_max_bytes(text: str) -> int:
+    try:
+        return parse_size(text)
+    except InspectError as exc:
+        raise InspectError(f"--max-bytes: {exc}") from None
+
+
 def _describe_plan(plan: GcPlan, verb: str) -> None:
     for s in plan.sets:
         click.echo(
@@ -300,6 +308,12 @@ def _describe_plan(plan: GcPlan, verb: str) -> None:
     help="Remove this params set (a digest or unique prefix; repeatable). "
     "With --older-than, only if it is that old.",
 )
+@click.option(
+    "--max-bytes",
+    metavar="SIZE",
+    help="Then remove the least recently written params sets until the cache fits in SIZE "
+    "(e.g. 10G, 500M; powers of 1024), never one a running process holds claims on.",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
 @click.option(
     "--quarantine", is_flag=True, help="Also remove the .quarantine folder (damaged files)."
@@ -315,19 +329,24 @@ def gc_command(
     quarantine: bool,
     storage_options: str | None,
     as_json: bool,
+    max_bytes: str | None = None,
 ) -> None:
     """Remove params sets and stale leftovers from CACHE_ROOT.
 
     Temp files left by interrupted writes are removed once older than 1 hour, always.
-    Whole params sets are removed only with --params or --older-than; the quarantine only
-    with --quarantine. Do not remove a set that a running job is writing to.
+    Whole params sets are removed only with --params, --older-than or --max-bytes; the
+    quarantine only with --quarantine. --max-bytes never removes a set a running process
+    holds claims on; with the others, do not remove a set a running job is writing to.
     """
     try:
         age = None if older_than is None else parse_duration(older_than)
     except InspectError as exc:
         raise InspectError(f"--older-than: {exc}") from None
+    cap = None if max_bytes is None else _parse_max_bytes(max_bytes)
     store = _open(cache_root, storage_options)
-    plan = plan_gc(store, params=digests, older_than=age, quarantine=quarantine)
+    plan = plan_gc(store, params=digests, older_than=age, quarantine=quarantine, max_bytes=cap)
+    for s in plan.live:
+        click.echo(f"kept params set {s.short}: a running process holds claims on it", err=True)
     if as_json:
         out = plan.to_json()
         out["dry_run"] = dry_run

@@ -44,7 +44,7 @@ def memo_for(job: dict[str, Any]) -> Any:
         job.get("exec_chunk", 1),
         exec_fn=NodeExec(Path(job["log"]), job.get("sleep", 0.0)),
         max_workers=1,
-        executor="thread",
+        executor=job.get("executor", "thread"),
         verbose=0,
         storage_options=job.get("storage_options"),
         claim_timeout=job.get("claim_timeout", 600.0),

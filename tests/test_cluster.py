@@ -101,9 +101,10 @@ def test_three_tasks_without_claims_split_the_sweep_by_their_shares(tmp_path: Pa
     assert_exact(jobs[0])
 
 
-def test_a_task_without_claims_computes_only_its_own_share(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["thread", "process"])  # process: run on a thread
+def test_a_task_without_claims_computes_only_its_own_share(tmp_path: Path, executor: str) -> None:
     log = tmp_path / "calls.log"
-    job = three_tasks(str(tmp_path / "cache"), log)[1]
+    job = {**three_tasks(str(tmp_path / "cache"), log)[1], "executor": executor}
     (result,) = run_nodes([job], node_env(claims=False))
     assert result["executed"] == POINTS // 3
     assert sorted(int(c.strip("(,)")) for c in CountingExec(log).calls()) == list(

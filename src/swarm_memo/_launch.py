@@ -103,13 +103,13 @@ class LaunchTask:
     def __call__(
         self, memo: SweepMemo, params: Any, split_spec: Any, share: Share | None = None
     ) -> Diagnostics:
-        if share is not None:
-            memo = memo._with_config(share=share)
         backends = memo.config.backends
         if backends.spec in ("process", "serial") and backends.max_workers == 1:
             # exec_fn would run on the main thread, where the scheduler's signals (submitit's
             # time-limit USR2) land: they must stop the task, not fail a point.
             memo = memo._with_options(executor="thread")
+        if share is not None:  # after _with_options, which rebuilds the config
+            memo = memo._with_config(share=share)
         try:
             return memo.run_streaming(params, split_spec)
         except RunInterrupted as exc:

@@ -11,7 +11,9 @@ import os
 import sys
 import warnings
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_TOP_PACKAGE = (__package__ or __name__).partition(".")[0]
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(sys.modules[_TOP_PACKAGE].__file__ or "")) + os.sep
+"""swarm-memo's own folder (subpackages included): frames under it are not the user's."""
 
 
 def caller_stacklevel() -> int:

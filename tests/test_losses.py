@@ -125,7 +125,11 @@ def folder_events(monkeypatch) -> list[tuple[str, str]]:
 
     def replace(src, dst, **kwargs) -> None:
         real_replace(src, dst, **kwargs)
-        events.append(("rename", os.path.dirname(os.fspath(dst))))
+        folder_fd = kwargs.get("dst_dir_fd")  # LocalStore names files relative to their folder
+        if folder_fd is None:
+            events.append(("rename", os.path.dirname(os.fspath(dst))))
+        else:
+            events.append(("rename", os.readlink(f"/proc/self/fd/{folder_fd}")))
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)

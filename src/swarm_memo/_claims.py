@@ -21,10 +21,12 @@ still split the work by their shares (:class:`swarm_memo._order.Share`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -67,12 +69,14 @@ def claims_for(store: Store, set_id: str, claim_timeout: float | None) -> ChunkC
     file, leases where it creates files atomically, else only within this process."""
     if os.environ.get(CLAIMS_SWITCH, "").lower() == "off":
         return Claims(None)
-    lock = store.lock_path(f"{set_id}/claims.lock")
+    key = f"{set_id}/claims.lock"
+    lock = store.lock_path(key)
     if lock is None and getattr(store, "atomic_create", False):
         from ._leases import LeaseClaims
 
         return LeaseClaims(store, f"{set_id}/leases", claim_timeout)
-    return Claims(lock)
+    open_lock = getattr(store, "open_lock", None)  # a LocalStore: never through a symlink
+    return Claims(lock, None if open_lock is None else functools.partial(open_lock, key))
 
 
 def claim_offset(name: str) -> int:
@@ -95,21 +99,28 @@ none is held any more) once their last claim is released, so sweeping many param
 in one process never piles up open files, and a cache deleted and made anew is reopened."""
 
 
-def _entry(path: str | None) -> _LockFile:
+LockOpener = Callable[[], "int | None"]
+"""Opens (creates) a lock file without following a symlink (``LocalStore.open_lock``):
+returns None when it cannot be opened, raises ``StoreError`` naming a symlink."""
+
+
+def _entry(path: str | None, opener: LockOpener | None = None) -> _LockFile:
     """The process-wide entry of a lock file, opened if needed (``_TABLE_LOCK`` held)."""
     key = path or ""
     entry = _LOCK_FILES.get(key)
     if entry is None:
-        entry = _LOCK_FILES[key] = _LockFile(_open(path))
+        entry = _LOCK_FILES[key] = _LockFile(_open(path, opener))
     return entry
 
 
-def _open(path: str | None) -> int | None:
+def _open(path: str | None, opener: LockOpener | None) -> int | None:
     if path is None or fcntl is None:
         return None
+    if opener is not None:
+        return opener()
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:  # e.g. a read-only cache: claims only within this process
         logger.debug("swarm-memo: no claims between processes (%s)", exc)
         return None
@@ -118,8 +129,9 @@ def _open(path: str | None) -> int | None:
 class Claims:
     """The chunk claims held by one run in one params set folder."""
 
-    def __init__(self, lock_path: str | None) -> None:
+    def __init__(self, lock_path: str | None, opener: LockOpener | None = None) -> None:
         self._path = None if lock_path is None else os.path.realpath(lock_path)
+        self._opener = opener
         self._held: set[str] = set()
         self.contended = False  # True once another run held a chunk this run wanted
 
@@ -132,7 +144,7 @@ class Claims:
     def between_processes(self) -> bool:
         """Whether the claims exclude other processes: a lock file could be opened."""
         with _TABLE_LOCK:
-            entry = _entry(self._path)
+            entry = _entry(self._path, self._opener)
             between = entry.fd is not None
             self._close_if_idle(entry)
         return between
@@ -140,7 +152,7 @@ class Claims:
     def try_claim(self, name: str) -> bool:
         """Claim a chunk for this run; False when another run (here or elsewhere) holds it."""
         with _TABLE_LOCK:
-            entry = _entry(self._path)
+            entry = _entry(self._path, self._opener)
             holder = entry.holders.get(name)
             if holder is not None and holder != id(self):
                 self.contended = True
@@ -158,7 +170,7 @@ class Claims:
             if name not in self._held:
                 return
             self._held.discard(name)
-            entry = _entry(self._path)
+            entry = _entry(self._path, self._opener)
             if entry.holders.get(name) == id(self):
                 del entry.holders[name]
                 if entry.fd is not None:

@@ -3,46 +3,61 @@
 :class:`LocalStore` writes every file through :func:`atomic_write`, so a reader never
 sees a half-written file and a killed writer leaves at most a temp file, which listing
 ignores and :meth:`LocalStore.clean_temp` removes once it is older than a grace period.
-It never follows a symlink below its root when it moves or deletes, and it reports
-every failed write as a :class:`~swarm_memo.errors.StoreError` naming the path.
+It never follows a symlink below its root when it writes, moves or deletes (see
+:mod:`swarm_memo._nofollow`), and it reports every failed write as a
+:class:`~swarm_memo.errors.StoreError` naming the path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import stat as stat_mod
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from ._durable import sync_folder
+from ._nofollow import (
+    HAVE_DIR_FD,
+    NOFOLLOW,
+    check_no_links,
+    folder_fd,
+    prune_below,
+    split_key,
+    symlinks_below,
+)
 from ._store import TEMP_GRACE_SECONDS, TEMP_SUFFIX, FileStat, is_temp_name, store_error
 from .errors import SpecError, StoreError
 
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-# Without dir_fd support (Windows) the parent chain is checked with lstat instead.
-_HAVE_DIR_FD = bool(_NOFOLLOW) and {os.open, os.unlink, os.replace} <= os.supports_dir_fd
+logger = logging.getLogger("swarm_memo")
+_T = TypeVar("_T")
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_BINARY", 0)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, durable: bool = True, dir_fd: int | None = None
+) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
     The bytes go to a unique temp file in the same directory (same file system, so the
     rename is atomic), are flushed and fsynced, then renamed over ``path``; the folder is
     then fsynced too (:func:`sync_folder`), so the rename survives a power cut. On any
-    exception, KeyboardInterrupt included, the temp file is removed.
+    exception, KeyboardInterrupt included, the temp file is removed. With ``dir_fd`` (the
+    open folder of ``path``) both files are named relative to it, so no symlink on the
+    way to the folder is followed.
     """
-    tmp = _temp_name(path)
+    tmp = _at(_temp_name(path), dir_fd)
     try:
-        _write_file(tmp, data, durable=durable)
-        os.replace(tmp, path)
+        _write_file(tmp, data, durable=durable, dir_fd=dir_fd)
+        os.replace(tmp, _at(path, dir_fd), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
     if durable:
         sync_folder(path.parent)
@@ -52,8 +67,20 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.{os.getpid()}{TEMP_SUFFIX}")
 
 
-def _write_file(path: Path, data: bytes, *, durable: bool) -> None:
-    with open(path, "xb") as fh:
+def _at(path: Path, dir_fd: int | None) -> str:
+    """How a file is named to a call: relative to ``dir_fd`` if given, else its path."""
+    return path.name if dir_fd is not None else str(path)
+
+
+def _write_file(path: str, data: bytes, *, durable: bool, dir_fd: int | None = None) -> None:
+    """Create ``path`` (never an existing file nor through a symlink) holding ``data``."""
+    fd = os.open(path, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
+    try:
+        fh = open(fd, "wb")  # noqa: SIM115 - closed by the with below
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
         fh.write(data)
         fh.flush()
         if durable:
@@ -195,12 +222,30 @@ class LocalStore:
         return str(self.path(key))
 
     def check_writable(self, prefix: str) -> None:
+        """Raise :class:`StoreError` when ``prefix`` is read-only, or when it or an entry
+        directly in it (``chunks/``, ``index/``, ``claims.lock``) is a symlink."""
+        self._check_no_symlinks(prefix)
         folder = self.path(prefix)
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent  # the nearest folder that exists: where files go first
         if not os.access(folder, os.W_OK):
             error = OSError(errno.EACCES, "read-only")
             raise store_error("write to", folder, error)
+
+    def _check_no_symlinks(self, prefix: str) -> None:
+        if not (HAVE_DIR_FD and prefix):
+            return
+        try:
+            parts = split_key(prefix)
+            with (
+                folder_fd(self._root, parts, self._refusal, create=False) as fd,
+                os.scandir(fd) as entries,
+            ):
+                link = next((e.name for e in entries if e.is_symlink()), None)
+        except FileNotFoundError:
+            return
+        if link is not None:
+            raise self._refusal(f"{prefix}/{link}")
 
     # ------------------------------------------------------------------ writing
 
@@ -210,21 +255,29 @@ class LocalStore:
         Raises
         ------
         StoreError
-            The file cannot be written (permissions, full disk, a file in the way); no
-            temp file is left behind.
+            The file cannot be written (permissions, full disk, a file in the way, a
+            folder on the way that is a symlink); no temp file is left behind.
         """
         path = self.path(key)
         durable = durable and self.durable
         try:
-            try:
-                atomic_write(path, data, durable=durable)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(path, data, durable=durable)
+            self._at_parent(key, lambda fd: atomic_write(path, data, durable=durable, dir_fd=fd))
             if durable:
                 self._sync_parents(path.parent)
+        except StoreError:
+            raise
         except OSError as exc:
             raise store_error("write", path, exc) from exc
+
+    def _at_parent(self, key: str, act: Callable[[int | None], _T]) -> _T:
+        """``act(fd of the key's folder)``, its folders made if missing and never reached
+        through a symlink; once more if a folder vanished meanwhile (``gc``, ``clear``)."""
+        try:
+            with self._parent(key, create=True) as (fd, _name):
+                return act(fd)
+        except FileNotFoundError:
+            with self._parent(key, create=True) as (fd, _name):
+                return act(fd)
 
     def write_if_absent(self, key: str, data: bytes, *, durable: bool = True) -> bool:
         """Create the file unless it exists; True when this call created it (without an
@@ -237,17 +290,15 @@ class LocalStore:
         path = self.path(key)
         if os.path.lexists(path):  # the common case: no temp file, no fsync
             return False
+        durable = durable and self.durable
         try:
-            durable = durable and self.durable
-            try:
-                created = self._link_new(path, data, durable)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                created = self._link_new(path, data, durable)
+            created = self._at_parent(key, lambda fd: _link_new(path, data, durable, fd))
             if created and durable:
                 sync_folder(path.parent)
                 self._sync_parents(path.parent)
             return created
+        except StoreError:
+            raise
         except OSError as exc:
             raise store_error("write", path, exc) from exc
 
@@ -264,29 +315,25 @@ class LocalStore:
             sync_folder(self.root.parent)
         self._synced_folders.add(folder)
 
-    def _link_new(self, path: Path, data: bytes, durable: bool) -> bool:
-        tmp = _temp_name(path)
-        try:
-            _write_file(tmp, data, durable=durable)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            except OSError as exc:  # no hard links here (some FUSE or SMB mounts)
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                    raise
-                return self._create_exclusive(path, data, durable)
-            return True
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    def open_lock(self, key: str) -> int | None:
+        """Open the claims lock file ``key`` (made if missing) for reading and writing;
+        None when it cannot be (a read-only cache). The caller closes the descriptor.
 
-    def _create_exclusive(self, path: Path, data: bytes, durable: bool) -> bool:
+        Raises
+        ------
+        StoreError
+            The file or a folder on the way is a symlink.
+        """
         try:
-            _write_file(path, data, durable=durable)
-        except FileExistsError:
-            return False
-        return True
+            with self._parent(key, create=True) as (fd, name):
+                return os.open(name, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644, dir_fd=fd)
+        except StoreError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._refusal(key) from exc
+            logger.debug("swarm-memo: no claims between processes (%s)", exc)
+            return None
 
     # ------------------------------------------------------------------ moving, deleting
 
@@ -294,55 +341,23 @@ class LocalStore:
     def _parent(self, key: str, *, create: bool) -> Iterator[tuple[int | None, str]]:
         """``(fd of the key's folder or None, file name)``, no symlink followed below root.
 
-        Raises :class:`StoreError` when a folder on the way is a symlink or not a folder.
+        Without ``dir_fd`` support the folders are checked first and the name is the
+        file's full path. Raises :class:`StoreError` when a folder on the way is a
+        symlink or not a folder.
         """
-        parts = key.split("/")
-        if any(p in ("", ".", "..") for p in parts):
-            raise StoreError(f"invalid store key {key!r}", key)
-        if not _HAVE_DIR_FD:
-            self._check_no_links(parts[:-1], create=create)
+        parts = split_key(key)
+        if not HAVE_DIR_FD:
+            check_no_links(self._root, parts[:-1], self._refusal, create=create)
             yield None, str(self.path(key))
             return
-        fds = [os.open(self._root, _DIR_FLAGS)]  # the root itself may be a symlink
-        try:
-            for depth, part in enumerate(parts[:-1]):
-                key_here = "/".join(parts[: depth + 1])
-                fds.append(self._open_child(fds[-1], part, key_here, create=create))
-            yield fds[-1], parts[-1]
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def _open_child(self, fd: int, name: str, key: str, *, create: bool) -> int:
-        """Open folder ``name`` below ``fd`` without following a symlink."""
-        try:
-            try:
-                return os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(name, dir_fd=fd)
-                return os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                raise self._refusal(key) from exc
-            raise
-
-    def _check_no_links(self, folders: list[str], *, create: bool) -> None:
-        for depth in range(len(folders)):
-            key = "/".join(folders[: depth + 1])
-            path = self.path(key)
-            if path.is_symlink() or (path.exists() and not path.is_dir()):
-                raise self._refusal(key)
-        if create and folders:
-            self.path("/".join(folders)).mkdir(parents=True, exist_ok=True)
+        with folder_fd(self._root, parts[:-1], self._refusal, create=create) as fd:
+            yield fd, parts[-1]
 
     def _refusal(self, key: str) -> StoreError:
         where = self.url(key)
         return StoreError(
-            f"refusing to follow {where}: it is a symlink or not a folder "
-            f"(swarm-memo never moves or deletes through a link out of {self._root})",
+            f"refusing to follow {where}: it is a symlink or not a folder (swarm-memo "
+            f"never writes, moves or deletes through a link out of {self._root})",
             where,
         )
 
@@ -394,6 +409,19 @@ class LocalStore:
 
     def prune(self, prefix: str) -> None:
         """Remove the empty folders at and below ``prefix``; symlinks are left alone."""
+        if not HAVE_DIR_FD:
+            self._prune_by_path(prefix)
+            return
+        parts = split_key(prefix) if prefix else []
+        with contextlib.suppress(OSError):  # gone, or a symlink
+            with folder_fd(self._root, parts, self._refusal, create=False) as fd:
+                prune_below(fd)
+            if not parts:
+                return  # the root stays
+            with folder_fd(self._root, parts[:-1], self._refusal, create=False) as fd:
+                os.rmdir(parts[-1], dir_fd=fd)  # fails unless empty
+
+    def _prune_by_path(self, prefix: str) -> None:
         top = self.path(prefix)
         if top.is_symlink() or not top.is_dir():
             return
@@ -403,3 +431,45 @@ class LocalStore:
                     os.rmdir(os.path.join(dirpath, name))
         with contextlib.suppress(OSError):
             top.rmdir()
+
+    def symlinks(self, prefix: str) -> list[str]:
+        """Keys of the symlinks below ``prefix``, which no write, move or delete follows
+        (``[prefix]`` when it is one); ``swarm-memo gc`` names them."""
+        if not HAVE_DIR_FD:
+            return []
+        try:
+            parts = split_key(prefix) if prefix else []
+            with folder_fd(self._root, parts, self._refusal, create=False) as fd:
+                return symlinks_below(fd, prefix)
+        except StoreError:
+            return [prefix]
+        except OSError:
+            return []
+
+
+def _link_new(path: Path, data: bytes, durable: bool, dir_fd: int | None) -> bool:
+    """Create ``path`` with ``data`` unless it exists (see ``write_if_absent``)."""
+    tmp = _at(_temp_name(path), dir_fd)
+    target = _at(path, dir_fd)
+    try:
+        _write_file(tmp, data, durable=durable, dir_fd=dir_fd)
+        try:
+            os.link(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except FileExistsError:
+            return False
+        except OSError as exc:  # no hard links here (some FUSE or SMB mounts)
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            return _create_exclusive(target, data, durable, dir_fd)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+
+
+def _create_exclusive(target: str, data: bytes, durable: bool, dir_fd: int | None) -> bool:
+    try:
+        _write_file(target, data, durable=durable, dir_fd=dir_fd)
+    except FileExistsError:
+        return False
+    return True

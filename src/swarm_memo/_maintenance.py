@@ -204,6 +204,10 @@ class GcResult:
     removed_bytes: int = 0
     removed_files: int = 0
     errors: list[str] = field(default_factory=list)
+    removed_sets: list[str] = field(default_factory=list)
+    """The params sets whose folder is gone (a set with a symlink in it stays)."""
+    removed_temp_files: int = 0
+    removed_quarantine: bool = False
 
 
 def plan_gc(
@@ -262,34 +266,53 @@ def _cap(store: Store, plan: GcPlan, max_bytes: int) -> None:
     plan.temp_files = [f for f in plan.temp_files if not f.key.startswith(gone)]
 
 
-def _remove(store: Store, entry: FileEntry, result: GcResult) -> None:
+def _remove(store: Store, entry: FileEntry, result: GcResult) -> bool:
     try:
         store.delete(entry.key)
     except OSError as exc:  # StoreError (a symlink on the way), permissions
         result.errors.append(f"could not remove {entry.path}: {exc}")
-        return
+        return False
     result.removed_bytes += entry.size
     result.removed_files += 1
+    return True
 
 
-def _remove_tree(store: Store, prefix: str, result: GcResult) -> None:
+def _remove_tree(store: Store, prefix: str, result: GcResult) -> bool:
+    """Remove the folder ``prefix`` and its files; True when it is gone."""
+    errors = len(result.errors)
     for entry in list(walk_files(store, prefix)):
         _remove(store, entry, result)
+    return _prune(store, prefix, result, errors)
+
+
+def _prune(store: Store, prefix: str, result: GcResult, errors: int) -> bool:
+    """Remove the empty folders of ``prefix``; True when nothing is left of it and no
+    error was reported since there were ``errors``. A symlink left is reported."""
     try:
         store.prune(prefix)
     except OSError as exc:
         result.errors.append(f"could not remove folder {store.url(prefix)}: {exc}")
+    symlinks = getattr(store, "symlinks", None)  # a LocalStore names what it left
+    for key in symlinks(prefix) if symlinks is not None else []:
+        result.errors.append(
+            f"could not remove {store.url(key)}: a symlink, which swarm-memo never "
+            "follows; the files behind it are left alone (remove them yourself)"
+        )
+    return len(result.errors) == errors and next(walk_files(store, prefix), None) is None
 
 
 def run_gc(store: Store, plan: GcPlan) -> GcResult:
-    """Remove what ``plan`` lists; errors (a file in use, permissions) are collected."""
+    """Remove what ``plan`` lists; errors (a file in use, permissions, a symlink) are
+    collected, and only what is gone is counted as removed."""
     result = GcResult()
     for summary in plan.sets:
-        _remove_tree(store, summary.set_id, result)
+        if _remove_tree(store, summary.set_id, result):
+            result.removed_sets.append(summary.set_id)
     for entry in plan.temp_files:
-        _remove(store, entry, result)
+        result.removed_temp_files += _remove(store, entry, result)
     if plan.quarantine_dir is not None:
+        errors = len(result.errors)
         for entry in plan.quarantine:
             _remove(store, entry, result)
-        store.prune(QUARANTINE)
+        result.removed_quarantine = _prune(store, QUARANTINE, result, errors)
     return result

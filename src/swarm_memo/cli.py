@@ -354,6 +354,7 @@ def gc_command(
             result = run_gc(store, plan)
             out["removed_bytes"] = result.removed_bytes
             out["removed_files"] = result.removed_files
+            out["removed_sets"] = result.removed_sets
             out["errors"] = result.errors
         _print_json(out)
         return
@@ -370,9 +371,12 @@ def gc_command(
     result = run_gc(store, plan)
     for error in result.errors:
         click.echo(f"swarm-memo: warning: {error}", err=True)
+    kept = len(plan.sets) - len(result.removed_sets)
     click.echo(
-        f"removed {len(plan.sets)} params set(s), {len(plan.temp_files)} temp file(s)"
-        + (", the quarantine" if plan.quarantine_dir is not None else "")
+        f"removed {len(result.removed_sets)} params set(s)"
+        + (f" ({kept} not entirely: see the warnings)" if kept else "")
+        + f", {result.removed_temp_files} temp file(s)"
+        + (", the quarantine" if result.removed_quarantine else "")
         + f": {result.removed_bytes} bytes freed ({format_bytes(result.removed_bytes)})"
     )
 

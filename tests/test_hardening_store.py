@@ -1,0 +1,188 @@
+"""Issue 19: no write, move or delete through a symlink out of the root (also when a folder
+is swapped for one mid-call), empty objects on object stores, deep params, real
+read-only caches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import CountingExec
+from swarm_memo import SwarmMemo, _local_store, _nofollow
+from swarm_memo._local_store import LocalStore
+from swarm_memo.cli import cli
+from swarm_memo.errors import StoreError
+
+SPEC = {"x": list(range(6))}
+REPO = Path(__file__).resolve().parent.parent
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux dir_fd")
+
+
+def make(root: Path, counting: CountingExec, **kw: Any) -> SwarmMemo:
+    return SwarmMemo(root, {"x": 3}, 3, exec_fn=counting, max_workers=1, verbose=0, **kw)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "precious.txt").write_bytes(b"precious")
+    return folder
+
+
+# --------------------------------------------------------------------------- item 2
+
+
+@linux_only
+def test_delete_move_and_write_take_the_dir_fd_path_on_linux(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _nofollow.HAVE_DIR_FD
+    store = LocalStore(tmp_path / "c")
+    store.write("s/chunks/a.chunk", b"1")
+
+    def no_fallback(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the lstat fallback was taken")
+
+    calls: list[tuple[str, Any]] = []
+    real_unlink, real_replace = os.unlink, os.replace
+
+    def unlink(path: Any, *, dir_fd: int | None = None) -> None:
+        calls.append(("unlink", dir_fd))
+        real_unlink(path, dir_fd=dir_fd)
+
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
+        calls.append(("replace", kwargs.get("dst_dir_fd")))
+        real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(_local_store, "check_no_links", no_fallback)
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(os, "replace", replace)
+    store.write("s/chunks/b.chunk", b"2")
+    store.move("s/chunks/a.chunk", ".quarantine/s/a.chunk.1")
+    store.delete("s/chunks/b.chunk")
+    assert [kind for kind, _ in calls] == ["replace", "replace", "unlink"]
+    assert all(isinstance(fd, int) for _, fd in calls)
+    monkeypatch.undo()
+    assert tree(tmp_path / "c") == {".quarantine/s/a.chunk.1": b"1"}
+
+
+def swap_for_link(folder: Path, target: Path) -> None:
+    """What an attacker does: the folder goes aside, a symlink out takes its place."""
+    folder.rename(folder.with_name(folder.name + ".aside"))
+    folder.symlink_to(target)
+
+
+def test_a_folder_swapped_for_a_symlink_just_before_a_delete_is_not_followed(
+    tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "c")
+    store.write("s/chunks/a.chunk", b"mine")
+    (outside / "a.chunk").write_bytes(b"same name, not ours")
+    real_unlink = os.unlink
+
+    def unlink_after_a_swap(path: Any, *, dir_fd: int | None = None) -> None:
+        monkeypatch.setattr(os, "unlink", real_unlink)
+        swap_for_link(tmp_path / "c" / "s" / "chunks", outside)
+        real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink_after_a_swap)
+    store.delete("s/chunks/a.chunk")
+    assert tree(outside) == {"precious.txt": b"precious", "a.chunk": b"same name, not ours"}
+    assert not (tmp_path / "c" / "s" / "chunks.aside" / "a.chunk").exists()  # deleted there
+
+
+def test_a_folder_swapped_for_a_symlink_during_a_write_writes_nothing_through_it(
+    tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "c")
+    store.write("s/chunks/a.chunk", b"old")
+    real_replace = os.replace
+
+    def replace_after_a_swap(src: Any, dst: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(os, "replace", real_replace)
+        swap_for_link(tmp_path / "c" / "s" / "chunks", outside)
+        real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace_after_a_swap)
+    store.write("s/chunks/a.chunk", b"new")  # in the folder it opened, now aside
+    assert tree(outside) == {"precious.txt": b"precious"}
+    assert (tmp_path / "c" / "s" / "chunks.aside" / "a.chunk").read_bytes() == b"new"
+
+
+def test_symlink_race_smoke_deletes_and_writes_nothing_outside_the_root() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "stress" / "symlink_race.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "failures: 0" in done.stdout
+
+
+# --------------------------------------------------------------------------- item 3
+
+
+@pytest.mark.parametrize("component", ["set", "chunks", "index", "claims.lock"])
+def test_a_run_refuses_a_symlinked_component_and_writes_nothing_outside(
+    tmp_path: Path, outside: Path, component: str
+) -> None:
+    counting = CountingExec(tmp_path / "calls.log")
+    root = tmp_path / "cache"
+    make(root, counting).run({}, {"x": [0]})
+    (set_dir,) = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    link = set_dir if component == "set" else set_dir / component
+    if component == "claims.lock":
+        link.unlink()
+        (outside / "claims.lock").write_bytes(b"")
+    elif component == "index":
+        os.replace(link, tmp_path / "old-index")  # its records go; chunks get new ones
+    else:
+        os.replace(link, tmp_path / "aside")
+    link.symlink_to(outside / "claims.lock" if component == "claims.lock" else outside)
+    before = tree(outside)
+    counting.reset()
+    named = set_dir.name if component == "set" else f"{set_dir.name}/{component}"
+    with pytest.raises(StoreError, match=f"refusing to follow .*{named}: it is a symlink"):
+        make(root, counting).run({}, SPEC)
+    assert tree(outside) == before
+    assert counting.count() == 0  # stopped before computing
+
+
+def test_claims_refuse_a_lock_file_that_is_a_symlink(tmp_path: Path, outside: Path) -> None:
+    from swarm_memo._claims import claims_for
+
+    store = LocalStore(tmp_path / "c")
+    store.write("s/params.json", b"{}")
+    (tmp_path / "c" / "s" / "claims.lock").symlink_to(outside / "lock")
+    claims = claims_for(store, "s", None)
+    with pytest.raises(StoreError, match=r"refusing to follow .*claims\.lock"):
+        claims.try_claim("a")
+    assert not (outside / "lock").exists()
+
+
+def test_gc_params_reports_a_set_it_could_not_remove(tmp_path: Path, outside: Path) -> None:
+    root = tmp_path / "cache"
+    make(root, CountingExec(tmp_path / "calls.log")).run({}, SPEC)
+    (set_dir,) = [d for d in root.iterdir() if d.is_dir()]
+    os.replace(set_dir / "chunks", tmp_path / "aside")
+    (set_dir / "chunks").symlink_to(outside)
+    result = CliRunner().invoke(cli, ["gc", str(root), "--params", set_dir.name])
+    assert result.exit_code == 0, result.output
+    assert "removed 0 params set(s) (1 not entirely: see the warnings)" in result.stdout
+    assert f"could not remove {set_dir / 'chunks'}: a symlink" in result.stderr
+    assert tree(outside) == {"precious.txt": b"precious"}
+    assert os.listdir(set_dir) == ["chunks"]  # the rest of the set is gone

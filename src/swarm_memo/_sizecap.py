@@ -42,7 +42,7 @@ def _locked(path: str) -> bool:
     if fcntl is None:  # pragma: no cover - Windows: no claims between processes
         return False
     try:
-        fd = os.open(path, os.O_RDWR)  # never O_CREAT: a read of the cache
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))  # never O_CREAT: a read
     except OSError:
         return False  # no lock file (or not ours to open): no claims held
     try:

@@ -36,10 +36,10 @@ def canon_value(value: Any) -> tuple[str, Any]:
 
 
 def canon_point(point: tuple[Any, ...], axes: tuple[str, ...]) -> Canon:
-    """A point's identity: its axis values named, in the order of the tuple ``exec_fn``
-    received (another axis order is another point), then any extra values."""
-    named = tuple((axis, canon_value(v)) for axis, v in zip(axes, point, strict=False))
-    return named + tuple(canon_value(v) for v in point[len(axes) :])
+    """A point's identity: the tuple ``exec_fn`` received, value by value (the same grid
+    point in another axis order is another tuple, so another point). ``axes`` names the
+    order the tuple follows; it does not change the identity."""
+    return tuple(canon_value(v) for v in point)
 
 
 def norm(output: dict[str, Any]) -> Norm:

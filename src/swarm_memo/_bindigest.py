@@ -22,25 +22,13 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from ._hashing import digest_bytes, encode_items
-
-_KINDS: dict[type, str] = {int: "i", float: "f"}
-"""Types whose canonical encoding is always an int ("i") or a float ("f") one."""
+from ._hashing import digest_bytes, encode_items, scalar_kind
 
 
 def _kind(cls: type) -> str:
-    kind = _KINDS.get(cls)
-    if kind is None:
-        np = sys.modules.get("numpy")
-        kind = ""
-        if np is not None and issubclass(cls, np.generic):
-            dtype = np.dtype(cls)
-            if dtype.kind in "iu":
-                kind = "i"
-            elif dtype.kind == "f" and dtype.itemsize <= 8:
-                kind = "f"
-        _KINDS[cls] = kind  # a type's kind never changes; the cache stays tiny
-    return kind
+    """``"i"`` or ``"f"`` for types packed as one array; ``""`` otherwise."""
+    kind = scalar_kind(cls)
+    return "" if kind == "s" else kind
 
 
 def _packed_bytes(values: array[Any]) -> bytes:

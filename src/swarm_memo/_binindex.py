@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import pickle
 import struct
-import sys
 from bisect import bisect_right
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,29 +28,10 @@ from typing import Any
 
 import xxhash
 
-from ._hashing import encode
+from ._hashing import encode, scalar_kind
 
 _INT, _FLOAT, _STR = "i", "f", "s"
-_KINDS: dict[type, str] = {int: _INT, float: _FLOAT, str: _STR}
-"""Types whose canonical encoding is always an int, float or str one ("" otherwise)."""
 _unpack_float = struct.Struct(">d").unpack
-
-
-def _kind(cls: type) -> str:
-    kind = _KINDS.get(cls)
-    if kind is None:
-        kind = ""
-        np = sys.modules.get("numpy")
-        if np is not None and issubclass(cls, np.generic):
-            dtype = np.dtype(cls)
-            if dtype.kind in "iu":
-                kind = _INT
-            elif dtype.kind == "f" and dtype.itemsize <= 8:
-                kind = _FLOAT
-            elif dtype.kind == "U":
-                kind = _STR
-        _KINDS[cls] = kind  # a type's kind never changes; the cache stays tiny
-    return kind
 
 
 def value_key(value: Any) -> Hashable:
@@ -65,7 +45,7 @@ def value_key(value: Any) -> Hashable:
     if cls is int or cls is str:
         key: Hashable = value
         return key
-    kind = _kind(cls)
+    kind = scalar_kind(cls)
     if kind == _INT:
         return int(value)
     if kind == _STR:
@@ -129,7 +109,7 @@ def stored_sketch(values: Sequence[Any]) -> Sketch:
         return sketch
     types = set(map(type, values))
     if len(types) == 1:
-        kind = _kind(next(iter(types)))
+        kind = scalar_kind(next(iter(types)))
         if kind:
             sketch.add(kind, values)
         else:
@@ -137,7 +117,7 @@ def stored_sketch(values: Sequence[Any]) -> Sketch:
         return sketch
     by_kind: dict[str, list[Any]] = {}
     for value in values:
-        by_kind.setdefault(_kind(type(value)), []).append(value)
+        by_kind.setdefault(scalar_kind(type(value)), []).append(value)
     sketch.other = "" in by_kind
     for kind, group in by_kind.items():
         if kind:

@@ -352,3 +352,27 @@ def short_description(value: Any, width: int = 200) -> str:
     except UnhashableValueError:
         tag = "no digest"
     return f"{text[:width]}... ({len(text):,} characters, {tag})"
+
+
+_SCALAR_KINDS: dict[type, str] = {int: "i", float: "f", str: "s"}
+
+
+def scalar_kind(cls: type) -> str:
+    """How values of type ``cls`` always encode: ``"i"`` (an int), ``"f"`` (a float),
+    ``"s"`` (a str) or ``""`` (anything else). numpy scalar types encode like the Python
+    scalar of their kind (floats up to 64 bits). Cached per type: a type's kind never
+    changes."""
+    kind = _SCALAR_KINDS.get(cls)
+    if kind is None:
+        kind = ""
+        np = sys.modules.get("numpy")
+        if np is not None and issubclass(cls, np.generic):
+            dtype = np.dtype(cls)
+            if dtype.kind in "iu":
+                kind = "i"
+            elif dtype.kind == "f" and dtype.itemsize <= 8:
+                kind = "f"
+            elif dtype.kind == "U":
+                kind = "s"
+        _SCALAR_KINDS[cls] = kind
+    return kind

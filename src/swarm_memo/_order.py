@@ -13,7 +13,6 @@ from typing import Any, Protocol
 from ._grid import strides
 from .errors import SpecError, SpecTypeError
 
-SubSpecs = Callable[[], list[dict[str, list[Any]]]]
 """Builds the chunks' sub-specs in grid order (only orders that need them call it)."""
 
 

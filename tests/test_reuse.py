@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from helpers import expected_output, grid_expected
-from swarm_memo import CacheMissError, SwarmMemo, _reuse
+from swarm_memo import CacheMissError, CacheWarning, SwarmMemo, _reuse
 from swarm_memo._index import IndexLog
 from swarm_memo._local_store import LocalStore
 
@@ -196,7 +196,8 @@ def test_damaged_index_record_is_rebuilt(tmp_path, counting):
     memo.run(PARAMS, {"a": [1, 2, 3]})
     for idx in (tmp_path / "cache").glob("*/index/*.idx"):
         idx.write_bytes(b"garbage")
-    check(make(tmp_path, counting, {"a": 3}), counting, {"a": [1, 2, 3]}, [])
+    with pytest.warns(CacheWarning, match="ignoring index segment"):  # one per damaged segment
+        check(make(tmp_path, counting, {"a": 3}), counting, {"a": [1, 2, 3]}, [])
 
 
 def test_stale_index_record_never_serves_wrong_outputs(tmp_path, counting):

@@ -43,7 +43,7 @@ from ._codec import (
 )
 from ._grid import Chunk
 from ._hashing import digest_bytes, encode
-from ._index import IndexLog, IndexRecord
+from ._segments import IndexLog, IndexRecord
 from ._store import FileStat, Store
 from ._version import __version__
 from .errors import CacheWarning, CorruptChunkError, UnreadableChunkError

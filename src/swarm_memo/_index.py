@@ -18,16 +18,16 @@ segment; once there are many, a reader folds them into one. Each record carries 
 file's checksum, so a record describing an older version of a file is detected. A chunk
 file without a record (a crash before its batch was written, a deleted ``index/``) gets
 one rebuilt from the file. Deleting ``index/`` loses nothing.
+
+The index is never trusted blindly: segments are checksummed, and one that fails is
+ignored and its records rebuilt (:mod:`swarm_memo._segments`); serving confirms each
+record against the chunk file itself before any output is copied (:mod:`swarm_memo._reuse`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import pickle
-import threading
-import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,17 +35,33 @@ from functools import cached_property
 from typing import Any
 
 from ._binindex import AxisBins, RequestBin, value_keys
-from ._codec import ChunkRecord
 from ._grid import strides
-from ._hashing import point_digest
-from ._store import Store
+from ._segments import (
+    FLUSH_EVERY,
+    FOLD_ABOVE,
+    INDEX_MAGIC,
+    SEGMENT_SUFFIX,
+    DamagedSegment,
+    IndexLog,
+    IndexRecord,
+    decode_segment,
+    encode_segment,
+)
 
-INDEX_MAGIC = b"SWMEMOIX4"
-SEGMENT_SUFFIX = ".idx"
-FLUSH_EVERY = 64
-"""Records per segment file while a run writes chunks."""
-FOLD_ABOVE = 32
-"""A reader folds the segments into one when it finds more than this."""
+__all__ = [
+    "FLUSH_EVERY",
+    "FOLD_ABOVE",
+    "INDEX_MAGIC",
+    "SEGMENT_SUFFIX",
+    "DamagedSegment",
+    "Found",
+    "IndexLog",
+    "IndexRecord",
+    "PointIndex",
+    "decode_segment",
+    "encode_segment",
+]
+
 LOOKUP_ENTRIES = 1 << 16
 """Keyed values of stored bins kept between requests (about 100 bytes each: ~6 MB)."""
 REQUEST_INTS = 1 << 18
@@ -54,113 +70,6 @@ each: ~10 MB)."""
 Location = tuple[str, int]
 Found = tuple[str, list[int], list[int]]
 """(chunk file, positions in the request, positions in that file)."""
-
-
-@dataclass(frozen=True)
-class IndexRecord:
-    """The points of one chunk file: a product of axis bins, or a list of point digests.
-
-    A product record keeps its bins' values (compact: runs of ints as ranges) in the
-    stored axis order. Nothing is encoded on the write path, nor when the index is read:
-    a request keys only the values of stored bins that may overlap it.
-    """
-
-    axes: tuple[str, ...]
-    bins: tuple[Any, ...]
-    digests: bytes | None
-    checksum: bytes
-    code: str | None = None
-    """Fingerprint of the code that computed the chunk's outputs, when known."""
-
-    @classmethod
-    def of(
-        cls,
-        record: ChunkRecord,
-        digests: Sequence[bytes] | None = None,
-        checksum: bytes | None = None,
-    ) -> IndexRecord:
-        """The index record of a chunk; ``digests`` saves re-hashing enumerated points,
-        ``checksum`` is its file's when the record was not read from that file."""
-        checksum = record.checksum if checksum is None else checksum
-        if record.points is None:
-            key = dict(record.stored_key)
-            bins = tuple(key[a] for a in record.axes)
-            return cls(record.axes, bins, None, checksum, record.code)
-        if digests is None:
-            digests = [point_digest(p) for p in record.points]
-        return cls((), (), b"".join(digests), checksum, record.code)
-
-    def to_tuple(self) -> tuple[Any, ...]:
-        return (self.axes, self.bins, self.digests, self.checksum, self.code)
-
-
-def encode_segment(records: dict[str, IndexRecord]) -> bytes:
-    """The bytes of one segment file."""
-    rows = [(name, *record.to_tuple()) for name, record in records.items()]
-    return INDEX_MAGIC + pickle.dumps(rows, protocol=5)
-
-
-def decode_segment(data: bytes) -> dict[str, IndexRecord]:
-    """Records of a segment file; empty when it is not a readable segment."""
-    if not data.startswith(INDEX_MAGIC):
-        return {}
-    try:
-        rows = pickle.loads(data[len(INDEX_MAGIC) :])
-        return {
-            name: IndexRecord(tuple(axes), tuple(bins), digests, checksum, code)
-            for name, axes, bins, digests, checksum, code in rows
-        }
-    except Exception:  # a damaged segment: its chunks get records rebuilt
-        return {}
-
-
-class IndexLog:
-    """Reads the segments of one params set and writes this run's records in batches."""
-
-    def __init__(self, store: Store, prefix: str) -> None:
-        self._store = store
-        self._prefix = prefix
-        self._pending: dict[str, IndexRecord] = {}
-        self._lock = threading.Lock()  # chunk writer threads add records concurrently
-
-    def add(self, name: str, record: IndexRecord) -> None:
-        with self._lock:
-            self._pending[name] = record
-            full = len(self._pending) >= FLUSH_EVERY
-        if full:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the pending records as one new segment (no fsync: rebuildable)."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        if pending:
-            self._store.write(self._new_key(), encode_segment(pending), durable=False)
-
-    def _new_key(self) -> str:
-        # Names sort by creation time, so a newer record of a chunk wins when merged.
-        return f"{self._prefix}/{time.time_ns():020d}-{uuid.uuid4().hex[:12]}{SEGMENT_SUFFIX}"
-
-    def read(self, *, fold: bool) -> dict[str, IndexRecord]:
-        """Every record stored (this run's pending ones included); ``fold`` (runs only,
-        never reads) replaces many segments by one."""
-        names = sorted(self._store.names(self._prefix, SEGMENT_SUFFIX))
-        records: dict[str, IndexRecord] = {}
-        for segment in names:
-            data = self._store.read(f"{self._prefix}/{segment}")
-            records.update(decode_segment(data or b""))
-        with self._lock:
-            records.update(self._pending)
-        if fold and len(names) > FOLD_ABOVE:
-            self._fold(records, names)
-        return records
-
-    def _fold(self, records: dict[str, IndexRecord], segments: list[str]) -> None:
-        """Replace many segments by one. Segments written meanwhile are left alone; one
-        deleted under a concurrent reader only costs that reader some rebuilds."""
-        self._store.write(self._new_key(), encode_segment(records), durable=False)
-        for segment in segments:
-            self._store.delete(f"{self._prefix}/{segment}")
 
 
 @dataclass

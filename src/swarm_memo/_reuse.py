@@ -5,6 +5,11 @@ most requested chunks have no file of their own, yet their points sit in other c
 files of the same params. This module finds them through the point index and copies
 their outputs, loading each needed file once while it stays in an LRU bounded in bytes
 (``LRU_BYTES``, estimated from each file's size on disk, never by deep-sizing outputs).
+
+Nothing is served on the index's word alone: a loaded file must be the one its record
+describes (same checksum; a product file the same axes and bins), else its record is
+rebuilt from the file and the chunk looked up again; a point found by digest is served
+only when the file's own point at that position has the requested digest.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from ._cache import ParamsSet
 from ._codec import MIXED_CODE, ChunkRecord, meta_point_codes
 from ._diagnostics import Diagnostics
 from ._grid import Chunk, strides
+from ._hashing import point_digest
 from ._index import Found, IndexRecord, PointIndex
 from ._jobs import MISSING
 from ._keydefaults import locate_defaulted, same_order
@@ -53,6 +59,21 @@ def _product_places(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> dic
         else:
             places.setdefault(flat, index)
     return places
+
+
+def _same_points(
+    file_points: Sequence[Any],
+    file_positions: Sequence[int],
+    digests: Callable[[], Sequence[bytes]],
+    req_positions: Sequence[int],
+) -> bool:
+    """Whether each listed point of a file has the digest of the requested point it is
+    about to serve (compared by canonical encoding)."""
+    wanted = digests()
+    return all(
+        f < len(file_points) and point_digest(file_points[f]) == wanted[r]
+        for r, f in zip(req_positions, file_positions, strict=True)
+    )
 
 
 def read_point_index(pset: ParamsSet, names: set[str]) -> PointIndex:
@@ -261,6 +282,12 @@ class Reuse:
                 if record is None:  # damaged or unreadable: its points may be elsewhere
                     retry = self._forget(name) or retry
                     continue
+                if record.points is not None and not _same_points(
+                    record.points, file_positions, digests, req_positions
+                ):  # the index record lists other points than the file: describe the file
+                    self._rebuild(name)
+                    retry = True
+                    continue
                 filled += self._copy(record, req_positions, file_positions, outputs, codes)
             if not retry:
                 break
@@ -303,8 +330,9 @@ class Reuse:
             self._diag.load_time += time.perf_counter() - started
         weight = 0
         if record is not None:
-            if record.checksum != self.index.records[name].checksum:
-                # Replaced after its index record was written: describe the file as it is.
+            if not self.index.records[name].describes(record):
+                # Replaced after its index record was written, or the record is wrong:
+                # describe the file as it is.
                 self._replace_record(name, self._pset.describe(name, record))
                 return _STALE
             weight = record.stored_bytes + OUTPUT_BYTES * len(record.outputs)
@@ -324,6 +352,16 @@ class Reuse:
         del records[name]
         self._index = PointIndex(records)
         return True
+
+    def _rebuild(self, name: str) -> None:
+        """Replace a record found wrong while serving by the description of its file."""
+        _, weight = self._loaded.pop(name, (None, 0))
+        self._loaded_bytes -= weight
+        record = self._pset.load(name)
+        if record is None:
+            self._forget(name)
+        else:
+            self._replace_record(name, self._pset.describe(name, record))
 
     def _replace_record(self, name: str, record: IndexRecord) -> None:
         records = dict(self.index.records)

@@ -25,9 +25,9 @@ from ._grid import ChunkLayout
 from ._launch import Launch
 from ._launch import launch as _launch
 from ._requests import Requests
-from ._sweepwrap import make_sweep_wrapper
+from ._sweepwrap import SweptFunction
 from ._types import EnumerateFn, ExecFn, Params, SplitSpec
-from ._wrap import make_wrapper
+from ._wrap import MemoizedSweep
 
 
 def _name_of(fn: Any) -> str:
@@ -358,9 +358,7 @@ class SwarmMemo:
         """
         return _launch(self, params, split_spec, executor, tasks, task_seconds)
 
-    def run_wrap(
-        self, ignore: Sequence[str] = ()
-    ) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
+    def run_wrap(self, ignore: Sequence[str] = ()) -> Callable[[Callable[..., Any]], MemoizedSweep]:
         """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.
 
         Extra keyword arguments (and the function's defaults for them) are added to the
@@ -368,17 +366,17 @@ class SwarmMemo:
         its own cache entries, keyed by its qualified name and code fingerprint. Names in
         ``ignore`` (extra arguments or params keys) are passed but left out of the key.
         """
-        return lambda fn: make_wrapper(self._requests(), fn, streaming=False, ignore=ignore)
+        return lambda fn: MemoizedSweep(self._requests(), fn, streaming=False, ignore=ignore)
 
     def streaming_wrap(
         self, ignore: Sequence[str] = ()
-    ) -> Callable[[Callable[..., Any]], Callable[..., Diagnostics]]:
+    ) -> Callable[[Callable[..., Any]], MemoizedSweep]:
         """Decorator like :meth:`run_wrap` that runs :meth:`run_streaming`."""
-        return lambda fn: make_wrapper(self._requests(), fn, streaming=True, ignore=ignore)
+        return lambda fn: MemoizedSweep(self._requests(), fn, streaming=True, ignore=ignore)
 
     def sweep_wrap(
         self, ignore: Sequence[str] = ()
-    ) -> Callable[[Callable[..., Any]], Callable[..., tuple[Any, Diagnostics]]]:
+    ) -> Callable[[Callable[..., Any]], SweptFunction]:
         """Decorator for a function of named scalars: ``f(alpha=0.4, x=[1, 2], y=[3])``
         runs the grid of the axis arguments (the names in ``memo_chunk_spec``; the other
         arguments are params), calling ``f(alpha=0.4, x=1, y=3)`` once per missing point,
@@ -386,7 +384,7 @@ class SwarmMemo:
         ``.to_dataframe`` and ``.to_xarray`` take the same arguments. Keyed like
         :meth:`run_wrap`; names in ``ignore`` are passed but left out of the key.
         """
-        return lambda fn: make_sweep_wrapper(self._requests(), fn, ignore)
+        return lambda fn: SweptFunction(self._requests(), fn, ignore)
 
     def clear(self, params: Params) -> int:
         """Forget every stored result of ``params`` (under this memo's cache_version);

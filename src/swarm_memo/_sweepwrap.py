@@ -7,17 +7,15 @@ point: no point tuple, so no axis-order trap. The other arguments are params.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._diagnostics import Diagnostics, Status
 from ._fingerprint import code_fingerprint
 from ._keydefaults import parse_ignore
 from ._requests import Requests
-from ._wrap import FUNCTION_KEY
+from ._wrap import FUNCTION_KEY, WrappedSweep, _Call
 from .errors import SpecError, SpecTypeError
 
 
@@ -47,14 +45,6 @@ def _check_axis_values(function: str, axis: str, values: Any) -> Any:
             f"(a list, a range, a 1-D array); got {type(values).__name__} {values!r:.80}"
         )
     return values
-
-
-@dataclass(frozen=True)
-class _Call:
-    requests: Requests
-    key_params: dict[str, Any]
-    exec_params: dict[str, Any]
-    split_spec: dict[str, Any]
 
 
 class _Signature:
@@ -106,54 +96,30 @@ class _Signature:
         return arguments, split_spec
 
 
-def make_sweep_wrapper(requests: Requests, fn: Callable[..., Any], ignore: Any) -> Any:
-    """Wrap ``fn(**named scalars)`` into ``wrapped(**params, **axes) -> (output, diag)``."""
-    axes = requests.config.layout.axis_order
-    sig = _Signature(fn, axes, ignore)
-    code = code_fingerprint(fn).hex()
-    bound = Requests(requests.config, PointCall(fn, axes), code, sig.name, sig.ignore)
-    identity = f"{sig.name}:{code}"
+class SweptFunction(WrappedSweep):
+    """``sweep_wrap``: ``fn(**named scalars)`` called as ``wrapped(**params, **axes)``,
+    returning ``(output, Diagnostics)``; keyed like ``run_wrap`` (qualified name + code
+    fingerprint)."""
 
-    def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
-        params, split_spec = sig.split(args, kwargs)
-        return _Call(bound, {**params, FUNCTION_KEY: identity}, params, split_spec)
+    def __init__(self, requests: Requests, fn: Callable[..., Any], ignore: Any) -> None:
+        super().__init__(fn)
+        axes = requests.config.layout.axis_order
+        self._signature = _Signature(fn, axes, ignore)
+        code = code_fingerprint(fn).hex()
+        name = self._signature.name
+        self._requests = Requests(
+            requests.config, PointCall(fn, axes), code, name, self._signature.ignore
+        )
+        self._identity = f"{name}:{code}"
 
-    def option(kwargs: dict[str, Any], name: str, default: Any) -> Any:
-        """A keyword of .load/.to_dataframe, unless the function has an argument so named."""
-        if name in sig.signature.parameters:
+    def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+        params, split_spec = self._signature.split(args, kwargs)
+        key_params = {**params, FUNCTION_KEY: self._identity}
+        return _Call(self._requests, key_params, params, split_spec)
+
+    def option(self, kwargs: dict[str, Any], name: str, default: Any) -> Any:
+        """A keyword of .load/.to_dataframe, unless the function has an argument so named
+        (then it is the function's)."""
+        if name in self._signature.signature.parameters:
             return default
         return kwargs.pop(name, default)
-
-    @functools.wraps(fn)
-    def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Diagnostics]:
-        call = resolve(args, kwargs)
-        return call.requests.run(call.key_params, call.split_spec, call.exec_params)
-
-    def status(*args: Any, **kwargs: Any) -> Status:
-        call = resolve(args, kwargs)
-        return call.requests.status(call.key_params, call.split_spec, call.exec_params)
-
-    def load(*args: Any, **kwargs: Any) -> tuple[Any, Diagnostics]:
-        strict = option(kwargs, "strict", False)
-        call = resolve(args, kwargs)
-        return call.requests.load(call.key_params, call.split_spec, strict, call.exec_params)
-
-    def frame(kind: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        load_only = option(kwargs, "load_only", False)
-        array_dims = option(kwargs, "array_dims", None)
-        call = resolve(args, kwargs)
-        return call.requests.frame(
-            kind,
-            call.key_params,
-            call.split_spec,
-            None,
-            load_only,
-            call.exec_params,
-            array_dims=array_dims,
-        )
-
-    wrapped.status = status  # type: ignore[attr-defined]
-    wrapped.load = load  # type: ignore[attr-defined]
-    wrapped.to_dataframe = lambda *a, **k: frame("dataframe", a, k)  # type: ignore[attr-defined]
-    wrapped.to_xarray = lambda *a, **k: frame("xarray", a, k)  # type: ignore[attr-defined]
-    return wrapped

@@ -6,7 +6,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ._diagnostics import Diagnostics, Status
 from ._fingerprint import code_fingerprint
@@ -15,6 +15,7 @@ from ._requests import Requests
 from .errors import SpecError, SpecTypeError
 
 FUNCTION_KEY = "__swarm_memo_function__"
+FrameKind = Literal["dataframe", "xarray"]
 _UNSET: Any = object()
 
 
@@ -57,86 +58,115 @@ def _split_call(args: tuple[Any, ...], kwargs: dict[str, Any], split_spec: Any) 
     return args[0] if args else kwargs.pop("params")
 
 
-def make_wrapper(
-    requests: Requests, fn: Callable[..., Any], *, streaming: bool, ignore: Any = ()
-) -> Callable[..., Any]:
-    """Wrap ``fn(params, point, **extra)`` into ``wrapped(params, split_spec=..., **extra)``.
+@dataclass(frozen=True)
+class _Call:
+    """One call of a wrapped sweep, resolved: what runs, keyed how, over which grid."""
 
-    The cache is keyed by params, the extra keyword arguments (defaults included), the
-    function's qualified name and its code fingerprint (not its module: a function run as
-    a script and imported from a notebook shares its results), so two wrapped functions
-    never share results, nor do two lambdas or two closures with other captured values.
-    The wrapper also has ``.status``, ``.load`` and ``.to_dataframe``, called with the
-    same arguments as the wrapper itself. Names in ``ignore`` (extra arguments or params
-    keys) are passed to the function but left out of the key.
-    """
-    ignored = parse_ignore(ignore, requests.config.layout.axis_order)
-    signature, defaults = _keyword_defaults(fn)
-    name = getattr(fn, "__qualname__", type(fn).__qualname__)
-    code = code_fingerprint(fn).hex()
-    identity = f"{name}:{code}"
+    requests: Requests
+    key_params: dict[str, Any]
+    exec_params: dict[str, Any]
+    split_spec: Any
 
-    def resolve(args: tuple[Any, ...], kwargs: dict[str, Any], split_spec: Any) -> _Call:
-        params = _split_call(args, kwargs, split_spec)
-        if not isinstance(params, dict):
-            raise SpecTypeError(f"params must be a dict; got {type(params).__name__}")
-        try:
-            signature.bind(None, None, **kwargs)
-        except TypeError as exc:
-            raise SpecTypeError(f"{name}: {exc}") from exc
-        extra = {**defaults, **kwargs}
-        clash = sorted(set(extra) & set(params))
-        if clash:
-            raise SpecError(f"extra keyword arguments {clash} also appear in params; rename one")
-        exec_fn = functools.partial(fn, **extra) if extra else fn
-        key_params = {**params, **extra, FUNCTION_KEY: identity}
-        bound = Requests(requests.config, exec_fn, code, name, ignored)
-        return _Call(bound, key_params, params)
 
-    @functools.wraps(fn)
-    def wrapped(*args: Any, split_spec: Any = _UNSET, **kwargs: Any) -> Any:
-        call = resolve(args, kwargs, split_spec)
-        if streaming:
-            return call.requests.stream(call.key_params, split_spec, call.exec_params)
-        return call.requests.run(call.key_params, split_spec, call.exec_params)
+class WrappedSweep:
+    """A sweep called like a function, with ``.status``, ``.load``, ``.to_dataframe`` and
+    ``.to_xarray`` taking the same arguments as the call itself (joblib's
+    ``MemorizedFunc`` for grids). Subclasses say how a call's arguments become params and
+    a split spec (:meth:`resolve`) and what calling it returns."""
 
-    def status(*args: Any, split_spec: Any = _UNSET, **kwargs: Any) -> Status:
-        call = resolve(args, kwargs, split_spec)
-        return call.requests.status(call.key_params, split_spec, call.exec_params)
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, fn)
 
-    def load(
-        *args: Any, split_spec: Any = _UNSET, strict: bool = False, **kwargs: Any
-    ) -> tuple[Any, Diagnostics]:
-        call = resolve(args, kwargs, split_spec)
-        return call.requests.load(call.key_params, split_spec, strict, call.exec_params)
+    def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+        raise NotImplementedError
 
-    def to_dataframe(
-        *args: Any,
-        split_spec: Any = _UNSET,
-        point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
-        load_only: bool = False,
-        array_dims: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        call = resolve(args, kwargs, split_spec)
+    def option(self, kwargs: dict[str, Any], name: str, default: Any) -> Any:
+        """A keyword of ``.load``/``.to_dataframe`` (``strict``, ``load_only``, ...)."""
+        return kwargs.pop(name, default)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        call = self.resolve(args, kwargs)
+        return call.requests.run(call.key_params, call.split_spec, call.exec_params)
+
+    def status(self, *args: Any, **kwargs: Any) -> Status:
+        """What a call with these arguments would compute, without computing it."""
+        call = self.resolve(args, kwargs)
+        return call.requests.status(call.key_params, call.split_spec, call.exec_params)
+
+    def load(self, *args: Any, **kwargs: Any) -> tuple[Any, Diagnostics]:
+        """The stored outputs of a call with these arguments (``strict=True``: all)."""
+        strict = self.option(kwargs, "strict", False)
+        call = self.resolve(args, kwargs)
+        return call.requests.load(call.key_params, call.split_spec, strict, call.exec_params)
+
+    def to_dataframe(self, *args: Any, **kwargs: Any) -> Any:
+        """A call's outputs as a pandas DataFrame, one row per point."""
+        return self._frame("dataframe", args, kwargs)
+
+    def to_xarray(self, *args: Any, **kwargs: Any) -> Any:
+        """A call's outputs as an xarray Dataset over the grid."""
+        return self._frame("xarray", args, kwargs)
+
+    def _frame(self, kind: FrameKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        point_to_dict = self.option(kwargs, "point_to_dict", None)
+        load_only = self.option(kwargs, "load_only", False)
+        array_dims = self.option(kwargs, "array_dims", None)
+        call = self.resolve(args, kwargs)
         return call.requests.frame(
-            "dataframe",
+            kind,
             call.key_params,
-            split_spec,
+            call.split_spec,
             point_to_dict,
             load_only,
             call.exec_params,
             array_dims=array_dims,
         )
 
-    wrapped.status = status  # type: ignore[attr-defined]
-    wrapped.load = load  # type: ignore[attr-defined]
-    wrapped.to_dataframe = to_dataframe  # type: ignore[attr-defined]
-    return wrapped
 
+class MemoizedSweep(WrappedSweep):
+    """``run_wrap``/``streaming_wrap``: ``fn(params, point, **extra)`` called as
+    ``wrapped(params, split_spec=..., **extra)``.
 
-@dataclass(frozen=True)
-class _Call:
-    requests: Requests
-    key_params: dict[str, Any]
-    exec_params: dict[str, Any]
+    The cache is keyed by params, the extra keyword arguments (defaults included), the
+    function's qualified name and its code fingerprint (not its module: a function run as
+    a script and imported from a notebook shares its results), so two wrapped functions
+    never share results, nor do two lambdas or two closures with other captured values.
+    Names in ``ignore`` (extra arguments or params keys) are passed to the function but
+    left out of the key.
+    """
+
+    def __init__(
+        self, requests: Requests, fn: Callable[..., Any], *, streaming: bool, ignore: Any = ()
+    ) -> None:
+        super().__init__(fn)
+        self._fn = fn
+        self._streaming = streaming
+        self._requests = requests
+        self._ignored = parse_ignore(ignore, requests.config.layout.axis_order)
+        self._signature, self._defaults = _keyword_defaults(fn)
+        self._name = getattr(fn, "__qualname__", type(fn).__qualname__)
+        self._code = code_fingerprint(fn).hex()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._streaming:
+            return super().__call__(*args, **kwargs)
+        call = self.resolve(args, kwargs)
+        return call.requests.stream(call.key_params, call.split_spec, call.exec_params)
+
+    def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+        split_spec = kwargs.pop("split_spec", _UNSET)
+        params = _split_call(args, kwargs, split_spec)
+        if not isinstance(params, dict):
+            raise SpecTypeError(f"params must be a dict; got {type(params).__name__}")
+        try:
+            self._signature.bind(None, None, **kwargs)
+        except TypeError as exc:
+            raise SpecTypeError(f"{self._name}: {exc}") from exc
+        extra = {**self._defaults, **kwargs}
+        clash = sorted(set(extra) & set(params))
+        if clash:
+            raise SpecError(f"extra keyword arguments {clash} also appear in params; rename one")
+        exec_fn = functools.partial(self._fn, **extra) if extra else self._fn
+        key_params = {**params, **extra, FUNCTION_KEY: f"{self._name}:{self._code}"}
+        bound = Requests(self._requests.config, exec_fn, self._code, self._name, self._ignored)
+        return _Call(bound, key_params, params, split_spec)

@@ -17,7 +17,7 @@ from helpers import CountingExec
 from swarm_memo import SwarmMemo, _local_store, _nofollow
 from swarm_memo._local_store import LocalStore
 from swarm_memo.cli import cli
-from swarm_memo.errors import StoreError
+from swarm_memo.errors import StoreError, UnhashableValueError
 
 SPEC = {"x": list(range(6))}
 REPO = Path(__file__).resolve().parent.parent
@@ -186,3 +186,58 @@ def test_gc_params_reports_a_set_it_could_not_remove(tmp_path: Path, outside: Pa
     assert f"could not remove {set_dir / 'chunks'}: a symlink" in result.stderr
     assert tree(outside) == {"precious.txt": b"precious"}
     assert os.listdir(set_dir) == ["chunks"]  # the rest of the set is gone
+
+
+# --------------------------------------------------------------------------- item 6
+
+
+def nested_dict(depth: int) -> dict[str, Any]:
+    top: dict[str, Any] = {}
+    here = top
+    for _ in range(depth - 1):
+        here["k"] = {}
+        here = here["k"]
+    return top
+
+
+def nested_list(depth: int) -> list[Any]:
+    top: list[Any] = []
+    here = top
+    for _ in range(depth - 1):
+        here.append([])
+        here = here[0]
+    return top
+
+
+def cycle() -> list[Any]:
+    loop: list[Any] = [1]
+    loop.append({"back": loop})
+    return loop
+
+
+@pytest.mark.parametrize(
+    ("params", "spec", "message"),
+    [
+        ({"deep": nested_dict(3000)}, SPEC,
+         r"params is nested 3001 levels deep, at params\['deep'\]\['k'\]\['k'\]\['k'\]"
+         r"\.\.\.\(2994 more levels\)\.\.\.\['k'\]\['k'\]: deeper than"),
+        ({"deep": nested_list(10**5)}, SPEC,
+         r"params is nested 100001 levels deep, at params\['deep'\]\[0\]\[0\]\[0\]"
+         r"\.\.\.\(99994 more levels\)\.\.\.\[0\]\[0\]: deeper than"),
+        ({}, {"x": [1, nested_list(5000)]},
+         r"split_spec\['x'\]\[1\] is nested 5000 levels deep, at split_spec\['x'\]\[1\]\[0\]"),
+        ({"loop": cycle()}, SPEC,
+         r"params\['loop'\]\[1\]\['back'\] contains itself \(a reference cycle\)"),
+    ],
+)  # fmt: skip
+def test_deeply_nested_values_raise_unhashable_value_error_naming_depth_and_place(
+    tmp_path: Path, params: dict[str, Any], spec: dict[str, Any], message: str
+) -> None:
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = make(tmp_path / "cache", counting)
+    with pytest.raises(UnhashableValueError, match=message):
+        memo.run(params, spec)
+    with pytest.raises(UnhashableValueError, match=message):
+        memo.status(params, spec)
+    assert counting.count() == 0
+    assert not (tmp_path / "cache").exists()

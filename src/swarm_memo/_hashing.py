@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import PurePath
 from typing import Any
 
+from ._nesting import too_deep
 from .errors import UnhashableValueError
 
 ENCODING_VERSION = 2
@@ -294,6 +295,8 @@ def encode_into(value: Any, where: str, out: bytearray) -> None:
         _encode_value(value, out)
     except _Refused as exc:
         raise exc.error(where) from None
+    except RecursionError:
+        raise too_deep(value, where) from None
 
 
 def encode(value: Any, where: str = "value") -> bytes:
@@ -315,6 +318,8 @@ def encode_items(values: Iterable[Any], where: str = "values") -> list[bytes]:
     except _Refused as exc:
         exc.path.append(f"[{i}]")
         raise exc.error(where) from None
+    except RecursionError:
+        raise too_deep(value, f"{where}[{i}]") from None
     return encodings
 
 

@@ -85,62 +85,59 @@ def _check_seconds(value: Any, name: str, allow_none: bool) -> float | None:
     return float(value)
 
 
-def build_config(arguments: dict[str, Any]) -> MemoConfig:
-    """Validate ``SwarmMemo``'s arguments (raising before any work) into a config."""
-    options = arguments
+def _check_plain_arguments(arguments: dict[str, Any]) -> None:
+    """The arguments that are checked, not parsed: raise on a bad one, naming it."""
     cache_root = arguments["cache_root"]
-    exec_chunk_size = arguments["exec_chunk_size"]
-    enumerate_points, exec_fn = arguments["enumerate_points"], arguments["exec_fn"]
-    collate_fn, merge_fn = arguments["collate_fn"], arguments["merge_fn"]
-    chunk_hash_fn, cache_version = arguments["chunk_hash_fn"], arguments["cache_version"]
-    max_workers, verbose = arguments["max_workers"], arguments["verbose"]
     if not isinstance(cache_root, (str, os.PathLike)):
         raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
-    layout = ChunkLayout.parse(arguments["memo_chunk_spec"], arguments["axis_order"])
-    check_positive_int(exec_chunk_size, "exec_chunk_size")
-    for name, fn in [
-        ("enumerate_points", enumerate_points),
-        ("exec_fn", exec_fn),
-        ("collate_fn", collate_fn),
-        ("merge_fn", merge_fn),
-        ("chunk_hash_fn", chunk_hash_fn),
-    ]:
-        check_callable(fn, name)
+    check_positive_int(arguments["exec_chunk_size"], "exec_chunk_size")
+    for name in ("enumerate_points", "exec_fn", "collate_fn", "merge_fn", "chunk_hash_fn"):
+        check_callable(arguments[name], name)
+    cache_version = arguments["cache_version"]
     if not isinstance(cache_version, str):
         raise SpecTypeError(f"cache_version must be a str; got {cache_version!r}")
-    if max_workers is not None:
-        check_positive_int(max_workers, "max_workers", "None or an int >= 1")
-    if verbose not in (0, 1, 2):
-        raise SpecError(f"verbose must be 0, 1 or 2; got {verbose!r}")
-    durable = options.get("durable", True)  # memos pickled before it existed lack it
+    if arguments["max_workers"] is not None:
+        check_positive_int(arguments["max_workers"], "max_workers", "None or an int >= 1")
+    if arguments["verbose"] not in (0, 1, 2):
+        raise SpecError(f"verbose must be 0, 1 or 2; got {arguments['verbose']!r}")
+    durable = arguments.get("durable", True)  # memos pickled before it existed lack it
     if not isinstance(durable, bool):
         raise SpecTypeError(f"durable must be True or False; got {durable!r}")
-    _check_choice(options["on_error"], "on_error", ("raise", "skip"))
-    ignore = parse_ignore(options.get("ignore", ()), layout.axis_order)
-    key_defaults = parse_defaults(
-        options.get("defaults"), layout.axis_order, enumerate_points is not None, ignore
-    )
-    _check_choice(options["on_code_change"], "on_code_change", ("warn", "recompute", "ignore"))
+    _check_choice(arguments["on_error"], "on_error", ("raise", "skip"))
+    _check_choice(arguments["on_code_change"], "on_code_change", ("warn", "recompute", "ignore"))
+
+
+def build_config(arguments: dict[str, Any]) -> MemoConfig:
+    """Validate ``SwarmMemo``'s arguments (raising before any work) into a config."""
+    _check_plain_arguments(arguments)
+    layout = ChunkLayout.parse(arguments["memo_chunk_spec"], arguments["axis_order"])
+    enumerate_points = arguments["enumerate_points"]
+    collate_fn, merge_fn = arguments["collate_fn"], arguments["merge_fn"]
+    ignore = parse_ignore(arguments.get("ignore", ()), layout.axis_order)
+    durable = arguments.get("durable", True)
+    grace = _check_seconds(arguments["grace_seconds"], "grace_seconds", False) or 0.0
     return MemoConfig(
-        cache_root=os.fspath(cache_root),
+        cache_root=os.fspath(arguments["cache_root"]),
         layout=layout,
-        store=open_store(cache_root, options["storage_options"], durable=durable),
-        exec_chunk_size=exec_chunk_size,
+        store=open_store(arguments["cache_root"], arguments["storage_options"], durable=durable),
+        exec_chunk_size=arguments["exec_chunk_size"],
         enumerate_points=enumerate_points,
-        exec_fn=exec_fn,
+        exec_fn=arguments["exec_fn"],
         collate_fn=collate_fn or default_collate,
         merge_fn=merge_fn or default_merge,
         grid_ordered=collate_fn is None and merge_fn is None,
-        chunk_hash_fn=chunk_hash_fn,
-        cache_version=cache_version,
-        verbose=verbose,
-        backends=BackendFactory(options["executor"], max_workers),
-        on_error=options["on_error"],
-        on_code_change=options["on_code_change"],
-        chunk_order=parse_chunk_order(options["chunk_order"]),
-        claim_timeout=_check_seconds(options["claim_timeout"], "claim_timeout", True),
-        grace_seconds=_check_seconds(options["grace_seconds"], "grace_seconds", False) or 0.0,
-        deadline=parse_deadline(options["deadline"]),
-        key_defaults=key_defaults,
+        chunk_hash_fn=arguments["chunk_hash_fn"],
+        cache_version=arguments["cache_version"],
+        verbose=arguments["verbose"],
+        backends=BackendFactory(arguments["executor"], arguments["max_workers"]),
+        on_error=arguments["on_error"],
+        on_code_change=arguments["on_code_change"],
+        chunk_order=parse_chunk_order(arguments["chunk_order"]),
+        claim_timeout=_check_seconds(arguments["claim_timeout"], "claim_timeout", True),
+        grace_seconds=grace,
+        deadline=parse_deadline(arguments["deadline"]),
+        key_defaults=parse_defaults(
+            arguments.get("defaults"), layout.axis_order, enumerate_points is not None, ignore
+        ),
         ignore=ignore,
     )

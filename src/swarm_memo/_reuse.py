@@ -282,9 +282,8 @@ class Reuse:
                 if record is None:  # damaged or unreadable: its points may be elsewhere
                     retry = self._forget(name) or retry
                     continue
-                if record.points is not None and not _same_points(
-                    record.points, file_positions, digests, req_positions
-                ):  # the index record lists other points than the file: describe the file
+                if not self._confirmed(record, chunk, file_positions, digests, req_positions):
+                    # The index record lists other points than the file: describe the file.
                     self._rebuild(name)
                     retry = True
                     continue
@@ -292,6 +291,30 @@ class Reuse:
             if not retry:
                 break
         return filled
+
+    def _confirmed(
+        self,
+        record: ChunkRecord,
+        chunk: Chunk,
+        file_positions: Sequence[int],
+        digests: Callable[[], Sequence[bytes]],
+        req_positions: Sequence[int],
+    ) -> bool:
+        """Whether a file's listed points are the requested ones it is about to serve. A
+        file stored without some axes (an axis at its default) holds them without those
+        axes' values: compared with the requested points so reduced."""
+        if record.points is None:
+            return True  # a product file: its bins were checked against its record
+        if len(record.axes) == len(chunk.axes) or not record.axes:
+            return _same_points(record.points, file_positions, digests, req_positions)
+        kept = [chunk.axes.index(axis) for axis in record.axes if axis in chunk.axes]
+        steps = strides([len(values) for values in chunk.bins])
+        for r, f in zip(req_positions, file_positions, strict=True):
+            place = [(r // step) % len(values) for step, values in zip(steps, chunk.bins, strict=True)]
+            reduced = tuple(chunk.bins[k][place[k]] for k in kept)
+            if f >= len(record.points) or point_digest(record.points[f]) != point_digest(reduced):
+                return False
+        return True
 
     def _copy(
         self,

@@ -310,7 +310,8 @@ class Reuse:
         kept = [chunk.axes.index(axis) for axis in record.axes if axis in chunk.axes]
         steps = strides([len(values) for values in chunk.bins])
         for r, f in zip(req_positions, file_positions, strict=True):
-            place = [(r // step) % len(values) for step, values in zip(steps, chunk.bins, strict=True)]
+            bins = zip(steps, chunk.bins, strict=True)
+            place = [(r // step) % len(values) for step, values in bins]
             reduced = tuple(chunk.bins[k][place[k]] for k in kept)
             if f >= len(record.points) or point_digest(record.points[f]) != point_digest(reduced):
                 return False

@@ -4,6 +4,7 @@ read-only caches."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import CountingExec
-from swarm_memo import SwarmMemo, _local_store, _nofollow
+from swarm_memo import CacheWarning, SwarmMemo, _local_store, _nofollow
 from swarm_memo._local_store import LocalStore
 from swarm_memo.cli import cli
 from swarm_memo.errors import StoreError, UnhashableValueError
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux dir_fd")
 
 
-def make(root: Path, counting: CountingExec, **kw: Any) -> SwarmMemo:
+def make(root: Path | str, counting: CountingExec, **kw: Any) -> SwarmMemo:
     return SwarmMemo(root, {"x": 3}, 3, exec_fn=counting, max_workers=1, verbose=0, **kw)
 
 
@@ -241,3 +242,52 @@ def test_deeply_nested_values_raise_unhashable_value_error_naming_depth_and_plac
         memo.status(params, spec)
     assert counting.count() == 0
     assert not (tmp_path / "cache").exists()
+
+
+# --------------------------------------------------------------------------- item 5
+
+
+@pytest.fixture(scope="module")
+def s3_options() -> Any:
+    from moto_s3 import s3_server
+
+    with s3_server() as options:
+        yield options
+
+
+def empty_one_chunk(url: str, options: dict[str, Any] | None) -> str:
+    """Replace the first chunk file of the cache at ``url`` by 0 bytes; return its name."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url, **(options or {}))
+    victim = sorted(p for p in fs.find(root) if p.endswith(".chunk"))[0]
+    fs.pipe_file(victim, b"")
+    return victim.rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_an_empty_chunk_file_is_damaged_on_every_store(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "s3":
+        from moto_s3 import new_bucket
+
+        options = request.getfixturevalue("s3_options")
+        url, kw = f"s3://{new_bucket(options)}/cache", {"storage_options": options}
+        cli_options = ["--storage-options", json.dumps(options)]
+    else:
+        url, kw, cli_options = str(tmp_path / "cache"), {}, []
+    counting = CountingExec(tmp_path / "calls.log")
+    make(url, counting, **kw).run({}, SPEC)
+    name = empty_one_chunk(url, kw.get("storage_options"))
+    counting.reset()
+    listed = CliRunner().invoke(cli, ["ls", url, "--json", *cli_options])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.stdout)
+    assert (row["chunks"], row["unreadable_chunks"], row["points"]) == (2, 1, 3)
+    with pytest.warns(CacheWarning, match=f"ignoring damaged cache file .*{name}"):
+        status = make(url, counting, **kw).status({}, SPEC)
+    assert (status.cached_points, status.missing_points) == (3, 3)
+    with pytest.warns(CacheWarning, match=f"ignoring cache file .*{name}: not a swarm-memo"):
+        make(url, counting, **kw).run_streaming({}, SPEC)
+    assert counting.count() == 3  # the emptied chunk's points, nothing else

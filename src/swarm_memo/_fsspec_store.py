@@ -86,6 +86,15 @@ class FsspecStore:
             data: bytes = self.fs.cat_file(self._path(key), start=0, end=size)
         except (FileNotFoundError, IsADirectoryError):
             return None
+        except OSError:
+            # S3 answers a ranged GET of an empty object with 416 "range not
+            # satisfiable": an empty object has an empty prefix (a damaged chunk file).
+            stat = self.stat(key)
+            if stat is None:
+                return None
+            if stat.size == 0:
+                return b""
+            raise
         return data
 
     def exists(self, key: str) -> bool:

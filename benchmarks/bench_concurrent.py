@@ -3,10 +3,10 @@ with the same ``memo_chunk_spec`` or with different ones.
 
 Run from the repository root::
 
-    python benchmarks/bench_concurrent.py            # full: 360 points of ~10 ms (about 30 s)
+    python benchmarks/bench_concurrent.py            # full: 360 points of ~10 ms (about 90 s)
     python benchmarks/bench_concurrent.py --smoke    # 24 points, checks it runs
 
-One benchmark, ``concurrent`` (``--only concurrent``). Each sweep is a subprocess (this
+Two benchmarks. ``concurrent`` (``--only concurrent``): Each sweep is a subprocess (this
 script with ``--worker``) running ``memo.run(params, spec)`` with ``max_workers=1`` (in
 process, no pool: the two sweeps use one core each) on a fresh cache shared by the pair.
 The exec function sleeps ~10 ms per point (a sleep, not a busy wait, so the figures do not
@@ -25,19 +25,32 @@ each process's Diagnostics (points executed, served from the cache, of which reu
 other chunks' files), and, as a RATIO line, the wall time of the pair (first start to last
 end, Python start-up included) against one process sweeping alone with ``{"x": 12}``.
 
-Smoke sizes: 24 points of ~2 ms, bins 4 and 6, staggers 0 and 0.2 s.
+``tasks`` (``--only tasks``): three processes sweep the same points with bins
+``{"x": bins_a}``, started together, on a local cache and on an S3 cache (a moto server on
+loopback, started by the benchmark; skipped without moto). Either as the three tasks of a
+launch (``LaunchTask`` with shares 0, 1, 2 of 3) or as three plain ``run``s, with claims
+(record locks locally, leases on S3) or without (``SWARM_MEMO_CLAIMS=off``: the
+partition alone). It prints the duplicate executions (calls beyond one per point) and the
+wall time of the three against one process alone.
+
+Smoke sizes: 24 points of ~2 ms, bins 4 and 6, staggers 0 and 0.2 s; ``tasks`` runs
+only its launch cases.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -61,20 +74,27 @@ class Sizes:
     exec_chunk: int
     ms: float
     staggers: tuple[float, ...]
+    runs: bool = True
+    """``tasks``: also the cases of 3 plain runs (not in smoke: the launch cases suffice)."""
 
 
 FULL = Sizes(360, 12, 30, 6, 10.0, (0.0, 1.0))
-SMOKE = Sizes(24, 4, 6, 2, 2.0, (0.0, 0.2))
+SMOKE = Sizes(24, 4, 6, 2, 2.0, (0.0, 0.2), runs=False)
 
 
 # ---------------------------------------------------------------------------- worker
 
 
 def worker(argv: list[str]) -> None:
-    """``--worker ROOT BINS POINTS EXEC_CHUNK MS``: one sweep; prints its figures as JSON."""
+    """``--worker ROOT BINS POINTS EXEC_CHUNK MS [SHARE [OPTIONS]]``: one sweep (``SHARE``
+    ``i/N``: task i of a launch of N; ``-``: a run); prints its figures as JSON."""
     from swarm_memo import SwarmMemo
+    from swarm_memo._launch import LaunchTask
+    from swarm_memo._order import Share
 
-    root, bins, points, exec_chunk, ms = argv
+    root, bins, points, exec_chunk, ms = argv[:5]
+    share = argv[5] if len(argv) > 5 else "-"
+    options = json.loads(argv[6]) if len(argv) > 6 else None
     started = time.time()
     memo = SwarmMemo(
         root,
@@ -83,11 +103,16 @@ def worker(argv: list[str]) -> None:
         exec_fn=slow_double,
         max_workers=1,
         verbose=0,
+        storage_options=options,
     )
     spec = {"x": list(range(int(points)))}
-    out, diag = memo.run({"ms": float(ms)}, spec)
+    if share == "-":
+        out, diag = memo.run({"ms": float(ms)}, spec)
+        assert out == [x * 2 for x in spec["x"]], "wrong outputs"
+    else:
+        index, count = (int(n) for n in share.split("/"))
+        diag = LaunchTask()(memo, {"ms": float(ms)}, spec, Share(index, count))
     memo.close()
-    assert out == [x * 2 for x in spec["x"]], "wrong outputs"
     figures = {
         "started": started,
         "ended": time.time(),
@@ -101,14 +126,26 @@ def worker(argv: list[str]) -> None:
 # ---------------------------------------------------------------------------- driver
 
 
-def start(root: Path, bins: int, sz: Sizes, log: Path) -> subprocess.Popen[str]:
+def start(
+    root: Path | str,
+    bins: int,
+    sz: Sizes,
+    log: Path,
+    share: str = "-",
+    options: dict[str, str] | None = None,
+    claims: bool = True,
+) -> subprocess.Popen[str]:
     import swarm_memo
 
     src = str(Path(swarm_memo.__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     env[LOG_ENV] = str(log)
-    args = [str(root), str(bins), str(sz.points), str(sz.exec_chunk), str(sz.ms)]
+    env.pop("SWARM_MEMO_CLAIMS", None)
+    if not claims:
+        env["SWARM_MEMO_CLAIMS"] = "off"
+    args = [str(root), str(bins), str(sz.points), str(sz.exec_chunk), str(sz.ms), share]
+    args.append(json.dumps(options))
     return subprocess.Popen(
         [sys.executable, __file__, "--worker", *args],
         env=env,
@@ -195,6 +232,92 @@ def bench_concurrent(sz: Sizes) -> None:
                 report(bench, case, o.wall, "one process alone", alone.wall)
 
 
+# ---------------------------------------------------------------------------- tasks
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[dict[str, str] | None]:
+    """A moto S3 server on loopback (storage options), or None without moto/s3fs."""
+    try:
+        import s3fs  # noqa: F401
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        yield None
+        return
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield {"endpoint_url": f"http://{host}:{port}", "key": "bench", "secret": "bench"}
+    finally:
+        server.stop()
+
+
+def s3_root(options: dict[str, str], name: str) -> str:
+    import fsspec
+
+    bucket = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+    fsspec.filesystem("s3", **options).mkdir(bucket)
+    return f"s3://{bucket}/cache"
+
+
+def several(
+    tmp: Path, name: str, root: str, sz: Sizes, shares: list[str], claims: bool, options: Any
+) -> tuple[int, float]:
+    """One process per share at once on ``root``; (duplicate executions, wall seconds)."""
+    log = tmp / name / "calls.log"
+    log.parent.mkdir(parents=True)
+    log.touch()
+    t0 = time.perf_counter()
+    procs = [start(root, sz.bins_a, sz, log, share, options, claims) for share in shares]
+    for proc in procs:
+        finish(proc)
+    wall = time.perf_counter() - t0
+    counts = collections.Counter(line.split()[1] for line in log.read_text().splitlines())
+    assert len(counts) == sz.points, f"{len(counts)} points logged, {sz.points} expected"
+    return sum(counts.values()) - sz.points, wall
+
+
+def bench_tasks(sz: Sizes) -> None:
+    from _common import fresh_dir, header, info, report, skip
+
+    bench = "tasks"
+    header(
+        bench,
+        f"3 processes x 1 worker sweep the same {sz.points} points of ~{sz.ms:g} ms, bins "
+        f"{{'x': {sz.bins_a}}}, started together: a launch's 3 tasks (shares) or 3 runs, "
+        "with claims (locks / S3 leases) or without",
+    )
+    with fresh_dir() as tmp, s3_server() as options:
+        stores: list[tuple[str, Any]] = [("local", None)]
+        if options is None:
+            skip(bench, "S3 cases need moto[server] and s3fs")
+        else:
+            stores.append(("S3", options))
+        for store, opts in stores:
+
+            def root_of(name: str, opts: Any = opts) -> str:
+                return str(tmp / name / "cache") if opts is None else s3_root(opts, "t")
+
+            name = f"{store}-alone"
+            _, alone = several(tmp, name, root_of(name), sz, ["-"], True, opts)
+            info(bench, f"{store}: one process alone, wall {alone:.2f} s")
+            cases = [(True, True), (True, False), (False, True), (False, False)]
+            for launch, claims in cases if sz.runs else cases[:2]:
+                name = f"{store}-{'tasks' if launch else 'runs'}-{'claims' if claims else 'none'}"
+                shares = [f"{i}/3" if launch else "-" for i in range(3)]
+                dup, wall = several(tmp, name, root_of(name), sz, shares, claims, opts)
+                what = "launch 3 tasks" if launch else "3 runs"
+                how = ("leases" if opts else "locks") if claims else "no claims"
+                case = f"{store} {what}, {how}"
+                info(
+                    bench,
+                    f"{case}: duplicate executions {dup} of {sz.points} points "
+                    f"({dup / sz.points:.1%}); wall {wall:.2f} s",
+                )
+                report(bench, case, wall, f"one process alone ({store})", alone)
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         worker(sys.argv[2:])
@@ -202,5 +325,8 @@ if __name__ == "__main__":
         from _common import run_suite
 
         run_suite(
-            "concurrent", __doc__.splitlines()[0], {"concurrent": bench_concurrent}, (FULL, SMOKE)
+            "concurrent",
+            __doc__.splitlines()[0],
+            {"concurrent": bench_concurrent, "tasks": bench_tasks},
+            (FULL, SMOKE),
         )

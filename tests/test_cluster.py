@@ -174,9 +174,31 @@ def test_a_live_lease_excludes_other_runs_until_released(s3: dict[str, Any]) -> 
     assert second.try_claim("c2")
     first.release("c1")
     assert not store.exists("set/leases/c1")  # removed once the chunk is written
+    third = LeaseClaims(store, "set/leases", 60)  # (second asks again only after a pause)
+    assert third.try_claim("c1")
+    second.release_all()
+    third.release_all()
+    assert store.names("set/leases") == []
+
+
+def test_a_run_asks_again_about_a_chunk_claimed_elsewhere_only_after_a_pause(
+    s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from swarm_memo import _leases
+
+    store = lease_store(s3)
+    first, second = _leases.LeaseClaims(store, "p", 60), _leases.LeaseClaims(store, "p", 60)
+    assert first.try_claim("c1")
+    assert not second.try_claim("c1")
+    first.release("c1")
+    monkeypatch.setattr(store, "write_if_absent", lambda *a, **k: pytest.fail("asked"))
+    assert not second.try_claim("c1")  # within the pause: no request
+    monkeypatch.undo()
+    time.sleep(_leases.RECHECK_SECONDS)
     assert second.try_claim("c1")
     second.release_all()
-    assert store.names("set/leases") == []
 
 
 def test_an_expired_lease_is_taken_over(s3: dict[str, Any]) -> None:

@@ -29,6 +29,9 @@ from ._store import Store
 LEASE_SECONDS = 60.0
 """How long a lease lasts unless renewed (shorter when ``claim_timeout`` is shorter)."""
 MIN_LEASE_SECONDS = 1.0
+RECHECK_SECONDS = 0.5
+"""A chunk found claimed by another run is not asked about again for this long (a run
+waiting on other runs' chunks would otherwise send two requests per poll)."""
 _HOST = socket.gethostname()
 
 
@@ -48,6 +51,7 @@ class LeaseClaims:
         self._seconds = lease_seconds(claim_timeout)
         self._run = uuid.uuid4().hex
         self._held: set[str] = set()
+        self._busy: dict[str, float] = {}  # chunk claimed elsewhere -> when to ask again
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -74,11 +78,15 @@ class LeaseClaims:
         with self._lock:
             if name in self._held:
                 return True
+        if time.monotonic() < self._busy.get(name, 0.0):
+            self.contended = True
+            return False
         key = self._key(name)
         if not self._store.write_if_absent(key, self._lease(), durable=False):
             current = _parse(self._store.read(key))
             if current is not None and not _stale(current):
                 self.contended = True
+                self._busy[name] = time.monotonic() + RECHECK_SECONDS
                 return False
             if current is not None:
                 logger.info("swarm-memo: taking over the stale claim %s", self._store.url(key))
@@ -88,6 +96,7 @@ class LeaseClaims:
                 return False  # another run took it over first
         with self._lock:
             self._held.add(name)
+        self._busy.pop(name, None)
         self._start_renewing()
         return True
 

@@ -24,10 +24,9 @@ TASKS_LINE = re.compile(
 )
 
 
-@pytest.mark.timeout(120)
-def test_bench_concurrent_smoke_reports_every_case() -> None:
+def smoke(only: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_concurrent.py"), "--smoke"],
+        [sys.executable, str(BENCHMARKS / "bench_concurrent.py"), "--smoke", "--only", only],
         capture_output=True,
         text=True,
         timeout=100,
@@ -35,12 +34,23 @@ def test_bench_concurrent_smoke_reports_every_case() -> None:
     )
     output = proc.stdout
     assert proc.returncode == 0, f"bench_concurrent.py --smoke failed:\n{output}\n{proc.stderr}"
+    assert "== summary: bench_concurrent (smoke)" in output
+    return output
+
+
+@pytest.mark.timeout(120)
+def test_bench_concurrent_smoke_reports_every_case() -> None:
+    output = smoke("concurrent")
     assert len(RATIO_LINE.findall(output)) == 4, output
     cases = [m.group(1) for m in TWICE_LINE.finditer(output)]
     assert sorted(cases) == ["different", "different", "same", "same"], output
+
+
+@pytest.mark.timeout(120)
+def test_bench_tasks_smoke_reports_the_launch_cases() -> None:
+    output = smoke("tasks")
     tasks = {(m[1], m[2], m[3]): int(m[4]) for m in TASKS_LINE.finditer(output)}
-    assert len(tasks) in (2, 4), output  # launch cases; 4 with moto and s3fs installed
+    assert set(tasks) == {("local", "launch 3 tasks", h) for h in ("locks", "no claims")}, output
     for (_, what, how), duplicates in tasks.items():
         if (what, how) == ("launch 3 tasks", "no claims"):
             assert duplicates == 0, output  # each task computes its own share only
-    assert "== summary: bench_concurrent (smoke)" in output

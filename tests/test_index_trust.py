@@ -3,15 +3,18 @@ its key being checked (issue 17, items 5 and 6). Each test failed before its fix
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from helpers import CountingExec, expected_output
-from swarm_memo import CacheWarning, SwarmMemo
+from swarm_memo import CacheWarning, SpecError, SwarmMemo
 from swarm_memo._index import IndexRecord, decode_segment, encode_segment
+from swarm_memo.cli import cli
 
 SPEC = {"x": [0, 1, 2, 3], "y": ["a", "b"]}
 """Two chunk files of the stored layout (x bins of 2, y bins of 2)."""
@@ -138,3 +141,86 @@ def test_a_point_list_that_does_not_match_its_file_is_not_served(tmp_path, count
     assert output == [
         expected_output({}, p) for x in SPEC["x"] for p in listed({}, {"x": [x], "y": SPEC["y"]})
     ]
+
+
+# ---------------------------------------------------------------- item 6: keys and bodies
+
+
+def two_files(root: Path, counting: CountingExec) -> tuple[SwarmMemo, Path, Path]:
+    """Chunk files of x=(0, 1) and x=(2, 3); returns the memo and both files."""
+    memo = SwarmMemo(root, {"x": 2}, 4, exec_fn=counting, executor="serial", verbose=0)
+    memo.run({}, {"x": [0, 1]})
+    (first,) = root.rglob("*.chunk")
+    memo.run({}, {"x": [0, 1, 2, 3]})
+    (second,) = set(root.rglob("*.chunk")) - {first}
+    counting.reset()
+    return memo, first, second
+
+
+def test_a_chunk_hash_fn_naming_two_chunks_alike_is_a_spec_error_before_any_work(
+    tmp_path, counting
+):
+    def by_size(params: dict[str, Any], key: Any, version: str) -> str:
+        return f"x{len(key[0][1])}"  # (0, 1) and (2, 3) both get "x2"
+
+    memo = SwarmMemo(
+        tmp_path, {"x": 2}, 4, exec_fn=counting, chunk_hash_fn=by_size, executor="serial"
+    )
+    for call in (memo.run, memo.run_streaming, memo.status, memo.load):
+        with pytest.raises(SpecError, match="same name 'x2'") as info:
+            call({}, {"x": [0, 1, 2, 3]})
+        assert "(('x', (0, 1)),)" in str(info.value)
+        assert "(('x', (2, 3)),)" in str(info.value)
+    assert counting.count() == 0
+    assert not list(tmp_path.rglob("*.chunk"))
+    memo.run({}, {"x": [0, 1, 2]})  # (0, 1) and (2,): distinct names, fine
+
+
+def test_a_copied_chunk_file_under_another_chunks_name_is_not_stored(tmp_path, counting):
+    memo, first, second = two_files(tmp_path, counting)
+    shutil.copyfile(first, second)  # second's name, first's key
+    spec = {"x": [0, 1, 2, 3]}
+    report = CliRunner().invoke(cli, ["verify", str(tmp_path)])
+    assert report.exit_code != 0
+    assert str(second) in report.output
+    assert str(first) not in report.output
+    with pytest.warns(CacheWarning, match="another chunk than its name says"):
+        status = memo.status({}, spec)
+    assert (status.cached_points, status.missing_points) == (2, 2)
+    with pytest.warns(CacheWarning, match="another chunk than its name says"):
+        diag = memo.run_streaming({}, spec)
+    assert diag.executed_points == 2
+    assert sorted(counting.calls()) == ["(2,)", "(3,)"]
+    assert memo.load({}, spec, strict=True)[0] == [expected_output({}, (x,)) for x in range(4)]
+    assert CliRunner().invoke(cli, ["verify", str(tmp_path)]).exit_code == 0
+
+
+def test_a_chunk_file_with_a_damaged_body_counts_as_missing_and_is_repaired(tmp_path, counting):
+    memo, _, second = two_files(tmp_path, counting)
+    data = bytearray(second.read_bytes())
+    data[-3] ^= 0x10  # the body: header, size and meta still check out
+    second.write_bytes(bytes(data))
+    spec = {"x": [0, 1, 2, 3]}
+    with pytest.warns(CacheWarning, match="checksum mismatch"):
+        status = memo.status({}, spec)
+    assert (status.cached_points, status.missing_points) == (2, 2)
+    with pytest.warns(CacheWarning, match="checksum mismatch"):
+        diag = memo.run_streaming({}, spec)
+    assert diag.executed_points == 2
+    assert sorted(counting.calls()) == ["(2,)", "(3,)"]
+    assert memo.load({}, spec, strict=True)[0] == [expected_output({}, (x,)) for x in range(4)]
+
+
+def test_status_of_a_rebinned_request_counts_a_damaged_file_as_missing(tmp_path, counting):
+    _, _, second = two_files(tmp_path, counting)
+    data = bytearray(second.read_bytes())
+    data[-3] ^= 0x10
+    second.write_bytes(bytes(data))
+    rebinned = SwarmMemo(tmp_path, {"x": 1}, 4, exec_fn=counting, executor="serial", verbose=0)
+    with pytest.warns(CacheWarning, match="checksum mismatch"):
+        status = rebinned.status({}, {"x": [0, 1, 2, 3]})  # served through the index
+    assert (status.cached_points, status.missing_points) == (2, 2)
+    with pytest.warns(CacheWarning, match="checksum mismatch"):
+        output, diag = rebinned.run({}, {"x": [0, 1, 2, 3]})
+    assert (diag.cached_points, diag.executed_points) == (2, 2)
+    assert output == [expected_output({}, (x,)) for x in range(4)]

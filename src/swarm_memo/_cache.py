@@ -40,6 +40,7 @@ from ._codec import (
     encode_chunk,
     parse_meta,
     read_header,
+    read_meta,
 )
 from ._grid import Chunk
 from ._hashing import digest_bytes, encode
@@ -161,6 +162,42 @@ class ParamsSet:
             return self.peek(side_name(name)) if name in self.unreadable else None
         return meta
 
+    def check(self, name: str, expected: Chunk) -> dict[str, Any] | None:
+        """The meta of a chunk file that a run reading it would accept: intact (the whole
+        file is read and its checksum verified; nothing is unpickled), of this params set
+        and holding ``expected`` (its key digest); ``None`` if absent or unusable, set
+        aside as :meth:`load` does."""
+        checked = self._read_checked(name, expected)
+        if checked is None and name in self.unreadable:
+            return self.check(side_name(name), expected)  # this version's own copy
+        return None if checked is None else checked[1]
+
+    def intact(self, name: str) -> bytes | None:
+        """The checksum of a chunk file of this set that is intact (read whole, nothing
+        unpickled); ``None`` if absent or unusable, set aside as :meth:`load` does."""
+        checked = self._read_checked(name, None)
+        return None if checked is None else checked[0]
+
+    def _read_checked(
+        self, name: str, expected: Chunk | None
+    ) -> tuple[bytes, dict[str, Any]] | None:
+        key = self.chunk_key(name)
+        data = self.store.read(key)
+        if data is None:
+            return None
+        try:
+            header, meta = read_meta(data)
+            self._check_belongs(meta.get("set"), meta.get("cache_version"))
+            digest = meta.get("key_digest")
+            if expected is not None and digest is None:  # no key digest: check the key
+                return None if self.load(name, expected) is None else (header.checksum, meta)
+            if expected is not None and digest != expected.key_digest().hex():
+                raise CorruptChunkError("the file holds another chunk than its name says")
+        except (CorruptChunkError, UnreadableChunkError) as exc:
+            self._set_aside(name, key, exc, lambda: self._still_the_file_read(key, data))
+            return None
+        return header.checksum, meta
+
     def seconds_per_point(self, sample: int = TIMING_SAMPLE) -> float | None:
         """Mean compute seconds per point from the timings stored with (a sample of) this
         set's chunk files; None when none has timings. Reads only headers and meta."""
@@ -232,7 +269,7 @@ class ParamsSet:
             name = side_name(name)
         self.prepare()
         try:
-            data = encode_chunk(record)
+            data = encode_chunk(record, name)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             if on_unpicklable is None:
                 raise

@@ -232,9 +232,14 @@ def read_key(stored: Any) -> StoredKey:
     )
 
 
-def encode_chunk(record: ChunkRecord) -> bytes:
-    """Serialize a chunk record to the bytes of a chunk file (the checksum is computed)."""
-    meta = json.dumps(record.meta(), sort_keys=True, default=repr).encode()
+def encode_chunk(record: ChunkRecord, name: str | None = None) -> bytes:
+    """Serialize a chunk record to the bytes of a chunk file (the checksum is computed).
+    ``name``, the chunk file's name, goes into the meta: ``verify`` reports a file stored
+    under another name than its writer gave it (a copy, a rename)."""
+    fields = record.meta()
+    if name is not None:
+        fields["name"] = name
+    meta = json.dumps(fields, sort_keys=True, default=repr).encode()
     body = pickle.dumps(
         {
             "chunk_key": record.stored_key,

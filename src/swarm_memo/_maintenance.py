@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._cache import PARAMS_FILE, QUARANTINE
+from ._cache import CHUNK_SUFFIX, PARAMS_FILE, QUARANTINE
 from ._codec import read_meta
 from ._inspect import (
     FileEntry,
@@ -114,6 +114,13 @@ def _chunk_problem(
         return str(exc), None
     if meta.get("set") != set_id:
         return f"it belongs to params set {meta.get('set')!r}, not to this folder", None
+    written_as = meta.get("name")  # absent from files written before names were recorded
+    if written_as is not None and f"{written_as}{CHUNK_SUFFIX}" != entry.key_name:
+        return (
+            f"it was written as chunk file {written_as!r}, not under this name (a copy or "
+            "a rename): its key is not its name's",
+            None,
+        )
     if version is not None and meta.get("cache_version") != version:
         return (
             f"its cache_version {meta.get('cache_version')!r} differs from {PARAMS_FILE} "

@@ -137,9 +137,11 @@ class _Run:
         return True
 
     def _peek_exact(self, chunk: Chunk, name: str) -> bool:
-        """Whether a chunk's own file is an exact hit, from its meta alone (no outputs are
-        wanted): complete, a product in this call's axis order, of code that may serve."""
-        meta = self.plan.pset.peek(name)
+        """Whether a chunk's own file is an exact hit without loading outputs (none are
+        wanted): intact, holding this chunk (checksum and key digest checked, nothing
+        unpickled: what a run loading it would accept), complete, a product in this
+        call's axis order, of code that may serve."""
+        meta = self.plan.pset.check(name, chunk)
         if meta is None:
             return False
         try:

@@ -157,4 +157,20 @@ def plan_run(
             except ValueError as exc:
                 raise SpecError(str(exc)) from exc
         plan.named_chunks.append((chunk, name))
+    if hash_fn is not None:
+        _check_distinct_names(plan.named_chunks)
     return plan
+
+
+def _check_distinct_names(named_chunks: list[tuple[Chunk, str]]) -> None:
+    """Two chunks of one request under one file name would overwrite each other's file
+    (each run setting the other's aside): a :class:`SpecError` naming both."""
+    first: dict[str, Chunk] = {}
+    for chunk, name in named_chunks:
+        other = first.setdefault(name, chunk)
+        if other is not chunk:
+            raise SpecError(
+                f"chunk_hash_fn returned the same name {name!r} for two chunks of this "
+                f"request: {other.key!r:.300} and {chunk.key!r:.300}; it must name each "
+                "chunk differently (e.g. include every value of the chunk key)"
+            )

@@ -114,6 +114,8 @@ class Reuse:
         self._loaded: OrderedDict[str, tuple[ChunkRecord | None, int]] = OrderedDict()
         self._loaded_bytes = 0
         self._peeked: dict[str, tuple[str | None, ...] | None] = {}
+        self._intact: set[str] = set()
+        """Files found intact and described by their records without being loaded."""
 
     @property
     def index(self) -> PointIndex:
@@ -209,20 +211,56 @@ class Reuse:
         found_marker: Any,
     ) -> int:
         """Like :meth:`fill` without loading outputs (``status``): set ``found_marker`` where
-        a point is stored and may serve; count them for the policy as :meth:`fill` does."""
+        a point is stored and may serve; count them for the policy as :meth:`fill` does.
+        Each file is checked as :meth:`fill` would find it (read whole, checksum verified
+        and matching its record, nothing unpickled), so both count the same points."""
         count = 0
-        for name, req_positions, file_positions in self.locate(chunk, digests, product, points):
-            code = self.index.records[name].code
-            codes = self._codes(name) if code == MIXED_CODE else None
-            served = []
-            for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
-                if outputs[req_pos] is MISSING:
-                    outputs[req_pos] = found_marker
-                    served.append(code if codes is None else codes[file_pos])
-            if self._policy is not None:
-                self._policy.served(served)
-            count += len(served)
+        for _attempt in range(MAX_LOOKUPS):
+            retry = False
+            for name, req_positions, file_positions in self.locate(chunk, digests, product, points):
+                usable = self._usable(name)
+                if usable is _STALE or usable is None:
+                    retry = usable is _STALE or self._forget(name) or retry
+                    continue
+                count += self._mark_file(name, req_positions, file_positions, outputs, found_marker)
+            if not retry:
+                break
         return count
+
+    def _usable(self, name: str) -> Any:
+        """Whether a file would serve its points: truthy if so, None if unusable, ``_STALE``
+        if its record was out of date (then rebuilt). Loads it only when its checksum is
+        not its record's."""
+        if name in self._loaded:
+            return self._loaded[name][0]
+        if name not in self._intact:
+            checksum = self._pset.intact(name)
+            if checksum is None:
+                return None
+            if checksum != self.index.records[name].checksum:
+                return self._record(name)
+            self._intact.add(name)
+        return True
+
+    def _mark_file(
+        self,
+        name: str,
+        req_positions: list[int],
+        file_positions: list[int],
+        outputs: list[Any],
+        found_marker: Any,
+    ) -> int:
+        """Mark a file's points not found yet; count them for the policy."""
+        code = self.index.records[name].code
+        codes = self._codes(name) if code == MIXED_CODE else None
+        served = []
+        for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
+            if outputs[req_pos] is MISSING:
+                outputs[req_pos] = found_marker
+                served.append(code if codes is None else codes[file_pos])
+        if self._policy is not None:
+            self._policy.served(served)
+        return len(served)
 
     def _code_ok(self, code: str | None) -> bool:
         return self._policy is None or self._policy.code_allowed(code)

@@ -98,3 +98,67 @@ def outputs_under_hash_seeds(code: str, seeds: Sequence[str]) -> set[str]:
         ).stdout
         for seed in seeds
     }
+
+
+NOBODY = 65534
+"""The unprivileged uid and gid a root test process drops to (``nobody``)."""
+
+
+def read_only_base() -> Path:
+    """A folder for a cache that ``run_read_only`` can make read-only for real: made by
+    this process (root or not) in the system's temp folder (pytest's is closed to other
+    users), traversable by everyone, with a ``log/`` folder anyone may write (for the
+    ``CountingExec`` log of the unprivileged child). The caller removes it."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="swarm-memo-ro-"))
+    base.chmod(0o755)
+    (base / "log").mkdir()
+    (base / "log").chmod(0o777)
+    return base
+
+
+def run_read_only(cache: Path, fn: Any) -> Any:
+    """``fn()`` in a forked child for which ``cache`` is really read-only: as root, the
+    child drops to uid/gid ``nobody`` (root ignores file modes); otherwise the cache's
+    folders lose their write bits while the child runs. Returns ``("ok", result)`` or
+    ``("raised", exception)``; no new interpreter starts, so the child needs no access to
+    the interpreter's or the venv's files (``/root`` is often closed to ``nobody``)."""
+    import pickle
+
+    as_root = os.geteuid() == 0
+    folders = [cache, *(p for p in cache.rglob("*") if p.is_dir() and not p.is_symlink())]
+    if not as_root:
+        for folder in folders:
+            folder.chmod(0o555)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        try:
+            if as_root:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+            try:
+                outcome: tuple[str, Any] = ("ok", fn())
+            except BaseException as exc:  # handed to the parent
+                outcome = ("raised", exc)
+            try:
+                data = pickle.dumps(outcome)
+            except Exception as exc:  # an unpicklable result
+                data = pickle.dumps(("raised", RuntimeError(f"{outcome!r}: {exc}")))
+            with os.fdopen(write, "wb") as out:
+                out.write(data)
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        with os.fdopen(read, "rb") as inp:
+            data = inp.read()
+        os.waitpid(pid, 0)
+    finally:
+        if not as_root:
+            for folder in folders:
+                folder.chmod(0o755)
+    return pickle.loads(data)

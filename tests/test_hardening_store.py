@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from helpers import CountingExec
+from helpers import CountingExec, read_only_base, run_read_only
 from swarm_memo import CacheWarning, SwarmMemo, _local_store, _nofollow
 from swarm_memo._local_store import LocalStore
 from swarm_memo.cli import cli
@@ -23,6 +25,7 @@ from swarm_memo.errors import StoreError, UnhashableValueError
 SPEC = {"x": list(range(6))}
 REPO = Path(__file__).resolve().parent.parent
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux dir_fd")
+posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a child")
 
 
 def make(root: Path | str, counting: CountingExec, **kw: Any) -> SwarmMemo:
@@ -291,3 +294,79 @@ def test_an_empty_chunk_file_is_damaged_on_every_store(
     with pytest.warns(CacheWarning, match=f"ignoring cache file .*{name}: not a swarm-memo"):
         make(url, counting, **kw).run_streaming({}, SPEC)
     assert counting.count() == 3  # the emptied chunk's points, nothing else
+
+
+# --------------------------------------------------------------------------- item 7
+
+
+@pytest.fixture
+def ro_base() -> Any:
+    base = read_only_base()
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def files_and_mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def a_write_fails(folder: Path) -> bool:
+    try:
+        (folder / "probe").write_bytes(b"")
+    except PermissionError:
+        return True
+    return False
+
+
+@posix_only
+def test_reads_work_on_a_real_read_only_cache(ro_base: Path) -> None:
+    cache, counting = ro_base / "cache", CountingExec(ro_base / "log" / "calls.log")
+    expected, _ = make(cache, counting).run({"a": 1}, SPEC)
+    before = files_and_mtimes(cache)
+
+    def reads() -> Any:
+        (set_dir,) = [d for d in cache.iterdir() if d.is_dir()]
+        memo = make(cache, counting)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a read that tried to write would warn
+            listed = CliRunner().invoke(cli, ["ls", str(cache), "--json"])
+            verified = CliRunner().invoke(cli, ["verify", str(cache), "--json"])
+            return (
+                a_write_fails(cache) and a_write_fails(set_dir / "chunks"),
+                memo.load({"a": 1}, SPEC),
+                memo.status({"a": 1}, SPEC).complete,
+                memo.status({"a": 2}, SPEC).missing_points,
+                (listed.exit_code, json.loads(listed.stdout)[0]["points"]),
+                (verified.exit_code, json.loads(verified.stdout)["ok"]),
+            )
+
+    kind, result = run_read_only(cache, reads)
+    assert kind == "ok", result
+    read_only, loaded, complete, missing, listed, verified = result
+    assert read_only  # the child really could not write there
+    assert loaded[0] == expected
+    assert (complete, missing, listed, verified) == (True, 6, (0, 6), (0, True))
+    assert files_and_mtimes(cache) == before
+    assert counting.count() == 6  # the first run only
+
+
+@posix_only
+@pytest.mark.parametrize("params", [{"a": 1}, {"a": 2}])  # a stored set, a new one
+def test_a_run_on_a_real_read_only_cache_stops_before_computing(
+    ro_base: Path, params: dict[str, Any]
+) -> None:
+    cache, counting = ro_base / "cache", CountingExec(ro_base / "log" / "calls.log")
+    make(cache, counting).run({"a": 1}, {"x": [0, 1, 2]})
+    before = files_and_mtimes(cache)
+    counting.reset()
+
+    def run() -> Any:
+        return make(cache, counting).run(params, SPEC)
+
+    kind, error = run_read_only(cache, run)
+    assert kind == "raised"
+    assert isinstance(error, StoreError), repr(error)
+    assert "cannot write to" in str(error)
+    assert str(cache) in error.path
+    assert counting.count() == 0
+    assert files_and_mtimes(cache) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from helpers import CountingExec, expected_output
+from helpers import CountingExec, expected_output, read_only_base, run_read_only
 from swarm_memo import CacheWarning, SwarmMemo
 from swarm_memo import _local_store as store_module
 from swarm_memo._local_store import LocalStore
@@ -215,17 +216,21 @@ def test_failed_write_raises_store_error_naming_the_path(
     assert all_files(tmp_path / "cache") == ["s/a.chunk"]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores modes")
-def test_read_only_folder_raises_store_error(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "cache")
-    store.write("s/a.chunk", b"old")
-    (tmp_path / "cache" / "s").chmod(0o555)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a child")
+def test_read_only_folder_raises_store_error() -> None:
+    base = read_only_base()  # as root, the write runs as nobody: root ignores modes
     try:
-        with pytest.raises(StoreError, match=r"a\.chunk"):
-            store.write("s/a.chunk", b"new")
+        store = LocalStore(base / "cache")
+        store.write("s/a.chunk", b"old")
+        kind, error = run_read_only(base / "cache", lambda: store.write("s/a.chunk", b"new"))
+        assert kind == "raised"
+        assert isinstance(error, StoreError)
+        assert error.path == str(base / "cache" / "s" / "a.chunk")
+        assert "Permission denied" in str(error)  # EACCES (errno is not pickled)
+        assert all_files(base / "cache") == ["s/a.chunk"]
+        assert store.read("s/a.chunk") == b"old"
     finally:
-        (tmp_path / "cache" / "s").chmod(0o755)
-    assert all_files(tmp_path / "cache") == ["s/a.chunk"]
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_run_on_a_full_disk_raises_store_error_and_leaves_no_temp_file(

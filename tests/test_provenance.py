@@ -45,7 +45,7 @@ def test_status_estimates_the_missing_compute_time_from_stored_timings(tmp_path)
     assert status.missing_points == 4
     assert abs(status.estimated_seconds - 4 * rate) < 1e-9
     memo.run({}, SPEC)
-    assert memo.status({}, SPEC).estimated_seconds is None  # nothing missing
+    assert memo.status({}, SPEC).estimated_seconds == 0.0  # nothing missing
 
 
 def test_chunks_written_without_timings_still_load(tmp_path, monkeypatch):

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import pickle
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from swarm_memo import SwarmMemo
+from swarm_memo import ExecError, SwarmMemo
+from swarm_memo.cli import cli
 
 
 def doubled(params: dict[str, Any], point: tuple[Any, ...]) -> Any:
@@ -139,3 +146,179 @@ def test_frames_keep_a_failed_point_as_a_row_with_nan_outputs_and_its_error(
 def test_a_frame_without_failures_has_no_error_column(tmp_path: Path) -> None:
     memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 2, exec_fn=doubled, verbose=0)
     assert list(memo.to_dataframe({}, {"x": [1, 2, 3]}).columns) == ["x", "value"]
+
+
+# --------------------------------------------------------------------------- items 1, 3
+
+XS, SS = list(range(10)), list(range(4))
+SWEEP = {"x": XS, "s": SS}
+
+
+def fails_at_6_0(params: dict[str, Any], point: tuple[Any, ...]) -> Any:
+    if point == (6, 0):
+        raise ValueError("diverged")
+    return point[0] + point[1]
+
+
+def interrupted_sweep(root: Any) -> SwarmMemo:
+    """40 points in chunks of 8; the run stops at (6, 0): 24 stored, 1 failed, 15 missing."""
+    memo = SwarmMemo(root, {"x": 2, "s": 4}, 8, exec_fn=fails_at_6_0, executor="serial",
+                     verbose=0)  # fmt: skip
+    with pytest.raises(ExecError):
+        memo.run({"run": 1}, SWEEP)
+    return memo
+
+
+def set_prefix(root: Path) -> str:
+    (folder,) = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return folder[:8]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_progress_reports_stored_failed_missing_rate_and_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cache"
+    interrupted_sweep(root)
+    before = snapshot(root)
+    monkeypatch.setattr(pickle, "loads", _no_unpickling)
+    monkeypatch.setattr(pickle, "load", _no_unpickling)
+    result = CliRunner().invoke(cli, ["progress", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.fullmatch(r"[0-9a-f]{12} request [0-9a-f]{16}: x: 10 values \(0 \.\. 9\); "
+                        r"s: 4 values \(0 \.\. 3\)", lines[0])  # fmt: skip
+    assert re.fullmatch(
+        r"  24/40 points stored \(60%\), 1 failed, 15 missing; [0-9.]+ points/min over the "
+        r"last 10 min, ETA \d+:\d\d:\d\d \(.*\)",
+        lines[1],
+    )
+    assert lines[2].startswith("  runs: 1 started (last ")
+    assert lines[2].endswith(", 0 without an end record")
+    assert lines[3] == (
+        f"  writing in the last 5 min: {socket.gethostname()} pid {os.getpid()} (24 points)"
+    )
+    assert lines[4] == "  failed: (6, 0): ValueError: diverged"
+    assert snapshot(root) == before  # reads never write
+
+    data = json.loads(CliRunner().invoke(cli, ["progress", str(root), "--json"]).output)
+    assert [(d["stored_points"], d["failed_points"], d["missing_points"]) for d in data] == [
+        (24, 1, 15)
+    ]
+    assert data[0]["writers"] == {f"{socket.gethostname()} pid {os.getpid()}": 24}
+    assert data[0]["points_per_minute"] > 0
+
+
+def _no_unpickling(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("swarm-memo progress/show must never unpickle")
+
+
+def test_progress_groups_the_runs_of_one_sweep_and_counts_what_later_runs_stored(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "cache"
+    memo = interrupted_sweep(root)
+    other = SwarmMemo(root, {"x": 2, "s": 4}, 8, exec_fn=doubled, verbose=0,
+                      on_code_change="ignore")  # fmt: skip
+    other.run({"run": 1}, SWEEP)
+    memo.run({"run": 1}, {"x": [0, 1], "s": SS})  # all stored: no request recorded
+    result = CliRunner().invoke(cli, ["progress", str(root), set_prefix(root), "--json"])
+    (sweep,) = json.loads(result.output)
+    assert (sweep["runs"], sweep["stored_points"], sweep["failed_points"]) == (2, 40, 0)
+    assert sweep["eta_seconds"] == 0.0
+
+
+def test_progress_watch_redraws_as_plain_reports_when_not_on_a_terminal(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    interrupted_sweep(root)
+    args = ["progress", str(root), "--watch", "--interval", "0", "--count", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    reports = result.output.split("\n\n")
+    assert len(reports) == 2
+    assert all("24/40 points stored" in report for report in reports)
+
+
+def test_progress_and_show_work_on_an_fsspec_url(tmp_path: Path) -> None:
+    pytest.importorskip("fsspec")
+    url = f"memory://watch-{os.getpid()}-{tmp_path.name}"
+    interrupted_sweep(url)
+    result = CliRunner().invoke(cli, ["progress", url, "--storage-options", "{}", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["stored_points"] == 24
+    from swarm_memo._inspect import open_cache, set_ids
+
+    (set_id,) = set_ids(open_cache(url))
+    shown = CliRunner().invoke(cli, ["show", url, set_id[:8], "--json"])
+    assert json.loads(shown.output)["cells"] == ["######X..."] + ["######...."] * 3
+
+
+def test_show_draws_stored_missing_and_failed_cells_with_the_axis_values(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    interrupted_sweep(root)
+    result = CliRunner().invoke(cli, ["show", str(root), set_prefix(root), "--axes", "x,s"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1] == "24/40 stored, 1 failed, 15 missing"
+    assert lines[2:] == [
+        "  | x ->",
+        "s | 0 1 2 3 4 5 6 7 8 9",
+        "0 | # # # # # # X . . .",
+        "1 | # # # # # # . . . .",
+        "2 | # # # # # # . . . .",
+        "3 | # # # # # # . . . .",
+        "# stored  . missing  X failed  1-9: tenths stored (other axes aggregated)",
+    ]
+    one_axis = CliRunner().invoke(cli, ["show", str(root), set_prefix(root), "--axes", "s",
+                                        "--json"])  # fmt: skip
+    assert json.loads(one_axis.output)["cells"] == ["X666"]  # s = 0 holds the failure
+    bad = CliRunner().invoke(cli, ["show", str(root), set_prefix(root), "--axes", "x,t"])
+    assert bad.exit_code == 2
+    assert "unknown axis 't'" in bad.output
+
+
+def test_the_picture_finds_the_stored_points_of_partial_chunks(tmp_path: Path) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 2, "s": 2}, 4, exec_fn=fails_on_seed_1,
+                     on_error="skip", executor="serial", verbose=0)  # fmt: skip
+    spec = {"x": [1, 2, 3, 4], "s": [0, 1]}
+    memo.run({}, spec)  # chunk (x 1-2, s 0-1) is stored as a partial chunk of 3 points
+    picture = memo.status({}, spec).picture(["x", "s"])
+    assert picture.cells() == ["####", "#X##"]
+    assert (picture.stored, picture.failed, picture.total) == (7, 1, 8)
+
+
+def test_status_picture_aggregates_other_axes_as_tenths_and_shows_in_html(
+    tmp_path: Path,
+) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 5, "s": 4}, 5, exec_fn=doubled, verbose=0)
+    memo.run({}, {"x": XS, "s": [0, 1]})
+    status = memo.status({}, SWEEP)
+    assert status.picture(["x"]).cells() == ["5555555555"]
+    assert status.picture(["s", "x"]).cells() == ["##.."] * 10
+    page = status._repr_html_()
+    assert "20/40 points stored" in page
+    assert page.count("<td ") == 40
+    assert page.count('title="1 stored, 0 missing, 0 failed"') == 20
+
+
+def test_status_plot_draws_the_fraction_stored(tmp_path: Path) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    memo = SwarmMemo(tmp_path / "cache", {"x": 5, "s": 4}, 5, exec_fn=doubled, verbose=0)
+    memo.run({}, {"x": XS, "s": [0, 1]})
+    ax = memo.status({}, SWEEP).plot(axes=("x", "s"))
+    image = np.asarray(ax.images[0].get_array())
+    assert image.shape == (4, 10)
+    assert image.tolist() == [[1.0] * 10, [1.0] * 10, [0.0] * 10, [0.0] * 10]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(x) for x in XS]
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import SpecError
+
+if TYPE_CHECKING:
+    from ._coverage import Coverage, Picture
 
 
 @dataclass
@@ -111,7 +118,40 @@ class Status:
     missing: list[dict[str, list[Any]]] = field(default_factory=list)
     estimated_seconds: float | None = None
     """Compute time of the missing points on one worker, from the timings stored with
-    this params set's chunks (None when nothing with timings is stored yet)."""
+    this params set's chunks (``0.0`` when nothing is missing; None when points are
+    missing and nothing with timings is stored yet)."""
+    coverage_reader: Callable[[], Coverage] | None = field(default=None, repr=False, compare=False)
+    """Reads which point is stored, missing or failed (for :meth:`picture`)."""
+
+    def picture(self, axes: Sequence[str] | None = None) -> Picture:
+        """Stored / missing / failed points over one or two axes (default: the first
+        two), the other axes aggregated; ``picture().cells()`` gives one string per row
+        (``#`` stored, ``.`` missing, ``X`` failed, ``1``-``9`` tenths stored). Read from
+        the chunk files' metas and the failures runs recorded; needs the default points.
+        """
+        if self.coverage_reader is None:
+            raise SpecError("this Status was not made by SwarmMemo.status: no picture")
+        return self.coverage_reader().picture(axes)
+
+    def plot(self, axes: Sequence[str] | None = None, ax: Any = None) -> Any:
+        """Draw :meth:`picture` with matplotlib (``pip install "swarm-memo[plot]"``):
+        the fraction stored per cell, failed cells in red, axis values as ticks. Draws
+        on ``ax`` (a new figure when None) and returns it."""
+        from ._coverage import plot_picture
+
+        return plot_picture(self.picture(axes), ax)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the counts and the picture over the first two axes."""
+        head = (
+            f"<b>swarm-memo status</b>: {self.cached_points}/{self.total_points} points "
+            f"stored, {self.missing_points} missing ({self.missing_chunks} of "
+            f"{self.total_chunks} chunks to compute)"
+        )
+        try:
+            return f"<div>{head}{self.picture().html()}</div>"
+        except SpecError as exc:
+            return f"<div>{head}<p>{html.escape(str(exc))}</p></div>"
 
     @property
     def complete(self) -> bool:
@@ -124,6 +164,7 @@ class Status:
         diag: Diagnostics,
         missing: list[dict[str, list[Any]]],
         seconds_per_point: float | None = None,
+        coverage_reader: Callable[[], Coverage] | None = None,
     ) -> Status:
         """The status of a read: the accounting of a run that executes nothing."""
         return cls(
@@ -134,7 +175,10 @@ class Status:
             cached_chunks=diag.cached_chunks,
             missing_chunks=diag.missing_chunks,
             missing=missing,
-            estimated_seconds=None
+            estimated_seconds=0.0
+            if diag.missing_points == 0
+            else None
             if seconds_per_point is None
             else seconds_per_point * diag.missing_points,
+            coverage_reader=coverage_reader,
         )

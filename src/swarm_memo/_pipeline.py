@@ -31,6 +31,7 @@ from ._jobs import MISSING, ChunkJob
 from ._plan import RunPlan
 from ._progress import Progress
 from ._records import chunk_record, computed_positions, unpicklable_error
+from ._requests_log import RequestLog
 from ._reuse import Reuse
 from ._scheduler import Engine, ExecPlan, StopRequested
 from ._serving import ServePolicy
@@ -72,6 +73,7 @@ class _Run:
         )
         store = self.config.store
         self.writer = ChunkWriter(background=store.background_writes) if compute else None
+        self.request_log = RequestLog(plan)  # written only once a point is computed
 
     # ------------------------------------------------------------------ the call
 
@@ -94,13 +96,15 @@ class _Run:
                     self._execute_jobs(jobs, bool(missing), bar)
                 else:
                     self._collect(jobs)
-        except BaseException:
+        except BaseException as exc:
             if self.writer is not None:
                 self.writer.finish(raising=False)  # finished chunks still reach the disk
+            self.request_log.end(diag, exc)
             raise
         finally:
             self.claims.release_all()
             plan.pset.close()
+        self.request_log.end(diag, None)
         diag.total_points = diag.cached_points + diag.executed_points + diag.missing_points
         diag.quarantined_files = len(plan.pset.quarantined)
         diag.wall_time = time.perf_counter() - self.started
@@ -321,6 +325,7 @@ class _Run:
             )
         self.config.store.init_root()
         self.plan.pset.prepare()
+        self.request_log.start()  # `swarm-memo progress` and `show` read it
 
     def _execute_jobs(
         self, jobs: Iterator[ChunkJob | None], any_missing: bool, bar: Progress

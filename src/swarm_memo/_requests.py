@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._config import MemoConfig
 from ._diagnostics import Diagnostics, Status
@@ -18,6 +18,9 @@ from ._plan import RunPlan, plan_run
 from ._sinks import Collated, Discard, GridOrdered, Pairs
 from ._types import ExecFn
 from .errors import CacheMissError
+
+if TYPE_CHECKING:
+    from ._coverage import Coverage
 
 FrameKind = Literal["dataframe", "xarray"]
 
@@ -28,6 +31,13 @@ def sink_for(plan: RunPlan) -> Collated | GridOrdered:
     if config.grid_ordered and plan.product:
         return GridOrdered(plan.grid)
     return Collated(config.collate_fn, config.merge_fn)
+
+
+def _plan_coverage(plan: RunPlan) -> Coverage:
+    """Which point of a planned request is stored, missing or failed (read on demand)."""
+    from ._coverage import plan_coverage  # reads metas only: imported when drawn
+
+    return plan_coverage(plan)
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ class Requests:
         sink = Discard()
         diag = execute(plan, sink, compute=False)
         rate = plan.pset.seconds_per_point() if diag.missing_points else None
-        return Status.of(diag, sink.missing_specs, rate)
+        return Status.of(diag, sink.missing_specs, rate, lambda: _plan_coverage(plan))
 
     def pairs(
         self,

@@ -34,6 +34,7 @@ from ._textfmt import (
     short_repr,
 )
 from ._version import __version__
+from ._watch_cli import register as register_watch_commands
 from .errors import InspectError, SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -379,6 +380,9 @@ def gc_command(
         + (", the quarantine" if result.removed_quarantine else "")
         + f": {result.removed_bytes} bytes freed ({format_bytes(result.removed_bytes)})"
     )
+
+
+register_watch_commands(cli, _ROOT, _OPTIONS, _JSON, _open, _errors_to_exit)  # progress, show
 
 
 def main(argv: Sequence[str] | None = None, prog_name: str = "swarm-memo") -> None:

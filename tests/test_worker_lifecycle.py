@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,3 +62,50 @@ def test_workers_exit_soon_after_their_driver_is_killed(tmp_path, sleep):
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
+
+
+GIL_HOLDER = """
+import os, re, sys
+from swarm_memo import SwarmMemo
+
+def backtrack(params, point):
+    fd = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, b"started\\n")
+    os.close(fd)
+    # Catastrophic backtracking: C code that holds the GIL for hours, so no Python
+    # thread of the worker (its watchdog) ever runs again.
+    return re.match(r"(a+)+$", "a" * 40 + "b") is not None
+
+memo = SwarmMemo(sys.argv[1], {"x": 1}, 1, exec_fn=backtrack, max_workers=2, verbose=0)
+memo.run({}, {"x": [1, 2, 3, 4]})
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
+def test_workers_die_with_a_killed_driver_even_inside_c_code_holding_the_gil(tmp_path):
+    script = tmp_path / "gil_holder.py"
+    script.write_text(GIL_HOLDER)
+    log = CountingExec(tmp_path / "calls.log")
+    driver = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "cache"), log.log],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    workers: list[psutil.Process] = []
+    try:
+        wait_for_calls(log, 2)  # both workers are inside the regex
+        workers = psutil.Process(driver.pid).children(recursive=True)
+        assert len(workers) >= 2
+        os.kill(driver.pid, signal.SIGKILL)  # the driver alone, not its process group
+        driver.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"processes outlived their driver: {alive}"
+    finally:
+        for process in workers:  # a failure must not leave workers spinning for hours
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()

@@ -58,6 +58,15 @@ class Backend(Protocol):
         """Stop as fast as possible (Ctrl-C, worker death); the next run still works."""
         ...
 
+    def stop_starting(self) -> None:
+        """The run is stopping: workers start none of its points from now on (in-process
+        tasks check the run's stop request between points themselves)."""
+        ...
+
+    def close_after_stop(self) -> None:
+        """A stopped run is over: shut down what the stop left behind, cleanly."""
+        ...
+
     def is_worker_death(self, exc: BaseException) -> bool:
         """Whether ``exc``, raised by a task's future, means a worker died."""
         ...
@@ -88,6 +97,12 @@ class _InProcess:
 
     def abort(self) -> None:
         pass  # threads cannot be killed; the engine cancels what has not started
+
+    def stop_starting(self) -> None:
+        pass  # each task checks the run's stop request between points
+
+    def close_after_stop(self) -> None:
+        pass
 
     def is_worker_death(self, exc: BaseException) -> bool:
         return False
@@ -168,6 +183,12 @@ class ProcessBackend(_LocalBlobs):
     def abort(self) -> None:
         self._pool.kill()
 
+    def stop_starting(self) -> None:
+        self._pool.stop_starting()
+
+    def close_after_stop(self) -> None:
+        self._pool.close()  # idle or killed workers: a clean shutdown, no leaked semaphores
+
     def is_worker_death(self, exc: BaseException) -> bool:
         from loky.process_executor import TerminatedWorkerError
 
@@ -190,6 +211,12 @@ class UserExecutorBackend(_LocalBlobs):
 
     def abort(self) -> None:
         pass  # not ours to kill; the engine cancels what has not started
+
+    def stop_starting(self) -> None:
+        pass  # not ours to signal: exec chunks already running finish
+
+    def close_after_stop(self) -> None:
+        pass
 
     def is_worker_death(self, exc: BaseException) -> bool:
         return isinstance(exc, BrokenExecutor)
@@ -225,6 +252,12 @@ class DaskBackend:
 
     def abort(self) -> None:
         pass  # the engine cancels the futures; the cluster is not ours
+
+    def stop_starting(self) -> None:
+        pass  # the cluster is not ours: exec chunks already running finish
+
+    def close_after_stop(self) -> None:
+        pass
 
     def is_worker_death(self, exc: BaseException) -> bool:
         from distributed import KilledWorker

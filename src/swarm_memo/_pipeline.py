@@ -38,7 +38,7 @@ from ._serving import ServePolicy
 from ._sinks import Sink
 from ._stop import StopRequest, stop_on_signals
 from ._writer import ChunkWriter
-from .errors import CorruptChunkError, SpecError
+from .errors import CorruptChunkError, RunInterrupted, SpecError
 
 CLAIMS_AHEAD = 256
 """Chunks a run may hold claimed but unwritten at once (at least four exec chunks' worth):
@@ -342,34 +342,57 @@ class _Run:
             skip_errors=self.config.on_error == "skip",
             on_progress=bar.advance,
             stop=(stop := StopRequest(self.config.deadline)),
-            grace_seconds=self.config.grace_seconds,
+            grace_seconds=(grace := self.config.grace_seconds),
+            hurry=stop.hurry,
+            on_stop=lambda running: bar.note(stop.stopping_line(running, grace)),
         )
         backends = self.config.backends
         engine = Engine(
             backends.backend, exec_plan, self.diag, self._check_can_execute, backends.learn_window
         )
-        chunks = self.plan.named_chunks
-        try:
-            with stop_on_signals(stop), _gc_paused(not self.config.backends.in_process):
-                for job in engine.run(jobs):
-                    self._count(job)
-                    if job.cached:
-                        continue  # another run wrote it; it was served when found
-                    self._store(job)
-                    if self.sink.wants_outputs:
-                        # A copy: the writer may still be pickling the list.
-                        chunk = chunks[job.index][0]
-                        points = self._points_for_sink(job)
-                        self.sink.take(chunk, points, list(job.outputs), partial=False)
-        except BaseException as exc:
-            # Stopped, interrupted or failed: finished points of incomplete chunks are
-            # stored as partial chunks, then the error goes on.
-            stored = sum(self._store(job) for job in engine.unfinished())
-            if isinstance(exc, StopRequested):
+        with stop_on_signals(stop), _gc_paused(not self.config.backends.in_process):
+            running = engine.run(jobs)
+            written = 0
+            try:
+                for job in running:
+                    with stop.storing():  # a second signal waits until it is stored
+                        written += self._take(job)
+            except BaseException as exc:
+                running.close()  # whatever was in flight is given up (workers killed)
+                self._stopped(engine, stop, exc, written)
+                raise
+            with stop.storing():
                 self.writer.finish()
-                raise stop.error(stored) from None
-            raise
-        self.writer.finish()
+
+    def _take(self, job: ChunkJob) -> int:
+        """Count, store and serve a job the engine finished; the points it writes."""
+        self._count(job)
+        if job.cached:
+            return 0  # another run wrote it; it was served when found
+        written = self._store(job)
+        if self.sink.wants_outputs:
+            # A copy: the writer may still be pickling the list.
+            chunk = self.plan.named_chunks[job.index][0]
+            points = self._points_for_sink(job)
+            self.sink.take(chunk, points, list(job.outputs), partial=False)
+        return written
+
+    def _stopped(self, engine: Engine, stop: StopRequest, exc: BaseException, written: int) -> None:
+        """Stopped, interrupted or failed: store the finished points of incomplete chunks
+        as partial chunks and wait for every write (signals wait meanwhile); on a stop,
+        say how many points are stored and raise the stop's error."""
+        assert self.writer is not None
+        with stop.storing():
+            if not stop.forced:  # a third signal: stop at once
+                written += sum(self._store(job) for job in engine.unfinished())
+            signalled = isinstance(exc, (KeyboardInterrupt, RunInterrupted)) and stop.signals
+            self.writer.finish(raising=isinstance(exc, StopRequested))
+        if isinstance(exc, StopRequested) or signalled:
+            before, total = self.bar.counts()
+            error = stop.error(before + written, total)
+            self.bar.close()  # its last status line first: the count ends the output
+            self.bar.note(str(error).removeprefix("swarm-memo: "))
+            raise error from None
 
     def _count(self, job: ChunkJob) -> None:
         diag = self.diag

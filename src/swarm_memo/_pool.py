@@ -8,14 +8,36 @@ abort would otherwise kill the workers another memo is using, and memos with dif
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 from concurrent.futures import Executor
 
-from ._worker import init_pool_worker
+from ._worker import StartedFromLongLivedThread, init_pool_worker
 
 IDLE_WORKER_SECONDS = 300
 """Idle workers exit after this long; the pool starts new ones when work comes."""
+
+
+def _start_resource_tracker() -> None:
+    """Start loky's resource tracker with SIGUSR1 blocked.
+
+    The tracker ignores SIGINT and SIGTERM but not SIGUSR1, which ``sbatch --signal``
+    sends to every process of a job step: it died of it, and a new tracker then reported
+    the pool's semaphores as leaked. A blocked signal stays blocked across exec, so this
+    tracker never sees SIGUSR1 (workers, started later, are not affected).
+    """
+    from loky.backend.resource_tracker import ensure_running
+
+    if not hasattr(signal, "pthread_sigmask") or not hasattr(signal, "SIGUSR1"):
+        ensure_running()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class LokyPool:
@@ -39,11 +61,12 @@ class LokyPool:
             if self._executor is None or self._owner_pid != os.getpid():
                 from loky import ProcessPoolExecutor
 
+                _start_resource_tracker()
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.workers,
                     timeout=IDLE_WORKER_SECONDS,
                     initializer=init_pool_worker,
-                    initargs=(os.getpid(),),
+                    initargs=(os.getpid(), StartedFromLongLivedThread()),
                 )
                 self._owner_pid = os.getpid()
             return self._executor
@@ -58,6 +81,17 @@ class LokyPool:
         executor = self._take()
         if executor is not None:
             executor.shutdown(wait=False, kill_workers=True)  # type: ignore[call-arg]
+
+    def stop_starting(self) -> None:
+        """Send SIGUSR1 to the workers: they start no new point of the run they compute
+        for (:func:`~swarm_memo._worker.init_pool_worker`)."""
+        with self._lock:
+            executor = self._executor if self._owner_pid == os.getpid() else None
+        if executor is None or not hasattr(signal, "SIGUSR1"):
+            return
+        for pid in list(getattr(executor, "_processes", {})):
+            with contextlib.suppress(OSError):  # already gone
+                os.kill(pid, signal.SIGUSR1)
 
     def close(self) -> None:
         """Let idle workers exit and wait for them."""

@@ -201,6 +201,12 @@ class Progress:
         if self._verbose >= 2:
             self._print(f"wrote chunk {index} ({points} points) as {name}")
 
+    def counts(self) -> tuple[int, int]:
+        """Points of the request stored before this run or by others meanwhile, and the
+        request's points as known so far."""
+        stored = self._cached + self._others
+        return stored, stored + max(self._expected, self._executed)
+
     def note(self, text: str) -> None:
         """Print one line about the run at ``verbose >= 1`` (nothing at ``verbose=0``)."""
         if self._verbose >= 1:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +56,10 @@ class ExecPlan:
     """True once the run must stop (a signal, its deadline): submit nothing more."""
     grace_seconds: float = 0.0
     """How long exec chunks in flight may finish once the run must stop."""
+    hurry: Callable[[], bool] = lambda: False
+    """True once the run must give up the points still running (a second signal)."""
+    on_stop: Callable[[int], None] = lambda running: None
+    """Called once the engine notices the stop, with the number of points running."""
 
 
 class StopRequested(Exception):
@@ -158,7 +162,9 @@ class Engine:
         try:
             if backend.in_process:
                 plan = self.plan
-                return backend.submit(evaluate_timed, plan.exec_fn, plan.params, points, skip, True)
+                return backend.submit(
+                    evaluate_timed, plan.exec_fn, plan.params, points, skip, True, plan.stop
+                )
             return backend.submit(run_batch, self._token, self._blob, points, skip)
         except Exception as exc:
             if not backend.is_worker_death(exc):
@@ -198,7 +204,7 @@ class Engine:
         self._fed = True
         return "full"
 
-    def run(self, jobs: Iterable[ChunkJob | None]) -> Iterator[ChunkJob]:
+    def run(self, jobs: Iterable[ChunkJob | None]) -> Generator[ChunkJob, None, None]:
         """Yield every job once all its points have outputs, roughly in job order.
 
         ``jobs`` may yield None to say "nothing ready yet, ask again soon": the engine
@@ -216,8 +222,7 @@ class Engine:
                 if grace_end is None and self.plan.stop():
                     grace_end = time.monotonic() + self.plan.grace_seconds
                     state = "exhausted"
-                    for future in [f for f in pending if f.cancel()]:
-                        del pending[future]  # never started: nothing to wait for
+                    self._stop_starting(pending)
                 if state != "exhausted" and error is None:
                     try:
                         state = self._fill(batches, pending, completions)
@@ -233,7 +238,7 @@ class Engine:
                         break
                     time.sleep(POLL_SECONDS)
                     continue
-                if grace_end is not None and time.monotonic() >= grace_end:
+                if grace_end is not None and (time.monotonic() >= grace_end or self.plan.hurry()):
                     self._give_up(pending)
                     break
                 started = time.perf_counter()
@@ -253,6 +258,8 @@ class Engine:
             if grace_end is not None and (error is None or isinstance(error, WorkerDiedError)):
                 # A worker that dies while the job is being stopped (the scheduler signals
                 # every process) is part of the stop, not a failure of a point.
+                if self._backend is not None:
+                    self._backend.close_after_stop()
                 raise StopRequested
         except BaseException:
             for future in pending:
@@ -280,6 +287,20 @@ class Engine:
             ) from error.__cause__
         if error is not None:
             raise error
+
+    def _stop_starting(self, pending: dict[Future[Any], Batch]) -> None:
+        """The run must stop: start no new point and say how many points still run.
+
+        Exec chunks not sent yet are cancelled; workers drop those queued to them and
+        start no further point of the chunks they run (in-process tasks check the stop
+        request between points)."""
+        for future in [f for f in pending if f.cancel()]:
+            del pending[future]  # never started: nothing to wait for
+        running = 0
+        if self._backend is not None:
+            self._backend.stop_starting()
+            running = min(self._backend.workers, sum(not f.done() for f in pending))
+        self.plan.on_stop(running)
 
     def _give_up(self, pending: dict[Future[Any], Batch]) -> None:
         """The grace period is over: drop the exec chunks still in flight."""
@@ -320,8 +341,21 @@ class Engine:
             job.seconds += per_point * count
             self._place(job, positions[:count], outputs[offset : offset + count])
             offset += count
+        if error is None and offset < sum(len(p) for _, p in batch) and not self.plan.stop():
+            error = self._stopped_early(batch, offset)
         if error is not None:
             raise error
+
+    def _stopped_early(self, batch: Batch, done: int) -> WorkerDiedError:
+        """A worker stopped an exec chunk early (it was sent a stop signal) although this
+        run goes on: its remaining points are lost like those of a dead worker."""
+        rest = _batch_points(batch)[done:]
+        return WorkerDiedError(
+            f"a worker stopped before these {len(rest)} points (it was sent SIGUSR1 "
+            f"while the run goes on): {rest!r:.500}; chunks finished before are stored",
+            points=rest,
+            params=self.plan.params,
+        )
 
     def _place(self, job: ChunkJob, positions: list[int], values: list[Any]) -> None:
         count = len(positions)

@@ -15,6 +15,7 @@ import os
 import pickle
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -25,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from ._jobs import PointFailure
+from .errors import RunInterrupted
 
 _RESOLVED: OrderedDict[str, tuple[Callable[[Any, Any], Any], Any]] = OrderedDict()
 _KEEP_RESOLVED = 4
@@ -73,11 +75,11 @@ def _resolve(token: str, blob: bytes | BlobFile) -> tuple[Callable[[Any, Any], A
 
 
 def _is_driver_interrupt(exc: BaseException, in_driver: bool) -> bool:
-    """A real Ctrl-C reaches the driver's main thread only; anything else was raised by
-    ``exec_fn`` itself and is a failure of its point."""
+    """A real Ctrl-C or a second stop signal reaches the driver's main thread only;
+    anything else was raised by ``exec_fn`` itself and is a failure of its point."""
     return (
         in_driver
-        and isinstance(exc, KeyboardInterrupt)
+        and isinstance(exc, (KeyboardInterrupt, RunInterrupted))
         and threading.current_thread() is threading.main_thread()
     )
 
@@ -88,8 +90,12 @@ def evaluate(
     points: Sequence[Any],
     skip_errors: bool,
     in_driver: bool = False,
+    stopped: Callable[[], bool] | None = None,
 ) -> tuple[list[Any], list[int]]:
     """Evaluate ``exec_fn(params, point)`` for each point, in order.
+
+    Once ``stopped()`` is true (the run is stopping) no further point starts: the outputs
+    then end before the points do, and the driver counts the rest as not computed.
 
     Returns the outputs and the indices of the points that raised. A raising point's
     output is a :class:`PointFailure`; unless ``skip_errors``, evaluation stops there.
@@ -99,6 +105,8 @@ def evaluate(
     outputs: list[Any] = []
     failed: list[int] = []
     for index, point in enumerate(points):
+        if stopped is not None and stopped():
+            break
         try:
             outputs.append(exec_fn(params, point))
         except BaseException as exc:
@@ -177,11 +185,12 @@ def evaluate_timed(
     points: Sequence[Any],
     skip_errors: bool,
     in_driver: bool = False,
+    stopped: Callable[[], bool] | None = None,
 ) -> tuple[list[Any], list[int], float]:
     """:func:`evaluate` then :func:`check_storable`, plus the seconds it took
     (in-process backends)."""
     started = time.perf_counter()
-    outputs, failed = evaluate(exec_fn, params, points, skip_errors, in_driver)
+    outputs, failed = evaluate(exec_fn, params, points, skip_errors, in_driver, stopped)
     outputs, failed = check_storable(outputs, failed, skip_errors)
     return outputs, failed, time.perf_counter() - started
 
@@ -210,9 +219,16 @@ def run_batch(
     token: str, blob: bytes | BlobFile, points: Sequence[Any], skip_errors: bool
 ) -> TaskResult:
     """Task entry point shipped to process, user-executor and Dask workers."""
+    global _CURRENT_RUN
     started = time.perf_counter()
+    _CURRENT_RUN = token
+    if token in _STOPPED_RUNS:  # queued before the stop: start none of its points
+        payload = pickle.dumps(([], []), protocol=PICKLE_PROTOCOL)
+        return payload, _worker_key(), started, time.perf_counter()
     exec_fn, params = _resolve(token, blob)
-    outputs, failed = evaluate(exec_fn, params, points, skip_errors)
+    outputs, failed = evaluate(
+        exec_fn, params, points, skip_errors, stopped=lambda: token in _STOPPED_RUNS
+    )
     payload = encode_result(outputs, failed, skip_errors)
     return payload, _worker_key(), started, time.perf_counter()
 
@@ -220,12 +236,28 @@ def run_batch(
 # ---------------------------------------------------------------------------- pool workers
 
 
+_CURRENT_RUN = ""
+"""The run token of the exec chunk this worker took last."""
+_STOPPED_RUNS: set[str] = set()
+"""Runs that are stopping: their points still to start here are dropped."""
+
+
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
-    """Workers leave SIGTERM, SIGINT and SIGUSR1 to the driver, which kills its pools.
+    """Workers leave SIGTERM and SIGINT to the driver, which tells them (SIGUSR1) to
+    start no new point, or kills its pool.
 
     A no-op handler rather than SIG_IGN: handlers reset on exec, so processes that
     ``exec_fn`` starts still get the default behaviour.
     """
+
+
+def _stop_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGUSR1: the run this worker computes for starts no new point here (the point
+    running finishes, exec chunks queued here come back empty). The driver sends it to
+    its workers when it stops; ``sbatch --signal=USR1`` sends it to every process of the
+    job step. It never kills the worker."""
+    if _CURRENT_RUN:
+        _STOPPED_RUNS.add(_CURRENT_RUN)
 
 
 def _driver_gone(driver_pid: int, parent_pid: int) -> bool:
@@ -246,19 +278,70 @@ def _watch_driver(driver_pid: int, parent_pid: int) -> None:
     os._exit(1)  # even in the middle of a long exec_fn: nobody is left to receive it
 
 
-def init_pool_worker(driver_pid: int) -> None:
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal this process gets when the thread that started it ends."""
+
+
+def _long_lived_thread() -> bool:
+    """Whether the current thread lives as long as the pool it starts workers for: the
+    main thread, or loky's executor manager thread (it ends only when the pool shuts
+    down). A worker started from any other thread must not die with that thread."""
+    thread = threading.current_thread()
+    return thread is threading.main_thread() or type(thread).__name__ == "_ExecutorManagerThread"
+
+
+class StartedFromLongLivedThread:
+    """An initializer argument that loky pickles in the thread starting each worker:
+    it arrives in the worker as whether that thread outlives the pool (so the worker may
+    die with it)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (bool, (_long_lived_thread(),))
+
+
+def _die_with_parent(parent_pid: int) -> bool:
+    """On Linux, have the kernel SIGKILL this worker when the thread that started it
+    ends (the driver killed by ``kill -9`` included), even while ``exec_fn`` runs C code
+    that never releases the GIL, where the watchdog thread cannot run. Whether it is set."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):  # no libc or no prctl: the watchdog still runs
+        return False
+    if os.getppid() != parent_pid:  # the parent died before prctl: no signal will come
+        os._exit(1)
+    return True
+
+
+def init_pool_worker(driver_pid: int, die_with_parent: bool = False) -> None:
     """Initializer of swarm-memo's own process pools.
 
-    Ignores SIGTERM, SIGINT and SIGUSR1 (the driver decides: Slurm signals every process
-    of a job step) and starts a daemon thread that ends this worker once its driver is gone,
-    so workers never outlive a driver killed by ``kill -9``.
+    SIGTERM and SIGINT are ignored (the driver decides: Slurm and Ctrl-C signal every
+    process of a job step); SIGUSR1 stops the current run's points from starting here
+    (the driver sends it when it stops) but never kills the worker.
+
+    Workers never outlive a driver killed by ``kill -9``: on Linux the kernel kills this
+    worker when its driver dies (prctl ``PR_SET_PDEATHSIG``, when the worker was started
+    from a thread that outlives the pool: ``die_with_parent``), even inside C code that
+    holds the GIL; a daemon thread also ends it once its driver is gone (other systems,
+    workers started from short-lived threads).
     """
-    for name in ("SIGTERM", "SIGINT", "SIGUSR1"):
+    for name in ("SIGTERM", "SIGINT"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _ignore_signal)
-    watchdog = threading.Thread(
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, _stop_signal)
+    parent_pid = os.getppid()
+    if die_with_parent and parent_pid == driver_pid:
+        _die_with_parent(parent_pid)
+    watchdog = threading.Thread(  # also where prctl is unavailable or was not used
         target=_watch_driver,
-        args=(driver_pid, os.getppid()),
+        args=(driver_pid, parent_pid),
         name="swarm-memo-driver-watchdog",
         daemon=True,
     )

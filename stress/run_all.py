@@ -1,0 +1,41 @@
+"""Run every stress script of this folder: ``python stress/run_all.py [--smoke]``.
+
+Scripts are discovered (every ``stress/*.py`` with a ``main``, this runner and the shared
+modules excepted) and run one after another as subprocesses with the same flags; the
+runner prints each report and exits 1 if any script failed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NOT_SCRIPTS = {"run_all.py", "common.py", "workload.py"}
+
+
+def scripts() -> list[Path]:
+    return sorted(
+        path
+        for path in HERE.glob("*.py")
+        if path.name not in NOT_SCRIPTS and "def main(" in path.read_text()
+    )
+
+
+def main() -> int:
+    flags = sys.argv[1:]
+    failed: list[str] = []
+    started = time.monotonic()
+    for script in scripts():
+        result = subprocess.run([sys.executable, str(script), *flags], check=False)
+        if result.returncode != 0:
+            failed.append(script.name)
+    seconds = time.monotonic() - started
+    print(f"stress: {len(scripts())} scripts, {len(failed)} failed {failed}, {seconds:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Run every stress script of this folder: ``python stress/run_all.py [--smoke]``.
+"""Run every stress script of this folder: ``python stress/run_all.py [--smoke |
+--trials=N]`` (``--trials=N`` reaches the scripts that count trials).
 
 Scripts are discovered (every ``stress/*.py`` with a ``main``, this runner and the shared
 modules excepted) and run one after another as subprocesses with the same flags; the
@@ -7,12 +8,14 @@ runner prints each report and exits 1 if any script failed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
 NOT_SCRIPTS = {"run_all.py", "common.py", "workload.py"}
 
 
@@ -28,8 +31,13 @@ def main() -> int:
     flags = sys.argv[1:]
     failed: list[str] = []
     started = time.monotonic()
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}  # this checkout's swarm_memo
     for script in scripts():
-        result = subprocess.run([sys.executable, str(script), *flags], check=False)
+        counts = "--trials" in script.read_text()
+        takes = [f for f in flags if counts or not f.startswith("--trials")]
+        print(f"== {script.name} {' '.join(takes)}", flush=True)
+        result = subprocess.run([sys.executable, str(script), *takes], env=env, check=False)
         if result.returncode != 0:
             failed.append(script.name)
     seconds = time.monotonic() - started

@@ -12,7 +12,16 @@ check and the trust checks read only this) and the *body* (the outputs)::
     checksum              16 bytes   of meta + body (xxh3-128 for codec 1)
     meta                   JSON object: set id, cache version, axes, counts, code
                            fingerprint, timings, provenance; unknown keys are ignored
-    body                   pickle (protocol 5) of {"chunk_key", "points", "outputs"}
+    body                   codec 1: pickle (protocol 5) of {"chunk_key", "points",
+                           "outputs"}; codec 2: the same pickle with its large buffers
+                           (numpy arrays of 64 KiB or more) out of band, see below
+
+Codec 2 body: pickle length (8 bytes) and buffer count (4 bytes), then per buffer its
+offset from the body start and its length (8 + 8 bytes), the pickle stream, and the
+buffers, each starting at a file offset that is a multiple of 64. A reader builds the
+arrays over the file's bytes read once (``pickle.loads(..., buffers=...)``), without
+copying them again. A file without such buffers is written with codec 1, which every
+earlier version of format 2 reads.
 
 Readers ignore fields they do not know, so a newer writer may add fields (to meta or to
 the body) without breaking older readers; a format change that older readers cannot
@@ -49,7 +58,16 @@ MAGIC = b"SWMEMOCK"
 FORMAT_VERSION = 2
 PICKLE_XXH3 = 1
 """Codec 1: JSON meta, pickled body, xxh3-128 checksum."""
-CODECS = (PICKLE_XXH3,)
+PICKLE_BUFFERS_XXH3 = 2
+"""Codec 2: codec 1 with large pickle buffers stored out of band (zero-copy arrays)."""
+CODECS = (PICKLE_XXH3, PICKLE_BUFFERS_XXH3)
+OUT_OF_BAND_BYTES = 64 * 1024
+"""Pickle buffers at least this large are stored out of band (codec 2)."""
+_BUFFER_ALIGN = 64
+_BODY_HEAD = struct.Struct(">QI")
+"""Codec 2: pickle length, buffer count."""
+_BUFFER_ENTRY = struct.Struct(">QQ")
+"""Codec 2: one buffer's offset from the body start and its length."""
 _FIXED_FIELDS = struct.Struct(">HHIQ")
 """Format version, codec id, meta length, body length (after the magic)."""
 _FIXED = len(MAGIC) + _FIXED_FIELDS.size
@@ -240,18 +258,44 @@ def encode_chunk(record: ChunkRecord, name: str | None = None) -> bytes:
     if name is not None:
         fields["name"] = name
     meta = json.dumps(fields, sort_keys=True, default=repr).encode()
-    body = pickle.dumps(
-        {
-            "chunk_key": record.stored_key,
-            "points": record.points,
-            "outputs": record.outputs,
-        },
-        protocol=5,
-    )
+    payload = {
+        "chunk_key": record.stored_key,
+        "points": record.points,
+        "outputs": record.outputs,
+    }
+    codec, body = _encode_body(payload, HEADER_SIZE + len(meta))
     hasher = xxhash.xxh3_128(meta)
-    hasher.update(body)
-    fixed = MAGIC + _FIXED_FIELDS.pack(FORMAT_VERSION, PICKLE_XXH3, len(meta), len(body))
-    return b"".join([fixed, hasher.digest(), meta, body])
+    for part in body:
+        hasher.update(part)
+    size = sum(memoryview(part).nbytes for part in body)
+    fixed = MAGIC + _FIXED_FIELDS.pack(FORMAT_VERSION, codec, len(meta), size)
+    return b"".join([fixed, hasher.digest(), meta, *body])
+
+
+def _encode_body(payload: Any, body_start: int) -> tuple[int, list[bytes | memoryview]]:
+    """``(codec, parts)`` of the body: codec 1 unless some pickle buffer is large enough
+    to be stored out of band (codec 2), aligned for arrays built over the file's bytes."""
+    buffers: list[memoryview] = []
+
+    def in_band(buffer: pickle.PickleBuffer) -> bool:
+        view = buffer.raw()
+        if view.nbytes < OUT_OF_BAND_BYTES:
+            return True
+        buffers.append(view)
+        return False
+
+    stream = pickle.dumps(payload, protocol=5, buffer_callback=in_band)
+    if not buffers:
+        return PICKLE_XXH3, [stream]
+    position = _BODY_HEAD.size + _BUFFER_ENTRY.size * len(buffers) + len(stream)
+    table: list[bytes] = [_BODY_HEAD.pack(len(stream), len(buffers))]
+    data: list[bytes | memoryview] = []
+    for view in buffers:
+        padding = -(body_start + position) % _BUFFER_ALIGN
+        data += [b"\0" * padding, view]
+        table.append(_BUFFER_ENTRY.pack(position + padding, view.nbytes))
+        position += padding + view.nbytes
+    return PICKLE_BUFFERS_XXH3, [b"".join(table), stream, *data]
 
 
 def read_header(data: bytes) -> ChunkHeader:
@@ -308,8 +352,30 @@ def parse_meta(header: ChunkHeader, data: bytes) -> dict[str, Any]:
 
 
 def body_of(data: bytes) -> memoryview:
-    """The pickled body of a chunk file, unchecked (for benchmarks and tools)."""
+    """The body of a chunk file, unchecked (for benchmarks and tools): a pickle for codec
+    1; use :func:`decode_body` for any codec."""
     return memoryview(data)[HEADER_SIZE + read_header(data).meta_length :]
+
+
+def decode_body(header: ChunkHeader, data: bytes) -> Any:
+    """Unpickle the body of a chunk file (not checked here). With codec 2 the arrays are
+    built over ``data`` itself when it is writable (a ``bytearray``: they keep it alive),
+    over one writable copy of the body otherwise."""
+    view = memoryview(data)[HEADER_SIZE + header.meta_length :]
+    if header.codec == PICKLE_XXH3:
+        return pickle.loads(view)
+    length, count = _BODY_HEAD.unpack_from(view)
+    start = _BODY_HEAD.size + _BUFFER_ENTRY.size * count
+    table = [
+        _BUFFER_ENTRY.unpack_from(view, _BODY_HEAD.size + _BUFFER_ENTRY.size * k)
+        for k in range(count)
+    ]
+    if any(offset < start + length or offset + size > len(view) for offset, size in table):
+        raise ValueError("a pickle buffer lies outside the body")
+    if view.readonly:  # arrays over read-only memory could not be written to
+        view = memoryview(bytearray(view))
+    buffers = [view[offset : offset + size] for offset, size in table]
+    return pickle.loads(view[start : start + length], buffers=buffers)
 
 
 def decode_chunk(data: bytes) -> ChunkRecord:
@@ -325,7 +391,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
     """
     header, meta = read_meta(data)
     try:
-        body = pickle.loads(memoryview(data)[HEADER_SIZE + header.meta_length :])
+        body = decode_body(header, data)
     except (ImportError, AttributeError) as exc:  # intact, but a class is not importable here
         raise UnreadableChunkError(f"an output cannot be unpickled here: {exc!r}") from exc
     except Exception as exc:  # the checksum passed, so this is not an accident of the disk

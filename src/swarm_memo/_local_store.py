@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import stat as stat_mod
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from ._durable import sync_folder
 from ._nofollow import (
@@ -153,7 +154,7 @@ class LocalStore:
         try:
             # Plain string paths: this is the hot path of a warm run (one call per chunk).
             with open(os.path.join(self._root, key), "rb") as fh:
-                return fh.read()
+                return _read_all(fh)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -473,3 +474,15 @@ def _create_exclusive(target: str, data: bytes, durable: bool, dir_fd: int | Non
     except FileExistsError:
         return False
     return True
+
+
+def _read_all(fh: io.BufferedReader) -> bytes:
+    """The rest of an open file in a ``bytearray`` filled in place: the memory the file
+    is read into once is the memory numpy arrays of a codec-2 chunk file are built over
+    (writable, no second copy). A file that grew or shrank meanwhile is read to its end.
+    Typed ``bytes`` for the :class:`Store` protocol: readers use it as bytes-like only."""
+    data = bytearray(os.fstat(fh.fileno()).st_size)
+    got = fh.readinto(data)
+    del data[got:]
+    data += fh.read()
+    return cast(bytes, data)

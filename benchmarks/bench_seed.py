@@ -57,7 +57,6 @@ from _common import (
     fresh_dir,
     header,
     info,
-    median_seconds,
     report,
     run_suite,
     write_batches,
@@ -294,10 +293,12 @@ def bench_scale(sz: Sizes) -> None:
         root = tmp / "cache"
         populate(root, {"a": 1000}, {"a": list(range(n))}, params, "first", 10_000)
         job = {"root": str(root), "params": params, "fn": "first"}
-        s3 = in_child(spec={"a": 700}, split={"a": ["range", 0, n, 1]}, method="run_streaming", **job)
-        s2 = traced_child(spec={"a": 700}, split={"a": ["range", 0, n, 1]}, method="status", **job)
-        s1 = in_child(spec={"a": 1000}, split={"a": ["range", 0, n + 1, 1]}, method="run", **job)
-    assert s1["executed_points"] == 1 and s3["executed_points"] == 0, (s1, s3)
+        whole, appended = {"a": ["range", 0, n, 1]}, {"a": ["range", 0, n + 1, 1]}
+        s3 = in_child(spec={"a": 700}, split=whole, method="run_streaming", **job)
+        s2 = traced_child(spec={"a": 700}, split=whole, method="status", **job)
+        s1 = in_child(spec={"a": 1000}, split=appended, method="run", **job)
+    assert s1["executed_points"] == 1, s1
+    assert s3["executed_points"] == 0, s3
     check("scale", "S1 run of 1 new + all stored: time", s1["seconds"], "s", at_most=0.3)
     check("scale", "S1 driver RSS growth", s1["growth"] / MB, "MB", at_most=50)
     check("scale", "S3 rebinned run_streaming: RSS growth", s3["growth"] / MB, "MB", at_most=40)

@@ -78,3 +78,19 @@ def test_only_selects_one_benchmark() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert benches_with_ratio(proc.stdout) == {"arrays"}, proc.stdout
+
+
+@pytest.mark.timeout(180)
+def test_bench_seed_smoke() -> None:
+    output = run_smoke("bench_seed.py")
+    reported = benches_with_ratio(output)
+    for bench in ["cold", "warm", "efficiency", "scale"]:
+        assert bench in reported, f"no RATIO line for {bench}:\n{output}"
+    skipped = {m["bench"] for m in SKIP_LINE.finditer(output)}
+    assert "arrays" in reported or "arrays" in skipped, output
+    for figure in ["P1 durable", "P1 not durable"]:
+        assert f"RATIO cold/{figure}:" in output, output
+    assert re.search(r"^INFO efficiency/P3 efficiency: [\d.]+", output, re.M), output
+    for figure in ["S1 driver RSS growth", "S3 rebinned run_streaming: RSS growth"]:
+        assert re.search(rf"^INFO scale/{figure}: [\d.]+ MB", output, re.M), output
+    assert "== summary: bench_seed (smoke)" in output

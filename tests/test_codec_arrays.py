@@ -39,8 +39,9 @@ def codecs(tmp_path: Path) -> list[int]:
 
 def check_outputs(outputs: list[Any], xs: list[int]) -> None:
     assert len(outputs) == len(xs)
-    for x, out in zip(xs, outputs):
-        assert out["big"].shape == (VALUES,) and (out["big"] == float(x)).all()
+    for x, out in zip(xs, outputs, strict=True):
+        assert out["big"].shape == (VALUES,)
+        assert (out["big"] == float(x)).all()
         assert out["small"].tolist() == [x, x + 1, x + 2]
 
 
@@ -50,10 +51,12 @@ def test_large_arrays_load_from_codec_2_files_writable_without_recompute(tmp_pat
     make(tmp_path, counting).run({}, {"x": xs})
     assert codecs(tmp_path) == [_codec.PICKLE_BUFFERS_XXH3] * 2
     outputs, diag = make(tmp_path, counting).run({}, {"x": xs})
-    assert counting.count() == 3 and diag.cached_points == 3
+    assert counting.count() == 3
+    assert diag.cached_points == 3
     check_outputs(outputs, xs)
     big = outputs[0]["big"]
-    assert big.flags.writeable and big.ctypes.data % 16 == 0
+    assert big.flags.writeable
+    assert big.ctypes.data % 16 == 0
     big += 1.0  # the loaded array is the user's to change
     assert (big == 1.0).all()
 

@@ -308,7 +308,7 @@ def read_header(data: bytes) -> ChunkHeader:
     UnreadableChunkError
         A format version or codec this swarm-memo does not know (written by a newer one).
     """
-    if len(data) < HEADER_SIZE or not data.startswith(MAGIC):
+    if len(data) < HEADER_SIZE or bytes(data[: len(MAGIC)]) != MAGIC:
         raise CorruptChunkError("not a swarm-memo chunk file (bad magic or truncated header)")
     version, codec, meta_length, body_length = _FIXED_FIELDS.unpack_from(data, len(MAGIC))
     if version != FORMAT_VERSION or codec not in CODECS:
@@ -343,7 +343,7 @@ def parse_meta(header: ChunkHeader, data: bytes) -> dict[str, Any]:
     """The meta block of a file whose first bytes are ``data`` (not checksummed here)."""
     raw = data[HEADER_SIZE : HEADER_SIZE + header.meta_length]
     try:  # decoded first: json.loads would sniff the encoding of bytes on every call
-        meta = json.loads(raw.decode()) if len(raw) == header.meta_length else None
+        meta = json.loads(bytes(raw).decode()) if len(raw) == header.meta_length else None
     except ValueError as exc:  # UnicodeDecodeError included
         raise CorruptChunkError(f"unreadable meta block: {exc}") from exc
     if not isinstance(meta, dict):

@@ -63,7 +63,7 @@ def test_bench_reuse_smoke() -> None:
 @pytest.mark.timeout(60)
 def test_bench_hashing_smoke() -> None:
     output = run_smoke("bench_hashing.py")
-    assert benches_with_ratio(output) == {"encode", "grid"}, output
+    assert benches_with_ratio(output) == {"encode", "grid", "fingerprint"}, output
     assert re.search(r"^INFO grid/.+: Grid\.build per point: [\d.]+ ns", output, re.M), output
     assert "== summary: bench_hashing (smoke)" in output
 

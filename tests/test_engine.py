@@ -112,8 +112,9 @@ def test_max_workers_one_runs_in_process(tmp_path):
 def test_exec_error_names_point_params_and_original_exception(tmp_path, max_workers):
     counting = CountingExec(tmp_path / "calls.log", fail_on=(15,))
     memo = SwarmMemo(
-        tmp_path / "c", {"x": 5}, 1, exec_fn=counting, max_workers=max_workers, verbose=0
-    )
+        tmp_path / "c", {"x": 5}, 1, exec_fn=counting, max_workers=max_workers, verbose=0,
+        on_code_change="ignore",  # fail_on is part of the exec_fn's state, changed below
+    )  # fmt: skip
     with pytest.raises(ExecError) as info:
         memo.run({"alpha": 9}, SPEC)
     error = info.value
@@ -139,8 +140,9 @@ def test_exec_error_names_point_params_and_original_exception(tmp_path, max_work
 def test_on_error_skip_completes_the_rest_and_lists_failures(tmp_path):
     counting = CountingExec(tmp_path / "calls.log", fail_on=(7,))
     memo = SwarmMemo(
-        tmp_path / "c", {"x": 5}, 2, exec_fn=counting, max_workers=2, verbose=0, on_error="skip"
-    )
+        tmp_path / "c", {"x": 5}, 2, exec_fn=counting, max_workers=2, verbose=0, on_error="skip",
+        on_code_change="ignore",  # fail_on is part of the exec_fn's state, changed below
+    )  # fmt: skip
     output, diag = memo.run({}, SPEC)
     assert diag.failed_points == [(7,)]
     assert output[7].exc_type == "ValueError"

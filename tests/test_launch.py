@@ -356,9 +356,9 @@ def test_launch_handle_repr_counts_running_tasks(make_memo: Any) -> None:
 
 
 def test_pickling_an_exec_instance_keeps_its_code_fingerprint(tmp_path: Path) -> None:
-    before = new_memo(tmp_path / "a", NeverPickled(tmp_path / "log"))._code
+    before = new_memo(tmp_path / "a", NeverPickled(tmp_path / "log"))._requests().code
     pickle.dumps(NeverPickled(tmp_path / "log"))
-    assert new_memo(tmp_path / "b", NeverPickled(tmp_path / "log"))._code == before
+    assert new_memo(tmp_path / "b", NeverPickled(tmp_path / "log"))._requests().code == before
 
 
 class NeverPickled(CountingExec):

@@ -35,7 +35,9 @@ def test_on_error_raise_stores_the_points_its_exec_chunk_finished(tmp_path, exec
     # exec chunks of 2: (2,) finishes, then (3,) fails in the same exec chunk. With memo
     # chunks of 1 point, (2,)'s chunk is even complete.
     counting = CountingExec(tmp_path / "calls.log", fail_on=(3,))
-    memo = memo_for(tmp_path, counting, executor, bin_size)
+    memo = memo_for(
+        tmp_path, counting, executor, bin_size, on_code_change="ignore"
+    )  # fail_on/lock_at: exec_fn state, changed below
     with pytest.raises(ExecError) as info:
         memo.run({}, {"x": [0, 1, 2, 3]})
     assert info.value.point == (3,)
@@ -54,7 +56,9 @@ def test_on_error_raise_stores_the_points_its_exec_chunk_finished(tmp_path, exec
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_an_unpicklable_output_is_skipped_like_a_failure_under_every_executor(tmp_path, executor):
     exec_fn = LockAt(tmp_path / "calls.log", lock_at=(2,))
-    memo = memo_for(tmp_path, exec_fn, executor, on_error="skip")
+    memo = memo_for(
+        tmp_path, exec_fn, executor, on_error="skip", on_code_change="ignore"
+    )  # fail_on/lock_at: exec_fn state, changed below
     output, diag = memo.run({}, {"x": [0, 1, 2, 3]})
     assert diag.failed_points == [(2,)]
     assert isinstance(output[2], PointFailure)
@@ -72,7 +76,9 @@ def test_an_unpicklable_output_is_skipped_like_a_failure_under_every_executor(tm
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_an_unpicklable_output_raises_the_same_way_under_every_executor(tmp_path, executor):
     exec_fn = LockAt(tmp_path / "calls.log", lock_at=(2,))
-    memo = memo_for(tmp_path, exec_fn, executor)
+    memo = memo_for(
+        tmp_path, exec_fn, executor, on_code_change="ignore"
+    )  # fail_on/lock_at: exec_fn state, changed below
     with pytest.raises(ExecError, match=r"cannot be pickled .*at point \(2,\)") as info:
         memo.run({}, {"x": [0, 1, 2, 3]})
     assert info.value.point == (2,)

@@ -7,13 +7,27 @@ out where the code sits: file name, line numbers, module and qualified name, doc
 So moving a function down its file, or running ``python sweep.py`` and then importing
 ``sweep.exec_fn`` from a notebook, keeps the fingerprint; editing the body changes it.
 
+It also follows what the callable *reaches* through its globals (:mod:`._reach`): every
+name of its code (``co_names``, nested code included) bound in its module is written as
+an entry ``(module, name) -> value``, and so on from each function reached, with cycles
+and shared helpers written once. Helpers (functions, classes with their methods and
+attributes, callable objects, ``functools.wraps`` wrappers) defined in the user's own code
+are fingerprinted like the callable; module-level values by their canonical encoding;
+``mod.helper`` through a user module ``mod`` follows the code's names in ``mod``.
+Library code (:mod:`._libraries`: the standard library, installed distributions and
+swarm-memo itself) is recorded by qualified name and installed version, never descended.
+
 What it does not see (documented limits):
 
-- **Globals are not followed.** A helper function or module constant that the callable
-  reads through its globals is named (``co_names``) but its code/value is not included.
-- **Values without a canonical encoding** (a closure over an open file, a model object)
-  contribute only their type's qualified name: changing such a value does not change the
-  fingerprint. Callable instances and bound methods contribute their attributes too.
+- **Values without a canonical encoding** (an open file, a model object) contribute only
+  their type (with the code of that type when it is the user's): changing such a value
+  does not change the fingerprint. The callable itself (a callable instance, the object
+  of a bound method) contributes its attributes too.
+- **Names the code does not spell**: ``globals()["f"]``, ``getattr(mod, name)``, a module
+  reached only through a closure, and dunder names (``__name__``, ``__file__``).
+- **A call's own state changes.** :func:`call_fingerprint` (what calls are keyed and
+  stamped with) maps the fingerprint a function had after a call ran it back to the one
+  the call ran with, in this process: a list it appends to is not a code change.
 - **Python minor versions** compile to different bytecode, so ``sys.version_info[:2]`` is
   part of the fingerprint: upgrading Python counts as a code change.
 """
@@ -30,9 +44,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ._hashing import digest_bytes, encode, encode_into
+from ._libraries import library_file, library_label, library_module
+from ._reach import Reach
 from .errors import UnhashableValueError
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
+"""2: follows globals into the user's own code; libraries by name and version."""
 
 _BEHAVIOUR_FLAGS = (
     inspect.CO_VARARGS
@@ -99,8 +116,33 @@ def code_fingerprint(fn: Callable[..., Any]) -> bytes:
     """
     out = bytearray(b"swarm-memo-code")
     encode_into((FINGERPRINT_VERSION, tuple(sys.version_info[:2])), "version", out)
-    _Fingerprinter(out).callable_(fn)
+    reach = Reach(fn, _value_bytes)
+    _Fingerprinter(out, reach).callable_(fn)
+    reach.write_entries(out)
     return digest_bytes(bytes(out))
+
+
+_OWN_STATE: dict[bytes, bytes] = {}
+"""Fingerprint a function had after a call ran it -> the one it was called with."""
+_OWN_STATE_LIMIT = 4096
+
+
+def call_fingerprint(fn: Callable[..., Any]) -> str:
+    """The fingerprint (hex) a call of ``fn`` is keyed and stamped with: taken now, so
+    an edit made since the last call is seen; but when ``fn``'s only change since a call
+    of this process is what that call's own run did to the state it holds (a list it
+    appends to, a memo dict it fills), the fingerprint that call ran with."""
+    fingerprint = code_fingerprint(fn)
+    return _OWN_STATE.get(fingerprint, fingerprint).hex()
+
+
+def ran(fn: Callable[..., Any], code: str) -> None:
+    """Record, after a call keyed by ``code`` ran ``fn``, the state ``fn`` left behind."""
+    after = code_fingerprint(fn)
+    if after.hex() != code:
+        if len(_OWN_STATE) >= _OWN_STATE_LIMIT:
+            del _OWN_STATE[next(iter(_OWN_STATE))]
+        _OWN_STATE[after] = bytes.fromhex(code)
 
 
 def _name(value: Any) -> str:
@@ -112,8 +154,9 @@ def _name(value: Any) -> str:
 class _Fingerprinter:
     """Writes the fingerprint bytes of callables and values into ``out``."""
 
-    def __init__(self, out: bytearray) -> None:
+    def __init__(self, out: bytearray, reach: Reach) -> None:
         self.out = out
+        self.reach = reach
         self._active: dict[int, int] = {}  # id of a callable being written -> its number
         self._entered = 0
 
@@ -140,7 +183,11 @@ class _Fingerprinter:
     def _dispatch(self, fn: Any) -> None:
         out = self.out
         if isinstance(fn, types.FunctionType):
-            self._function(fn)
+            if library_module(fn.__module__) or library_file(fn.__code__.co_filename):
+                out += b"L"
+                self._str(library_label(fn.__module__, _name(fn)))
+            else:
+                self._function(fn)
         elif isinstance(fn, functools.partial):
             out += b"P"
             self.callable_(fn.func)
@@ -162,6 +209,10 @@ class _Fingerprinter:
             self._str(f"{module}.{_name(fn)}")
             if owner is not None and not isinstance(owner, types.ModuleType):
                 self._bound(owner)  # e.g. config.get: depends on that dict
+        elif library_module(type(fn).__module__) and callable(_wrapped(fn)):
+            out += b"w"  # a library's wrapper (functools.lru_cache): the code it wraps
+            self._str(library_label(type(fn).__module__, _name(type(fn))))
+            self.callable_(_wrapped(fn))
         elif hasattr(fn, "__dict__") or _encodable(fn):
             out += b"I"  # a callable instance: its class's code and its own state
             self._bound(fn)
@@ -171,6 +222,7 @@ class _Fingerprinter:
 
     def _function(self, fn: types.FunctionType) -> None:
         self.out += b"f"
+        self.reach.follow(fn)
         doc = fn.__doc__ if isinstance(fn.__doc__, str) else None
         self._code(fn.__code__, doc)
         self.value(fn.__defaults__)
@@ -230,8 +282,8 @@ class _Fingerprinter:
         for klass in cls.__mro__:
             if klass is object:
                 continue
-            if klass.__module__ == "builtins":
-                self._str(f"builtins.{klass.__qualname__}")
+            if library_module(klass.__module__):
+                self._str(library_label(klass.__module__, klass.__qualname__))
                 continue
             self._str(klass.__qualname__)
             attributes = {k: v for k, v in vars(klass).items() if k not in _CLASS_METADATA}
@@ -274,15 +326,30 @@ class _Fingerprinter:
             self.value(value.value)
         elif isinstance(value, types.ModuleType):
             out += b"m"
-            self._str(value.__name__)
+            library = library_module(value.__name__)
+            self._str(library_label(value.__name__) if library else value.__name__)
         else:
             try:
                 encoding = encode(value)
             except UnhashableValueError:
-                out += b"?"  # no canonical encoding: only its type discriminates
-                self._str(_name(cls))
+                self._opaque(value)
             else:
                 out += b"v" + encoding
+
+    def _opaque(self, value: Any) -> None:
+        """A value without a canonical encoding: its type, with that type's code when it
+        is the user's (its state is not seen); a library's wrapper of a function
+        (``functools.lru_cache``) as the function it wraps."""
+        cls = type(value)
+        library = library_module(cls.__module__)
+        if library and callable(_wrapped(value)):
+            self.out += b"C"
+            self.callable_(value)
+            return
+        self.out += b"?"
+        self._str(_name(cls))
+        if not library:
+            self.callable_(cls)
 
     def _sequence(self, value: list[Any] | tuple[Any, ...]) -> None:
         self.out += b"l" if type(value) is list else b"t"
@@ -303,7 +370,7 @@ class _Fingerprinter:
 
     def _sub(self) -> _Fingerprinter:
         """A fingerprinter writing to its own buffer, sharing this one's cycle guard."""
-        sub = _Fingerprinter(bytearray())
+        sub = _Fingerprinter(bytearray(), self.reach)
         sub._active, sub._entered = self._active, self._entered
         return sub
 
@@ -312,6 +379,21 @@ class _Fingerprinter:
         self.out += len(entries).to_bytes(8, "big")
         for entry in sorted(entries):
             self.out += len(entry).to_bytes(8, "big") + entry
+
+
+def _value_bytes(value: Any, reach: Reach) -> bytes:
+    """The fingerprint bytes of a value reached through globals."""
+    sub = _Fingerprinter(bytearray(), reach)
+    sub.value(value)
+    return bytes(sub.out)
+
+
+def _wrapped(fn: Any) -> Any:
+    """``fn.__wrapped__``, or None (also when a proxy's ``__getattr__`` fails)."""
+    try:
+        return getattr(fn, "__wrapped__", None)
+    except Exception:
+        return None
 
 
 def _encodable(value: Any) -> bool:

@@ -20,7 +20,7 @@ from ._config import (
     check_callable,
 )
 from ._diagnostics import Diagnostics, Status
-from ._fingerprint import code_fingerprint
+from ._fingerprint import call_fingerprint
 from ._grid import ChunkLayout
 from ._launch import Launch
 from ._launch import launch as _launch
@@ -183,7 +183,6 @@ class SwarmMemo:
             "ignore": ignore,
         }
         self.config = build_config(self._arguments)
-        self._code = None if exec_fn is None else code_fingerprint(exec_fn).hex()
         self._function_name = _name_of(exec_fn)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -232,7 +231,6 @@ class SwarmMemo:
         check_callable(fn, "exec_fn")
         self.config = replace(self.config, exec_fn=fn)
         self._arguments["exec_fn"] = fn
-        self._code = None if fn is None else code_fingerprint(fn).hex()
         self._function_name = _name_of(fn)
 
     @property
@@ -366,13 +364,17 @@ class SwarmMemo:
         its own cache entries, keyed by its qualified name and code fingerprint. Names in
         ``ignore`` (extra arguments or params keys) are passed but left out of the key.
         """
-        return lambda fn: MemoizedSweep(self._requests(), fn, streaming=False, ignore=ignore)
+        return lambda fn: MemoizedSweep(
+            self._requests(code=False), fn, streaming=False, ignore=ignore
+        )
 
     def streaming_wrap(
         self, ignore: Sequence[str] = ()
     ) -> Callable[[Callable[..., Any]], MemoizedSweep]:
         """Decorator like :meth:`run_wrap` that runs :meth:`run_streaming`."""
-        return lambda fn: MemoizedSweep(self._requests(), fn, streaming=True, ignore=ignore)
+        return lambda fn: MemoizedSweep(
+            self._requests(code=False), fn, streaming=True, ignore=ignore
+        )
 
     def sweep_wrap(
         self, ignore: Sequence[str] = ()
@@ -384,12 +386,14 @@ class SwarmMemo:
         ``.to_dataframe`` and ``.to_xarray`` take the same arguments. Keyed like
         :meth:`run_wrap`; names in ``ignore`` are passed but left out of the key.
         """
-        return lambda fn: SweptFunction(self._requests(), fn, ignore)
+        return lambda fn: SweptFunction(self._requests(code=False), fn, ignore)
 
     def clear(self, params: Params) -> int:
         """Forget every stored result of ``params`` (under this memo's cache_version);
         return how many chunk files were removed."""
-        plan = self._requests().plan(params, {a: [] for a in self.axis_order}, writable=True)
+        plan = self._requests(code=False).plan(
+            params, {a: [] for a in self.axis_order}, writable=True
+        )
         return clear_set(plan.pset)
 
     def compact(self, params: Params, split_spec: SplitSpec) -> CompactReport:
@@ -447,5 +451,9 @@ class SwarmMemo:
 
     # ------------------------------------------------------------------ internals
 
-    def _requests(self) -> Requests:
-        return Requests(self.config, self.config.exec_fn, self._code, self._function_name)
+    def _requests(self, code: bool = True) -> Requests:
+        """This call's requests. The code fingerprint is taken now, once per call: an
+        edit of ``exec_fn``'s helpers or module constants since the last call is seen."""
+        fn = self.config.exec_fn
+        fingerprint = call_fingerprint(fn) if code and fn is not None else None
+        return Requests(self.config, fn, fingerprint, self._function_name, fingerprinted=fn)

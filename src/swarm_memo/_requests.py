@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._config import MemoConfig
 from ._diagnostics import Diagnostics, Status
+from ._fingerprint import ran
 from ._pipeline import execute
 from ._plan import RunPlan, plan_run
 from ._sinks import Collated, Discard, GridOrdered, Pairs
@@ -50,6 +51,9 @@ class Requests:
     function_name: str
     ignore: frozenset[str] = frozenset()
     """Keys of the params passed to the function but left out of the key."""
+    fingerprinted: Callable[..., Any] | None = None
+    """The function whose fingerprint ``code`` is (after a run, :func:`ran` records the
+    state the run left it in: what it did to its own state is not a code change)."""
 
     def plan(
         self,
@@ -77,7 +81,7 @@ class Requests:
         started = time.perf_counter()
         plan = self.plan(key_params, split_spec, writable=True, exec_params=exec_params)
         sink = sink_for(plan)
-        diag = execute(plan, sink, compute=True, started=started)
+        diag = self._compute(plan, sink, started)
         return sink.result(), diag
 
     def stream(
@@ -85,7 +89,7 @@ class Requests:
     ) -> Diagnostics:
         started = time.perf_counter()
         plan = self.plan(key_params, split_spec, writable=True, exec_params=exec_params)
-        return execute(plan, Discard(), compute=True, started=started)
+        return self._compute(plan, Discard(), started)
 
     def load(
         self,
@@ -127,8 +131,23 @@ class Requests:
         call (its output a :class:`PointFailure`); points not stored are left out."""
         plan = self.plan(key_params, split_spec, writable=not load_only, exec_params=exec_params)
         sink = Pairs(plan.points)
-        execute(plan, sink, compute=not load_only)
+        if load_only:
+            execute(plan, sink, compute=False)
+        else:
+            self._compute(plan, sink, None)
         return sink.result()
+
+    def _compute(self, plan: RunPlan, sink: Any, started: float | None) -> Diagnostics:
+        """``execute`` with ``compute=True``; then, if the function ran here, the state
+        it left behind (see :func:`~swarm_memo._fingerprint.call_fingerprint`)."""
+        ran_here = True
+        try:
+            diag = execute(plan, sink, compute=True, started=started)
+            ran_here = diag.executed_points + len(diag.failed_points) > 0
+            return diag
+        finally:
+            if ran_here and self.code is not None and self.fingerprinted is not None:
+                ran(self.fingerprinted, self.code)
 
     def frame(
         self,

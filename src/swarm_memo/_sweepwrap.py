@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._fingerprint import code_fingerprint
+from ._fingerprint import call_fingerprint
 from ._keydefaults import parse_ignore
 from ._requests import Requests
 from ._wrap import FUNCTION_KEY, WrappedSweep, _Call
@@ -105,17 +105,19 @@ class SweptFunction(WrappedSweep):
         super().__init__(fn)
         axes = requests.config.layout.axis_order
         self._signature = _Signature(fn, axes, ignore)
-        code = code_fingerprint(fn).hex()
-        name = self._signature.name
-        self._requests = Requests(
-            requests.config, PointCall(fn, axes), code, name, self._signature.ignore
-        )
-        self._identity = f"{name}:{code}"
+        self._fn = fn
+        self._config = requests.config
+        self._point_call = PointCall(fn, axes)
 
     def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
         params, split_spec = self._signature.split(args, kwargs)
-        key_params = {**params, FUNCTION_KEY: self._identity}
-        return _Call(self._requests, key_params, params, split_spec)
+        code = call_fingerprint(self._fn)  # once per call: sees helper and constant edits
+        name, ignore = self._signature.name, self._signature.ignore
+        requests = Requests(
+            self._config, self._point_call, code, name, ignore, fingerprinted=self._fn
+        )
+        key_params = {**params, FUNCTION_KEY: f"{name}:{code}"}
+        return _Call(requests, key_params, params, split_spec)
 
     def option(self, kwargs: dict[str, Any], name: str, default: Any) -> Any:
         """A keyword of .load/.to_dataframe, unless the function has an argument so named

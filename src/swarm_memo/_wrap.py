@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._diagnostics import Diagnostics, Status
-from ._fingerprint import code_fingerprint
+from ._fingerprint import call_fingerprint
 from ._keydefaults import parse_ignore
 from ._requests import Requests
 from .errors import SpecError, SpecTypeError
@@ -132,7 +132,8 @@ class MemoizedSweep(WrappedSweep):
     a script and imported from a notebook shares its results), so two wrapped functions
     never share results, nor do two lambdas or two closures with other captured values.
     Names in ``ignore`` (extra arguments or params keys) are passed to the function but
-    left out of the key.
+    left out of the key. The fingerprint is taken once per call, so an edit of a helper
+    or module constant the function reaches keys a new entry.
     """
 
     def __init__(
@@ -145,7 +146,6 @@ class MemoizedSweep(WrappedSweep):
         self._ignored = parse_ignore(ignore, requests.config.layout.axis_order)
         self._signature, self._defaults = _keyword_defaults(fn)
         self._name = getattr(fn, "__qualname__", type(fn).__qualname__)
-        self._code = code_fingerprint(fn).hex()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._streaming:
@@ -167,6 +167,8 @@ class MemoizedSweep(WrappedSweep):
         if clash:
             raise SpecError(f"extra keyword arguments {clash} also appear in params; rename one")
         exec_fn = functools.partial(self._fn, **extra) if extra else self._fn
-        key_params = {**params, **extra, FUNCTION_KEY: f"{self._name}:{self._code}"}
-        bound = Requests(self._requests.config, exec_fn, self._code, self._name, self._ignored)
+        code = call_fingerprint(self._fn)
+        key_params = {**params, **extra, FUNCTION_KEY: f"{self._name}:{code}"}
+        config = self._requests.config
+        bound = Requests(config, exec_fn, code, self._name, self._ignored, fingerprinted=self._fn)
         return _Call(bound, key_params, params, split_spec)

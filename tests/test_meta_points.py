@@ -6,6 +6,7 @@ import itertools
 import random
 from typing import Any
 
+from swarm_memo._codec import ChunkMeta
 from swarm_memo._hashing import point_digest
 from swarm_memo._meta_points import (
     PointCounter,
@@ -17,18 +18,18 @@ from swarm_memo._meta_points import (
 )
 
 
-def product(**bins: list[Any]) -> dict[str, Any]:
+def product(**bins: list[Any]) -> ChunkMeta:
     axes = list(bins)
     points = 1
     for values in bins.values():
         points *= len(values)
     key = key_meta(tuple((a, tuple(v)) for a, v in bins.items()), axes)
-    return {"product": True, "axes": axes, "points": points, "key": key}
+    return ChunkMeta.parse({"product": True, "axes": axes, "points": points, "key": key})
 
 
-def enumerated(points: list[Any]) -> dict[str, Any]:
+def enumerated(points: list[Any]) -> ChunkMeta:
     ids = point_ids_meta(point_digest(p) for p in points)
-    return {"product": False, "points": len(points), "point_ids": ids}
+    return ChunkMeta.parse({"product": False, "points": len(points), "point_ids": ids})
 
 
 def test_same_points_in_several_chunk_files_count_once() -> None:
@@ -54,12 +55,12 @@ def test_values_count_by_canonical_identity() -> None:
 
 def test_int_runs_and_lists_are_the_same_values() -> None:
     run = product(x=list(range(0, 100, 3)))
-    assert run["key"][0][1] == {"range": [0, 100, 3]}
+    assert run.key[0][1] == {"range": [0, 100, 3]}
     listed = product(x=[0, 3, 6])
-    assert listed["key"][0][1] == {"range": [0, 7, 3]}
+    assert listed.key[0][1] == {"range": [0, 7, 3]}
     assert count_distinct_points([run, listed]) == (34, True)
-    assert product(x=[3, 2, 1])["key"][0][1] == {"range": [3, 0, -1]}
-    assert product(x=[1, 2, 4])["key"][0][1] == [1, 2, 4]
+    assert product(x=[3, 2, 1]).key[0][1] == {"range": [3, 0, -1]}
+    assert product(x=[1, 2, 4]).key[0][1] == [1, 2, 4]
 
 
 def test_enumerated_points_count_by_digest() -> None:
@@ -68,10 +69,11 @@ def test_enumerated_points_count_by_digest() -> None:
 
 
 def test_chunks_without_identities_are_added_as_is_and_flagged() -> None:
-    legacy = {"product": True, "points": 6, "axes": ["x"]}
-    broken = {"product": False, "points": 2, "point_ids": "abc"}  # not a multiple of 2
+    legacy = ChunkMeta.parse({"product": True, "points": 6, "axes": ["x"]})
+    broken = ChunkMeta.parse({"product": False, "points": 2, "point_ids": "abc"})  # 3 chars
     assert count_distinct_points([product(x=[1, 2]), legacy, broken]) == (10, False)
-    assert count_distinct_points([{"product": True, "points": 2, "key": "junk"}]) == (2, False)
+    junk = ChunkMeta.parse({"product": True, "points": 2, "key": "junk"})
+    assert count_distinct_points([junk]) == (2, False)
 
 
 def test_fast_path_agrees_with_the_union() -> None:
@@ -85,7 +87,7 @@ def test_fast_path_agrees_with_the_union() -> None:
         truth = {
             point
             for m in metas
-            for point in itertools.product(*(key_items(dict(m["key"])[a]) for a in ("x", "y")))
+            for point in itertools.product(*(key_items(dict(m.key or ())[a]) for a in ("x", "y")))
         }
         counter = PointCounter()
         for m in metas:

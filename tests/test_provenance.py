@@ -25,7 +25,7 @@ def test_every_chunk_records_compute_time_and_where_it_was_computed(tmp_path):
     counting = CountingExec(tmp_path / "calls.log", sleep=0.005)
     SwarmMemo(tmp_path / "c", {"x": 4}, 2, exec_fn=counting, max_workers=1, verbose=0).run({}, SPEC)
     for meta in metas(tmp_path / "c"):
-        info = meta["info"]
+        info = meta.info
         assert info["computed_points"] == 4
         assert info["compute_seconds"] >= 4 * 0.005
         assert info["host"] == socket.gethostname()
@@ -40,7 +40,7 @@ def test_status_estimates_the_missing_compute_time_from_stored_timings(tmp_path)
     memo = SwarmMemo(tmp_path / "c", {"x": 4}, 2, exec_fn=counting, max_workers=1, verbose=0)
     assert memo.status({}, SPEC).estimated_seconds is None  # nothing stored yet
     memo.run({}, {"x": SPEC["x"][:4]})
-    rate = sum(m["info"]["compute_seconds"] for m in metas(tmp_path / "c")) / 4
+    rate = sum(m.info["compute_seconds"] for m in metas(tmp_path / "c")) / 4
     status = memo.status({}, SPEC)
     assert status.missing_points == 4
     assert abs(status.estimated_seconds - 4 * rate) < 1e-9

@@ -248,7 +248,7 @@ def test_an_enumerator_yielding_the_product_is_stored_as_a_product(tmp_path, cou
     memo = make(tmp_path, counting, {"a": 2, "b": 2}, enumerate_points=seed_like)
     memo.run(PARAMS, {"a": [1, 2, 3], "b": [1, 2]})
     metas = [read_meta(p.read_bytes())[1] for p in (tmp_path / "cache").glob("*/chunks/*")]
-    assert all(meta["product"] and "point_ids" not in meta for meta in metas)
+    assert all(meta.product and meta.point_ids is None for meta in metas)
     counting.reset()
     rebinned = make(tmp_path, counting, {"a": 3, "b": 1})  # default points, other bins
     output, diag = rebinned.run(PARAMS, {"a": [1, 2, 3], "b": [1, 2]})

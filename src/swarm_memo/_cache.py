@@ -19,6 +19,7 @@ three). Chunk files are the only truth; everything else can be rebuilt from them
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -33,12 +34,11 @@ from typing import Any
 from ._bindigest import sequence_digest
 from ._codec import (
     FORMAT_VERSION,
-    HEADER_SIZE,
+    ChunkMeta,
     ChunkRecord,
-    check_size,
     decode_chunk,
     encode_chunk,
-    parse_meta,
+    peek_meta,
     read_header,
     read_meta,
 )
@@ -142,27 +142,24 @@ class ParamsSet:
             return None
         return before
 
-    def peek(self, name: str) -> dict[str, Any] | None:
+    def peek(self, name: str) -> ChunkMeta | None:
         """The meta of a chunk file whose header, size and ownership check out (the body
         is not read or verified); ``None`` if absent or unusable."""
         key = self.chunk_key(name)
-        head = self.store.read_prefix(key, PEEK_BYTES)
         stat = self.store.stat(key)
-        if head is None or stat is None:
+        if stat is None:
             return None
         try:
-            header = read_header(head)
-            check_size(header, stat.size)
-            if len(head) < HEADER_SIZE + header.meta_length:
-                head = self.store.read_prefix(key, HEADER_SIZE + header.meta_length) or b""
-            meta = parse_meta(header, head)
-            self._check_belongs(meta.get("set"), meta.get("cache_version"))
+            meta = peek_meta(functools.partial(self.store.read_prefix, key), stat.size)
+            self._check_belongs(meta.set_id, meta.cache_version)
+        except FileNotFoundError:
+            return None
         except (CorruptChunkError, UnreadableChunkError) as exc:
             self._set_aside(name, key, exc, lambda: stat)
             return self.peek(side_name(name)) if name in self.unreadable else None
         return meta
 
-    def check(self, name: str, expected: Chunk) -> dict[str, Any] | None:
+    def check(self, name: str, expected: Chunk) -> ChunkMeta | None:
         """The meta of a chunk file that a run reading it would accept: intact (the whole
         file is read and its checksum verified; nothing is unpickled), of this params set
         and holding ``expected`` (its key digest); ``None`` if absent or unusable, set
@@ -178,17 +175,15 @@ class ParamsSet:
         checked = self._read_checked(name, None)
         return None if checked is None else checked[0]
 
-    def _read_checked(
-        self, name: str, expected: Chunk | None
-    ) -> tuple[bytes, dict[str, Any]] | None:
+    def _read_checked(self, name: str, expected: Chunk | None) -> tuple[bytes, ChunkMeta] | None:
         key = self.chunk_key(name)
         data = self.store.read(key)
         if data is None:
             return None
         try:
             header, meta = read_meta(data)
-            self._check_belongs(meta.get("set"), meta.get("cache_version"))
-            digest = meta.get("key_digest")
+            self._check_belongs(meta.set_id, meta.cache_version)
+            digest = meta.key_digest
             if expected is not None and digest is None:  # no key digest: check the key
                 return None if self.load(name, expected) is None else (header.checksum, meta)
             if expected is not None and digest != expected.key_digest().hex():
@@ -203,13 +198,17 @@ class ParamsSet:
         set's chunk files; None when none has timings. Reads only headers and meta."""
         seconds, points = 0.0, 0
         for name in sorted(self.stored_names())[:sample]:
-            head = self.store.read_prefix(self.chunk_key(name), PEEK_BYTES)
+            key = self.chunk_key(name)
+            stat = self.store.stat(key)
+            if stat is None:
+                continue
             try:
-                info = parse_meta(read_header(head or b""), head or b"").get("info") or {}
-                seconds += float(info["compute_seconds"])
-                points += int(info["computed_points"])
-            except (CorruptChunkError, UnreadableChunkError, KeyError, TypeError, ValueError):
-                continue  # damaged, another format, or written without timings
+                meta = peek_meta(functools.partial(self.store.read_prefix, key), stat.size)
+            except (OSError, CorruptChunkError, UnreadableChunkError):
+                continue  # gone, damaged or another format
+            if meta.compute_seconds is not None and meta.computed_points is not None:
+                seconds += meta.compute_seconds
+                points += meta.computed_points
         return seconds / points if points else None
 
     def _check_belongs(self, set_id: Any, cache_version: Any) -> None:

@@ -35,7 +35,7 @@ import itertools
 import json
 import pickle
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -204,6 +204,93 @@ def meta_point_codes(meta: dict[str, Any]) -> tuple[str | None, ...] | None:
 
 
 @dataclass(frozen=True)
+class ChunkMeta:
+    """The JSON meta block of a chunk file, typed (read without unpickling anything).
+
+    Fields a file written by an older swarm-memo lacks are None (or empty); a field of
+    the wrong type is a :class:`CorruptChunkError` when parsed. ``key`` is the chunk key
+    in its JSON form (see :mod:`swarm_memo._meta_points`); ``point_ids`` the hex digests of
+    a file's listed points; ``info`` its timings and provenance (informative only).
+    """
+
+    set_id: str | None
+    cache_version: str | None
+    axes: tuple[str, ...]
+    product: bool
+    points: int | None
+    partial: bool
+    code: str | None
+    point_codes: tuple[str | None, ...] | None
+    info: dict[str, Any]
+    key: list[Any] | None
+    key_digest: str | None
+    point_ids: str | None
+    name: str | None
+    """The chunk file name it was written under (None in files from before names)."""
+
+    @classmethod
+    def parse(cls, meta: dict[str, Any]) -> ChunkMeta:
+        """Type the meta block of a file.
+
+        Raises
+        ------
+        CorruptChunkError
+            A field has a type no swarm-memo writes.
+        """
+        try:
+            return cls(
+                set_id=_optional(meta, "set", str),
+                cache_version=_optional(meta, "cache_version", str),
+                axes=tuple(str(a) for a in meta.get("axes") or ()),
+                product=meta.get("product") is True,
+                points=_optional(meta, "points", int),
+                partial=bool(meta.get("partial", False)),
+                code=_optional(meta, "code", str),
+                point_codes=meta_point_codes(meta),
+                info=dict(meta.get("info") or {}),
+                key=_if_typed(meta, "key", list),
+                key_digest=_optional(meta, "key_digest", str),
+                point_ids=_if_typed(meta, "point_ids", str),
+                name=_optional(meta, "name", str),
+            )
+        except (TypeError, ValueError) as exc:
+            raise CorruptChunkError(f"a meta field is malformed: {exc}") from exc
+
+    def codes(self, count: int) -> tuple[str | None, ...]:
+        """Each of the file's ``count`` points' code fingerprints."""
+        return self.point_codes if self.point_codes is not None else (self.code,) * count
+
+    @property
+    def compute_seconds(self) -> float | None:
+        value = self.info.get("compute_seconds")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def computed_points(self) -> int | None:
+        value = self.info.get("computed_points")
+        return value if isinstance(value, int) else None
+
+    @property
+    def host(self) -> str | None:
+        value = self.info.get("host")
+        return value if isinstance(value, str) else None
+
+
+def _if_typed(meta: dict[str, Any], name: str, kind: type) -> Any:
+    """A field that only helps counting points: None when absent or of another type (the
+    count is then flagged as possibly inexact, never an error)."""
+    value = meta.get(name)
+    return value if isinstance(value, kind) else None
+
+
+def _optional(meta: dict[str, Any], name: str, kind: type) -> Any:
+    value = meta.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name!r} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+@dataclass(frozen=True)
 class ChunkHeader:
     """What a chunk file says about itself, read without unpickling anything."""
 
@@ -329,7 +416,7 @@ def check_size(header: ChunkHeader, size: int) -> None:
         )
 
 
-def read_meta(data: bytes) -> tuple[ChunkHeader, dict[str, Any]]:
+def read_meta(data: bytes) -> tuple[ChunkHeader, ChunkMeta]:
     """Header and meta of a whole chunk file, checksum verified; nothing is unpickled."""
     header = read_header(data)
     check_size(header, len(data))
@@ -339,7 +426,7 @@ def read_meta(data: bytes) -> tuple[ChunkHeader, dict[str, Any]]:
     return header, parse_meta(header, data)
 
 
-def parse_meta(header: ChunkHeader, data: bytes) -> dict[str, Any]:
+def parse_meta(header: ChunkHeader, data: bytes) -> ChunkMeta:
     """The meta block of a file whose first bytes are ``data`` (not checksummed here)."""
     raw = data[HEADER_SIZE : HEADER_SIZE + header.meta_length]
     try:  # decoded first: json.loads would sniff the encoding of bytes on every call
@@ -348,7 +435,36 @@ def parse_meta(header: ChunkHeader, data: bytes) -> dict[str, Any]:
         raise CorruptChunkError(f"unreadable meta block: {exc}") from exc
     if not isinstance(meta, dict):
         raise CorruptChunkError("unreadable meta block: truncated or not a JSON object")
-    return meta
+    return ChunkMeta.parse(meta)
+
+
+PEEK_GUESS = 4096
+"""Bytes read at first to peek at a chunk file's meta (most metas are smaller)."""
+
+
+def peek_meta(read_prefix: Callable[[int], bytes | None], size: int) -> ChunkMeta:
+    """The meta of a chunk file of ``size`` bytes from its first bytes alone
+    (``read_prefix(n)`` reads them): magic, format, size and meta checked, not the
+    checksum, and the body is never read. The one way to peek at a file.
+
+    Raises
+    ------
+    CorruptChunkError
+        Bad magic, a size that does not match the header, an unreadable meta.
+    UnreadableChunkError
+        A format this swarm-memo does not know.
+    FileNotFoundError
+        The file is gone.
+    """
+    head = read_prefix(HEADER_SIZE + PEEK_GUESS)
+    if head is None:
+        raise FileNotFoundError("the file vanished while being read")
+    header = read_header(head)
+    check_size(header, size)
+    end = HEADER_SIZE + header.meta_length
+    if len(head) < end:
+        head = read_prefix(end) or b""
+    return parse_meta(header, head)
 
 
 def body_of(data: bytes) -> memoryview:
@@ -396,21 +512,23 @@ def decode_chunk(data: bytes) -> ChunkRecord:
         raise UnreadableChunkError(f"an output cannot be unpickled here: {exc!r}") from exc
     except Exception as exc:  # the checksum passed, so this is not an accident of the disk
         raise CorruptChunkError(f"the body cannot be unpickled: {exc!r}") from exc
+    if meta.set_id is None or meta.cache_version is None:
+        raise CorruptChunkError("a required field is missing: its params set or cache version")
     try:
         record = ChunkRecord(
-            set_id=str(meta["set"]),
-            cache_version=str(meta["cache_version"]),
+            set_id=meta.set_id,
+            cache_version=meta.cache_version,
             chunk_key=read_key(body["chunk_key"]),
-            axes=tuple(meta["axes"]),
+            axes=meta.axes,
             points=body["points"],
             outputs=body["outputs"],
-            partial=bool(meta.get("partial", False)),
-            code=meta.get("code"),
-            info=meta.get("info") or {},
-            key_digest=meta.get("key_digest"),
+            partial=meta.partial,
+            code=meta.code,
+            info=meta.info,
+            key_digest=meta.key_digest,
             checksum=header.checksum,
             stored_bytes=len(data),
-            point_codes=meta_point_codes(meta),
+            point_codes=meta.point_codes,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptChunkError(f"a required field is missing or malformed: {exc!r}") from exc

@@ -110,11 +110,7 @@ def _write_layout_file(
     """Write the points found for a chunk under its own name, each with its code."""
     pset = plan.pset
     own = pset.peek(name)
-    if (
-        own is not None
-        and own.get("product") is True
-        and tuple(own.get("axes") or ()) != chunk.axes
-    ):
+    if own is not None and own.product and own.axes != chunk.axes:
         record = pset.load(name, chunk)
         if record is not None:
             pset.set_aside_other_order(name, record)
@@ -138,9 +134,4 @@ def _write_layout_file(
 def _complete(pset: ParamsSet, name: str, axes: tuple[str, ...]) -> bool:
     """Whether a chunk's own file is complete, in this axis order, of one code."""
     meta = pset.peek(name)
-    return (
-        meta is not None
-        and not meta.get("partial")
-        and tuple(meta.get("axes") or ()) == axes
-        and "codes" not in meta
-    )
+    return meta is not None and not meta.partial and meta.axes == axes and meta.point_codes is None

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._codec import ChunkMeta
 from ._hashing import point_digest
 from ._meta_points import chunk_key, item_display, item_token
 from ._requests_log import RequestInfo, read_requests, request_from_plan
@@ -181,7 +182,7 @@ def _html_cell(missing: int, stored: int, failed: int) -> str:
 
 
 def coverage_of(
-    request: RequestInfo, metas: Iterable[dict[str, Any]], failures: Iterable[dict[str, Any]]
+    request: RequestInfo, metas: Iterable[ChunkMeta], failures: Iterable[dict[str, Any]]
 ) -> Coverage:
     """The state of every point of ``request`` from the chunk files' metas and the
     recorded failures (``{"values": [item per axis], ...}``)."""
@@ -211,7 +212,7 @@ def coverage_of(
 
 
 def _mark_chunk(
-    meta: dict[str, Any],
+    meta: ChunkMeta,
     axes: list[str],
     index: list[dict[Any, int]],
     strides: list[int],
@@ -227,7 +228,7 @@ def _mark_chunk(
         [(index[a][t], item) for item in by_axis[name] if (t := item_token(item)) in index[a]]
         for a, name in enumerate(axes)
     ]
-    if meta.get("product") is True:
+    if meta.product:
         for combo in itertools.product(*hits):
             states[sum(i * s for (i, _), s in zip(combo, strides, strict=True))] = STORED
         return
@@ -243,9 +244,9 @@ def _mark_chunk(
             states[sum(i * s for (i, _), s in zip(combo, strides, strict=True))] = STORED
 
 
-def _point_ids(meta: dict[str, Any]) -> set[str]:
-    ids, count = meta.get("point_ids"), meta.get("points")
-    if not isinstance(ids, str) or not isinstance(count, int) or count <= 0 or len(ids) % count:
+def _point_ids(meta: ChunkMeta) -> set[str]:
+    ids, count = meta.point_ids, meta.points
+    if ids is None or count is None or count <= 0 or len(ids) % count:
         return set()
     width = len(ids) // count
     return {ids[i : i + width] for i in range(0, len(ids), width)}

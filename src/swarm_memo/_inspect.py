@@ -7,12 +7,13 @@ caches are inspected alike. Checking every chunk file and cleaning up live in
 
 Inspection never modifies a cache and never runs code from it: params come from the
 plain-JSON ``params.json``, chunk facts from the JSON meta block of each chunk file
-(``_codec.read_header``); no pickle (chunk body, index segment, old ``params.pkl``) is
+(``_codec.peek_meta``); no pickle (chunk body, index segment, old ``params.pkl``) is
 ever loaded.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._cache import CHUNK_SUFFIX, PARAMS_FILE
-from ._codec import HEADER_SIZE, check_size, read_header
+from ._codec import ChunkMeta
+from ._codec import peek_meta as codec_peek_meta
 from ._local_store import LocalStore
 from ._meta_points import PointCounter, axis_values
 from ._remote import open_store
@@ -32,7 +34,6 @@ SHORT_DIGEST = 12
 OLD_PARAMS_FILE = "params.pkl"
 # A set folder is named by a hex digest; requiring it keeps gc away from foreign folders.
 _SET_ID = re.compile(r"[0-9a-f]{16,128}")
-_META_GUESS = 4096
 """Bytes of meta read along with the header; a longer meta costs a second read."""
 
 
@@ -148,31 +149,20 @@ def chunk_files(store: Store, set_id: str) -> list[FileEntry]:
     return visible_files(store, f"{set_id}/chunks", CHUNK_SUFFIX)
 
 
-def peek_meta(store: Store, entry: FileEntry) -> dict[str, Any]:
-    """The JSON meta of a chunk file, its header and size checked (not its checksum).
+def peek_meta(store: Store, entry: FileEntry) -> ChunkMeta:
+    """The meta of a chunk file, its header and size checked (not its checksum).
 
     Raises
     ------
     CorruptChunkError
-        Bad magic, truncated, unreadable meta.
+        Bad magic, truncated, unreadable meta, or the file vanished meanwhile.
     UnreadableChunkError
         A format this swarm-memo does not know.
     """
-    head = store.read_prefix(entry.key, HEADER_SIZE + _META_GUESS)
-    if head is None:
-        raise CorruptChunkError("the file vanished while being read")
-    header = read_header(head)
-    check_size(header, entry.size)
-    end = HEADER_SIZE + header.meta_length
-    if len(head) < end:
-        head = store.read_prefix(entry.key, end) or b""
     try:
-        meta = json.loads(head[HEADER_SIZE:end])
-    except ValueError as exc:
-        raise CorruptChunkError(f"unreadable meta block: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise CorruptChunkError("unreadable meta block: not a JSON object")
-    return meta
+        return codec_peek_meta(functools.partial(store.read_prefix, entry.key), entry.size)
+    except FileNotFoundError as exc:
+        raise CorruptChunkError(str(exc)) from exc
 
 
 @dataclass
@@ -180,7 +170,7 @@ class ChunkFacts:
     """The chunk files of one params set with their metas (or why each is unreadable)."""
 
     files: list[FileEntry]
-    metas: list[dict[str, Any]] = field(default_factory=list)
+    metas: list[ChunkMeta] = field(default_factory=list)
     bad: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
@@ -356,24 +346,19 @@ def describe_set(store: Store, digest: str) -> SetDetail:
     summary = summarize_set(store, set_id, facts)
     per_axis = axis_values(facts.metas)
     axes = [AxisValues(name, sort_values(values)) for name, values in sorted(per_axis.items())]
-    orders = [tuple(m["axes"]) for m in facts.metas if isinstance(m.get("axes"), list)]
-    recorded = all(isinstance(m.get("key"), list) for m in facts.metas)
+    orders = [m.axes for m in facts.metas if m.axes]
+    recorded = all(m.key is not None for m in facts.metas)
     seconds, hosts = compute_facts(facts.metas)
     order = orders[-1] if orders else None
     return SetDetail(summary, axes, order, recorded, facts.bad, seconds, hosts)
 
 
-def compute_facts(metas: list[dict[str, Any]]) -> tuple[float, dict[str, int]]:
+def compute_facts(metas: list[ChunkMeta]) -> tuple[float, dict[str, int]]:
     """Total compute seconds and chunk files per host, from the chunks' provenance."""
     seconds = 0.0
     hosts: dict[str, int] = {}
     for meta in metas:
-        info = meta.get("info")
-        if not isinstance(info, dict):
-            continue
-        if isinstance(info.get("compute_seconds"), (int, float)):
-            seconds += float(info["compute_seconds"])
-        host = info.get("host")
-        if isinstance(host, str):
-            hosts[host] = hosts.get(host, 0) + 1
+        seconds += meta.compute_seconds or 0.0
+        if meta.host is not None:
+            hosts[meta.host] = hosts.get(meta.host, 0) + 1
     return seconds, hosts

@@ -112,19 +112,18 @@ def _chunk_problem(
         return None, f"unreadable here (left in place): {exc}"
     except CorruptChunkError as exc:
         return str(exc), None
-    if meta.get("set") != set_id:
-        return f"it belongs to params set {meta.get('set')!r}, not to this folder", None
-    written_as = meta.get("name")  # absent from files written before names were recorded
+    if meta.set_id != set_id:
+        return f"it belongs to params set {meta.set_id!r}, not to this folder", None
+    written_as = meta.name  # absent from files written before names were recorded
     if written_as is not None and f"{written_as}{CHUNK_SUFFIX}" != entry.key_name:
         return (
             f"it was written as chunk file {written_as!r}, not under this name (a copy or "
             "a rename): its key is not its name's",
             None,
         )
-    if version is not None and meta.get("cache_version") != version:
+    if version is not None and meta.cache_version != version:
         return (
-            f"its cache_version {meta.get('cache_version')!r} differs from {PARAMS_FILE} "
-            f"({version!r})",
+            f"its cache_version {meta.cache_version!r} differs from {PARAMS_FILE} ({version!r})",
             None,
         )
     return None, None

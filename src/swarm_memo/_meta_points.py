@@ -25,13 +25,27 @@ import itertools
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._hashing import digest_bytes, encode
 from ._textfmt import short_repr
 
 Token = Hashable
 """The identity of one axis value (equal tokens <=> equal canonical encodings)."""
+
+
+class MetaPoints(Protocol):
+    """The fields of a chunk file's meta (``_codec.ChunkMeta``) that say which points it
+    holds."""
+
+    @property
+    def product(self) -> bool: ...
+    @property
+    def points(self) -> int | None: ...
+    @property
+    def key(self) -> list[Any] | None: ...
+    @property
+    def point_ids(self) -> str | None: ...
 
 
 def item_token(item: Any) -> Token:
@@ -60,10 +74,10 @@ def key_items(values: Any) -> list[Any]:
     raise ValueError(f"malformed key values {values!r}")
 
 
-def chunk_key(meta: dict[str, Any]) -> list[tuple[str, list[Any]]] | None:
+def chunk_key(meta: MetaPoints) -> list[tuple[str, list[Any]]] | None:
     """The chunk key of a chunk file's meta as ``[(axis, items)]``; None when absent."""
-    key = meta.get("key")
-    if not isinstance(key, list):
+    key = meta.key
+    if key is None:
         return None
     try:
         return [(str(axis), key_items(values)) for axis, values in key]
@@ -71,10 +85,9 @@ def chunk_key(meta: dict[str, Any]) -> list[tuple[str, list[Any]]] | None:
         return None
 
 
-def _point_ids(meta: dict[str, Any]) -> list[str] | None:
-    ids = meta.get("point_ids")
-    count = meta.get("points")
-    if not isinstance(ids, str) or not isinstance(count, int) or count <= 0:
+def _point_ids(meta: MetaPoints) -> list[str] | None:
+    ids, count = meta.point_ids, meta.points
+    if ids is None or count is None or count <= 0:
         return [] if count == 0 else None
     if len(ids) % count:
         return None
@@ -92,9 +105,9 @@ class PointCounter:
     exact: bool = True
     """False when a chunk without ``key``/``point_ids`` was counted as is."""
 
-    def add(self, meta: dict[str, Any]) -> None:
+    def add(self, meta: MetaPoints) -> None:
         """Account for one chunk file."""
-        if meta.get("product") is True:
+        if meta.product:
             key = chunk_key(meta)
             if key is not None:
                 bins = tuple(sorted((a, frozenset(map(item_token, v))) for a, v in key))
@@ -105,8 +118,8 @@ class PointCounter:
             if ids is not None:
                 self._enumerated.update(ids)
                 return
-        points = meta.get("points")
-        self._loose += points if isinstance(points, int) and points > 0 else 0
+        points = meta.points
+        self._loose += points if points is not None and points > 0 else 0
         self.exact = False
 
     def total(self) -> int:
@@ -136,7 +149,7 @@ def _disjoint(chunks: Iterable[tuple[tuple[str, frozenset[Token]], ...]]) -> boo
     return len(axes) <= 1
 
 
-def count_distinct_points(metas: Iterable[dict[str, Any]]) -> tuple[int, bool]:
+def count_distinct_points(metas: Iterable[MetaPoints]) -> tuple[int, bool]:
     """``(distinct points, exact)`` over the metas of one params set's chunk files."""
     counter = PointCounter()
     for meta in metas:
@@ -144,7 +157,7 @@ def count_distinct_points(metas: Iterable[dict[str, Any]]) -> tuple[int, bool]:
     return counter.total(), counter.exact
 
 
-def axis_values(metas: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
+def axis_values(metas: Iterable[MetaPoints]) -> dict[str, list[Any]]:
     """Per axis, the distinct values (display form) found in the metas' chunk keys."""
     per_axis: dict[str, dict[Token, Any]] = {}
     for meta in metas:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._cache import logger
 from ._claims import claims_for
-from ._codec import ChunkRecord, meta_point_codes
+from ._codec import ChunkRecord
 from ._diagnostics import Diagnostics
 from ._grid import Chunk
 from ._jobs import MISSING, ChunkJob
@@ -38,7 +38,7 @@ from ._serving import ServePolicy
 from ._sinks import Sink
 from ._stop import StopRequest, stop_on_signals
 from ._writer import ChunkWriter
-from .errors import CorruptChunkError, RunInterrupted, SpecError
+from .errors import RunInterrupted, SpecError
 
 CLAIMS_AHEAD = 256
 """Chunks a run may hold claimed but unwritten at once (at least four exec chunks' worth):
@@ -148,17 +148,12 @@ class _Run:
         meta = self.plan.pset.check(name, chunk)
         if meta is None:
             return False
-        try:
-            codes = meta_point_codes(meta)
-        except CorruptChunkError:
-            return False  # a later load of the file quarantines it
-        if codes is None:
-            codes = (meta.get("code"),) * chunk.product_size
+        codes = meta.codes(chunk.product_size)
         policy = self.policy
         if (
-            meta.get("partial")
-            or meta.get("product") is not True
-            or not policy.same_axes(meta.get("axes") or ())
+            meta.partial
+            or not meta.product
+            or not policy.same_axes(meta.axes)
             or not policy.codes_allowed(codes)
         ):
             return False

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._cache import ParamsSet
-from ._codec import MIXED_CODE, ChunkRecord, meta_point_codes
+from ._codec import MIXED_CODE, ChunkRecord
 from ._diagnostics import Diagnostics
 from ._grid import Chunk, strides
 from ._hashing import point_digest
@@ -28,7 +28,6 @@ from ._index import Found, IndexRecord, PointIndex
 from ._jobs import MISSING
 from ._keydefaults import locate_defaulted, same_order
 from ._serving import ServePolicy
-from .errors import CorruptChunkError
 
 LRU_BYTES = 256 * 2**20
 """What the chunk files whose outputs are kept loaded may weigh, together (estimated)."""
@@ -272,10 +271,7 @@ class Reuse:
             return None if record is None else record.point_codes
         if name not in self._peeked:
             meta = self._pset.peek(name)
-            try:
-                self._peeked[name] = None if meta is None else meta_point_codes(meta)
-            except CorruptChunkError:
-                self._peeked[name] = None
+            self._peeked[name] = None if meta is None else meta.point_codes
         return self._peeked[name]
 
     def _enumerated_in_products(self, chunk: Chunk, points: Sequence[Any]) -> list[Found]:

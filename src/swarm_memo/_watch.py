@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ._codec import ChunkMeta
 from ._coverage import FAILED, STORED, Coverage, coverage_of
 from ._inspect import ChunkFacts, resolve_set, set_ids
 from ._meta_points import count_distinct_points
@@ -80,9 +81,9 @@ class SweepProgress:
         }
 
 
-def _computed_at(meta: dict[str, Any]) -> tuple[float, dict[str, Any]] | None:
-    info = meta.get("info")
-    if not isinstance(info, dict) or not isinstance(info.get("computed_at"), str):
+def _computed_at(meta: ChunkMeta) -> tuple[float, dict[str, Any]] | None:
+    info = meta.info
+    if not isinstance(info.get("computed_at"), str):
         return None
     try:
         return datetime.fromisoformat(info["computed_at"]).timestamp(), info
@@ -90,9 +91,7 @@ def _computed_at(meta: dict[str, Any]) -> tuple[float, dict[str, Any]] | None:
         return None
 
 
-def _activity(
-    metas: Sequence[dict[str, Any]], now: float, since: float
-) -> tuple[float, dict[str, int]]:
+def _activity(metas: Sequence[ChunkMeta], now: float, since: float) -> tuple[float, dict[str, int]]:
     """Points computed per minute since ``since`` (at most :data:`RATE_WINDOW` ago), and
     points per writer within :data:`WRITERS_WINDOW`."""
     window = min(RATE_WINDOW, max(60.0, now - since))
@@ -125,7 +124,7 @@ def _failures(requests: Sequence[RequestInfo]) -> list[dict[str, Any]]:
 
 
 def _one_sweep(
-    set_id: str, runs: list[RequestInfo], metas: list[dict[str, Any]], all_failed: Any, now: float
+    set_id: str, runs: list[RequestInfo], metas: list[ChunkMeta], all_failed: Any, now: float
 ) -> SweepProgress:
     latest = runs[-1]
     started = min(r.started for r in runs)

@@ -284,6 +284,9 @@ def test_sweep_wrap_bad_calls_name_the_argument_before_any_work(swept, tmp_path)
         simulate(x=[1], y=[1])  # alpha is missing
     with pytest.raises(SpecError, match="'y'"):
         memo.sweep_wrap()(lambda x: x)
+    custom = SwarmMemo(tmp_path / "c2", {"x": 2}, 2, enumerate_points=lambda p, s: [])
+    with pytest.raises(SpecError, match="enumerate_points"):
+        custom.sweep_wrap()(lambda x: x)
     assert calls == []
     assert not (tmp_path / "cache").exists()
 

@@ -105,6 +105,11 @@ class SweptFunction(WrappedSweep):
         super().__init__(fn)
         axes = requests.config.layout.axis_order
         self._signature = _Signature(fn, axes, ignore)
+        if requests.config.enumerate_points is not None:
+            raise SpecError(
+                f"sweep_wrap calls {self._signature.name} with one value per axis: it needs "
+                "the default enumerate_points (this memo has its own; use run_wrap)"
+            )
         self._fn = fn
         self._config = requests.config
         self._point_call = PointCall(fn, axes)

@@ -322,3 +322,61 @@ def test_status_plot_draws_the_fraction_stored(tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- item 9
+
+
+def test_memo_chunk_spec_accepts_numpy_integers(tmp_path: Path) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": np.int64(4), "y": {"size": np.int32(2)}}, 3,
+                     exec_fn=doubled, verbose=0)  # fmt: skip
+    output, diag = memo.run({}, {"x": list(range(8)), "y": [0, 1]})
+    assert diag.total_chunks == 2
+    assert output == [x * 2 for x in range(8) for _ in range(2)]
+    with pytest.raises(TypeError, match=r"memo_chunk_spec\['x'\] must be an int >= 1"):
+        SwarmMemo(tmp_path / "cache", {"x": np.float64(4.0)}, 3, exec_fn=doubled)
+
+
+def test_ls_shows_the_params_keys_that_tell_wrapped_sets_apart(tmp_path: Path) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 2, verbose=0, executor="serial")
+
+    @memo.run_wrap()
+    def simulate_a_rather_long_named_function(params: Any, point: Any, resolution: int = 10) -> Any:
+        return point[0] * resolution
+
+    for alpha in (0.1, 0.2):
+        simulate_a_rather_long_named_function(
+            {"alpha": alpha, "model": "m1"}, split_spec={"x": [1]}
+        )
+    result = CliRunner().invoke(cli, ["ls", str(tmp_path / "cache")])
+    rows = result.output.splitlines()[1:3]
+    assert sorted(row.split("v1", 1)[1].strip() for row in rows) == [
+        "alpha=0.1; same: __swarm_memo_function__, model, resolution",
+        "alpha=0.2; same: __swarm_memo_function__, model, resolution",
+    ]
+
+
+def echo_free(params: dict[str, Any], point: tuple[Any, ...]) -> Any:
+    return {"sum": point[0] + point[1], "x": point[0] * 10}
+
+
+def test_records_frame_keeps_the_axis_columns(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    from swarm_memo.collate import concat_frames, records_frame
+
+    memo = SwarmMemo(tmp_path / "cache", {"x": 2, "y": 1}, 3, exec_fn=echo_free,
+                     collate_fn=records_frame, merge_fn=concat_frames, verbose=0)  # fmt: skip
+    frame, _ = memo.run({}, {"x": [1, 2, 3], "y": [5, 6]})
+    assert list(frame.columns) == ["x", "y", "sum", "x_output"]
+    assert frame[["x", "y", "sum"]].values.tolist() == [
+        [1, 5, 6], [2, 5, 7], [1, 6, 7], [2, 6, 8], [3, 5, 8], [3, 6, 9]
+    ]  # fmt: skip
+    assert frame["x_output"].tolist() == [10 * x for x in frame["x"]]
+    loaded, _ = memo.load({}, {"x": [1, 2, 3, 4], "y": [5]})
+    assert loaded[["x", "y"]].values.tolist() == [[1, 5], [2, 5], [3, 5]]
+
+
+def test_status_estimates_zero_seconds_when_everything_is_stored(tmp_path: Path) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 2, exec_fn=doubled, verbose=0)
+    memo.run({}, {"x": [1, 2, 3]})
+    assert memo.status({}, {"x": [1, 2, 3]}).estimated_seconds == 0.0

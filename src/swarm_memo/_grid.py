@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,11 +21,12 @@ from .errors import SpecError, SpecTypeError
 
 
 def _check_positive_int(value: Any, name: str, hint: str = "an int >= 1") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # numpy integers are accepted (as everywhere else); bools, floats and strings are not
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SpecTypeError(f"{name} must be {hint}; got {value!r} ({type(value).__name__})")
     if value < 1:
         raise SpecError(f"{name} must be {hint}; got {value!r}")
-    return value
+    return int(value)
 
 
 def _parse_bin_size(axis: str, spec: Any) -> int:

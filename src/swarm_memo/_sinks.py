@@ -8,6 +8,7 @@ or on the chunk order.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -68,12 +69,20 @@ class Collated:
         self._collate = collate
         self._merge = merge
         self._values: dict[int, Any] = {}
+        # collate functions marked so (collate.records_frame) also get points and axes
+        self._with_points = getattr(collate, "swarm_memo_points", False) is True
 
     def take(
         self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
     ) -> None:
         present = [o for o in outputs if o is not MISSING] if partial else outputs
         try:
+            if self._with_points:
+                listed = itertools.product(*chunk.bins) if points is None else points
+                kept = [p for p, o in zip(listed, outputs, strict=True) if o is not MISSING]
+                with_points: Any = self._collate
+                self._values[chunk.index] = with_points(present, points=kept, axes=chunk.axes)
+                return
             self._values[chunk.index] = self._collate(present)
         except Exception as exc:
             raise CollateError(

@@ -147,3 +147,38 @@ def sort_values(values: Iterable[Any]) -> list[Any]:
         return sorted(items)
     except Exception:
         return sorted(items, key=lambda v: (type(v).__name__, short_repr(v, 1000)))
+
+
+def distinguishing_params(all_params: list[Any], width: int = 60) -> list[str | None]:
+    """For params (dicts, as ``params.json`` describes them) whose cut reprs would look
+    alike, a line showing first the keys whose values differ between those sets
+    (``alpha=0.1; same: model, seed``). None for the others (not a dict, or a repr that
+    tells it apart already): the caller shows the usual repr."""
+    texts: list[str | None] = [None] * len(all_params)
+    alike: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for i, params in enumerate(all_params):
+        if isinstance(params, dict):
+            keys = tuple(sorted(map(str, params)))
+            alike.setdefault((short_repr(params, width), keys), []).append(i)
+    for (_, keys), members in alike.items():
+        if len(members) < 2:
+            continue
+        values = [{str(k): _canonical_json(v) for k, v in all_params[i].items()} for i in members]
+        differing = [k for k in keys if len({v[k] for v in values}) > 1]
+        if not differing:
+            continue  # the same params (another cache_version): the repr says it all
+        same = [k for k in keys if k not in differing]
+        for i in members:
+            params = {str(k): v for k, v in all_params[i].items()}
+            shown = ", ".join(f"{k}={short_repr(params[k], 30)}" for k in differing)
+            texts[i] = abbreviate(shown + (f"; same: {', '.join(same)}" if same else ""), width)
+    return texts
+
+
+def _canonical_json(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)

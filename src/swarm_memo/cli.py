@@ -27,6 +27,7 @@ from ._sizecap import parse_size
 from ._store import Store
 from ._textfmt import (
     abbreviate,
+    distinguishing_params,
     format_age,
     format_bytes,
     iso_time,
@@ -139,7 +140,9 @@ def ls_command(cache_root: str, storage_options: str | None, as_json: bool) -> N
         click.echo(f"no params sets in {cache_root}")
         return
     rows = [["DIGEST", "CHUNKS", "POINTS", "BYTES", "LAST WRITTEN", "VERSION", "PARAMS"]]
-    for s in summaries:
+    readable = [s.params if s.params_error is None else None for s in summaries]
+    distinct = distinguishing_params(readable, 60)  # the keys that tell the sets apart
+    for s, text in zip(summaries, distinct, strict=True):
         rows.append(
             [
                 s.short,
@@ -148,7 +151,7 @@ def ls_command(cache_root: str, storage_options: str | None, as_json: bool) -> N
                 format_bytes(s.bytes),
                 iso_time(s.last_written) or "-",
                 abbreviate(str(s.cache_version), 20) if s.params_error is None else "?",
-                _params_text(s, 60),
+                text if text is not None else _params_text(s, 60),
             ]
         )
     for line in _table(rows, right=(1, 2, 3)):

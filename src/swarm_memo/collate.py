@@ -208,17 +208,28 @@ def concat_frames(chunks: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def records_frame(outputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """``collate_fn``: a DataFrame with one row per output, one column per dict key.
+def records_frame(
+    outputs: Sequence[Mapping[str, Any]],
+    points: Sequence[Any] | None = None,
+    axes: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """``collate_fn``: a DataFrame with one row per output, one column per dict key,
+    after one column per axis.
 
     Outputs are dicts (mappings); a key missing from some outputs gives NaN in their rows.
     Columns follow the order in which keys first appear. Pair it with
-    :func:`concat_frames` as ``merge_fn``.
+    :func:`concat_frames` as ``merge_fn``. As a memo's ``collate_fn`` it also receives
+    each chunk's points and axes (it is marked ``swarm_memo_points``), so the frame starts
+    with the axis columns; an output key named like an axis is dropped when it equals the
+    axis on every row, else renamed ``<key>_output``.
 
     Parameters
     ----------
     outputs
         The dict outputs of one memo chunk, in point order.
+    points, axes
+        The chunk's points and the axes, in ``axis_order``: points that are tuples of one
+        value per axis give the axis columns (other points give none).
 
     Returns
     -------
@@ -251,4 +262,54 @@ def records_frame(outputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         columns.update(dict.fromkeys(output))
     nan = float("nan")
     data = {column: [output.get(column, nan) for output in outputs] for column in columns}
-    return pd.DataFrame(data, columns=list(columns), index=pd.RangeIndex(len(outputs)))
+    data = {**_axis_columns(points, axes, len(outputs)), **_renamed(data, points, axes)}
+    return pd.DataFrame(data, columns=list(data), index=pd.RangeIndex(len(outputs)))
+
+
+records_frame.swarm_memo_points = True  # type: ignore[attr-defined]
+"""The Collated sink passes ``points=`` and ``axes=`` to collate functions marked so."""
+
+
+def _point_tuples(
+    points: Sequence[Any] | None, axes: Sequence[str] | None, rows: int
+) -> tuple[Sequence[tuple[Any, ...]], list[str]] | None:
+    """The points and axes when every point is a tuple of one value per axis."""
+    if points is None or axes is None or len(points) != rows:
+        return None
+    if not all(type(p) is tuple and len(p) == len(axes) for p in points):
+        return None
+    return points, list(axes)
+
+
+def _axis_columns(
+    points: Sequence[Any] | None, axes: Sequence[str] | None, rows: int
+) -> dict[Any, list[Any]]:
+    found = _point_tuples(points, axes, rows)
+    if found is None:
+        return {}
+    tuples, names = found
+    return {axis: [point[i] for point in tuples] for i, axis in enumerate(names)}
+
+
+def _renamed(
+    data: dict[Any, list[Any]], points: Sequence[Any] | None, axes: Sequence[str] | None
+) -> dict[Any, list[Any]]:
+    """Output columns named like an axis: dropped when equal to it, else ``<key>_output``."""
+    found = _point_tuples(points, axes, len(next(iter(data.values()), [])))
+    if found is None or not data:
+        return data
+    from ._frame_grid import equal
+
+    tuples, names = found
+    out: dict[Any, list[Any]] = {}
+    for column, values in data.items():
+        if column not in names:
+            out[column] = values
+            continue
+        i = names.index(column)
+        if not all(equal(v, p[i]) for v, p in zip(values, tuples, strict=True)):
+            new = f"{column}_output"
+            while new in data or new in names:
+                new += "_"
+            out[new] = values
+    return out

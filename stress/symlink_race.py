@@ -34,10 +34,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swarm_memo import SwarmMemo
-from swarm_memo._maintenance import plan_gc, run_gc
-from swarm_memo._remote import open_store
-from swarm_memo.errors import SwarmMemoError
+SRC = Path(__file__).resolve().parents[1] / "src"
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))  # this checkout's swarm_memo
+
+from swarm_memo import SwarmMemo  # noqa: E402
+from swarm_memo._maintenance import plan_gc, run_gc  # noqa: E402
+from swarm_memo._remote import open_store  # noqa: E402
+from swarm_memo.errors import SwarmMemoError  # noqa: E402
 
 SPEC = {"x": list(range(8))}
 

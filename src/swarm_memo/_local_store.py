@@ -27,10 +27,11 @@ from ._nofollow import (
     HAVE_DIR_FD,
     NOFOLLOW,
     check_no_links,
+    first_symlink,
     folder_fd,
-    prune_below,
+    prune,
     split_key,
-    symlinks_below,
+    symlinks,
 )
 from ._store import TEMP_GRACE_SECONDS, TEMP_SUFFIX, FileStat, is_temp_name, store_error
 from .errors import SpecError, StoreError
@@ -234,17 +235,7 @@ class LocalStore:
             raise store_error("write to", folder, error)
 
     def _check_no_symlinks(self, prefix: str) -> None:
-        if not (HAVE_DIR_FD and prefix):
-            return
-        try:
-            parts = split_key(prefix)
-            with (
-                folder_fd(self._root, parts, self._refusal, create=False) as fd,
-                os.scandir(fd) as entries,
-            ):
-                link = next((e.name for e in entries if e.is_symlink()), None)
-        except FileNotFoundError:
-            return
+        link = first_symlink(self._root, prefix, self._refusal) if prefix else None
         if link is not None:
             raise self._refusal(f"{prefix}/{link}")
 
@@ -410,42 +401,12 @@ class LocalStore:
 
     def prune(self, prefix: str) -> None:
         """Remove the empty folders at and below ``prefix``; symlinks are left alone."""
-        if not HAVE_DIR_FD:
-            self._prune_by_path(prefix)
-            return
-        parts = split_key(prefix) if prefix else []
-        with contextlib.suppress(OSError):  # gone, or a symlink
-            with folder_fd(self._root, parts, self._refusal, create=False) as fd:
-                prune_below(fd)
-            if not parts:
-                return  # the root stays
-            with folder_fd(self._root, parts[:-1], self._refusal, create=False) as fd:
-                os.rmdir(parts[-1], dir_fd=fd)  # fails unless empty
-
-    def _prune_by_path(self, prefix: str) -> None:
-        top = self.path(prefix)
-        if top.is_symlink() or not top.is_dir():
-            return
-        for dirpath, dirs, _files in os.walk(top, topdown=False):
-            for name in dirs:
-                with contextlib.suppress(OSError):  # not empty, or a symlink
-                    os.rmdir(os.path.join(dirpath, name))
-        with contextlib.suppress(OSError):
-            top.rmdir()
+        prune(self._root, prefix, self._refusal)
 
     def symlinks(self, prefix: str) -> list[str]:
         """Keys of the symlinks below ``prefix``, which no write, move or delete follows
         (``[prefix]`` when it is one); ``swarm-memo gc`` names them."""
-        if not HAVE_DIR_FD:
-            return []
-        try:
-            parts = split_key(prefix) if prefix else []
-            with folder_fd(self._root, parts, self._refusal, create=False) as fd:
-                return symlinks_below(fd, prefix)
-        except StoreError:
-            return [prefix]
-        except OSError:
-            return []
+        return symlinks(self._root, prefix, self._refusal)
 
 
 def _link_new(path: Path, data: bytes, durable: bool, dir_fd: int | None) -> bool:

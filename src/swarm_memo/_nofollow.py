@@ -91,22 +91,76 @@ def check_no_links(root: str, folders: list[str], refuse: Refusal, *, create: bo
         os.makedirs(os.path.join(root, *folders), exist_ok=True)
 
 
-def prune_below(fd: int) -> None:
-    """Remove the empty folders below the folder open as ``fd`` (deepest first); a
+def _parts(prefix: str) -> list[str]:
+    return split_key(prefix) if prefix else []
+
+
+def first_symlink(root: str, prefix: str, refuse: Refusal) -> str | None:
+    """The name of a symlink directly in folder ``prefix``, if any (None also when the
+    folder does not exist); raises ``refuse(...)`` when ``prefix`` is reached through one."""
+    if not HAVE_DIR_FD:
+        return None
+    try:
+        with (
+            folder_fd(root, _parts(prefix), refuse, create=False) as fd,
+            os.scandir(fd) as entries,
+        ):
+            return next((e.name for e in entries if e.is_symlink()), None)
+    except FileNotFoundError:
+        return None
+
+
+def prune(root: str, prefix: str, refuse: Refusal) -> None:
+    """Remove the empty folders at and below ``prefix`` (the root itself stays); a
     symlink is never entered nor removed."""
-    for _path, dirs, _files, dir_fd in os.fwalk(".", topdown=False, dir_fd=fd):
+    if not HAVE_DIR_FD:
+        _prune_by_path(os.path.join(root, *_parts(prefix)))
+        return
+    parts = _parts(prefix)
+    with contextlib.suppress(OSError):  # gone, or a symlink
+        with folder_fd(root, parts, refuse, create=False) as fd:
+            for _path, dirs, _files, dir_fd in os.fwalk(".", topdown=False, dir_fd=fd):
+                for name in dirs:
+                    with contextlib.suppress(OSError):  # not empty, or a symlink
+                        os.rmdir(name, dir_fd=dir_fd)
+        if parts:
+            with folder_fd(root, parts[:-1], refuse, create=False) as fd:
+                os.rmdir(parts[-1], dir_fd=fd)  # fails unless empty
+
+
+def _prune_by_path(top: str) -> None:
+    if os.path.islink(top) or not os.path.isdir(top):
+        return
+    for dirpath, dirs, _files in os.walk(top, topdown=False):
         for name in dirs:
             with contextlib.suppress(OSError):  # not empty, or a symlink
-                os.rmdir(name, dir_fd=dir_fd)
+                os.rmdir(os.path.join(dirpath, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(top)
 
 
-def symlinks_below(fd: int, prefix: str) -> list[str]:
-    """Keys (``prefix/...``) of the symlinks at any depth below the folder open as ``fd``."""
-    found = []
-    for path, dirs, files, dir_fd in os.fwalk(".", dir_fd=fd):
-        for name in (*dirs, *files):
-            with contextlib.suppress(OSError):  # gone meanwhile
-                if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-                    rel = os.path.normpath(os.path.join(path, name)).replace(os.sep, "/")
-                    found.append(f"{prefix}/{rel}" if prefix else rel)
-    return sorted(found)
+def symlinks(root: str, prefix: str, refuse: Refusal) -> list[str]:
+    """Keys (``prefix/...``) of the symlinks at any depth below folder ``prefix``;
+    ``[prefix]`` when it is one itself (without ``dir_fd``: none are looked for)."""
+    if not HAVE_DIR_FD:
+        return []
+    try:
+        with folder_fd(root, _parts(prefix), refuse, create=False) as fd:
+            found = [
+                os.path.normpath(os.path.join(path, name)).replace(os.sep, "/")
+                for path, dirs, files, dir_fd in os.fwalk(".", dir_fd=fd)
+                for name in (*dirs, *files)
+                if _is_link(name, dir_fd)
+            ]
+    except StoreError:
+        return [prefix]
+    except OSError:
+        return []
+    return sorted(f"{prefix}/{rel}" if prefix else rel for rel in found)
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:  # gone meanwhile
+        return False

@@ -44,6 +44,7 @@ from ._codec import (
 )
 from ._grid import Chunk
 from ._hashing import digest_bytes, encode
+from ._layout import CHUNK_SUFFIX, SetPaths, quarantine_key
 from ._segments import IndexLog, IndexRecord
 from ._store import FileStat, Store
 from ._version import __version__
@@ -51,9 +52,6 @@ from .errors import CacheWarning, CorruptChunkError, UnreadableChunkError
 
 logger = logging.getLogger("swarm_memo")
 
-CHUNK_SUFFIX = ".chunk"
-PARAMS_FILE = "params.json"
-QUARANTINE = ".quarantine"
 TIMING_SAMPLE = 64
 """Chunk files whose stored timings estimate the compute time of missing points."""
 PEEK_BYTES = 4096
@@ -101,17 +99,18 @@ class ParamsSet:
     _params_written: bool = False
 
     def __post_init__(self) -> None:
-        self.index_log = IndexLog(self.store, f"{self.set_id}/index")
+        self.paths = SetPaths(self.set_id)
+        self.index_log = IndexLog(self.store, self.paths.index)
 
     def chunk_key(self, name: str) -> str:
-        return f"{self.set_id}/chunks/{name}{CHUNK_SUFFIX}"
+        return self.paths.chunk(name)
 
     def has_chunk(self, name: str) -> bool:
         return self.store.stat(self.chunk_key(name)) is not None
 
     def stored_names(self) -> set[str]:
         """Names of the chunk files present (one listing, no reads)."""
-        listed = self.store.names(f"{self.set_id}/chunks", CHUNK_SUFFIX)
+        listed = self.store.names(self.paths.chunks, CHUNK_SUFFIX)
         return {n[: -len(CHUNK_SUFFIX)] for n in listed}
 
     def load(self, name: str, expected: Chunk | None = None) -> ChunkRecord | None:
@@ -249,7 +248,7 @@ class ParamsSet:
             # No fsync: a description for people and the CLI, never trusted, and the
             # run's first chunk waited for it (one fsync per new params set per call).
             self.store.write_if_absent(
-                f"{self.set_id}/{PARAMS_FILE}",
+                self.paths.params,
                 describe_params(self.params, self.cache_version),
                 durable=False,
             )
@@ -321,7 +320,7 @@ class ParamsSet:
         if now is None or before is None or now.token != before.token:
             logger.info("swarm-memo: %s changed while being read; not quarantined", key)
             return
-        target = f"{QUARANTINE}/{key}.{time.time_ns()}"
+        target = f"{quarantine_key(key)}.{time.time_ns()}"
         message = (
             f"swarm-memo: ignoring cache file {self.store.url(key)}: {reason}; "
             f"moved to {self.store.url(target)} and its points will be recomputed"
@@ -334,7 +333,7 @@ class ParamsSet:
 
     def clean_temp(self) -> int:
         """Remove temp files that killed writers left (older than a grace period)."""
-        prefixes = (self.set_id, f"{self.set_id}/chunks", f"{self.set_id}/index")
+        prefixes = (self.set_id, self.paths.chunks, self.paths.index)
         return sum(self.store.clean_temp(prefix) for prefix in prefixes)
 
 

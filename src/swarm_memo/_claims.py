@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from ._layout import SetPaths
 from ._store import Store
 
 try:
@@ -69,12 +70,13 @@ def claims_for(store: Store, set_id: str, claim_timeout: float | None) -> ChunkC
     file, leases where it creates files atomically, else only within this process."""
     if os.environ.get(CLAIMS_SWITCH, "").lower() == "off":
         return Claims(None)
-    key = f"{set_id}/claims.lock"
+    paths = SetPaths(set_id)
+    key = paths.claims
     lock = store.lock_path(key)
     if lock is None and getattr(store, "atomic_create", False):
         from ._leases import LeaseClaims
 
-        return LeaseClaims(store, f"{set_id}/leases", claim_timeout)
+        return LeaseClaims(store, paths.leases, claim_timeout)
     open_lock = getattr(store, "open_lock", None)  # a LocalStore: never through a symlink
     return Claims(lock, None if open_lock is None else functools.partial(open_lock, key))
 

@@ -12,11 +12,12 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, PARAMS_FILE, ParamsSet
+from ._cache import ParamsSet
 from ._codec import ChunkRecord, point_codes_of
 from ._grid import Chunk
 from ._hashing import point_digest
 from ._jobs import MISSING
+from ._layout import CHUNK_SUFFIX
 from ._plan import RunPlan
 from ._reuse import Reuse, read_point_index
 from ._serving import ServePolicy
@@ -34,14 +35,14 @@ class CompactReport:
 
 def clear_set(pset: ParamsSet) -> int:
     """Delete every file of a params set; return how many chunk files it held."""
-    store, set_id = pset.store, pset.set_id
-    chunks = store.names(f"{set_id}/chunks", CHUNK_SUFFIX)
-    for folder in ("chunks", "index", "leases"):
-        for name in store.names(f"{set_id}/{folder}"):
-            store.delete(f"{set_id}/{folder}/{name}")
-    for name in (PARAMS_FILE, "claims.lock"):
-        store.delete(f"{set_id}/{name}")
-    store.prune(set_id)
+    store, paths = pset.store, pset.paths
+    chunks = store.names(paths.chunks, CHUNK_SUFFIX)
+    for folder in paths.folders:
+        for name in store.names(folder):
+            store.delete(f"{folder}/{name}")
+    for key in paths.files:
+        store.delete(key)
+    store.prune(paths.root)
     return len(chunks)
 
 
@@ -83,8 +84,7 @@ def compact(plan: RunPlan) -> CompactReport:
     records = read_point_index(pset, stored - layout_names).records
     for name, entry in records.items():
         if entry.digests is not None:
-            d = entry.digests
-            redundant = {d[i : i + 16] for i in range(0, len(d), 16)} <= covered
+            redundant = set(entry.point_digests()) <= covered
         elif entry.axes == axes:
             cells = itertools.product(*(tuple(values) for values in entry.bins))
             redundant = all(point_digest(point) in covered for point in cells)

@@ -252,10 +252,8 @@ class PointIndex:
         if self._by_digest is None:
             self._by_digest = {}
             for name, record in sorted(self.records.items()):
-                if record.digests is not None:
-                    d = record.digests
-                    for pos in range(len(d) // 16):
-                        self._by_digest.setdefault(d[16 * pos : 16 * pos + 16], (name, pos))
+                for pos, digest in enumerate(record.point_digests()):
+                    self._by_digest.setdefault(digest, (name, pos))
         by_file: dict[str, Found] = {}
         for i, digest in enumerate(digests):
             location = self._by_digest.get(digest)

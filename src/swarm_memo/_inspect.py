@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, PARAMS_FILE
 from ._codec import ChunkMeta
 from ._codec import peek_meta as codec_peek_meta
+from ._layout import CHUNK_SUFFIX, OLD_PARAMS_FILE, PARAMS_FILE, SetPaths
 from ._local_store import LocalStore
 from ._meta_points import PointCounter, axis_values
 from ._remote import open_store
@@ -31,7 +31,6 @@ from ._textfmt import iso_time, short_repr, sort_values, to_jsonable
 from .errors import CorruptChunkError, InspectError, SpecError, UnreadableChunkError
 
 SHORT_DIGEST = 12
-OLD_PARAMS_FILE = "params.pkl"
 # A set folder is named by a hex digest; requiring it keeps gc away from foreign folders.
 _SET_ID = re.compile(r"[0-9a-f]{16,128}")
 """Bytes of meta read along with the header; a longer meta costs a second read."""
@@ -111,8 +110,8 @@ def set_ids(store: Store) -> list[str]:
     found = []
     for name in store.folders(""):
         if _SET_ID.fullmatch(name) and (
-            store.exists(f"{name}/{PARAMS_FILE}")
-            or store.exists(f"{name}/{OLD_PARAMS_FILE}")
+            store.exists(SetPaths(name).params)
+            or store.exists(SetPaths(name).old_params)
             or "chunks" in store.folders(name)
         ):
             found.append(name)
@@ -124,9 +123,10 @@ def read_params(store: Store, set_id: str) -> tuple[Any, str | None, str | None]
 
     The params are their JSON description (values JSON cannot hold are reprs).
     """
-    data = store.read(f"{set_id}/{PARAMS_FILE}")
+    paths = SetPaths(set_id)
+    data = store.read(paths.params)
     if data is None:
-        if store.exists(f"{set_id}/{OLD_PARAMS_FILE}"):
+        if store.exists(paths.old_params):
             return (
                 None,
                 None,
@@ -146,7 +146,7 @@ def read_params(store: Store, set_id: str) -> tuple[Any, str | None, str | None]
 
 def chunk_files(store: Store, set_id: str) -> list[FileEntry]:
     """The chunk files of a params set, sorted by name."""
-    return visible_files(store, f"{set_id}/chunks", CHUNK_SUFFIX)
+    return visible_files(store, SetPaths(set_id).chunks, CHUNK_SUFFIX)
 
 
 def peek_meta(store: Store, entry: FileEntry) -> ChunkMeta:
@@ -243,7 +243,7 @@ def summarize_set(store: Store, set_id: str, facts: ChunkFacts | None = None) ->
     params, version, error = read_params(store, set_id)
     facts = facts or ChunkFacts.read(store, set_id)
     points, exact = facts.points()
-    params_stat = store.stat(f"{set_id}/{PARAMS_FILE}")
+    params_stat = store.stat(SetPaths(set_id).params)
     return SetSummary(
         set_id=set_id,
         path=store.url(set_id),

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._cache import CHUNK_SUFFIX, PARAMS_FILE, QUARANTINE
 from ._codec import read_meta
 from ._inspect import (
     FileEntry,
@@ -28,6 +27,7 @@ from ._inspect import (
     temp_entries,
     walk_files,
 )
+from ._layout import CHUNK_SUFFIX, PARAMS_FILE, QUARANTINE, SetPaths
 from ._sizecap import over_cap
 from ._store import TEMP_GRACE_SECONDS, TEMP_NAME, Store
 from .errors import CorruptChunkError, InspectError, UnreadableChunkError
@@ -133,7 +133,7 @@ def _verify_set(store: Store, set_id: str, report: VerifyReport) -> None:
     _params, version, error = read_params(store, set_id)
     if error is not None:
         target = report.notes if "missing" in error or "older" in error else report.problems
-        target.append(Problem(store.url(f"{set_id}/{PARAMS_FILE}"), error, set_id))
+        target.append(Problem(store.url(SetPaths(set_id).params), error, set_id))
     for entry in chunk_files(store, set_id):
         report.chunks_checked += 1
         problem, note = _chunk_problem(store, entry, set_id, version)

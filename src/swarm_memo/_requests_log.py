@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._hashing import digest_bytes
+from ._layout import SetPaths
 from ._meta_points import item_token, key_items, key_meta
 from ._textfmt import short_repr
 from .errors import ExecError
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RequestInfo", "RequestLog", "read_requests", "request_from_plan"]
 
-REQUESTS_DIR = "requests"
 START_SUFFIX = ".start.json"
 END_SUFFIX = ".end.json"
 FORMAT = 1
@@ -138,7 +138,7 @@ class RequestLog:
         started = time.time()
         run_id = uuid.uuid4().hex[:12]
         info = request_from_plan(self._plan, run_id, started)
-        self._key = f"{self._plan.pset.set_id}/{REQUESTS_DIR}/{int(started * 1000)}-{run_id}"
+        self._key = f"{self._plan.pset.paths.requests}/{int(started * 1000)}-{run_id}"
         self._write(START_SUFFIX, _start_json(info))
 
     def end(self, diag: Diagnostics, error: BaseException | None) -> None:
@@ -199,7 +199,7 @@ def _start_json(info: RequestInfo) -> dict[str, Any]:
 def read_requests(store: Store, set_id: str, since: float | None = None) -> list[RequestInfo]:
     """The requests recorded for a params set (started at or after ``since``), oldest
     first, each with its end record when there is one. Unreadable files are skipped."""
-    prefix = f"{set_id}/{REQUESTS_DIR}"
+    prefix = SetPaths(set_id).requests
     names = set(store.names(prefix))
     found = []
     for name in sorted(n for n in names if n.endswith(START_SUFFIX)):

@@ -25,7 +25,7 @@ import xxhash
 
 from ._binindex import value_key
 from ._codec import ChunkRecord
-from ._hashing import point_digest
+from ._hashing import DIGEST_SIZE, point_digest
 from ._store import Store
 from .errors import CacheWarning
 
@@ -57,6 +57,11 @@ class IndexRecord:
     checksum: bytes
     code: str | None = None
     """Fingerprint of the code that computed the chunk's outputs, when known."""
+
+    def point_digests(self) -> list[bytes]:
+        """The digests of the listed points of an enumerated file (none for a product)."""
+        d = self.digests or b""
+        return [d[i : i + DIGEST_SIZE] for i in range(0, len(d), DIGEST_SIZE)]
 
     @classmethod
     def of(

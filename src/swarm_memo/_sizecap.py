@@ -13,6 +13,7 @@ import re
 import time
 
 from ._inspect import SetSummary, walk_files
+from ._layout import SetPaths
 from ._leases import LEASE_SECONDS
 from ._store import Store
 from .errors import InspectError
@@ -58,11 +59,12 @@ def _locked(path: str) -> bool:
 
 def is_live(store: Store, set_id: str, now: float | None = None) -> bool:
     """Whether a running process holds claims on chunks of ``set_id``."""
-    lock = store.lock_path(f"{set_id}/claims.lock")
+    paths = SetPaths(set_id)
+    lock = store.lock_path(paths.claims)
     if lock is not None and _locked(lock):
         return True
     now = time.time() if now is None else now
-    return any(now - f.mtime < LEASE_SECONDS for f in walk_files(store, f"{set_id}/leases"))
+    return any(now - f.mtime < LEASE_SECONDS for f in walk_files(store, paths.leases))
 
 
 def cache_bytes(store: Store) -> int:

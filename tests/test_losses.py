@@ -116,6 +116,16 @@ def test_a_sweep_with_no_axes_is_one_memoized_call(tmp_path):
     assert counting.calls() == ["()", "()"]
 
 
+def test_the_index_of_a_sweep_with_no_axes_reads_back_without_warnings(tmp_path):
+    counting = CountingExec(tmp_path / "calls.log")
+    no_axes_memo(tmp_path, counting).run({"alpha": 1}, {})
+    # A later sweep of the same params reads the set's index (pytest turns any warning
+    # about a "malformed" segment into an error).
+    grown = SwarmMemo(tmp_path / "c", {"x": 2}, 1, exec_fn=counting, executor="serial", verbose=0)
+    assert grown.run({"alpha": 1}, {"x": [0, 1]})[1].executed_points == 2
+    assert list((tmp_path / "c").glob("*/index/*.idx"))
+
+
 # ------------------------------------------------------------------ item 11
 
 

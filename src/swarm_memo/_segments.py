@@ -146,7 +146,7 @@ def _checked_row(row: Any) -> tuple[str, IndexRecord]:
         and (code is None or isinstance(code, str))
     )
     if digests is None:
-        valid = valid and bool(axes) and len(axes) == len(bins)
+        valid = valid and len(axes) == len(bins)  # no axes: a sweep of one point ()
         valid = valid and all(isinstance(b, (range, tuple, list)) for b in bins)
     else:
         valid = valid and isinstance(digests, bytes) and len(digests) % 16 == 0

@@ -25,6 +25,10 @@ files (target <= 2.0x).
 fresh memo: ideal 2.0 s / measured (target >= 0.95); the bare pool (created inside the
 timing, ``chunksize=1``) next to it.
 
+``startup``: a fresh memo computing 10 trivial points (bins of 10, ``exec_chunk_size=1``)
+against a forked ``ProcessPoolExecutor(2)`` created inside the timing (no target: the
+cost of a memo's first call, mostly its workers' start).
+
 ``arrays`` (S4): a warm ``run`` of 160 outputs that are 1 MB float64 arrays, stored 4 per
 file (40 files), fresh memo, vs ``pickle.load`` of the same arrays from 40 files of 4:
 throughput ratio (target >= 0.5x).
@@ -226,6 +230,23 @@ def bench_efficiency(sz: Sizes) -> None:
     info("efficiency", f"bare pool efficiency {ideal / bare:.3f}")
 
 
+# ---------------------------------------------------------------------------- start-up
+def bench_startup(sz: Sizes) -> None:
+    header("startup", "a fresh memo computing 10 trivial points (pool start inside)")
+    split = {"i": list(range(10))}
+    memo_times, bare_times = [], []
+    for rep in range(2 * sz.repeats + 1):
+        with fresh_dir() as tmp:
+            memo_times.append(memo_call(tmp, sz, {"rep": rep}, split, bin=10, exec_chunk_size=1))
+        started = time.perf_counter()
+        with ProcessPoolExecutor(2) as pool:
+            list(pool.map(bare_double, range(10)))
+        bare_times.append(time.perf_counter() - started)
+    memo = sorted(memo_times)[len(memo_times) // 2]
+    bare = sorted(bare_times)[len(bare_times) // 2]
+    report("startup", "10 points, fresh memo", memo, "forked ProcessPoolExecutor", bare)
+
+
 # ---------------------------------------------------------------------------- S4
 def bench_arrays(sz: Sizes) -> None:
     try:
@@ -312,6 +333,7 @@ BENCHMARKS = {
     "cold": bench_cold,
     "warm": bench_warm,
     "efficiency": bench_efficiency,
+    "startup": bench_startup,
     "arrays": bench_arrays,
     "scale": bench_scale,
 }

@@ -299,3 +299,39 @@ def test_a_pool_broken_between_runs_is_replaced_before_the_next_run(tmp_path):
     assert diag.executed_points == 6
     assert not set(output) & {w.pid for w in workers}
     memo.close()
+
+
+# ---------------------------------------------------------------------------- background start
+
+
+def pool_started(memo: SwarmMemo) -> bool:
+    pool = memo.config.backends._process
+    return pool is not None and pool._executor is not None
+
+
+def test_a_run_on_a_new_params_set_starts_its_workers_while_planning(tmp_path, monkeypatch):
+    from swarm_memo import _plan
+
+    memo = make(tmp_path, pid_of, max_workers=2)
+    seen = []
+    build = _plan.Grid.build
+
+    def watched_build(*args, **kwargs):
+        seen.append(pool_started(memo))
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(_plan.Grid, "build", watched_build)
+    pids = memo.run({}, XS)[0]
+    assert seen == [True]  # the pool was starting before the grid was planned
+    assert os.getpid() not in pids
+    memo.close()
+
+
+def test_reads_and_warm_runs_start_no_workers(tmp_path):
+    make(tmp_path, pid_of, max_workers=2).run({}, XS)
+    memo = make(tmp_path, pid_of, max_workers=2)
+    memo.status({"other": 1}, XS)  # a new params set, but a read
+    memo.load({"other": 1}, XS)
+    memo.run({}, XS)  # everything stored
+    assert not pool_started(memo)
+    memo.close()

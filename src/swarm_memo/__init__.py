@@ -8,14 +8,10 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-from ._browse import Cache, open_cache
-from ._defaults import default_collate, default_merge
-from ._diagnostics import Diagnostics, Status
-from ._jobs import PointFailure
-from ._launch import Launch
-from ._memo import SwarmMemo
 from ._version import __version__
 from .errors import (
     AxisOrderWarning,
@@ -35,6 +31,42 @@ from .errors import (
     UnhashableValueError,
     WorkerDiedError,
 )
+
+if TYPE_CHECKING:
+    from ._browse import Cache, open_cache
+    from ._defaults import default_collate, default_merge
+    from ._diagnostics import Diagnostics, Status
+    from ._jobs import PointFailure
+    from ._launch import Launch
+    from ._memo import SwarmMemo
+
+_LAZY = {
+    "Cache": "._browse",
+    "open_cache": "._browse",
+    "default_collate": "._defaults",
+    "default_merge": "._defaults",
+    "Diagnostics": "._diagnostics",
+    "Status": "._diagnostics",
+    "PointFailure": "._jobs",
+    "Launch": "._launch",
+    "SwarmMemo": "._memo",
+}
+"""Names imported on first use: a pool worker imports ``swarm_memo._worker`` (and so
+this package) without the engine, which halves its start-up."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 # A library's logger never prints unless the application configures logging.
 logging.getLogger("swarm_memo").addHandler(logging.NullHandler())

@@ -331,6 +331,12 @@ class BackendFactory:
         backend.in_flight_per_worker = max(backend.in_flight_per_worker, self._learned_in_flight)
         return backend
 
+    def prestart(self) -> None:
+        """Start the memo's process pool in the background for a call that will compute,
+        so that its start overlaps planning and listing; nothing for other backends."""
+        if self.spec == "process" and not self.in_process:
+            self._process_pool().prestart()
+
     def learn_window(self, per_worker: int) -> None:
         """A run needed ``per_worker`` exec chunks in flight per worker to keep workers
         busy: later runs of this memo start with that many (short runs, such as many

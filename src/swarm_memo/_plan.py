@@ -111,12 +111,15 @@ def plan_run(
     function_name: str = "exec_fn",
     writable: bool,
     ignore: frozenset[str] = frozenset(),
+    prestart: bool = False,
 ) -> RunPlan:
     """Validate a request and name its chunks; raises before any work on bad input.
 
     ``writable=False`` plans a read (``load``, ``status``): it never writes, moves or
     rebuilds anything in the cache. Ignored keys and keys at their declared default are
-    passed to ``exec_fn`` but left out of the key.
+    passed to ``exec_fn`` but left out of the key. ``prestart`` (a call that computes
+    what is missing): when the params set has no chunk file yet, the worker pool starts
+    in the background while the grid is planned.
     """
     if not isinstance(key_params, dict):
         raise SpecTypeError(f"params must be a dict; got {type(key_params).__name__}")
@@ -125,12 +128,14 @@ def plan_run(
     ignore = ignore | config.ignore
     key_params = _key_params(key_params, config.key_defaults, ignore)
     params_encoding = encode(key_params, "params")
-    grid = Grid.build(split_spec, config.layout)
-    version = encode(config.cache_version)
     set_id = params_set_id(params_encoding, config.cache_version)
     pset = ParamsSet(
         config.store, set_id, _own_copy(key_params), config.cache_version, writable=writable
     )
+    if prestart and exec_fn is not None and not pset.stored_names():
+        config.backends.prestart()  # a new params set: everything is computed
+    grid = Grid.build(split_spec, config.layout)
+    version = encode(config.cache_version)
     plan = RunPlan(
         config,
         _own_copy(exec_params, ignore),

@@ -40,6 +40,10 @@ def _start_resource_tracker() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _ready() -> None:
+    """The task that makes loky start a pool's workers (:meth:`LokyPool.prestart`)."""
+
+
 class LokyPool:
     """A lazily started ``loky.ProcessPoolExecutor`` of ``workers`` processes.
 
@@ -70,6 +74,16 @@ class LokyPool:
                 )
                 self._owner_pid = os.getpid()
             return self._executor
+
+    def prestart(self) -> None:
+        """Start the workers now, in the background, if the pool is not running: loky
+        spawns them for a no-op task; the first real submit finds them started (or the
+        pool broken, which it handles as before)."""
+        with self._lock:
+            if self._executor is not None and self._owner_pid == os.getpid():
+                return
+        with contextlib.suppress(Exception):
+            self.executor().submit(_ready)
 
     def _take(self) -> Executor | None:
         with self._lock:

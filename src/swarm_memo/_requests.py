@@ -62,6 +62,7 @@ class Requests:
         *,
         writable: bool,
         exec_params: dict[str, Any] | None = None,
+        compute: bool = False,
     ) -> RunPlan:
         return plan_run(
             self.config,
@@ -73,13 +74,16 @@ class Requests:
             function_name=self.function_name,
             writable=writable,
             ignore=self.ignore,
+            prestart=compute,
         )
 
     def run(
         self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
     ) -> tuple[Any, Diagnostics]:
         started = time.perf_counter()
-        plan = self.plan(key_params, split_spec, writable=True, exec_params=exec_params)
+        plan = self.plan(
+            key_params, split_spec, writable=True, exec_params=exec_params, compute=True
+        )
         sink = sink_for(plan)
         diag = self._compute(plan, sink, started)
         return sink.result(), diag
@@ -88,7 +92,9 @@ class Requests:
         self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
     ) -> Diagnostics:
         started = time.perf_counter()
-        plan = self.plan(key_params, split_spec, writable=True, exec_params=exec_params)
+        plan = self.plan(
+            key_params, split_spec, writable=True, exec_params=exec_params, compute=True
+        )
         return self._compute(plan, Discard(), started)
 
     def load(

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from swarm_memo import ExecError, SwarmMemo
+from swarm_memo import ExecError, SwarmMemo, _requests_log
 from swarm_memo.cli import cli
 
 
@@ -36,7 +37,9 @@ class StoredByOthersFirst:
 
     def __call__(self, params: dict[str, Any], point: tuple[Any, ...]) -> Any:
         if self.calls == 0:
-            other = SwarmMemo(self.root, {"x": 20}, 20, exec_fn=doubled, verbose=0)
+            other = SwarmMemo(
+                self.root, {"x": 20}, 20, exec_fn=doubled, executor="serial", verbose=0
+            )
             other.run({}, {"x": self.others})
         self.calls += 1
         return point[0] * 2
@@ -226,13 +229,59 @@ def test_progress_groups_the_runs_of_one_sweep_and_counts_what_later_runs_stored
     root = tmp_path / "cache"
     memo = interrupted_sweep(root)
     other = SwarmMemo(root, {"x": 2, "s": 4}, 8, exec_fn=doubled, verbose=0,
-                      on_code_change="ignore")  # fmt: skip
+                      on_code_change="ignore", executor="serial")  # fmt: skip
     other.run({"run": 1}, SWEEP)
     memo.run({"run": 1}, {"x": [0, 1], "s": SS})  # all stored: no request recorded
     result = CliRunner().invoke(cli, ["progress", str(root), set_prefix(root), "--json"])
     (sweep,) = json.loads(result.output)
-    assert (sweep["runs"], sweep["stored_points"], sweep["failed_points"]) == (2, 40, 0)
+    # the second run was short and clean: not recorded, but what it stored counts
+    assert (sweep["runs"], sweep["stored_points"], sweep["failed_points"]) == (1, 40, 0)
     assert sweep["eta_seconds"] == 0.0
+
+
+def requests_files(root: Path) -> list[str]:
+    return sorted(p.name.split(".", 1)[1] for p in root.glob("*/requests/*.json"))
+
+
+class WaitsForItsRequestRecord:
+    """``exec_fn`` that returns once the run's request is recorded (a long run)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(self, params: dict[str, Any], point: tuple[Any, ...]) -> Any:
+        for _ in range(1000):
+            if requests_files(self.root):
+                break
+            time.sleep(0.01)
+        return point[0]
+
+
+def test_a_long_run_records_its_request_and_a_short_clean_one_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cache"
+    short = SwarmMemo(root, {"x": 2}, 2, exec_fn=doubled, executor="serial", verbose=0)
+    short.run({}, {"x": [1, 2, 3]})
+    assert requests_files(root) == []
+    monkeypatch.setattr(_requests_log, "RECORD_AFTER", 0.0)
+    memo = SwarmMemo(root, {"x": 2}, 2, exec_fn=WaitsForItsRequestRecord(root),
+                     executor="serial", verbose=0, on_code_change="ignore")  # fmt: skip
+    memo.run({}, {"x": [1, 2, 3, 4]})
+    assert requests_files(root) == ["end.json", "start.json"]
+    (sweep,) = json.loads(CliRunner().invoke(cli, ["progress", str(root), "--json"]).output)
+    assert (sweep["runs"], sweep["runs_not_ended"], sweep["stored_points"]) == (1, 0, 4)
+
+
+def test_show_without_a_recorded_request_draws_the_stored_values(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    memo = SwarmMemo(root, {"x": 2, "s": 2}, 2, exec_fn=doubled, executor="serial", verbose=0)
+    memo.run({}, {"x": [1, 2], "s": [0, 1]})
+    memo.run({}, {"x": [3], "s": [0]})
+    result = CliRunner().invoke(cli, ["show", str(root), set_prefix(root), "--json"])
+    picture = json.loads(result.output)
+    assert (picture["columns"], picture["rows"]) == (["1", "2", "3"], ["0", "1"])
+    assert picture["cells"] == ["###", "##."]
 
 
 def test_progress_watch_redraws_as_plain_reports_when_not_on_a_terminal(tmp_path: Path) -> None:

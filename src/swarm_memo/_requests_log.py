@@ -1,8 +1,9 @@
 """What runs asked for, recorded next to their results, so a sweep can be watched from
 anywhere (``swarm-memo progress`` / ``show``, ``Status.plot``).
 
-A run that computes something writes, in its params set's folder, two small immutable
-JSON files (written once, never rewritten; lost ones only make a request invisible)::
+A run that computes for more than :data:`RECORD_AFTER` seconds, or fails, writes in its
+params set's folder two small immutable JSON files (written once, never rewritten; lost
+ones only make a request invisible)::
 
     <set-id>/requests/<start-ms>-<run-id>.start.json   the request: axes and values,
                                                        total points, start, host, pid
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,6 +48,8 @@ FORMAT = 1
 MAX_RECORDED_VALUES = 200_000
 """Axis values recorded per request at most (beyond, the coverage is not drawn)."""
 MAX_RECORDED_FAILURES = 1000
+RECORD_AFTER = 1.0
+"""Seconds a run computes before its request is recorded (failed runs: always)."""
 _HOST = socket.gethostname()
 
 
@@ -125,41 +129,71 @@ def describe_axes(names: list[str], values: list[list[Any]]) -> str:
 
 
 class RequestLog:
-    """Records one run's request when it starts computing, and how it ended."""
+    """Records one run's request once it has computed for :data:`RECORD_AFTER` seconds,
+    and how it ended.
+
+    A run that ends sooner, without failures, records nothing: two small files cost about
+    as much as a small run's chunk writes (1-3 ms), and a run that short is not watched.
+    A run that fails or is stopped always records its request and its end.
+    """
 
     def __init__(self, plan: RunPlan) -> None:
         self._plan = plan
         self._key: str | None = None
+        self._start: dict[str, Any] | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._written = False
 
     def start(self) -> None:
-        """Write the start record (once; the set's folder exists and is writable)."""
-        if self._key is not None:
+        """The run starts computing (the set's folder exists and is writable): note the
+        request, and write it in :data:`RECORD_AFTER` seconds unless the run ended."""
+        if self._start is not None:
             return
         started = time.time()
         run_id = uuid.uuid4().hex[:12]
-        info = request_from_plan(self._plan, run_id, started)
+        self._start = {"run_id": run_id, "started": started}  # described when written
         self._key = f"{self._plan.pset.paths.requests}/{int(started * 1000)}-{run_id}"
-        self._write(START_SUFFIX, _start_json(info))
+        self._timer = threading.Timer(RECORD_AFTER, self._write_start)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _write_start(self) -> None:
+        with self._lock:
+            if not self._written and self._start is not None:
+                self._written = True
+                run_id, started = self._start["run_id"], self._start["started"]
+                self._write(
+                    START_SUFFIX, _start_json(request_from_plan(self._plan, run_id, started))
+                )
 
     def end(self, diag: Diagnostics, error: BaseException | None) -> None:
-        """Write the end record of a started request: outcome, executed and failed points."""
-        if self._key is None:
+        """Write the end record (outcome, executed and failed points) of a recorded run,
+        or of any run that failed or was stopped."""
+        if self._start is None:
             return
-        outcome = "done" if error is None else type(error).__name__
+        if self._timer is not None:
+            self._timer.cancel()
         failures = list(diag.failures[:MAX_RECORDED_FAILURES])
         if isinstance(error, ExecError) and error.point is not None and not failures:
             failures.append((error.point, f"{error.exc_type}: {error.exc_message}"))
+        if failures or error is not None:
+            self._write_start()
+        with self._lock:
+            if not self._written:
+                self._start = None
+                return  # short and clean: nothing recorded
         failed = [self._failure(p, m) for p, m in failures]
         data = {
             "format": FORMAT,
             "ended": time.time(),
-            "outcome": outcome,
+            "outcome": "done" if error is None else type(error).__name__,
             "executed_points": diag.executed_points,
             "failed_points": max(len(diag.failures), len(failed)),
             "failed": failed,
         }
         self._write(END_SUFFIX, data)
-        self._key = None
+        self._start = None
 
     def _failure(self, point: Any, message: str) -> dict[str, Any]:
         names = [axis.name for axis in self._plan.grid.axes]

@@ -10,6 +10,7 @@ Its progress comes from the chunk files' JSON metas: which of its points are sto
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,10 +19,10 @@ from typing import Any
 from ._codec import ChunkMeta
 from ._coverage import FAILED, STORED, Coverage, coverage_of
 from ._inspect import ChunkFacts, resolve_set, set_ids
-from ._meta_points import count_distinct_points
-from ._requests_log import RequestInfo, read_requests
+from ._meta_points import chunk_key, count_distinct_points, item_display, item_token
+from ._requests_log import RequestInfo, describe_axes, read_requests
 from ._store import Store
-from ._textfmt import format_age, iso_time
+from ._textfmt import format_age, iso_time, sort_values
 from .errors import InspectError
 
 __all__ = ["SweepProgress", "format_progress", "request_coverage", "sweep_progress"]
@@ -215,16 +216,32 @@ def request_coverage(
     ``request``) and the state of each of its points."""
     set_id = resolve_set(store, prefix)
     requests = read_requests(store, set_id)
+    metas = ChunkFacts.read(store, set_id).metas
     if request:
         requests = [r for r in requests if r.digest.startswith(request)]
-    if not requests:
-        what = f" matching {request!r}" if request else ""
-        raise InspectError(
-            f"no recorded request{what} in params set {set_id[:12]}: runs record theirs "
-            "when they compute (swarm-memo 0.2 and later)"
-        )
-    latest = requests[-1]
+        if not requests:
+            raise InspectError(f"no recorded request matching {request!r} in {set_id[:12]}")
+    latest = requests[-1] if requests else _stored_values(set_id, metas)
     if not latest.product:
         raise InspectError("the picture needs the default points (no custom enumerate_points)")
-    metas = ChunkFacts.read(store, set_id).metas
     return latest, coverage_of(latest, metas, _failures(requests))
+
+
+def _stored_values(set_id: str, metas: list[ChunkMeta]) -> RequestInfo:
+    """Without a recorded request (only short clean runs): the grid of the axis values
+    found in the chunk files, sorted."""
+    axes: list[str] = next((list(m.axes) for m in metas if m.axes), [])
+    if not axes:
+        raise InspectError(f"params set {set_id[:12]} has no readable chunk file to draw")
+    per_axis: dict[str, dict[Any, Any]] = {axis: {} for axis in axes}
+    for meta in metas:
+        for axis, items in chunk_key(meta) or ():
+            for item in items:
+                per_axis.setdefault(axis, {}).setdefault(item_token(item), item)
+    values = {axis: sort_values(list(per_axis[axis].values())) for axis in axes}
+    names = [axis for axis in axes]
+    return RequestInfo(
+        set_id, "stored", 0.0, "-", 0, "stored-values",
+        describe_axes(names, [[item_display(i) for i in values[a]] for a in names]),
+        math.prod(len(values[a]) for a in names), names, values, True,
+    )  # fmt: skip

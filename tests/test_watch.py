@@ -429,3 +429,15 @@ def test_status_estimates_zero_seconds_when_everything_is_stored(tmp_path: Path)
     memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 2, exec_fn=doubled, verbose=0)
     memo.run({}, {"x": [1, 2, 3]})
     assert memo.status({}, {"x": [1, 2, 3]}).estimated_seconds == 0.0
+
+
+def test_watch_example_prints_the_report_and_the_picture(tmp_path: Path) -> None:
+    script = Path(__file__).parents[1] / "examples" / "watch.py"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            check=True, timeout=120, env=env)  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert "  15/16 points stored (93%), 1 failed, 0 missing" in lines
+    assert "  failed: (0.8, 2): FloatingPointError: diverged" in lines
+    assert "2    |   #   #   #   X   ." in lines  # the whole grid: gain 1.0 is missing
+    assert list(tmp_path.iterdir()) == []

@@ -91,10 +91,14 @@ def memo_for(cache: Path, **kwargs: Any) -> Any:
     return SwarmMemo(cache, {"x": BIN}, 4, exec_fn=compute, **kwargs)
 
 
-def stored_values(cache: Path, points: int) -> dict[int, Any]:
+def params(pad: int) -> dict[str, int]:
+    return {"pad": pad} if pad else {}
+
+
+def stored_values(cache: Path, points: int, pad: int = 0) -> dict[int, Any]:
     """Every point the cache serves (``load``: nothing computed, nothing written), by the
     point each output names; a point served twice is reported as a wrong value."""
-    output, _ = memo_for(cache).load({}, spec(points))
+    output, _ = memo_for(cache).load(params(pad), spec(points))
     values: dict[int, Any] = {}
     for item in output:
         x = item.get("x") if isinstance(item, dict) else None
@@ -102,18 +106,17 @@ def stored_values(cache: Path, points: int) -> dict[int, Any]:
     return values
 
 
-def check_values(values: dict[int, Any]) -> list[str]:
+def check_values(values: dict[int, Any], pad: int = 0) -> list[str]:
     """Wrong values among ``values`` (point -> output)."""
-    return [f"point {x}: stored {v!r}, expected {expected(x)!r}" for x, v in values.items()
-            if v != expected(x)]  # fmt: skip
+    return [f"point {x}: stored {v!r:.200}" for x, v in values.items() if v != expected(x, pad)]
 
 
-def rerun_and_check(cache: Path, points: int) -> tuple[list[str], int]:
+def rerun_and_check(cache: Path, points: int, pad: int = 0) -> tuple[list[str], int]:
     """Complete the sweep in this process: the wrong outputs, and how many points it
     computed."""
     memo = memo_for(cache)
-    output, diag = memo.run({}, spec(points))
-    wrong = [f"point {x}: got {o!r}" for x, o in enumerate(output) if o != expected(x)]
+    output, diag = memo.run(params(pad), spec(points))
+    wrong = [f"point {x}: got {o!r:.200}" for x, o in enumerate(output) if o != expected(x, pad)]
     return wrong, diag.executed_points
 
 

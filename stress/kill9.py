@@ -53,7 +53,7 @@ def trial(folder: Path, rng: random.Random) -> list[str]:
 
 
 def main() -> int:
-    args = arguments(__doc__ or "", smoke=3, full=200)
+    args = arguments(__doc__ or "", smoke=2, full=200)
     rng = random.Random(args.seed)
     report = Report(
         "kill9",

@@ -1,8 +1,9 @@
 """The sweep every stress script hammers, and its oracle.
 
-As a script: ``python workload.py CACHE LOG POINTS [--workers N] [--sleep S]
-[--executor E] [--grace G] [--durable 0|1] [--block-storing DIR]`` runs the sweep once
-(verbose=1 on stderr). exec_fn logs ``start X`` and ``done X`` lines to LOG (one write
+As a script: ``python workload.py CACHE LOG POINTS [--start K] [--check] [--workers N]
+[--sleep S] [--executor E] [--grace G] [--durable 0|1] [--block-storing DIR]`` runs the
+sweep of points K..POINTS-1 once (verbose=1 on stderr; ``--check``: exit 3 on a wrong
+output). exec_fn logs ``start X`` and ``done X`` lines to LOG (one write
 each, safe across processes). With ``--block-storing DIR``, the driver's pickling of an
 output for storage creates ``DIR/storing`` and waits for ``DIR/go``.
 """
@@ -24,9 +25,12 @@ def spec(points: int) -> dict[str, list[int]]:
     return {"x": list(range(points))}
 
 
-def expected(x: int) -> dict[str, Any]:
-    """The exact output of point ``x``."""
-    return {"x": x, "square": x * x, "text": f"point-{x}" * (1 + x % 3)}
+def expected(x: int, pad: int = 0) -> dict[str, Any]:
+    """The exact output of point ``x`` (with ``pad`` bytes of padding: params {"pad": N})."""
+    out: dict[str, Any] = {"x": x, "square": x * x, "text": f"point-{x}" * (1 + x % 3)}
+    if pad:
+        out["pad"] = "p" * pad
+    return out
 
 
 def _log(path: str, line: str) -> None:
@@ -63,7 +67,7 @@ class Compute:
             _log(self.log, f"start {x}")
         if self.sleep:
             time.sleep(self.sleep * (0.5 + (x * 7919 % 100) / 100))
-        out = expected(x)
+        out = expected(x, params.get("pad", 0) if isinstance(params, dict) else 0)
         if self.log:
             _log(self.log, f"done {x}")
         return Output(out)
@@ -83,6 +87,8 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=20.0)
     parser.add_argument("--durable", type=int, default=1)
     parser.add_argument("--block-storing", default="")
+    parser.add_argument("--start", type=int, default=0, help="first point")
+    parser.add_argument("--check", action="store_true", help="exit 3 on a wrong output")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import workload  # by module name: workers and readers import it
@@ -103,7 +109,11 @@ def main() -> None:
         verbose=1,
         on_code_change="ignore",  # readers use another Compute instance
     )
-    memo.run({}, spec(args.points))
+    points = list(range(args.start, args.points))
+    output, _ = memo.run({}, {"x": points})
+    if args.check and output != [expected(x) for x in points]:
+        print("swarm-memo stress: WRONG OUTPUT", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

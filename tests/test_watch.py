@@ -441,3 +441,37 @@ def test_watch_example_prints_the_report_and_the_picture(tmp_path: Path) -> None
     assert "  failed: (0.8, 2): FloatingPointError: diverged" in lines
     assert "2    |   #   #   #   X   ." in lines  # the whole grid: gain 1.0 is missing
     assert list(tmp_path.iterdir()) == []
+
+
+DYNAMIC_SCRIPT = """
+import sys
+from swarm_memo import ExecError, SwarmMemo
+
+def helper(x):
+    if x == 2:
+        raise ValueError("boom")  # the failing line
+    return x
+
+def simulate(params, point):
+    return helper(point[0])
+
+memo = SwarmMemo(sys.argv[1], {"x": 2}, 2, exec_fn=simulate, verbose=0, max_workers=2)
+try:
+    memo.run({}, {"x": [1, 2, 3]})
+except ExecError as error:
+    print(error.worker_traceback)
+"""
+
+
+def test_worker_tracebacks_of_script_functions_show_the_real_file_and_line(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "sweep.py"
+    script.write_text(DYNAMIC_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "cache")],
+                            capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+    trace = result.stdout
+    assert "<dynamic-code>" not in trace
+    assert f'File "{script}", line 11, in simulate' in trace
+    assert f'File "{script}", line 7, in helper' in trace
+    assert 'raise ValueError("boom")  # the failing line' in trace

@@ -17,13 +17,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._backends import Backend
 from ._diagnostics import Diagnostics
 from ._hashing import short_description
 from ._jobs import ChunkJob, PointFailure
+from ._tracebacks import with_real_files
 from ._window import Completions, Window
 from ._worker import TaskResult, decode_result, evaluate_timed, run_batch
 from .errors import ExecError, SpecTypeError, WorkerDiedError
@@ -394,7 +395,8 @@ class Engine:
         return None
 
     def _exec_error(self, point: Any, failure: PointFailure) -> ExecError:
-        return point_error(point, self.plan.params, failure)
+        trace = with_real_files(failure.traceback, self.plan.exec_fn)  # not "<dynamic-code>"
+        return point_error(point, self.plan.params, replace(failure, traceback=trace))
 
 
 def point_error(point: Any, params: Any, failure: PointFailure) -> ExecError:

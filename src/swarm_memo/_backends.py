@@ -14,13 +14,16 @@ import os
 import sys
 import tempfile
 import threading
+import uuid
 import weakref
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._hashing import short_description
 from ._pool import LokyPool
-from ._worker import BlobFile
+from ._worker import BlobFile, TaskResult, decode_result, evaluate_timed, run_batch
 from .errors import SpecError, SpecTypeError
 
 EXECUTOR_NAMES = ("process", "thread", "serial")
@@ -29,29 +32,46 @@ INLINE_BLOB_BYTES = 64 * 1024
 SLURM_CPUS_VARIABLE = "SLURM_CPUS_PER_TASK"
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """What an exec chunk hands back, whatever carried it: one output per point (a
+    :class:`PointFailure` for failed ones, the list cut after the first failure under
+    ``on_error="raise"``), the indices of failed points, its compute seconds, and for
+    pool workers (worker id, start, end) so the engine can size its window."""
+
+    outputs: list[Any]
+    failed: list[int]
+    seconds: float
+    timing: tuple[Any, float, float] | None = None
+
+
 class Backend(Protocol):
-    """An executor as the engine sees it, for one run."""
+    """An executor as the engine sees it, for one run: it owns the wire format (how a
+    run's function and params reach the workers, what a task carries and returns)."""
 
     workers: int
     """How many exec chunks can run at once."""
     in_flight_per_worker: int
     """Exec chunks to keep submitted per worker at the start of a run (the engine grows
     it while workers wait for work; the memo's next run starts where this one ended)."""
-    in_process: bool
-    """Tasks run in this process: they take ``exec_fn`` and params as objects and
-    return outputs unpickled. Otherwise tasks carry :meth:`share`'s handle and return
-    :func:`~swarm_memo._worker.run_batch`'s encoded result."""
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        """Schedule ``fn(*args)``."""
+    def start_run(
+        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+    ) -> None:
+        """Get the run's ``exec_fn`` and params to the workers (raising
+        :class:`SpecTypeError` if they cannot travel); ``stop()`` says the run stops."""
         ...
 
-    def share(self, payload: bytes) -> Any:
-        """What each task carries for the run's pickled ``(exec_fn, params)``."""
+    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+        """Schedule one exec chunk; its future's result goes to :meth:`batch_result`."""
+        ...
+
+    def batch_result(self, raw: Any) -> BatchResult:
+        """Decode the result of a future from :meth:`submit_batch`."""
         ...
 
     def release(self) -> None:
-        """Free what :meth:`share` made, once the run is over (also after a failure)."""
+        """Free what :meth:`start_run` made, once the run is over (also after a failure)."""
         ...
 
     def abort(self) -> None:
@@ -84,16 +104,33 @@ def usable_cpus() -> int:
 
 
 class _InProcess:
-    """Shared behaviour of backends whose tasks run in this process."""
+    """Shared behaviour of backends whose tasks run in this process: tasks take
+    ``exec_fn`` and params as objects and return outputs unpickled (each output is
+    checked to pickle, as a worker's is)."""
 
     in_process = True
     in_flight_per_worker = 2
+    _run: tuple[Callable[[Any, Any], Any], Any, Callable[[], bool]] | None = None
 
-    def share(self, payload: bytes) -> Any:
-        return payload
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        raise NotImplementedError
+
+    def start_run(
+        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+    ) -> None:
+        self._run = (exec_fn, params, stop)
+
+    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+        assert self._run is not None
+        exec_fn, params, stop = self._run
+        return self.submit(evaluate_timed, exec_fn, params, points, skip_errors, True, stop)
+
+    def batch_result(self, raw: Any) -> BatchResult:
+        outputs, failed, seconds = raw
+        return BatchResult(outputs, failed, seconds)
 
     def release(self) -> None:
-        pass
+        self._run = None
 
     def abort(self) -> None:
         pass  # threads cannot be killed; the engine cancels what has not started
@@ -133,7 +170,49 @@ class ThreadBackend(_InProcess):
         return self._pool.submit(fn, *args)
 
 
-class _LocalBlobs:
+class _Pickled:
+    """Shared behaviour of backends whose tasks cross a process boundary: the run's
+    ``(exec_fn, params)`` is cloudpickled once and shared (:meth:`share`); each task
+    carries the handle and returns :func:`~swarm_memo._worker.run_batch`'s encoded result
+    with the worker's timing."""
+
+    in_process = False
+    _blob: Any = None
+    _token: str = ""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        raise NotImplementedError
+
+    def share(self, payload: bytes) -> Any:
+        raise NotImplementedError
+
+    def start_run(
+        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+    ) -> None:
+        import cloudpickle
+
+        try:
+            payload = cloudpickle.dumps((exec_fn, params))
+        except Exception as exc:
+            raise SpecTypeError(
+                f"exec_fn {short_description(exec_fn, 100)} or the params cannot be sent to "
+                f"worker processes ({type(exc).__name__}: {exc}); make them picklable, or "
+                "use executor='thread' or 'serial'"
+            ) from exc
+        self._token = uuid.uuid4().hex
+        self._blob = self.share(payload)
+
+    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+        return self.submit(run_batch, self._token, self._blob, points, skip_errors)
+
+    def batch_result(self, raw: Any) -> BatchResult:
+        task: TaskResult = raw
+        payload, worker, started, finished = task
+        outputs, failed = decode_result(payload)
+        return BatchResult(outputs, failed, finished - started, (worker, started, finished))
+
+
+class _LocalBlobs(_Pickled):
     """Big run payloads go to a temp file that local workers read once per run."""
 
     def __init__(self) -> None:
@@ -158,7 +237,6 @@ class _LocalBlobs:
 class ProcessBackend(_LocalBlobs):
     """The memo's own loky process pool (started on first use, SIGKILLed on abort)."""
 
-    in_process = False
     in_flight_per_worker = 2
 
     def __init__(self, pool: LokyPool) -> None:
@@ -198,7 +276,6 @@ class ProcessBackend(_LocalBlobs):
 class UserExecutorBackend(_LocalBlobs):
     """A ``concurrent.futures.Executor`` the user owns: used, never shut down."""
 
-    in_process = False
     in_flight_per_worker = 2
 
     def __init__(self, executor: Executor, workers: int) -> None:
@@ -222,10 +299,9 @@ class UserExecutorBackend(_LocalBlobs):
         return isinstance(exc, BrokenExecutor)
 
 
-class DaskBackend:
+class DaskBackend(_Pickled):
     """A ``distributed.Client``: the payload is scattered once to every worker per run."""
 
-    in_process = False
     in_flight_per_worker = 4
     """A scheduler round trip per task: keep more queued on each worker."""
 

@@ -13,21 +13,19 @@ does not grow with the grid.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._backends import Backend
+from ._backends import Backend, BatchResult
 from ._diagnostics import Diagnostics
 from ._hashing import short_description
 from ._jobs import ChunkJob, PointFailure
 from ._tracebacks import with_real_files
 from ._window import Completions, Window
-from ._worker import TaskResult, decode_result, evaluate_timed, run_batch
-from .errors import ExecError, SpecTypeError, WorkerDiedError
+from .errors import ExecError, WorkerDiedError
 
 POLL_SECONDS = 0.05
 """How often a run waiting on another process's claim looks again."""
@@ -85,8 +83,6 @@ class Engine:
         self.diag = diag
         self._ready: deque[ChunkJob] = deque()
         self._buffered = 0
-        self._blob: Any = None  # the pickled (exec_fn, params), or a handle to it
-        self._token = uuid.uuid4().hex
         self._backend: Backend | None = None
         self._window: Window | None = None
         self._fed = True  # the job source had more exec chunks than the window holds
@@ -108,18 +104,7 @@ class Engine:
         if self._backend is None:
             self._before_first_submit()
             backend = self._backend_factory()
-            if not backend.in_process:
-                import cloudpickle
-
-                try:
-                    payload = cloudpickle.dumps((self.plan.exec_fn, self.plan.params))
-                except Exception as exc:
-                    raise SpecTypeError(
-                        f"exec_fn {short_description(self.plan.exec_fn, 100)} or the params "
-                        f"cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
-                        "make them picklable, or use executor='thread' or 'serial'"
-                    ) from exc
-                self._blob = backend.share(payload)
+            backend.start_run(self.plan.exec_fn, self.plan.params, self.plan.stop)
             self._window = Window(backend.workers, backend.in_flight_per_worker)
             self._backend = backend
         return self._backend
@@ -161,12 +146,7 @@ class Engine:
         backend = self.backend
         self.diag.exec_chunks += 1
         try:
-            if backend.in_process:
-                plan = self.plan
-                return backend.submit(
-                    evaluate_timed, plan.exec_fn, plan.params, points, skip, True, plan.stop
-                )
-            return backend.submit(run_batch, self._token, self._blob, points, skip)
+            return backend.submit_batch(points, skip)
         except Exception as exc:
             if not backend.is_worker_death(exc):
                 raise
@@ -311,24 +291,20 @@ class Engine:
         if self._backend is not None:
             self._backend.abort()
 
-    def _result(self, future: Future[Any], batch: Batch) -> tuple[list[Any], list[int], float]:
+    def _result(self, future: Future[Any], batch: Batch) -> BatchResult:
         """The outputs, failed indices and compute seconds of a finished exec chunk."""
         backend = self.backend
-        result = result_or_death(future, batch, self.plan.params, backend.is_worker_death)
-        if backend.in_process:
-            outputs, failed, seconds = result
-            return outputs, failed, seconds
-        task: TaskResult = result
-        payload, worker, started, finished = task
-        if self._window is not None:
-            self._window.observe(worker, started, finished, self._fed)
-        return (*decode_result(payload), finished - started)
+        raw = result_or_death(future, batch, self.plan.params, backend.is_worker_death)
+        result = backend.batch_result(raw)
+        if result.timing is not None and self._window is not None:
+            self._window.observe(*result.timing, self._fed)
+        return result
 
-    def _absorb(self, batch: Batch, result: tuple[list[Any], list[int], float]) -> None:
+    def _absorb(self, batch: Batch, result: BatchResult) -> None:
         """Place an exec chunk's outputs in their jobs. Under ``on_error="raise"`` the
         points finished before the failure are placed first (their jobs are then stored,
         whole or partial), then the error is raised; the failed point stays missing."""
-        outputs, failed, seconds = result
+        outputs, failed, seconds = result.outputs, result.failed, result.seconds
         per_point = seconds / max(1, len(outputs))
         error = self._record_failures(batch, outputs, failed) if failed else None
         if error is not None:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from helpers import CountingExec
-from swarm_memo import SwarmMemo
+from swarm_memo import SpecError, SwarmMemo
 from swarm_memo._grid import ChunkLayout, Grid
 
 np = pytest.importorskip("numpy")
@@ -133,3 +133,33 @@ def test_numpy_array_axis_values_work_on_later_runs(tmp_path, counting):
     assert counting.count() == 3
     assert [out["pid_free"] for out in second] == [out["pid_free"] for out in first]
     assert [out["pid_free"] for out in loaded] == [out["pid_free"] for out in first]
+
+
+@pytest.mark.parametrize(
+    "axis",
+    [
+        np.arange(-5, 3000, dtype=np.int64),
+        np.arange(200, dtype=np.uint8),
+        np.array([2**64 - 1, 0, 7], dtype=np.uint64),
+        np.linspace(-1.0, 1.0, 2001),
+        np.array([0.5, np.nan, -0.0, 0.0, np.inf], dtype=np.float64),
+        np.array([0.1, 0.25, np.nan], dtype=np.float32),
+    ],
+    ids=["int64", "uint8", "uint64 beyond int64", "linspace", "nan and signed zero", "float32"],
+)
+def test_numpy_axes_plan_like_their_python_values(axis):
+    """Planned by numpy (packing, duplicate check) or value by value: same chunk names."""
+    sizes = {"x": 7}
+    assert chunk_names({"x": axis}, sizes) == chunk_names({"x": axis.tolist()}, sizes)
+
+
+@pytest.mark.parametrize(
+    ("axis", "value"),
+    [
+        (np.array([3, 1, 3], dtype=np.int32), r"np\.int32\(3\) twice \(positions 0 and 2\)"),
+        (np.array([0.5, np.nan, np.nan]), r"np\.float64\(nan\) twice \(positions 1 and 2\)"),
+    ],
+)
+def test_a_numpy_axis_holding_a_value_twice_is_a_spec_error(axis, value):
+    with pytest.raises(SpecError, match=rf"split_spec\['x'\] holds the value {value}"):
+        Grid.build({"x": axis}, ChunkLayout.parse({"x": 2}, None))

@@ -62,6 +62,37 @@ def packed_values(values: Sequence[Any]) -> tuple[bytes, bytes] | None:
     return None
 
 
+def packed_array(values: Any) -> tuple[bytes, bytes, int] | None:
+    """``(tag, bytes, distinct)`` for a 1-D numpy array of ints or floats: what
+    :func:`packed_values` gives for its items, and how many distinct encodings they
+    have, computed by numpy in a few passes; None for anything else (numpy is never
+    imported here)."""
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(values, np.ndarray) or values.ndim != 1 or not len(values):
+        return None
+    kind, size = values.dtype.kind, values.dtype.itemsize
+    if kind in "iu":
+        if kind == "u" and size == 8 and values.max() > np.iinfo(np.int64).max:
+            return None  # beyond int64: encoded value by value
+        ints = values.astype(np.int64)
+        return b"Q", ints.astype(">i8").tobytes(), _distinct(np, ints)
+    if kind == "f" and size <= 8:
+        floats = values.astype(np.float64)
+        nans = np.isnan(floats)
+        if nans.any():
+            floats[nans] = math.nan  # one canonical NaN
+        # -0.0 == 0.0 and nan != nan: equal encodings are equal 8-byte words
+        return b"F", floats.astype(">f8").tobytes(), _distinct(np, floats.view(np.int64))
+    return None
+
+
+def _distinct(np: Any, words: Any) -> int:
+    """How many distinct values a native int64 array holds (sorted: numpy's hashing
+    unique is slower)."""
+    ordered = np.sort(words)
+    return len(ordered) - int(np.count_nonzero(ordered[1:] == ordered[:-1]))
+
+
 def _packed_from_encodings(encodings: Sequence[bytes]) -> tuple[bytes, bytes] | None:
     if not encodings:
         return None

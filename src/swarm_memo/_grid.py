@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ._bindigest import encodings_digest, packed_digest, packed_values
+from ._bindigest import encodings_digest, packed_array, packed_digest, packed_values
 from ._hashing import digest_bytes, encode, encode_items
 from ._types import ChunkKey
 from .errors import SpecError, SpecTypeError
@@ -130,12 +130,15 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
         raise SpecTypeError(
             f"{where} must be a list of values; got {type(values).__name__} {values!r:.80}"
         )
+    in_numpy = packed_array(values)  # a numpy axis of ints or floats: numpy does it
     values = tuple(values)
     starts = range(0, len(values), bin_size)
-    packed = packed_values(values)
+    packed = in_numpy[:2] if in_numpy is not None else packed_values(values)
     if packed is not None:  # every bin is packed too: one C call for the whole axis
         tag, data = packed
-        if tag == b"Q":  # ints (numpy ones too) are equal exactly when encodings are
+        if in_numpy is not None:
+            distinct = in_numpy[2]
+        elif tag == b"Q":  # ints (numpy ones too) are equal exactly when encodings are
             distinct = len(set(values))
         else:  # floats: -0.0 == 0.0 and nan != nan, so compare the packed words
             words = array("q")

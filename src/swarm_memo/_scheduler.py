@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._backends import Backend, BatchResult
@@ -63,6 +63,21 @@ class ExecPlan:
 
 class StopRequested(Exception):
     """The engine stopped early on request; every finished job was yielded first."""
+
+
+@dataclass
+class _Flight:
+    """One run's exec chunks in flight and how the run stands."""
+
+    pending: dict[Future[Any], Batch] = field(default_factory=dict)
+    completions: Completions = field(default_factory=Completions)
+    error: BaseException | None = None
+    lost: list[Any] = field(default_factory=list)
+    """Points of exec chunks that were on a pool when a worker died."""
+    state: str = "full"
+    """What the last fill found: "full", "stalled", "ready" or "exhausted"."""
+    grace_end: float | None = None
+    """When the grace period ends, once a stop was requested."""
 
 
 class Engine:
@@ -192,73 +207,98 @@ class Engine:
         then keeps absorbing results instead of blocking on the source.
         """
         batches = self._batches(jobs)
-        pending: dict[Future[Any], Batch] = {}
-        completions = Completions()
-        error: BaseException | None = None
-        lost: list[Any] = []  # points of exec chunks that were on a pool when a worker died
-        state = "full"
-        grace_end: float | None = None  # set once a stop was requested
+        flight = _Flight()
         try:
             while True:
-                if grace_end is None and self.plan.stop():
-                    grace_end = time.monotonic() + self.plan.grace_seconds
-                    state = "exhausted"
-                    self._stop_starting(pending)
-                if state != "exhausted" and error is None:
-                    try:
-                        state = self._fill(batches, pending, completions)
-                    except WorkerDiedError as exc:  # the pool broke at submit: drain the rest
-                        lost.extend(exc.points)
-                        error, state = exc, "exhausted"
+                self._advance(batches, flight)
                 while self._ready:
                     yield self._ready.popleft()
-                if state == "ready":
-                    continue
-                if not pending:
-                    if state != "stalled" or error is not None:
-                        break
-                    time.sleep(POLL_SECONDS)
-                    continue
-                if grace_end is not None and (time.monotonic() >= grace_end or self.plan.hurry()):
-                    self._give_up(pending)
+                action = self._next_action(flight)
+                if action == "stop":
                     break
-                started = time.perf_counter()
-                done = completions.wait(POLL_SECONDS if state == "stalled" else WAKE_SECONDS)
-                self.diag.exec_time += time.perf_counter() - started
-                # Absorb in submission order, so chunks complete (and are written) in order.
-                for future in [f for f in pending if f in done]:
-                    batch = pending.pop(future)
-                    try:
-                        self._absorb(batch, self._result(future, batch))
-                    except WorkerDiedError as exc:
-                        lost.extend(exc.points)
-                        error = error or exc
-                    except ExecError as exc:
-                        # Keep draining what is in flight: finished chunks still get written.
-                        error = error or exc
-            if grace_end is not None and (error is None or isinstance(error, WorkerDiedError)):
+                if action == "wait":
+                    self._wait_and_absorb(flight)
+            if flight.grace_end is not None and (
+                flight.error is None or isinstance(flight.error, WorkerDiedError)
+            ):
                 # A worker that dies while the job is being stopped (the scheduler signals
                 # every process) is part of the stop, not a failure of a point.
                 if self._backend is not None:
                     self._backend.close_after_stop()
                 raise StopRequested
         except BaseException:
-            for future in pending:
+            for future in flight.pending:
                 future.cancel()
-            if pending and self._backend is not None:
+            if flight.pending and self._backend is not None:
                 self._backend.abort()
             raise
         finally:
-            if self._backend is not None:
-                self._backend.release()
-            if self._window is not None and self._backend is not None:
-                # Exec chunks per worker this run needed in flight: the next run starts there.
-                self._learn_window(-(-self._window.size // max(1, self._backend.workers)))
+            self._end_run()
+        self._raise_failure(flight)
+
+    def _advance(self, batches: Iterator[Batch | None], flight: _Flight) -> None:
+        """Notice a stop request; otherwise submit exec chunks until the window is full."""
+        if flight.grace_end is None and self.plan.stop():
+            flight.grace_end = time.monotonic() + self.plan.grace_seconds
+            flight.state = "exhausted"
+            self._stop_starting(flight.pending)
+        if flight.state != "exhausted" and flight.error is None:
+            try:
+                flight.state = self._fill(batches, flight.pending, flight.completions)
+            except WorkerDiedError as exc:  # the pool broke at submit: drain the rest
+                flight.lost.extend(exc.points)
+                flight.error, flight.state = exc, "exhausted"
+
+    def _next_action(self, flight: _Flight) -> str:
+        """ "again" (more to submit or hand on now), "wait" (for results) or "stop"."""
+        if flight.state == "ready":
+            return "again"
+        if not flight.pending:
+            if flight.state != "stalled" or flight.error is not None:
+                return "stop"
+            time.sleep(POLL_SECONDS)  # only chunks claimed elsewhere are left
+            return "again"
+        if flight.grace_end is not None and (
+            time.monotonic() >= flight.grace_end or self.plan.hurry()
+        ):
+            self._give_up(flight.pending)
+            return "stop"
+        return "wait"
+
+    def _wait_and_absorb(self, flight: _Flight) -> None:
+        """Wait a little for exec chunks, then absorb the finished ones in submission
+        order, so chunks complete (and are written) in order. An error is kept while the
+        rest in flight drains: finished chunks still get written."""
+        started = time.perf_counter()
+        done = flight.completions.wait(POLL_SECONDS if flight.state == "stalled" else WAKE_SECONDS)
+        self.diag.exec_time += time.perf_counter() - started
+        for future in [f for f in flight.pending if f in done]:
+            batch = flight.pending.pop(future)
+            try:
+                self._absorb(batch, self._result(future, batch))
+            except WorkerDiedError as exc:
+                flight.lost.extend(exc.points)
+                flight.error = flight.error or exc
+            except ExecError as exc:
+                flight.error = flight.error or exc
+
+    def _end_run(self) -> None:
+        """Free the run's backend resources; remember the window the run needed."""
+        if self._backend is None:
+            return
+        self._backend.release()
+        if self._window is not None:
+            # Exec chunks per worker this run needed in flight: the next run starts there.
+            self._learn_window(-(-self._window.size // max(1, self._backend.workers)))
+
+    def _raise_failure(self, flight: _Flight) -> None:
+        error = flight.error
         if isinstance(error, WorkerDiedError):
             if self._backend is not None:
                 self._backend.abort()  # so the next run gets a fresh pool, not a broken one
             # A dead worker breaks the whole pool: which in-flight exec chunk it ran is
             # unknowable, so name every point that was lost with the pool.
+            lost = flight.lost
             raise WorkerDiedError(
                 f"a worker process died ({error.__cause__!r:.300}) while evaluating these "
                 f"{len(lost)} points of the in-flight exec chunks: {lost!r:.1000}; every chunk "

@@ -202,7 +202,13 @@ class _Fingerprinter:
         elif isinstance(fn, (staticmethod, classmethod)):
             out += b"W"
             self.callable_(fn.__func__)
-        elif isinstance(fn, _C_CALLABLES):
+        else:
+            self._other_callable(fn)
+
+    def _other_callable(self, fn: Any) -> None:
+        """C callables, library wrappers, callable instances, opaque C objects."""
+        out = self.out
+        if isinstance(fn, _C_CALLABLES):
             out += b"B"
             owner = getattr(fn, "__self__", None)
             module = getattr(fn, "__module__", None) or type(owner).__module__

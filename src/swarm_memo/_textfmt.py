@@ -115,15 +115,23 @@ def _jsonable(value: Any, depth: int) -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else repr(float(value))
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        return _container_jsonable(value, depth + 1)
+    return _leaf_jsonable(value, depth)
+
+
+def _container_jsonable(value: Any, depth: int) -> Any:
     if isinstance(value, dict):
         return {
-            (k if isinstance(k, str) else short_repr(k, 200)): _jsonable(v, depth + 1)
+            (k if isinstance(k, str) else short_repr(k, 200)): _jsonable(v, depth)
             for k, v in value.items()
         }
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, depth + 1) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return [_jsonable(v, depth + 1) for v in sort_values(value)]
+    items = sort_values(value) if isinstance(value, (set, frozenset)) else value
+    return [_jsonable(v, depth) for v in items]
+
+
+def _leaf_jsonable(value: Any, depth: int) -> Any:
+    """Paths, bytes, dates, dataclasses, numpy values; anything else as a short repr."""
     if isinstance(value, pathlib.PurePath):
         return str(value)
     if isinstance(value, (bytes, bytearray)):

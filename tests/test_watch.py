@@ -475,3 +475,15 @@ def test_worker_tracebacks_of_script_functions_show_the_real_file_and_line(
     assert f'File "{script}", line 11, in simulate' in trace
     assert f'File "{script}", line 7, in helper' in trace
     assert 'raise ValueError("boom")  # the failing line' in trace
+
+
+def test_a_long_axis_is_drawn_in_groups_of_consecutive_values(tmp_path: Path) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 10, "s": 2}, 20, exec_fn=doubled,
+                     executor="serial", verbose=0)  # fmt: skip
+    memo.run({}, {"x": list(range(60)), "s": [0]})
+    picture = memo.status({}, {"x": list(range(100)), "s": [0, 1]}).picture(("x", "s"))
+    assert len(picture.columns) == 20  # 100 values, 5 per column
+    assert picture.cells() == ["#" * 12 + "." * 8, "." * 20]
+    lines = picture.lines()
+    assert lines[0].endswith("x -> (5 values per column, the first shown)")
+    assert lines[1].split("|")[1].split()[:3] == ["0", "5", "10"]

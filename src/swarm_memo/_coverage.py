@@ -23,7 +23,6 @@ from ._codec import ChunkMeta
 from ._hashing import point_digest
 from ._meta_points import chunk_key, item_display, item_token
 from ._requests_log import RequestInfo, read_requests, request_from_plan
-from ._textfmt import short_repr
 from .errors import SpecError
 
 if TYPE_CHECKING:
@@ -33,7 +32,9 @@ __all__ = ["FAILED", "MISSING", "STORED", "Coverage", "Picture", "coverage_of"]
 
 MISSING, STORED, FAILED = 0, 1, 2
 MAX_CELLS = 40
-"""Most rows or columns drawn; longer axes are drawn in groups of consecutive values."""
+"""Most rows drawn; longer axes are drawn in groups of consecutive values."""
+MAX_COLUMNS = 24
+"""Most columns drawn (a terminal line holds about 24 labelled cells)."""
 LEGEND = "# stored  . missing  X failed  1-9: tenths stored (other axes aggregated)"
 
 
@@ -52,7 +53,12 @@ class Coverage:
     def count(self, state: int) -> int:
         return self.states.count(state)
 
-    def picture(self, axes: Sequence[str] | None = None, max_cells: int = MAX_CELLS) -> Picture:
+    def picture(
+        self,
+        axes: Sequence[str] | None = None,
+        max_cells: int = MAX_CELLS,
+        max_columns: int = MAX_COLUMNS,
+    ) -> Picture:
         """Counts over two axes (``x`` across, ``y`` down; one axis gives one row)."""
         names = list(axes) if axes else self.axes[:2]
         for name in names:
@@ -62,7 +68,7 @@ class Coverage:
             raise SpecError(f"give one or two distinct axes; got {names}")
         x = self.axes.index(names[0])
         y = self.axes.index(names[1]) if len(names) == 2 else None
-        xs = _groups(len(self.labels[x]), max_cells)
+        xs = _groups(len(self.labels[x]), max_columns)
         ys = _groups(len(self.labels[y]), max_cells) if y is not None else [range(1)]
         col_of = {i: c for c, group in enumerate(xs) for i in group}
         row_of = {i: r for r, group in enumerate(ys) for i in group}
@@ -78,6 +84,8 @@ class Coverage:
             self.count(STORED),
             self.count(FAILED),
             len(self.states),
+            [self.labels[x][g[0]] for g in xs],
+            len(xs[0]) if xs else 1,
         )
 
     def _group_label(self, axis: int, group: range) -> str:
@@ -104,6 +112,10 @@ class Picture:
     stored: int
     failed: int
     total: int
+    column_starts: list[str] | None = None
+    """The first value of each column (what a terminal shows when columns group values)."""
+    column_group: int = 1
+    """Values of the ``x`` axis per column (long axes are grouped)."""
 
     def cells(self) -> list[str]:
         """One string per row, one character per cell: ``#`` all stored, ``.`` none,
@@ -116,12 +128,15 @@ class Picture:
 
     def lines(self, width: int = 8) -> list[str]:
         """The picture for a terminal: column values on top, row values on the left."""
-        cols = [short_repr(c, width) if not isinstance(c, str) else c[:width] for c in self.columns]
+        grouped = self.column_group > 1 and self.column_starts is not None
+        shown = self.column_starts if grouped and self.column_starts else self.columns
+        cols = [c[:width] for c in shown]
         col_width = max([1, *map(len, cols)])
         rows = [r[:24] for r in self.rows]
         row_width = max([len(self.axes[1]) if len(self.axes) > 1 else 0, *map(len, rows)])
         head = f"{self.axes[1] if len(self.axes) > 1 else '':<{row_width}} | "
-        out = [" " * row_width + f" | {self.axes[0]} ->"]
+        per = f" ({self.column_group} values per column, the first shown)" if grouped else ""
+        out = [" " * row_width + f" | {self.axes[0]} ->{per}"]
         out.append(head + " ".join(c.rjust(col_width) for c in cols))
         for label, text in zip(rows, self.cells(), strict=True):
             out.append(f"{label:<{row_width}} | " + " ".join(ch.rjust(col_width) for ch in text))

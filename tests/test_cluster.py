@@ -154,7 +154,7 @@ def lease_store(options: dict[str, Any]) -> Any:
     from swarm_memo._fsspec_store import FsspecStore
 
     store = FsspecStore(s3_root(options), options)
-    assert store.atomic_create
+    assert store.capabilities.atomic_create
     return store
 
 

@@ -72,8 +72,9 @@ def claims_for(store: Store, set_id: str, claim_timeout: float | None) -> ChunkC
         return Claims(None)
     paths = SetPaths(set_id)
     key = paths.claims
-    lock = store.lock_path(key)
-    if lock is None and getattr(store, "atomic_create", False):
+    capabilities = store.capabilities
+    lock = store.lock_path(key) if capabilities.record_locks else None
+    if lock is None and capabilities.atomic_create:
         from ._leases import LeaseClaims
 
         return LeaseClaims(store, paths.leases, claim_timeout)

@@ -20,7 +20,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from ._store import FileStat, store_error
+from ._store import Capabilities, FileStat, store_error
 
 _CREATE_LOCK = threading.Lock()
 
@@ -54,8 +54,10 @@ class FsspecStore:
         self._url = url.rstrip("/")
         self._exclusive_put = "s3" in _protocols(fs)
         # Claims are then lease objects (_leases): creation is atomic between processes.
-        self.atomic_create = self._exclusive_put
         self.background_writes = True  # a write is a round trip to the store
+        self.capabilities = Capabilities(
+            record_locks=False, atomic_create=self._exclusive_put, fsync=False, folders=False
+        )
 
     def __repr__(self) -> str:
         return f"FsspecStore({self._url!r})"

@@ -33,7 +33,14 @@ from ._nofollow import (
     split_key,
     symlinks,
 )
-from ._store import TEMP_GRACE_SECONDS, TEMP_SUFFIX, FileStat, is_temp_name, store_error
+from ._store import (
+    TEMP_GRACE_SECONDS,
+    TEMP_SUFFIX,
+    Capabilities,
+    FileStat,
+    is_temp_name,
+    store_error,
+)
 from .errors import SpecError, StoreError
 
 logger = logging.getLogger("swarm_memo")
@@ -218,6 +225,10 @@ class LocalStore:
     def background_writes(self) -> bool:
         """Writes wait on the disk only when they fsync."""
         return self.durable
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(record_locks=True, atomic_create=True, fsync=self.durable, folders=True)
 
     def lock_path(self, key: str) -> str | None:
         """Local path of the claims lock file."""

@@ -43,12 +43,32 @@ class FileStat:
     """Changes whenever the file is replaced (inode + size + mtime locally, ETag on S3)."""
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do beyond reading and writing files, so that callers ask a flag
+    instead of probing (``lock_path`` returning None, an attribute present or not)."""
+
+    record_locks: bool
+    """It has local files for POSIX record locks: runs claim chunks with them."""
+    atomic_create: bool
+    """``write_if_absent`` is atomic between processes and machines: where there are no
+    record locks, runs claim chunks with lease objects (:mod:`swarm_memo._leases`)."""
+    fsync: bool
+    """Writes reach stable storage before they return (``durable`` local stores)."""
+    folders: bool
+    """Folders exist of their own (``prune`` removes empty ones); object stores: no."""
+
+
 class Store(Protocol):
     """Everything swarm-memo asks of a place that holds bytes under ``/``-separated keys.
 
     Implementations: ``LocalStore`` (a directory), ``FsspecStore`` (any fsspec URL). Each
     is checked by the same contract suite (``tests/test_store_contract.py``).
     """
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this store can do (see :class:`Capabilities`)."""
 
     @property
     def background_writes(self) -> bool:
@@ -104,10 +124,8 @@ class Store(Protocol):
         """Remove the empty folders at and below ``prefix`` (stores without folders: no-op)."""
 
     def lock_path(self, key: str) -> str | None:
-        """A local file for claims (POSIX record locks), or None: this store has none.
-        A store without one may set an attribute ``atomic_create = True`` when
-        ``write_if_absent`` is atomic between processes and machines: runs then claim
-        chunks with lease objects (:mod:`swarm_memo._leases`)."""
+        """The local file for claims (POSIX record locks) at ``key``; None unless
+        ``capabilities.record_locks``."""
 
     def check_writable(self, prefix: str) -> None:
         """Raise :class:`StoreError` when files surely cannot be written under ``prefix``

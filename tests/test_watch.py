@@ -487,3 +487,12 @@ def test_a_long_axis_is_drawn_in_groups_of_consecutive_values(tmp_path: Path) ->
     lines = picture.lines()
     assert lines[0].endswith("x -> (5 values per column, the first shown)")
     assert lines[1].split("|")[1].split()[:3] == ["0", "5", "10"]
+
+
+def test_a_status_still_pickles_with_its_counts(tmp_path: Path) -> None:
+    memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 2, exec_fn=doubled, verbose=0)
+    memo.run({}, {"x": [1, 2]})
+    status = memo.status({}, {"x": [1, 2, 3]})
+    copy = pickle.loads(pickle.dumps(status))
+    assert (copy.cached_points, copy.missing_points) == (2, 1)
+    assert status.picture(("x",)).cells() == ["##."]

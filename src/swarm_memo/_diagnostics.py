@@ -123,6 +123,13 @@ class Status:
     coverage_reader: Callable[[], Coverage] | None = field(default=None, repr=False, compare=False)
     """Reads which point is stored, missing or failed (for :meth:`picture`)."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles without its cache reader (a Status sent elsewhere keeps its counts;
+        :meth:`picture` then needs a new ``status()`` call)."""
+        state = dict(self.__dict__)
+        state["coverage_reader"] = None
+        return state
+
     def picture(self, axes: Sequence[str] | None = None) -> Picture:
         """Stored / missing / failed points over one or two axes (default: the first
         two), the other axes aggregated; ``picture().cells()`` gives one string per row
@@ -130,7 +137,10 @@ class Status:
         the chunk files' metas and the failures runs recorded; needs the default points.
         """
         if self.coverage_reader is None:
-            raise SpecError("this Status was not made by SwarmMemo.status: no picture")
+            raise SpecError(
+                "this Status has no cache to read (not made by SwarmMemo.status in this "
+                "process): no picture"
+            )
         return self.coverage_reader().picture(axes)
 
     def plot(self, axes: Sequence[str] | None = None, ax: Any = None) -> Any:

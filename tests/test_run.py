@@ -402,3 +402,14 @@ def test_runs_of_consecutive_ints_are_stored_as_ranges_and_read_back(make_memo, 
     record = decode_chunk(chunk_files(tmp_path / "cache")[0].read_bytes())
     assert len(dict(record.chunk_key)["s"]) == 4
     assert memo.run({}, spec)[0] == output
+
+
+def test_one_axis_points_are_the_product_only_when_they_are_the_bin_values_themselves():
+    from swarm_memo._plan import is_product
+
+    bin_values = (1, 2.5, "a", 10**30)
+    assert is_product([(v,) for v in bin_values], (bin_values,))
+    assert not is_product([(1.0,), (2.5,), ("a",), (10**30,)], (bin_values,))  # 1.0 == 1
+    assert not is_product([(v,) for v in bin_values[:3]], (bin_values,))
+    assert not is_product([v for v in bin_values], (bin_values,))
+    assert not is_product([(v, v) for v in bin_values], (bin_values,))

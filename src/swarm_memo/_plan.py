@@ -86,6 +86,8 @@ def is_product(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> bool:
     if set(map(type, points)) != {tuple} or set(map(len, points)) != {len(bins)}:
         return False
     flat = itertools.chain.from_iterable(points)
+    if len(bins) == 1:  # one axis: the points' values are the bin's, no tuples to build
+        return all(map(operator.is_, flat, bins[0]))
     expected = itertools.chain.from_iterable(itertools.product(*bins))
     return all(map(operator.is_, flat, expected))
 

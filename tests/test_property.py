@@ -6,7 +6,8 @@ Sequences mix growing, shrinking, rebinned and reordered grids; numpy scalars an
 next to equal Python values; ints next to equal floats (1 and 1.0 are two points); NaN
 (one value); enumerators switched between steps; files damaged between steps.
 
-Steps also switch between two versions of ``exec_fn`` (two code fingerprints) under each
+Steps also switch between three versions of ``exec_fn`` (three code fingerprints: 2 has
+other state, 3 another module constant reached through a helper) under each
 ``on_code_change`` policy: a served output is the current code's, or a
 ``CodeChangedWarning`` said otherwise ("warn"), or the call said nothing ("ignore");
 "recompute" never serves another version's output. Axis orders change between steps:
@@ -67,16 +68,25 @@ ATOMS: dict[str, list[Any]] = {
 # ---------------------------------------------------------------------- exec versions
 
 
+HELPER_SHIFT = 0
+"""A module constant ``exec_fn`` reaches through a helper: version 3 is version 1 with
+this constant edited between calls (a helper or constant edit is a code change)."""
+
+
+def version_tag(version: int) -> int:
+    return version + HELPER_SHIFT
+
+
 class VersionedExec(CountingExec):
-    """Two versions of ``exec_fn``: another fingerprint (its state), an output that says
-    which version computed it."""
+    """Versions of ``exec_fn``: 2 has another state, 3 another module constant than 1; an
+    output that says which version computed it."""
 
     def __init__(self, log: Path, version: int) -> None:
         super().__init__(log)
         self.version = version
 
     def __call__(self, params: dict[str, Any], point: Any) -> Any:
-        return {**super().__call__(params, point), "version": self.version}
+        return {**super().__call__(params, point), "version": version_tag(self.version)}
 
 
 # ---------------------------------------------------------------------- enumerators
@@ -197,7 +207,7 @@ def steps(draw: st.DrawFn, axes: tuple[str, ...], enumerated: bool) -> Step:
         order=order,
         default_order=draw(st.booleans()),
         enumerator=draw(st.sampled_from(list(ENUMERATORS))) if enumerated else None,
-        version=draw(st.sampled_from([1, 1, 2])),
+        version=draw(st.sampled_from([1, 1, 2, 3])),
         on_code_change=draw(st.sampled_from(["warn", "recompute", "ignore"])),
     )
 
@@ -230,13 +240,17 @@ class Model:
         self.damaged: dict[Path, set[Canon]] = {}  # damaged file -> points it held
 
     def memo(self, step: Step) -> SwarmMemo:
+        global HELPER_SHIFT
+        HELPER_SHIFT = 2 if step.version == 3 else 0  # version 3: 1 with the constant edited
         bins = {axis: step.bins[axis] for axis in step.order}  # key order = axis order
         return SwarmMemo(
             self.root,
             bins,
             3,
             enumerate_points=ENUMERATORS[step.enumerator],
-            exec_fn=VersionedExec(Path(self.counting.log), step.version),
+            exec_fn=VersionedExec(
+                Path(self.counting.log), 1 if step.version == 3 else step.version
+            ),
             max_workers=1,
             verbose=0,
             axis_order=None if step.default_order else list(step.order),

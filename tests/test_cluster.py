@@ -333,3 +333,71 @@ def test_a_lease_held_elsewhere_blocks_a_run_no_longer_than_claim_timeout(
     assert diag.executed_points == 6
     assert CountingExec(tmp_path / "calls.log").count() == 6
     assert_exact(job)
+
+
+# ---------------------------------------------------------------------------- other bins
+
+
+def two_binnings(root: str, log: Path, **extra: Any) -> list[dict[str, Any]]:
+    base = {"root": root, "log": str(log), "points": POINTS, "sleep": 0.01, "mode": "run"}
+    return [{**base, **extra, "bins": bins} for bins in (2, 5)]
+
+
+def test_differently_binned_runs_compute_each_point_about_once(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    jobs = two_binnings(str(tmp_path / "cache"), log)
+    run_nodes(jobs, node_env())
+    dup = duplicates(log, POINTS)
+    assert dup <= DUPLICATE_LIMIT * POINTS, report("local, bins 2 and 5", dup, POINTS)
+    report("local, bins 2 and 5", dup, POINTS)
+    assert_exact(jobs[0])
+    assert_exact(jobs[1])
+
+
+def test_differently_binned_runs_on_s3_compute_each_point_about_once(
+    tmp_path: Path, s3: dict[str, Any]
+) -> None:
+    log = tmp_path / "calls.log"
+    jobs = two_binnings(s3_root(s3), log, storage_options=s3, points=S3_POINTS)
+    run_nodes(jobs, node_env())
+    dup = duplicates(log, S3_POINTS)
+    assert dup <= DUPLICATE_LIMIT * S3_POINTS, report("S3, bins 2 and 5", dup, S3_POINTS)
+    report("S3, bins 2 and 5", dup, S3_POINTS)
+
+
+def cell_claims(tmp_path: Path, bins: int) -> Any:
+    from swarm_memo._cells import run_claims
+
+    job = {"root": str(tmp_path / "cache"), "log": str(tmp_path / "c.log"), "points": 12}
+    memo = memo_for({**job, "bins": bins})
+    plan = memo._requests().plan(PARAMS, spec_for(job), writable=True)
+    return run_claims(plan), [name for _, name in plan.named_chunks]
+
+
+def test_a_chunk_is_claimed_only_when_every_cell_it_covers_is_free(tmp_path: Path) -> None:
+    fours, four_names = cell_claims(tmp_path, 4)  # records the claim grid: bins of 4
+    sixes, six_names = cell_claims(tmp_path, 6)
+    assert fours.try_claim(four_names[1])  # x 4..7
+    assert not sixes.try_claim(six_names[0])  # x 0..5 covers cells 0 and 1
+    assert not sixes.try_claim(six_names[1])  # x 6..11 covers cells 1 and 2
+    assert not fours.try_claim(four_names[1]) or fours.held == 1
+    fours.release(four_names[1])
+    assert sixes.try_claim(six_names[0])
+    assert sixes.try_claim(six_names[1])  # cell 1 is shared by two chunks of this run
+    sixes.release(six_names[0])
+    assert not fours.try_claim(four_names[1])  # still held through the other chunk
+    assert fours.try_claim(four_names[0])  # cell 0 was released with the first chunk
+    sixes.release_all()
+    fours.release_all()
+
+
+def test_the_claim_grid_is_the_first_claiming_runs_bins(tmp_path: Path) -> None:
+    sixes, six_names = cell_claims(tmp_path, 6)
+    assert sixes.try_claim(six_names[0])
+    grid = json.loads(next((tmp_path / "cache").rglob("claim_grid.json")).read_text())
+    assert grid == {"x": 6}
+    fours, four_names = cell_claims(tmp_path, 4)
+    assert not fours.try_claim(four_names[1])  # x 4..7: in cell 0 of the grid of 6
+    assert fours.try_claim(four_names[2])  # x 8..11: cell 1
+    sixes.release_all()
+    fours.release_all()

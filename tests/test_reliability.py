@@ -289,6 +289,7 @@ def test_two_processes_on_one_cache_share_the_work(tmp_path, head_start):
 
 
 def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
+    from swarm_memo._cells import chunk_claim_names
     from swarm_memo._claims import claim_offset
     from swarm_memo._plan import plan_run
 
@@ -296,7 +297,7 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
     plan = plan_run(memo.config, {"alpha": 1}, SPEC, writable=False)
     lock = tmp_path / "cache" / plan.pset.set_id / "claims.lock"
     lock.parent.mkdir(parents=True)
-    offsets = [claim_offset(name) for _, name in plan.named_chunks]
+    offsets = [claim_offset(chunk_claim_names(plan, n)[0]) for _, n in plan.named_chunks]
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -317,7 +318,8 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
     from swarm_memo._claims import Claims
 
     probe = Claims(str(lock))
-    assert not probe.try_claim(plan.named_chunks[0][1])  # the live holder's claim counts
+    first = chunk_claim_names(plan, plan.named_chunks[0][1])[0]
+    assert not probe.try_claim(first)  # the live holder's claim counts
     probe.release_all()
     holder.kill()  # dies holding every claim
     holder.communicate(timeout=10)
@@ -327,6 +329,7 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
 
 
 def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, counting):
+    from swarm_memo._cells import chunk_claim_names
     from swarm_memo._claims import claim_offset
     from swarm_memo._plan import plan_run
 
@@ -354,7 +357,7 @@ def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, 
             "-c",
             script,
             str(lock),
-            str(claim_offset(plan.named_chunks[0][1])),
+            str(claim_offset(chunk_claim_names(plan, plan.named_chunks[0][1])[0])),
             str(tmp_path / "cache"),
             str(tmp_path / "other.log"),
         ],

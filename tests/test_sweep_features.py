@@ -63,6 +63,7 @@ def test_a_chunk_order_that_is_not_a_permutation_is_refused(tmp_path):
 
 def test_a_stalled_claim_is_taken_over_after_claim_timeout(tmp_path):
     """Another live process claims a chunk and never writes it (a suspended job)."""
+    from swarm_memo._cells import chunk_claim_names
     from swarm_memo._claims import claim_offset
     from swarm_memo._plan import plan_run
 
@@ -78,7 +79,7 @@ def test_a_stalled_claim_is_taken_over_after_claim_timeout(tmp_path):
          "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))\n"
          "print('held', flush=True)\n"
          "time.sleep(120)\n",
-         str(lock), str(claim_offset(plan.named_chunks[1][1]))],
+         str(lock), str(claim_offset(chunk_claim_names(plan, plan.named_chunks[1][1])[0]))],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -11,6 +11,7 @@
         requests/<start>-<run>.*.json the requests runs made (progress, coverage)
         leases/<name>                 chunk claims on stores without locks
         claims.lock                   chunk claims between processes (record locks)
+        claim_grid.json               the bins claims cover (the first claiming run's)
       .quarantine/<set-id>/...        damaged files moved aside, never deleted
 
 Keys are relative to the cache root, ``/``-separated, for any :class:`Store`.
@@ -25,6 +26,7 @@ PARAMS_FILE = "params.json"
 OLD_PARAMS_FILE = "params.pkl"
 """The params of swarm-memo 0.1 (a pickle): recognised, never loaded."""
 CLAIMS_FILE = "claims.lock"
+CLAIM_GRID_FILE = "claim_grid.json"
 QUARANTINE = ".quarantine"
 
 
@@ -59,6 +61,10 @@ class SetPaths:
         return f"{self.set_id}/{CLAIMS_FILE}"
 
     @property
+    def claim_grid(self) -> str:
+        return f"{self.set_id}/{CLAIM_GRID_FILE}"
+
+    @property
     def params(self) -> str:
         return f"{self.set_id}/{PARAMS_FILE}"
 
@@ -79,7 +85,7 @@ class SetPaths:
     @property
     def files(self) -> tuple[str, ...]:
         """The set's own files outside its folders."""
-        return (self.params, self.claims)
+        return (self.params, self.claims, self.claim_grid)
 
 
 def quarantine_key(key: str) -> str:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._cache import logger
-from ._claims import claims_for
+from ._cells import run_claims
 from ._codec import ChunkRecord
 from ._diagnostics import Diagnostics
 from ._grid import Chunk
@@ -66,8 +66,10 @@ class _Run:
         self.sink = sink
         self.compute = compute
         self.diag = Diagnostics(total_chunks=len(plan.named_chunks))
-        self.claims = claims_for(self.config.store, plan.pset.set_id, self.config.claim_timeout)
+        self.claims = run_claims(plan)
         self.stored: set[str] = set()
+        self._next_refresh = 0.0  # when _refresh may list the chunk files again
+        self._written: set[str] = set()  # chunk files this run wrote
         self.policy = ServePolicy(
             plan.code, self.config.on_code_change, plan.function_name, plan.grid.axis_names
         )
@@ -214,7 +216,7 @@ class _Run:
             bar.waiting(len(deferred))
             chunk, name, since = deferred.popleft()
             overdue = timeout is not None and time.monotonic() - since > timeout
-            job = self._job(chunk, name, reuse, bar, force=overdue)
+            job = self._job(chunk, name, reuse, bar, force=overdue, refresh=True)
             if job is None:
                 deferred.append((chunk, name, since))
                 yield None  # another run is computing it
@@ -230,7 +232,13 @@ class _Run:
         bar.waiting(0)
 
     def _job(
-        self, chunk: Chunk, name: str, reuse: Reuse, bar: Progress, force: bool = False
+        self,
+        chunk: Chunk,
+        name: str,
+        reuse: Reuse,
+        bar: Progress,
+        force: bool = False,
+        refresh: bool = False,
     ) -> ChunkJob | None:
         """A chunk to complete, or None while another run holds its claim."""
         if self.compute:
@@ -240,6 +248,7 @@ class _Run:
                 job = self._finished_elsewhere(chunk, name, bar)
                 if job is not None:
                     return job
+            self._refresh(reuse, refresh)
         plan = self.plan
         listed, product = self._chunk_points(chunk)
         points = plan.points(chunk) if listed is None else listed
@@ -271,6 +280,18 @@ class _Run:
             digests,
             product=product,
         )
+
+    def _refresh(self, reuse: Reuse, waited: bool) -> None:
+        """Let reuse serve points other runs (maybe with other bins) stored since the cache
+        was listed: list it again before building a claimed chunk's job, always once
+        another run has held a chunk this run wanted, else at most so often that listing
+        takes a twentieth of the time (the index is read again only when other runs'
+        files appeared)."""
+        now = time.monotonic()
+        if not waited and not self.claims.contended and now < self._next_refresh:
+            return
+        reuse.refresh(self.plan.pset.stored_names() - self._written)
+        self._next_refresh = now + 20 * (time.monotonic() - now)
 
     def _finished_elsewhere(self, chunk: Chunk, name: str, bar: Progress) -> ChunkJob | None:
         """Another run wrote this chunk after we listed the cache: use its file."""
@@ -444,6 +465,7 @@ class _Run:
             # again with axis_order as stored), never merged into this order's file.
             pset.set_aside_other_order(job.name, replaced)
             replaced = None
+        self._written.add(job.name)
         prepared = chunk_record(self.plan, job, replaced)
         assert prepared is not None  # the job computed points
         record, digests = prepared

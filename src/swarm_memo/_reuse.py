@@ -116,6 +116,13 @@ class Reuse:
         self._intact: set[str] = set()
         """Files found intact and described by their records without being loaded."""
 
+    def refresh(self, names: set[str]) -> None:
+        """Look points up in ``names`` from now on (the chunk files stored now, some by
+        other runs since the index was read): the index is read again if they are new."""
+        if self._index is not None and not names <= self._names:
+            self._index = self._other_order = None
+        self._names = names
+
     @property
     def index(self) -> PointIndex:
         if self._index is None:

@@ -320,13 +320,16 @@ def test_a_sweep_across_three_nodes_survives_a_killed_task_and_another_binning(
 def test_a_lease_held_elsewhere_blocks_a_run_no_longer_than_claim_timeout(
     tmp_path: Path, s3: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
+    from swarm_memo._cells import chunk_claim_names
+
     job = {"root": s3_root(s3), "storage_options": s3, "log": str(tmp_path / "calls.log")}
     job = {**job, "bins": 2, "points": 6, "claim_timeout": 1.0}
     memo = memo_for(job)
     plan = memo._requests().plan(PARAMS, spec_for(job), writable=False)
     set_id, name = plan.pset.set_id, plan.named_chunks[1][1]
     lease = {"host": "elsewhere", "pid": 1, "run": "r", "expires": 4e9}  # never expires
-    memo.config.store.write(f"{set_id}/leases/{name}", json.dumps(lease).encode())
+    (claim,) = chunk_claim_names(plan, name)  # the claim grid cell of the chunk
+    memo.config.store.write(f"{set_id}/leases/{claim}", json.dumps(lease).encode())
     with caplog.at_level("INFO", logger="swarm_memo"):
         diag = memo.run_streaming(PARAMS, spec_for(job))
     assert f"chunk {name} was claimed by another run for more than 1.0 s" in caplog.text

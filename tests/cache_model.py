@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from helpers import chunk_files
 from swarm_memo._codec import decode_chunk
 from swarm_memo.errors import CorruptChunkError, UnreadableChunkError
 
@@ -72,7 +73,7 @@ class CacheState:
 
 def read_cache(root: Path) -> CacheState:
     state = CacheState({}, set(), set())
-    for path in sorted(root.glob("*/chunks/*.chunk")):
+    for path in chunk_files(root):
         try:
             record = decode_chunk(path.read_bytes())
         except (CorruptChunkError, UnreadableChunkError):

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,20 @@ class LockAt(CountingExec):
     def __call__(self, params: dict[str, Any], point: Any) -> Any:
         output = super().__call__(params, point)
         return threading.Lock() if point == self.lock_at else output
+
+
+def chunk_files(root: Path) -> list[Path]:
+    """Every chunk file under a cache root (any params set), sorted."""
+    return sorted(Path(root).glob("*/chunks/*.chunk"))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
 
 
 def expected_output(params: dict[str, Any], point: Any) -> Any:

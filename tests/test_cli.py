@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
+from helpers import chunk_files
 from swarm_memo import CacheWarning, SwarmMemo
 from swarm_memo._inspect import list_sets, open_cache, resolve_set
 from swarm_memo._maintenance import plan_gc, verify_cache
@@ -174,7 +175,7 @@ def test_ls_and_info_count_points_held_by_several_chunk_files_once(
         memo.run({}, spec)
     # Copies of every point under another binning (runs never write copies themselves).
     (set_dir,) = (p for p in tmp_path.iterdir() if (p / "chunks").is_dir())
-    for copy in (tmp_path / "other").glob("*/chunks/*.chunk"):
+    for copy in chunk_files(tmp_path / "other"):
         shutil.copy(copy, set_dir / "chunks" / copy.name)
     shutil.rmtree(tmp_path / "other")
     memo.run({}, {"x": [0, 1, 2, 3, 4], "y": [1, 2]})  # an insert into axis x

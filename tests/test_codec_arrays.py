@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from helpers import CountingExec
+from helpers import CountingExec, chunk_files
 from swarm_memo import SwarmMemo, _codec
 from swarm_memo._codec import HEADER_SIZE, read_header
 from swarm_memo.errors import CorruptChunkError
@@ -33,7 +33,7 @@ def make(tmp_path: Path, exec_fn: Any) -> SwarmMemo:
 
 
 def codecs(tmp_path: Path) -> list[int]:
-    files = sorted((tmp_path / "cache").glob("*/chunks/*.chunk"))
+    files = chunk_files(tmp_path / "cache")
     return [read_header(f.read_bytes()[:HEADER_SIZE]).codec for f in files]
 
 
@@ -80,7 +80,7 @@ def test_small_outputs_stay_codec_1(tmp_path, counting):
 @pytest.mark.parametrize("writable", [True, False])
 def test_arrays_decode_from_bytes_and_bytearray(tmp_path, writable):
     make(tmp_path, ArrayExec(tmp_path / "calls.log")).run({}, {"x": [5]})
-    (path,) = (tmp_path / "cache").glob("*/chunks/*.chunk")
+    (path,) = chunk_files(tmp_path / "cache")
     data = path.read_bytes()
     record = _codec.decode_chunk(bytearray(data) if writable else data)
     check_outputs(record.outputs, [5])
@@ -89,7 +89,7 @@ def test_arrays_decode_from_bytes_and_bytearray(tmp_path, writable):
 
 def test_buffer_outside_the_body_is_a_corrupt_file(tmp_path):
     make(tmp_path, ArrayExec(tmp_path / "calls.log")).run({}, {"x": [5]})
-    (path,) = (tmp_path / "cache").glob("*/chunks/*.chunk")
+    (path,) = chunk_files(tmp_path / "cache")
     data = bytearray(path.read_bytes())
     header = read_header(bytes(data[:HEADER_SIZE]))
     entry = HEADER_SIZE + header.meta_length + 12  # the first buffer's (offset, length)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CountingExec, expected_output
+from helpers import CountingExec, chunk_files, expected_output
 from swarm_memo import CodeChangedWarning, ExecError, RunInterrupted, SwarmMemo, WorkerDiedError
 from swarm_memo._window import MAX_IN_FLIGHT_PER_WORKER, Window
 
@@ -27,7 +27,7 @@ def die_at_13(params, point):
 
 
 def chunk_count(root: Path) -> int:
-    return len(list(root.glob("*/chunks/*.chunk")))
+    return len(chunk_files(root))
 
 
 @pytest.mark.parametrize("executor", ["serial", "thread", "process"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CountingExec, expected_output
+from helpers import CountingExec, expected_output, wait_until
 from swarm_memo import RunInterrupted, SwarmMemo
 
 SWEEPER = Path(__file__).with_name("sweeper.py")
@@ -31,10 +31,7 @@ def start_sweep(tmp_path: Path, workers: int, bin_size: int = 40) -> subprocess.
 
 
 def wait_for_calls(log: CountingExec, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while log.count() < count:
-        assert time.monotonic() < deadline, "the sweep made no progress"
-        time.sleep(0.02)
+    wait_until(lambda: log.count() >= count, 60, f"{count} calls of the sweep")
 
 
 def memo_on(tmp_path: Path, counting: CountingExec) -> SwarmMemo:

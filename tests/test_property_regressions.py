@@ -9,7 +9,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from helpers import CountingExec
+from helpers import CountingExec, chunk_files
 from swarm_memo import CacheWarning, SwarmMemo
 
 
@@ -63,10 +63,10 @@ def test_points_of_a_damaged_file_are_served_from_an_intact_copy(tmp_path, count
     # A second copy of every point: the file [0, 1, 2, 3] of another cache, copied in (a
     # rebinned run no longer writes copies of stored points).
     memo(tmp_path / "other", counting, {"a": 4}).run({}, spec)
-    (copy,) = (tmp_path / "other").glob("*/chunks/*.chunk")
+    (copy,) = chunk_files(tmp_path / "other")
     shutil.copy(copy, next(tmp_path.glob("*/chunks")) / copy.name)
     counting.reset()
-    files = sorted(tmp_path.glob("*/chunks/*.chunk"), key=lambda f: f.stat().st_size)
+    files = sorted(chunk_files(tmp_path), key=lambda f: f.stat().st_size)
     for damaged in files[:-1]:  # the two small files; the whole-grid file stays intact
         damaged.write_bytes(damaged.read_bytes()[:-3])
     with warnings.catch_warnings():

@@ -9,7 +9,7 @@ import socket
 from click.testing import CliRunner
 
 import swarm_memo
-from helpers import CountingExec
+from helpers import CountingExec, chunk_files
 from swarm_memo import SwarmMemo
 from swarm_memo._codec import read_meta
 from swarm_memo.cli import cli
@@ -18,7 +18,7 @@ SPEC = {"x": list(range(8))}
 
 
 def metas(root):
-    return [read_meta(p.read_bytes())[1] for p in sorted(root.glob("*/chunks/*.chunk"))]
+    return [read_meta(p.read_bytes())[1] for p in chunk_files(root)]
 
 
 def test_every_chunk_records_compute_time_and_where_it_was_computed(tmp_path):

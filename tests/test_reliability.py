@@ -12,16 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CountingExec, expected_output
+from helpers import CountingExec, chunk_files, expected_output, wait_until
 from swarm_memo import CacheMissError, CacheWarning, SwarmMemo
 from swarm_memo._codec import FORMAT_VERSION, MAGIC
 
 SWEEPER = Path(__file__).parent / "sweeper.py"
 SPEC = {"x": list(range(12))}
-
-
-def chunk_files(root: Path) -> list[Path]:
-    return sorted(root.glob("*/chunks/*.chunk"))
 
 
 def make(root: Path, counting: CountingExec, **kwargs) -> SwarmMemo:
@@ -183,10 +179,7 @@ def run_sweeper(tmp_path: Path, points: int, sleep: float, workers: int, *extra:
 
 
 def wait_for_chunks(root: Path, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while len(chunk_files(root)) < count:
-        assert time.monotonic() < deadline, "sweep made no progress"
-        time.sleep(0.02)
+    wait_until(lambda: len(chunk_files(root)) >= count, timeout, f"{count} chunk files")
 
 
 def rerun_counts(tmp_path: Path, points: int) -> tuple[int, CountingExec]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import swarm_memo
-from helpers import CountingExec, expected_output, grid_expected
+from helpers import CountingExec, chunk_files, expected_output, grid_expected
 from swarm_memo import AxisOrderWarning, Diagnostics, SwarmMemo
 from swarm_memo._codec import decode_chunk
 
@@ -38,10 +38,6 @@ def seed_merge(chunks):
 def expected(params, spec, axis_order=("strat", "s")):
     """Plain recomputation of what run() must return with the default enumerator."""
     return grid_expected(params, spec, axis_order)
-
-
-def chunk_files(root: Path) -> list[Path]:
-    return sorted(root.glob("*/chunks/*.chunk"))
 
 
 def assert_invariants(diag: Diagnostics) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import swarm_memo
-from helpers import CountingExec, expected_output
+from helpers import CountingExec, chunk_files, expected_output
 from swarm_memo import (
     CacheMissError,
     CacheWarning,
@@ -195,7 +195,7 @@ def test_load_and_status_never_create_move_or_rewrite_anything(tmp_path, countin
     for k in range(_index.FOLD_ABOVE + 3):  # one index segment per run: more than a fold
         memo.run({}, {"x": [k]})
     values = list(range(_index.FOLD_ABOVE + 3))
-    victim = sorted(tmp_path.glob("*/chunks/*.chunk"))[0]
+    victim = chunk_files(tmp_path)[0]
     victim.write_bytes(victim.read_bytes()[:-5])  # damaged
     for index_file in sorted(tmp_path.glob("*/index/*.idx"))[:3]:
         index_file.unlink()  # records a run would rebuild
@@ -234,7 +234,7 @@ def test_outputs_of_a_class_missing_here_are_unreadable_not_quarantined(tmp_path
     script.write_text(WRITER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, str(script), str(tmp_path / "cache")], check=True, env=env)
-    files = sorted((tmp_path / "cache").glob("*/chunks/*.chunk"))
+    files = chunk_files(tmp_path / "cache")
     before = snapshot(tmp_path / "cache")
     reader = SwarmMemo(tmp_path / "cache", {"x": 2}, 2, max_workers=1, verbose=0)
     with pytest.warns(CacheWarning, match="cannot read cache file"):
@@ -250,7 +250,7 @@ def test_quarantine_leaves_a_file_another_process_replaced_meanwhile(
 ):
     memo = memo_at(tmp_path, counting)
     memo.run({}, {"x": [1, 2]})
-    (victim,) = tmp_path.glob("*/chunks/*.chunk")
+    (victim,) = chunk_files(tmp_path)
     good = victim.read_bytes()
     victim.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # this run reads a damaged copy
     real_decode = cache_module.decode_chunk
@@ -314,7 +314,7 @@ def test_chunk_files_do_not_grow_with_the_params(tmp_path, counting):
     memo = memo_at(tmp_path, counting)
     table = list(range(100_000))
     memo.run({"table": table}, {"x": [1, 2, 3, 4]})
-    sizes = [p.stat().st_size for p in tmp_path.glob("*/chunks/*.chunk")]
+    sizes = [p.stat().st_size for p in chunk_files(tmp_path)]
     assert len(sizes) == 2
     assert max(sizes) < 4096 < len(pickle.dumps(table))
 
@@ -384,11 +384,11 @@ def test_compact_rewrites_inserts_and_rebins_into_the_current_layout(tmp_path, c
         memo_at(tmp_path, counting).run({}, {"x": values})
     rebinned = SwarmMemo(tmp_path, {"x": 7}, 2, exec_fn=counting, max_workers=1, verbose=0)
     rebinned.run({}, {"x": values})
-    assert len(list(tmp_path.glob("*/chunks/*.chunk"))) > 4
+    assert len(chunk_files(tmp_path)) > 4
     computed = counting.count()
     report = rebinned.compact({}, {"x": values})
     assert (report.stored_points, report.missing_points) == (len(values), 0)
-    assert len(list(tmp_path.glob("*/chunks/*.chunk"))) == 4  # ceil(23 / 7) chunk files
+    assert len(chunk_files(tmp_path)) == 4  # ceil(23 / 7) chunk files
     output, diag = rebinned.run({}, {"x": values})
     assert output == [expected_output({}, (x,)) for x in values]
     assert (diag.cached_chunks, diag.reused_points, counting.count()) == (4, 0, computed)
@@ -493,7 +493,7 @@ def test_a_chunk_file_copied_under_another_chunks_name_is_never_served(tmp_path,
     counting = CountingExec(tmp_path / "calls.log")
     memo = SwarmMemo(tmp_path / "c", {"x": 2}, 2, exec_fn=counting, max_workers=1, verbose=0)
     memo.run({}, {"x": values})
-    first, second = sorted((tmp_path / "c").glob("*/chunks/*.chunk"))
+    first, second = chunk_files(tmp_path / "c")
     second.write_bytes(first.read_bytes())  # intact, same params, another chunk's points
     counting.reset()
     with pytest.warns(CacheWarning, match="another chunk than its name says"):

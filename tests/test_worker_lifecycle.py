@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import swarm_memo
-from helpers import CountingExec
+from helpers import CountingExec, wait_until
 
 psutil = pytest.importorskip("psutil")
 
@@ -35,10 +34,7 @@ def start_driver(tmp_path: Path, sleep: float) -> subprocess.Popen[str]:
 
 
 def wait_for_calls(log: CountingExec, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while log.count() < count:
-        assert time.monotonic() < deadline, "the driver's workers never started exec_fn"
-        time.sleep(0.02)
+    wait_until(lambda: log.count() >= count, timeout, "the driver's workers to start exec_fn")
 
 
 @pytest.mark.parametrize("sleep", [30.0, 0.2], ids=["mid long exec_fn", "short exec_fns"])

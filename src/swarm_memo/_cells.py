@@ -24,6 +24,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ._claims import ChunkClaims, claims_for
+from .errors import StoreError
 
 if TYPE_CHECKING:
     from ._grid import Chunk
@@ -127,10 +128,13 @@ class CellClaims:
         if self._grid is None:
             own = {axis.name: axis.bin_size for axis in self._plan.grid.axes}
             store, key = self._plan.config.store, self._plan.pset.paths.claim_grid
-            data = store.read(key)
-            if data is None:  # the first run to claim here records its bins
-                created = store.write_if_absent(key, _encode(own), durable=False)
-                data = _encode(own) if created else store.read(key)
+            try:
+                data = store.read(key)
+                if data is None:  # the first run to claim here records its bins
+                    created = store.write_if_absent(key, _encode(own), durable=False)
+                    data = _encode(own) if created else store.read(key)
+            except (OSError, StoreError):  # e.g. read-only: the run reports it when it writes
+                data = None
             self._grid = {**own, **_decode(data or b"")}
         return self._grid
 

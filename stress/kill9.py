@@ -8,6 +8,7 @@ with every output right, computing only points that were not served.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import sys
@@ -28,6 +29,14 @@ from common import (
 POINTS = 120
 
 
+def describe(processes: list[psutil.Process]) -> list[str]:
+    names = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            names.append(" ".join(process.cmdline())[-80:])
+    return names
+
+
 def trial(folder: Path, rng: random.Random) -> list[str]:
     cache, log = folder / "cache", folder / "calls.log"
     proc = start_driver(cache, log, str(POINTS), "--sleep", "0.01")
@@ -37,7 +46,8 @@ def trial(folder: Path, rng: random.Random) -> list[str]:
         workers = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGKILL)  # the driver alone: its workers must follow
         _, alive = psutil.wait_procs(workers, timeout=20)
-        problems += [f"{len(alive)} processes outlived the driver"] if alive else []
+        if alive:
+            problems.append(f"{len(alive)} processes outlived the driver: {describe(alive)}")
     else:
         _, stderr = proc.communicate(timeout=120)
         if proc.returncode != 0:

@@ -337,7 +337,9 @@ def init_pool_worker(driver_pid: int, die_with_parent: bool = False) -> None:
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, _stop_signal)
     parent_pid = os.getppid()
-    if die_with_parent and parent_pid == driver_pid:
+    if die_with_parent:  # started by the driver itself
+        if parent_pid != driver_pid:
+            os._exit(1)  # the driver died while this worker started: reparented already
         _die_with_parent(parent_pid)
     watchdog = threading.Thread(  # also where prctl is unavailable or was not used
         target=_watch_driver,

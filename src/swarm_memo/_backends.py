@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._hashing import short_description
-from ._pool import LokyPool
+from ._pool import LokyPool, signals_held
 from ._worker import BlobFile, TaskResult, decode_result, evaluate_timed, run_batch
 from .errors import SpecError, SpecTypeError
 
@@ -247,14 +247,16 @@ class ProcessBackend(_LocalBlobs):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         try:
-            future = self._pool.executor().submit(fn, *args)
+            with signals_held():  # workers it starts never die of a stop signal
+                future = self._pool.executor().submit(fn, *args)
         except BrokenExecutor:
             if self._submitted:
                 raise
             # The pool broke while idle (a worker killed between runs): nothing of this
             # run is on it, so replace it.
             self._pool.kill()
-            future = self._pool.executor().submit(fn, *args)
+            with signals_held():
+                future = self._pool.executor().submit(fn, *args)
         self._submitted = True
         return future
 

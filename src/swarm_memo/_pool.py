@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Executor
 
 from ._worker import StartedFromLongLivedThread, init_pool_worker
@@ -42,6 +43,28 @@ def _start_resource_tracker() -> None:
 
 def _ready() -> None:
     """The task that makes loky start a pool's workers (:meth:`LokyPool.prestart`)."""
+
+
+WORKER_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Block the stop signals in this thread while it may start workers: a worker
+    inherits the mask, so a signal sent to the whole job step before the worker has
+    installed its handlers waits for them (:func:`~swarm_memo._worker.init_pool_worker`
+    unblocks it) instead of killing it, which would break the pool and lose the exec
+    chunks the other workers finished. The driver gets the signal once this ends."""
+    if not hasattr(signal, "pthread_sigmask") or not WORKER_SIGNALS:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class LokyPool:
@@ -82,7 +105,7 @@ class LokyPool:
         with self._lock:
             if self._executor is not None and self._owner_pid == os.getpid():
                 return
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), signals_held():
             self.executor().submit(_ready)
 
     def _take(self) -> Executor | None:

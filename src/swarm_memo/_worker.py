@@ -236,6 +236,9 @@ def run_batch(
 # ---------------------------------------------------------------------------- pool workers
 
 
+_HELD_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, name)
+)
 _CURRENT_RUN = ""
 """The run token of the exec chunk this worker took last."""
 _STOPPED_RUNS: set[str] = set()
@@ -336,6 +339,8 @@ def init_pool_worker(driver_pid: int, die_with_parent: bool = False) -> None:
             signal.signal(getattr(signal, name), _ignore_signal)
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, _stop_signal)
+    if hasattr(signal, "pthread_sigmask"):  # held while the driver started this worker
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_SIGNALS)
     parent_pid = os.getppid()
     if die_with_parent:  # started by the driver itself
         if parent_pid != driver_pid:

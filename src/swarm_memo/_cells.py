@@ -55,6 +55,7 @@ class CellClaims:
         self._lock = threading.Lock()
         self._chunks: dict[str, Chunk] | None = None
         self._grid: dict[str, int] | None = None
+        self._list_ids: dict[str, str] = {}  # axis -> digest of its value list (any bins)
         self._counts: dict[str, int] = {}  # cell -> chunks of this run holding it
         self._holding: dict[str, list[str]] = {}  # chunk name -> its cells
 
@@ -120,7 +121,14 @@ class CellClaims:
             size = grid.get(axis.name, axis.bin_size)
             first = i * axis.bin_size
             last = min(first + axis.bin_size, len(axis.values)) - 1
-            spans.append([(axis.name, k) for k in range(first // size, last // size + 1)])
+            # Cells belong to the axis's whole value list: runs sweeping other lists (a
+            # subset, an insert) never share a cell by position alone.
+            values = self._list_ids.get(axis.name)
+            if values is None:
+                encoded = b"".join(e for bin_ in axis.bin_encodings for e in bin_)
+                values = hashlib.blake2b(encoded, digest_size=8).hexdigest()
+                self._list_ids[axis.name] = values
+            spans.append([(axis.name, values, k) for k in range(first // size, last // size + 1)])
         return sorted(_cell_name(cell) for cell in itertools.product(*spans))
 
     def _claim_grid(self) -> dict[str, int]:
@@ -139,7 +147,7 @@ class CellClaims:
         return self._grid
 
 
-def _cell_name(cell: tuple[tuple[str, int], ...]) -> str:
+def _cell_name(cell: tuple[tuple[str, str, int], ...]) -> str:
     text = json.dumps(sorted(cell), separators=(",", ":"))
     return "cell-" + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import SpecError
 
 if TYPE_CHECKING:
-    from ._coverage import Coverage, Picture
+    from ._picture import Coverage, Picture
 
 
 @dataclass
@@ -147,7 +147,7 @@ class Status:
         """Draw :meth:`picture` with matplotlib (``pip install "swarm-memo[plot]"``):
         the fraction stored per cell, failed cells in red, axis values as ticks. Draws
         on ``ax`` (a new figure when None) and returns it."""
-        from ._coverage import plot_picture
+        from ._picture import plot_picture
 
         return plot_picture(self.picture(axes), ax)
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._hashing import encode
+from ._hashing import encode, equal
 from ._jobs import PointFailure
 from .errors import SpecError, SpecTypeError
 
@@ -47,19 +47,6 @@ class _ErrorField:
 
 
 ERROR_FIELD: Any = _ErrorField()
-
-
-def equal(a: Any, b: Any) -> bool:
-    """Whether two values are the same (``==``, or the same canonical encoding)."""
-    try:
-        if a is b or bool(a == b):
-            return True
-    except Exception:
-        pass
-    try:
-        return encode(a) == encode(b)
-    except TypeError:
-        return False
 
 
 class Sweep:

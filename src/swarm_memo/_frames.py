@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._frame_arrays import ArrayDims, DimNames, any_array, explode, is_array, stack_cells
 from ._frame_grid import PointToDict, Sweep, field_names, grid_cells, output_fields
-from .collate import missing_dependency
+from ._optional import missing_dependency
 from .errors import SpecError
 
 if TYPE_CHECKING:

@@ -381,3 +381,16 @@ def scalar_kind(cls: type) -> str:
                 kind = "s"
         _SCALAR_KINDS[cls] = kind
     return kind
+
+
+def equal(a: Any, b: Any) -> bool:
+    """Whether two values are the same (``==``, or the same canonical encoding)."""
+    try:
+        if a is b or bool(a == b):
+            return True
+    except Exception:
+        pass
+    try:
+        return encode(a) == encode(b)
+    except TypeError:
+        return False

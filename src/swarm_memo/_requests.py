@@ -21,7 +21,7 @@ from ._types import ExecFn
 from .errors import CacheMissError
 
 if TYPE_CHECKING:
-    from ._coverage import Coverage
+    from ._picture import Coverage
 
 FrameKind = Literal["dataframe", "xarray"]
 

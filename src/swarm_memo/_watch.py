@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from ._codec import ChunkMeta
-from ._coverage import FAILED, STORED, Coverage, coverage_of
+from ._coverage import coverage_of
 from ._inspect import ChunkFacts, resolve_set, set_ids
 from ._meta_points import chunk_key, count_distinct_points, item_display, item_token
+from ._picture import FAILED, STORED, Coverage
 from ._requests_log import RequestInfo, describe_axes, read_requests
 from ._store import Store
 from ._textfmt import format_age, iso_time, sort_values

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ._coverage import LEGEND
+from ._picture import LEGEND
 from ._store import Store
 from ._textfmt import parse_duration
 from ._watch import format_progress, request_coverage, sweep_progress

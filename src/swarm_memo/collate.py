@@ -36,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._optional import missing_dependency
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
@@ -49,30 +51,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-def missing_dependency(module: str, extra: str, what: str) -> ImportError:
-    """The :class:`ImportError` raised when an optional dependency is not installed.
-
-    Parameters
-    ----------
-    module
-        The module that failed to import (``"pandas"``).
-    extra
-        The swarm-memo extra that installs it (``"pandas"``).
-    what
-        What needs it, for the message (``"swarm_memo.collate.concat_frames"``).
-
-    Returns
-    -------
-    ImportError
-        To be raised ``from`` the original error.
-    """
-    return ImportError(
-        f"{what} needs {module}, which is not installed; "
-        f'install it with: pip install "swarm-memo[{extra}]"',
-        name=module,
-    )
 
 
 def concat_lists(chunks: Iterable[Iterable[T]]) -> list[T]:
@@ -298,7 +276,7 @@ def _renamed(
     found = _point_tuples(points, axes, len(next(iter(data.values()), [])))
     if found is None or not data:
         return data
-    from ._frame_grid import equal
+    from ._hashing import equal
 
     tuples, names = found
     out: dict[Any, list[Any]] = {}

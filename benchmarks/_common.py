@@ -229,10 +229,10 @@ def read_batches(folder: Path) -> list[Any]:
 def chunk_body_reader() -> Callable[[bytes], Any]:
     """``body(data)``: the pickled body of a chunk file's bytes, for bare read loops.
 
-    The chunk layout belongs to ``swarm_memo._codec`` (``body_of``); never hard-code its
+    The chunk layout belongs to ``swarm_memo.cache.codec`` (``body_of``); never hard-code its
     offsets here. The legacy engine (before ``body_of`` existed) had a fixed-size header.
     """
-    from swarm_memo import _codec
+    from swarm_memo.cache import codec as _codec
 
     body_of = getattr(_codec, "body_of", None)
     if body_of is not None:
@@ -248,7 +248,7 @@ def legacy_engine() -> bool:
     """True for swarm-memo before memos owned their pool (it used loky's global one)."""
     import importlib.util
 
-    return importlib.util.find_spec("swarm_memo._backends") is None
+    return importlib.util.find_spec("swarm_memo.execution.backends") is None
 
 
 def _stop_global_loky() -> None:

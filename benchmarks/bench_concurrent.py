@@ -90,8 +90,8 @@ def worker(argv: list[str]) -> None:
     """``--worker ROOT BINS POINTS EXEC_CHUNK MS [SHARE [OPTIONS]]``: one sweep (``SHARE``
     ``i/N``: task i of a launch of N; ``-``: a run); prints its figures as JSON."""
     from swarm_memo import SwarmMemo
-    from swarm_memo._launch import LaunchTask
-    from swarm_memo._order import Share
+    from swarm_memo.identity.order import Share
+    from swarm_memo.run.launch import LaunchTask
 
     root, bins, points, exec_chunk, ms = argv[:5]
     share = argv[5] if len(argv) > 5 else "-"

@@ -21,7 +21,7 @@ efficiency  200 points that sleep 20 ms (exec_chunk_size 1 and 5) and 2000 point
             sleep 1 ms (exec_chunk_size 1), 2 workers: efficiency = ideal / measured, for
             swarm-memo and a bare ProcessPoolExecutor.
 warm        the three cold shapes again, all cached, vs a bare read + unpickle of the same
-            200 chunk files (body via ``swarm_memo._codec.body_of``) and of 200 files that
+            200 chunk files (body via ``swarm_memo.cache.codec.body_of``) and of 200 files that
             pickle.dump the same outputs; bytes on disk vs those files.
 arrays      200 outputs of 1 MB float64 numpy arrays in 20 chunk files, warm (all cached):
             load throughput vs a bare pickle.load of the same arrays from 20 files.

@@ -8,7 +8,7 @@ Run from the repository root::
 
 Benchmarks (names for ``--only``):
 
-encode      ``swarm_memo._hashing.encode`` (the canonical, type-tagged encoding behind
+encode      ``swarm_memo.identity.hashing.encode`` (the canonical, type-tagged encoding behind
             every cache key) of a list of 100,000 ints and of 100,000 floats, alone and
             followed by its digest (``digest``), vs ``pickle.dumps`` + ``blake2b`` of the
             same list: the cheapest stable-enough way to fingerprint it by hand.
@@ -71,7 +71,7 @@ def seconds_of(fn: Callable[[], object]) -> float:
 
 
 def bench_encode(sz: Sizes) -> None:
-    from swarm_memo._hashing import digest, encode
+    from swarm_memo.identity.hashing import digest, encode
 
     n = sz.values
     header("encode", f"canonical encoding of a list of {n:,} values vs pickle.dumps + blake2b")
@@ -103,7 +103,7 @@ def grids(sz: Sizes) -> dict[str, dict[str, list[Any]]]:
 
 
 def bench_grid(sz: Sizes) -> None:
-    from swarm_memo._grid import ChunkLayout, Grid
+    from swarm_memo.identity.grid import ChunkLayout, Grid
 
     header(
         "grid",
@@ -144,7 +144,7 @@ def helper_module(helpers: int) -> str:
 
 
 def bench_fingerprint(sz: Sizes) -> None:
-    from swarm_memo._fingerprint import code_fingerprint
+    from swarm_memo.identity.fingerprint import code_fingerprint
 
     helpers = sz.helpers
     header("fingerprint", f"code_fingerprint of an exec_fn reaching {helpers} helpers")

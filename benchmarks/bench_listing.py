@@ -187,8 +187,8 @@ def status_vs_listdir(root: Path, n_stored: int, sz: Sizes) -> None:
 def watch_store_and_claims() -> Iterator[dict[str, Any]]:
     """Count the folders the local store lists (by last path component) and the peak
     number of chunk claims one run holds at once (each claim is a POSIX record lock)."""
-    from swarm_memo._claims import Claims
-    from swarm_memo._local_store import LocalStore
+    from swarm_memo.cache.claims import Claims
+    from swarm_memo.stores.local import LocalStore
 
     seen: dict[str, Any] = {"listed": collections.Counter(), "peak_claims": 0}
     entries, try_claim = LocalStore._entries, Claims.try_claim

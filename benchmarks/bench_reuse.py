@@ -56,7 +56,7 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarm_memo._codec import body_of
+from swarm_memo.cache.codec import body_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

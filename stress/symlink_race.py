@@ -39,9 +39,9 @@ if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # this checkout's swarm_memo
 
 from swarm_memo import SwarmMemo  # noqa: E402
-from swarm_memo._maintenance import plan_gc, run_gc  # noqa: E402
-from swarm_memo._remote import open_store  # noqa: E402
 from swarm_memo.errors import SwarmMemoError  # noqa: E402
+from swarm_memo.inspection.maintenance import plan_gc, run_gc  # noqa: E402
+from swarm_memo.stores.registry import open_store  # noqa: E402
 
 SPEC = {"x": list(range(8))}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import chunk_files
-from swarm_memo._codec import decode_chunk
+from swarm_memo.cache.codec import decode_chunk
 from swarm_memo.errors import CorruptChunkError, UnreadableChunkError
 
 try:

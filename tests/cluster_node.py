@@ -56,8 +56,8 @@ def spec_for(job: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 def main(job: dict[str, Any]) -> None:
-    from swarm_memo._launch import LaunchTask
-    from swarm_memo._order import Share
+    from swarm_memo.identity.order import Share
+    from swarm_memo.run.launch import LaunchTask
 
     memo = memo_for(job)
     share = None if job.get("share") is None else Share(*job["share"])

@@ -24,7 +24,7 @@ from swarm_memo import (
     SwarmMemo,
     WorkerDiedError,
 )
-from swarm_memo._backends import (
+from swarm_memo.execution.backends import (
     BackendFactory,
     ProcessBackend,
     SerialBackend,
@@ -32,7 +32,7 @@ from swarm_memo._backends import (
     UserExecutorBackend,
     usable_cpus,
 )
-from swarm_memo._worker import decode_result, encode_result
+from swarm_memo.execution.worker import decode_result, encode_result
 
 SRC = str(Path(swarm_memo.__file__).resolve().parents[1])
 XS = {"x": list(range(6))}
@@ -310,7 +310,7 @@ def pool_started(memo: SwarmMemo) -> bool:
 
 
 def test_a_run_on_a_new_params_set_starts_its_workers_while_planning(tmp_path, monkeypatch):
-    from swarm_memo import _plan
+    from swarm_memo.run import plan as _plan
 
     memo = make(tmp_path, pid_of, max_workers=2)
     seen = []

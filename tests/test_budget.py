@@ -12,10 +12,10 @@ import pytest
 
 from helpers import CountingExec, expected_output
 from swarm_memo import SwarmMemo
-from swarm_memo._budget import plan_tasks, task_deadline
-from swarm_memo._diagnostics import Status
-from swarm_memo._launch import Launch
+from swarm_memo.core.diagnostics import Status
 from swarm_memo.errors import CacheMissError, SpecError
+from swarm_memo.run.budget import plan_tasks, task_deadline
+from swarm_memo.run.launch import Launch
 
 PARAMS = {"alpha": 2}
 SPEC = {"x": list(range(24))}

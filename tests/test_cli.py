@@ -20,11 +20,11 @@ from click.testing import CliRunner, Result
 
 from helpers import chunk_files
 from swarm_memo import CacheWarning, SwarmMemo
-from swarm_memo._inspect import list_sets, open_cache, resolve_set
-from swarm_memo._maintenance import plan_gc, verify_cache
-from swarm_memo._textfmt import parse_duration, to_jsonable
+from swarm_memo.cache.listing import list_sets, open_cache, resolve_set
 from swarm_memo.cli import cli
+from swarm_memo.core.textfmt import parse_duration, to_jsonable
 from swarm_memo.errors import InspectError
+from swarm_memo.inspection.maintenance import plan_gc, verify_cache
 
 DAY = 86400.0
 TEMP_NAME = ".0123abcd.chunk.0123456789ab.4242.tmp"
@@ -591,7 +591,7 @@ class RunsCode:
 
 def crafted_chunk(set_id: str, body: bytes) -> bytes:
     """A chunk file with a valid header, meta and checksum around ``body``."""
-    from swarm_memo._codec import FORMAT_VERSION, MAGIC, PICKLE_XXH3, checksum
+    from swarm_memo.cache.codec import FORMAT_VERSION, MAGIC, PICKLE_XXH3, checksum
 
     meta = json.dumps(
         {"set": set_id, "cache_version": "v1", "axes": ["x"], "product": True, "points": 1}
@@ -611,7 +611,7 @@ def crafted_chunk(set_id: str, body: bytes) -> bytes:
 def test_inspection_never_unpickles_anything(tmp_path: Path, cache: Cache) -> None:
     import pickle
 
-    from swarm_memo._index import INDEX_MAGIC
+    from swarm_memo.cache.index import INDEX_MAGIC
 
     marker = tmp_path / "code-ran"
     payload = pickle.dumps(RunsCode(marker))

@@ -151,7 +151,7 @@ def test_three_concurrent_runs_on_s3_share_the_work_through_leases(
 
 
 def lease_store(options: dict[str, Any]) -> Any:
-    from swarm_memo._fsspec_store import FsspecStore
+    from swarm_memo.stores.fsspec_store import FsspecStore
 
     store = FsspecStore(s3_root(options), options)
     assert store.capabilities.atomic_create
@@ -164,7 +164,7 @@ def put_lease(store: Any, name: str, **owner: Any) -> None:
 
 
 def test_a_live_lease_excludes_other_runs_until_released(s3: dict[str, Any]) -> None:
-    from swarm_memo._leases import LeaseClaims
+    from swarm_memo.cache.leases import LeaseClaims
 
     store = lease_store(s3)
     first, second = LeaseClaims(store, "set/leases", 60), LeaseClaims(store, "set/leases", 60)
@@ -186,7 +186,7 @@ def test_a_run_asks_again_about_a_chunk_claimed_elsewhere_only_after_a_pause(
 ) -> None:
     import time
 
-    from swarm_memo import _leases
+    from swarm_memo.cache import leases as _leases
 
     store = lease_store(s3)
     first, second = _leases.LeaseClaims(store, "p", 60), _leases.LeaseClaims(store, "p", 60)
@@ -202,7 +202,7 @@ def test_a_run_asks_again_about_a_chunk_claimed_elsewhere_only_after_a_pause(
 
 
 def test_an_expired_lease_is_taken_over(s3: dict[str, Any]) -> None:
-    from swarm_memo._leases import LeaseClaims
+    from swarm_memo.cache.leases import LeaseClaims
 
     store = lease_store(s3)
     put_lease(store, "c1", expires=1.0)
@@ -218,7 +218,7 @@ def test_an_expired_lease_is_taken_over(s3: dict[str, Any]) -> None:
 def test_a_lease_of_a_dead_process_on_this_host_is_taken_over(s3: dict[str, Any]) -> None:
     import socket
 
-    from swarm_memo._leases import LeaseClaims
+    from swarm_memo.cache.leases import LeaseClaims
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -234,7 +234,7 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over(s3: dict[str, Any]
 def test_a_held_lease_is_renewed_past_its_length(s3: dict[str, Any]) -> None:
     import time
 
-    from swarm_memo._leases import LeaseClaims
+    from swarm_memo.cache.leases import LeaseClaims
 
     store = lease_store(s3)
     holder = LeaseClaims(store, "set/leases", claim_timeout=1.0)  # 1 s leases
@@ -250,7 +250,7 @@ def test_a_held_lease_is_renewed_past_its_length(s3: dict[str, Any]) -> None:
 
 
 def test_shares_cover_every_chunk_once_and_helpers_start_at_other_ends() -> None:
-    from swarm_memo._order import Share
+    from swarm_memo.identity.order import Share
 
     order = list(range(12))
     own = [Share(i, 3).arrange(order, helping=False) for i in range(3)]
@@ -262,8 +262,8 @@ def test_shares_cover_every_chunk_once_and_helpers_start_at_other_ends() -> None
 
 
 def test_a_share_outside_its_task_count_is_refused() -> None:
-    from swarm_memo._order import Share
     from swarm_memo.errors import SpecError
+    from swarm_memo.identity.order import Share
 
     with pytest.raises(SpecError, match=r"task 0\.\.2 of 3"):
         Share(3, 3)
@@ -320,7 +320,7 @@ def test_a_sweep_across_three_nodes_survives_a_killed_task_and_another_binning(
 def test_a_lease_held_elsewhere_blocks_a_run_no_longer_than_claim_timeout(
     tmp_path: Path, s3: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from swarm_memo._cells import chunk_claim_names
+    from swarm_memo.run.cells import chunk_claim_names
 
     job = {"root": s3_root(s3), "storage_options": s3, "log": str(tmp_path / "calls.log")}
     job = {**job, "bins": 2, "points": 6, "claim_timeout": 1.0}
@@ -369,7 +369,7 @@ def test_differently_binned_runs_on_s3_compute_each_point_about_once(
 
 
 def cell_claims(tmp_path: Path, bins: int) -> Any:
-    from swarm_memo._cells import run_claims
+    from swarm_memo.run.cells import run_claims
 
     job = {"root": str(tmp_path / "cache"), "log": str(tmp_path / "c.log"), "points": 12}
     memo = memo_for({**job, "bins": bins})

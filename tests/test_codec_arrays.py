@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from helpers import CountingExec, chunk_files
-from swarm_memo import SwarmMemo, _codec
-from swarm_memo._codec import HEADER_SIZE, read_header
+from swarm_memo import SwarmMemo
+from swarm_memo.cache import codec as _codec
+from swarm_memo.cache.codec import HEADER_SIZE, read_header
 from swarm_memo.errors import CorruptChunkError
 
 np = pytest.importorskip("numpy")

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import CountingExec, chunk_files, expected_output
 from swarm_memo import CodeChangedWarning, ExecError, RunInterrupted, SwarmMemo, WorkerDiedError
-from swarm_memo._window import MAX_IN_FLIGHT_PER_WORKER, Window
+from swarm_memo.execution.window import MAX_IN_FLIGHT_PER_WORKER, Window
 
 SPEC = {"x": list(range(20))}
 
@@ -204,7 +204,7 @@ def uses_big_params(params, point):
 def test_big_params_reach_process_workers_through_a_file_once_per_run(tmp_path, monkeypatch):
     import tempfile
 
-    from swarm_memo import _backends
+    from swarm_memo.execution import backends as _backends
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -236,9 +236,9 @@ def test_verbose_two_prints_each_chunk_written_without_logging_config(tmp_path, 
 def test_fully_reused_chunks_are_handed_on_without_reading_ahead():
     """A rebinned stream serves whole chunks from other files: the engine must pass each
     on at once instead of pulling the whole request into memory first."""
-    from swarm_memo._diagnostics import Diagnostics
-    from swarm_memo._jobs import ChunkJob
-    from swarm_memo._scheduler import Engine, ExecPlan
+    from swarm_memo.core.diagnostics import Diagnostics
+    from swarm_memo.core.jobs import ChunkJob
+    from swarm_memo.execution.scheduler import Engine, ExecPlan
 
     pulled = []
 
@@ -329,8 +329,8 @@ def test_a_pool_broken_at_submit_keeps_every_finished_point(tmp_path, counting):
 
 
 def test_a_run_of_tiny_chunks_holds_a_bounded_number_of_claims(tmp_path, monkeypatch):
-    from swarm_memo import _pipeline
-    from swarm_memo._claims import Claims
+    from swarm_memo.cache.claims import Claims
+    from swarm_memo.run import pipeline as _pipeline
 
     monkeypatch.setattr(_pipeline, "CLAIMS_AHEAD", 16)
     most = []
@@ -351,7 +351,7 @@ def test_a_run_of_tiny_chunks_holds_a_bounded_number_of_claims(tmp_path, monkeyp
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RunInterrupted])
 def test_an_inline_write_a_second_signal_interrupts_is_written_by_finish(interrupt):
-    from swarm_memo._writer import ChunkWriter
+    from swarm_memo.execution.writer import ChunkWriter
 
     writer = ChunkWriter(background=False)
     attempts: list[int] = []
@@ -371,7 +371,7 @@ def test_an_inline_write_a_second_signal_interrupts_is_written_by_finish(interru
 
 
 def test_an_inline_write_that_fails_surfaces_like_a_threads_failure():
-    from swarm_memo._writer import ChunkWriter
+    from swarm_memo.execution.writer import ChunkWriter
 
     writer = ChunkWriter(background=False)
     done: list[str] = []

@@ -13,8 +13,8 @@ import types
 from typing import Any
 
 from helpers import CountingExec, outputs_under_hash_seeds
-from swarm_memo import _fingerprint
-from swarm_memo._fingerprint import code_fingerprint
+from swarm_memo.identity import fingerprint as _fingerprint
+from swarm_memo.identity.fingerprint import code_fingerprint
 
 
 def define(
@@ -244,7 +244,7 @@ def test_python_minor_version_is_part_of_the_fingerprint(monkeypatch):
 SEEDED = """
 import functools, sys
 sys.path.insert(0, {tests!r})
-from swarm_memo._fingerprint import code_fingerprint
+from swarm_memo.identity.fingerprint import code_fingerprint
 
 def make(tags, table):
     def fn(params, x, opts={{"b": 1, "a": {{2, "z", 3}}}}):

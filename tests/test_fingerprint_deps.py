@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from helpers import outputs_under_hash_seeds
-from swarm_memo import CodeChangedWarning, SwarmMemo, _libraries, _reach
-from swarm_memo._fingerprint import code_fingerprint
+from swarm_memo import CodeChangedWarning, SwarmMemo
+from swarm_memo.identity import libraries as _libraries
+from swarm_memo.identity import reach as _reach
+from swarm_memo.identity.fingerprint import code_fingerprint
 
 SWEEP = """
 import math
@@ -344,7 +346,7 @@ def test_unencodable_module_values_count_by_type(modules):
 SEEDED = """
 import sys
 sys.path[:0] = [{tests!r}, {code!r}]
-from swarm_memo._fingerprint import code_fingerprint
+from swarm_memo.identity.fingerprint import code_fingerprint
 import fp_seeded
 print(code_fingerprint(fp_seeded.top).hex(), code_fingerprint(fp_seeded.is_even).hex())
 """

@@ -1,4 +1,4 @@
-"""Sweep results as DataFrames and xarray Datasets: ``swarm_memo._frames``."""
+"""Sweep results as DataFrames and xarray Datasets: ``swarm_memo.frames.frames``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from helpers import CountingExec
 from swarm_memo import SpecError, SpecTypeError, SwarmMemo
-from swarm_memo._frames import to_dataframe, to_xarray
+from swarm_memo.frames.frames import to_dataframe, to_xarray
 
 pd = pytest.importorskip("pandas")
 
@@ -647,7 +647,7 @@ def test_missing_xarray_names_the_extra_before_computing_anything(tmp_path, monk
 
 def test_import_swarm_memo_stays_light():
     code = (
-        "import sys, swarm_memo, swarm_memo.collate, swarm_memo._frames\n"
+        "import sys, swarm_memo, swarm_memo.collate, swarm_memo.frames.frames\n"
         "print(sorted(m for m in ('numpy', 'pandas', 'xarray') if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -335,8 +335,8 @@ def test_example_grow_runs(tmp_path):
 
 def _aged_sets(tmp_path: Path, counting: CountingExec) -> tuple[Path, list[str], list[int]]:
     """Three params sets, written 3, 2 and 1 days ago: (root, set ids oldest first, bytes)."""
-    from swarm_memo._inspect import list_sets
-    from swarm_memo._inspect import open_cache as open_store
+    from swarm_memo.cache.listing import list_sets
+    from swarm_memo.cache.listing import open_cache as open_store
 
     root = tmp_path / "cache"
     memo = memo_for(tmp_path, counting, {"x": 4})
@@ -363,8 +363,8 @@ def _gc(root: Path, *args: str) -> Any:
 
 def _total(root: Path) -> int:
     """The cache's size as gc counts it (every file the store lists)."""
-    from swarm_memo._inspect import open_cache as open_store
-    from swarm_memo._sizecap import cache_bytes
+    from swarm_memo.cache.listing import open_cache as open_store
+    from swarm_memo.inspection.sizecap import cache_bytes
 
     return cache_bytes(open_store(str(root)))
 
@@ -401,7 +401,7 @@ def test_gc_max_bytes_never_removes_a_set_a_live_run_holds_claims_on(tmp_path, c
         [
             sys.executable,
             "-c",
-            "import sys; from swarm_memo._claims import Claims\n"
+            "import sys; from swarm_memo.cache.claims import Claims\n"
             f"claims = Claims({str(root / ids[0] / 'claims.lock')!r})\n"
             "assert claims.try_claim('somechunk')\n"
             "print('held', flush=True); sys.stdin.read()",
@@ -424,8 +424,8 @@ def test_gc_max_bytes_never_removes_a_set_a_live_run_holds_claims_on(tmp_path, c
 
 
 def test_gc_max_bytes_sizes():
-    from swarm_memo._sizecap import parse_size
     from swarm_memo.errors import InspectError
+    from swarm_memo.inspection.sizecap import parse_size
 
     assert parse_size("10G") == 10 * 2**30
     assert parse_size("500M") == 500 * 2**20

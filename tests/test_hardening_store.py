@@ -17,10 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import CountingExec, read_only_base, run_read_only
-from swarm_memo import CacheWarning, SwarmMemo, _local_store, _nofollow
-from swarm_memo._local_store import LocalStore
+from swarm_memo import CacheWarning, SwarmMemo
 from swarm_memo.cli import cli
 from swarm_memo.errors import StoreError, UnhashableValueError
+from swarm_memo.stores import local as _local_store
+from swarm_memo.stores import nofollow as _nofollow
+from swarm_memo.stores.local import LocalStore
 
 SPEC = {"x": list(range(6))}
 REPO = Path(__file__).resolve().parent.parent
@@ -167,7 +169,7 @@ def test_a_run_refuses_a_symlinked_component_and_writes_nothing_outside(
 
 
 def test_claims_refuse_a_lock_file_that_is_a_symlink(tmp_path: Path, outside: Path) -> None:
-    from swarm_memo._claims import claims_for
+    from swarm_memo.cache.claims import claims_for
 
     store = LocalStore(tmp_path / "c")
     store.write("s/params.json", b"{}")

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import outputs_under_hash_seeds
 from swarm_memo import UnhashableValueError
-from swarm_memo._hashing import digest
+from swarm_memo.identity.hashing import digest
 
 np = pytest.importorskip("numpy")
 
@@ -81,7 +81,7 @@ def test_digests_stay_the_same(name):
 
 def test_digests_are_the_same_in_another_process_with_another_hash_seed():
     code = (
-        "from swarm_memo._hashing import digest;"
+        "from swarm_memo.identity.hashing import digest;"
         "print(digest({'b': {3, 1, 'x'}, 'a': ('q', frozenset({2, 'y'}))}))"
     )
     assert len(outputs_under_hash_seeds(code, ("0", "1", "987"))) == 1
@@ -173,7 +173,7 @@ def test_values_without_a_stable_encoding_are_refused_with_their_location(value,
 
 def test_chunk_file_names_stay_the_same():
     from swarm_memo import SwarmMemo
-    from swarm_memo._plan import plan_run
+    from swarm_memo.run.plan import plan_run
 
     memo = SwarmMemo("unused", {"x": 2, "s": 1}, 1, verbose=0)
     plan = plan_run(memo.config, {"a": 1}, {"x": [1, 2, 3], "s": ["u"]}, writable=False)
@@ -184,7 +184,7 @@ def test_chunk_file_names_stay_the_same():
 
 
 def test_bin_digests_keep_their_int64_and_generic_forms():
-    from swarm_memo._bindigest import sequence_digest
+    from swarm_memo.identity.bindigest import sequence_digest
 
     assert sequence_digest([1, 2]).hex() == "15d52f1986508c07dcc24816b2a0ddeb"
     assert sequence_digest([1, 2**70]).hex() == "8b493ae7af6d54a911bf53e9e311c25f"
@@ -194,7 +194,7 @@ def test_bin_digests_keep_their_int64_and_generic_forms():
 
 
 def test_float_bins_have_a_pinned_packed_form():
-    from swarm_memo._bindigest import sequence_digest
+    from swarm_memo.identity.bindigest import sequence_digest
 
     # New in encoding version 2: float bins are digested as a packed float64 array.
     assert sequence_digest([0.5, 1.5]).hex() == "7bc2dd5593f263b7699a2a5840970a05"
@@ -227,8 +227,8 @@ class Count(int):
     ],
 )
 def test_bin_digest_form_depends_on_values_not_types(a, b):
-    from swarm_memo._bindigest import encodings_digest, sequence_digest
-    from swarm_memo._hashing import encode_items
+    from swarm_memo.identity.bindigest import encodings_digest, sequence_digest
+    from swarm_memo.identity.hashing import encode_items
 
     assert sequence_digest(a) == sequence_digest(b)
     assert encodings_digest(encode_items(b)) == sequence_digest(a)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from helpers import CountingExec, expected_output
 from swarm_memo import CacheWarning, SpecError, SwarmMemo
-from swarm_memo._index import IndexRecord, decode_segment, encode_segment
+from swarm_memo.cache.index import IndexRecord, decode_segment, encode_segment
 from swarm_memo.cli import cli
 
 SPEC = {"x": [0, 1, 2, 3], "y": ["a", "b"]}

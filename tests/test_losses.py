@@ -179,7 +179,7 @@ def test_a_stored_chunk_survives_a_power_cut_its_folder_is_fsynced(tmp_path, mon
 
 
 def test_writers_renaming_during_a_folder_fsync_share_the_next_one(monkeypatch):
-    from swarm_memo import _durable
+    from swarm_memo.stores import durable as _durable
 
     calls: list[str] = []
     first_running, release = threading.Event(), threading.Event()

@@ -6,9 +6,8 @@ import itertools
 import random
 from typing import Any
 
-from swarm_memo._codec import ChunkMeta
-from swarm_memo._hashing import point_digest
-from swarm_memo._meta_points import (
+from swarm_memo.cache.codec import ChunkMeta
+from swarm_memo.cache.meta_points import (
     PointCounter,
     axis_values,
     count_distinct_points,
@@ -16,6 +15,7 @@ from swarm_memo._meta_points import (
     key_meta,
     point_ids_meta,
 )
+from swarm_memo.identity.hashing import point_digest
 
 
 def product(**bins: list[Any]) -> ChunkMeta:

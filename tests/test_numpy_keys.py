@@ -8,7 +8,7 @@ import pytest
 
 from helpers import CountingExec
 from swarm_memo import SpecError, SwarmMemo
-from swarm_memo._grid import ChunkLayout, Grid
+from swarm_memo.identity.grid import ChunkLayout, Grid
 
 np = pytest.importorskip("numpy")
 

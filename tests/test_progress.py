@@ -1,4 +1,4 @@
-"""What a run prints while it works: ``swarm_memo._progress``."""
+"""What a run prints while it works: ``swarm_memo.execution.progress``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-from swarm_memo._progress import Progress
+from swarm_memo.execution.progress import Progress
 
 LINE = re.compile(
     r"swarm-memo: \d+/\d+ points \(\d+%\), \d+ chunks? written, \d+:\d\d elapsed"

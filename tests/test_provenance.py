@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import swarm_memo
 from helpers import CountingExec, chunk_files
 from swarm_memo import SwarmMemo
-from swarm_memo._codec import read_meta
+from swarm_memo.cache.codec import read_meta
 from swarm_memo.cli import cli
 
 SPEC = {"x": list(range(8))}
@@ -49,7 +49,7 @@ def test_status_estimates_the_missing_compute_time_from_stored_timings(tmp_path)
 
 
 def test_chunks_written_without_timings_still_load(tmp_path, monkeypatch):
-    from swarm_memo import _records
+    from swarm_memo.run import records as _records
 
     monkeypatch.setattr(_records, "provenance", lambda job, computed: {})
     memo = SwarmMemo(tmp_path / "c", {"x": 4}, 2, exec_fn=CountingExec(tmp_path / "l"),

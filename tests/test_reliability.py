@@ -14,7 +14,7 @@ import pytest
 
 from helpers import CountingExec, chunk_files, expected_output, wait_until
 from swarm_memo import CacheMissError, CacheWarning, SwarmMemo
-from swarm_memo._codec import FORMAT_VERSION, MAGIC
+from swarm_memo.cache.codec import FORMAT_VERSION, MAGIC
 
 SWEEPER = Path(__file__).parent / "sweeper.py"
 SPEC = {"x": list(range(12))}
@@ -282,9 +282,9 @@ def test_two_processes_on_one_cache_share_the_work(tmp_path, head_start):
 
 
 def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
-    from swarm_memo._cells import chunk_claim_names
-    from swarm_memo._claims import claim_offset
-    from swarm_memo._plan import plan_run
+    from swarm_memo.cache.claims import claim_offset
+    from swarm_memo.run.cells import chunk_claim_names
+    from swarm_memo.run.plan import plan_run
 
     memo = make(tmp_path / "cache", counting)
     plan = plan_run(memo.config, {"alpha": 1}, SPEC, writable=False)
@@ -308,7 +308,7 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    from swarm_memo._claims import Claims
+    from swarm_memo.cache.claims import Claims
 
     probe = Claims(str(lock))
     first = chunk_claim_names(plan, plan.named_chunks[0][1])[0]
@@ -322,9 +322,9 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
 
 
 def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, counting):
-    from swarm_memo._cells import chunk_claim_names
-    from swarm_memo._claims import claim_offset
-    from swarm_memo._plan import plan_run
+    from swarm_memo.cache.claims import claim_offset
+    from swarm_memo.run.cells import chunk_claim_names
+    from swarm_memo.run.plan import plan_run
 
     memo = make(tmp_path / "cache", counting)
     plan = plan_run(memo.config, {"alpha": 1}, SPEC, writable=False)
@@ -370,7 +370,7 @@ def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, 
 def test_chunks_written_by_another_process_after_listing_are_loaded(tmp_path, monkeypatch):
     """A run lists the cache, then is slow to start (say its pool spawns) while another
     process writes chunks without ever holding a claim this run sees: they are loaded."""
-    from swarm_memo._cache import ParamsSet
+    from swarm_memo.cache.params_set import ParamsSet
 
     counting = CountingExec(tmp_path / "calls.log")
     make(tmp_path / "cache", counting).run({"alpha": 1}, SPEC)  # "the other process"

@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 from helpers import expected_output, grid_expected
-from swarm_memo import CacheMissError, CacheWarning, SwarmMemo, _reuse
-from swarm_memo._index import IndexLog
-from swarm_memo._local_store import LocalStore
+from swarm_memo import CacheMissError, CacheWarning, SwarmMemo
+from swarm_memo.cache import reuse as _reuse
+from swarm_memo.cache.index import IndexLog
+from swarm_memo.stores.local import LocalStore
 
 PARAMS = {"alpha": 7}
 
@@ -221,7 +222,7 @@ def test_stale_index_record_never_serves_wrong_outputs(tmp_path, counting):
 
 
 def test_many_index_segments_are_folded_into_one(tmp_path, counting):
-    from swarm_memo import _index
+    from swarm_memo.cache import index as _index
 
     memo = make(tmp_path, counting, {"a": 1})
     for k in range(_index.FOLD_ABOVE + 3):  # one segment per run
@@ -240,7 +241,7 @@ def test_many_index_segments_are_folded_into_one(tmp_path, counting):
 def test_an_enumerator_yielding_the_product_is_stored_as_a_product(tmp_path, counting):
     """The seed's quick start enumerates the cartesian product: such chunks cost no point
     list on disk and no per-point digests, and other binnings still find their points."""
-    from swarm_memo._codec import read_meta
+    from swarm_memo.cache.codec import read_meta
 
     def seed_like(params, chunk):
         return [(a, b) for a in chunk["a"] for b in chunk["b"]]

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 from helpers import expected_output, grid_points
-from swarm_memo import SwarmMemo, _index, _reuse
-from swarm_memo._binindex import value_key
-from swarm_memo._cache import ParamsSet
-from swarm_memo._hashing import encode
-from swarm_memo._index import IndexRecord, PointIndex
+from swarm_memo import SwarmMemo
+from swarm_memo.cache import index as _index
+from swarm_memo.cache import reuse as _reuse
+from swarm_memo.cache.binindex import value_key
+from swarm_memo.cache.index import IndexRecord, PointIndex
+from swarm_memo.cache.params_set import ParamsSet
+from swarm_memo.identity.hashing import encode
 
 PARAMS = {"alpha": 3}
 NAN = float("nan")

@@ -14,7 +14,7 @@ import pytest
 import swarm_memo
 from helpers import CountingExec, chunk_files, expected_output, grid_expected
 from swarm_memo import AxisOrderWarning, Diagnostics, SwarmMemo
-from swarm_memo._codec import decode_chunk
+from swarm_memo.cache.codec import decode_chunk
 
 SPEC = {"strat": ["aaa", "bb"], "s": [1, 2, 3, 4]}
 
@@ -381,7 +381,7 @@ def test_diagnostics_repr_is_readable():
 
 
 def test_runs_of_consecutive_ints_are_stored_as_ranges_and_read_back(make_memo, tmp_path):
-    from swarm_memo._codec import compact_key, read_key
+    from swarm_memo.cache.codec import compact_key, read_key
 
     key = (("s", (1, 2, 3, 4)), ("strat", ("a",)), ("t", (5, 3, 1)), ("u", (1, 2, 4)))
     compact = compact_key(key)
@@ -401,7 +401,7 @@ def test_runs_of_consecutive_ints_are_stored_as_ranges_and_read_back(make_memo, 
 
 
 def test_one_axis_points_are_the_product_only_when_they_are_the_bin_values_themselves():
-    from swarm_memo._plan import is_product
+    from swarm_memo.run.plan import is_product
 
     bin_values = (1, 2.5, "a", 10**30)
     assert is_product([(v,) for v in bin_values], (bin_values,))

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from moto_s3 import new_bucket, s3_server
-from swarm_memo import _local_store
-from swarm_memo._local_store import LocalStore
-from swarm_memo._remote import open_store
+from swarm_memo.stores import local as _local_store
+from swarm_memo.stores.local import LocalStore
+from swarm_memo.stores.registry import open_store
 from swarm_memo.testing import StoreBackend, StoreTests
 
 fsspec = pytest.importorskip("fsspec")

@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from helpers import CountingExec, chunk_files, expected_output, read_only_base, run_read_only
 from swarm_memo import CacheWarning, SwarmMemo
-from swarm_memo import _local_store as store_module
-from swarm_memo._local_store import LocalStore
-from swarm_memo._remote import open_store, register_store, split_scheme, unregister_store
 from swarm_memo.cli import cli
 from swarm_memo.errors import SpecError, StoreError
+from swarm_memo.stores import local as store_module
+from swarm_memo.stores.local import LocalStore
+from swarm_memo.stores.registry import open_store, register_store, split_scheme, unregister_store
 
 SPEC = {"x": list(range(6))}
 

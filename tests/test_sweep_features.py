@@ -13,8 +13,8 @@ import pytest
 
 from helpers import CountingExec, expected_output
 from swarm_memo import CollateError, ExecError, SpecError, StoreError, SwarmMemo
-from swarm_memo import _local_store as store_module
 from swarm_memo.errors import SpecTypeError
+from swarm_memo.stores import local as store_module
 
 
 def order_log(tmp_path: Path, **kwargs):
@@ -63,9 +63,9 @@ def test_a_chunk_order_that_is_not_a_permutation_is_refused(tmp_path):
 
 def test_a_stalled_claim_is_taken_over_after_claim_timeout(tmp_path):
     """Another live process claims a chunk and never writes it (a suspended job)."""
-    from swarm_memo._cells import chunk_claim_names
-    from swarm_memo._claims import claim_offset
-    from swarm_memo._plan import plan_run
+    from swarm_memo.cache.claims import claim_offset
+    from swarm_memo.run.cells import chunk_claim_names
+    from swarm_memo.run.plan import plan_run
 
     memo, counting = order_log(tmp_path, claim_timeout=0.5)
     spec = {"x": [1, 2, 3]}
@@ -94,12 +94,12 @@ def test_a_stalled_claim_is_taken_over_after_claim_timeout(tmp_path):
 
 
 def test_a_waiting_run_says_how_many_chunks_it_waits_for(tmp_path, monkeypatch):
-    from swarm_memo import _progress
+    from swarm_memo.execution import progress as _progress
 
     messages = []
     monkeypatch.setattr(_progress.Progress, "waiting", lambda self, n: messages.append(n))
     memo, counting = order_log(tmp_path, claim_timeout=0.3)
-    from swarm_memo._claims import Claims
+    from swarm_memo.cache.claims import Claims
 
     monkeypatch.setattr(Claims, "try_claim", lambda self, name: False)  # held elsewhere
     memo.run({}, {"x": [1, 2]})

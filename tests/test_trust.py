@@ -25,7 +25,7 @@ from swarm_memo import (
     CodeChangedWarning,
     SwarmMemo,
 )
-from swarm_memo import _cache as cache_module
+from swarm_memo.cache import params_set as cache_module
 
 
 def memo_at(root: Path, counting, **kwargs) -> SwarmMemo:
@@ -189,7 +189,7 @@ def test_on_code_change_ignore_reuses_silently(tmp_path):
 
 
 def test_load_and_status_never_create_move_or_rewrite_anything(tmp_path, counting):
-    from swarm_memo import _index
+    from swarm_memo.cache import index as _index
 
     memo = memo_at(tmp_path, counting)
     for k in range(_index.FOLD_ABOVE + 3):  # one index segment per run: more than a fold
@@ -437,7 +437,7 @@ def test_a_stale_index_record_of_a_rewritten_partial_chunk_never_hides_its_point
 def test_a_partial_chunks_index_record_is_written_before_its_claim_is_released(
     tmp_path, monkeypatch
 ):
-    from swarm_memo._claims import Claims
+    from swarm_memo.cache.claims import Claims
 
     real_release = Claims.release
     on_disk_at_release = []

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from swarm_memo import ExecError, SwarmMemo, _requests_log
+from swarm_memo import ExecError, SwarmMemo
 from swarm_memo.cli import cli
+from swarm_memo.run import requests_log as _requests_log
 
 
 def doubled(params: dict[str, Any], point: tuple[Any, ...]) -> Any:
@@ -303,7 +304,7 @@ def test_progress_and_show_work_on_an_fsspec_url(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["progress", url, "--storage-options", "{}", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)[0]["stored_points"] == 24
-    from swarm_memo._inspect import open_cache, set_ids
+    from swarm_memo.cache.listing import open_cache, set_ids
 
     (set_id,) = set_ids(open_cache(url))
     shown = CliRunner().invoke(cli, ["show", url, set_id[:8], "--json"])

@@ -12,8 +12,8 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import (
+from swarm_memo._version import __version__
+from swarm_memo.errors import (
     AxisOrderWarning,
     CacheMissError,
     CacheWarning,
@@ -33,26 +33,26 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._browse import Cache, open_cache
-    from ._defaults import default_collate, default_merge
-    from ._diagnostics import Diagnostics, Status
-    from ._jobs import PointFailure
-    from ._launch import Launch
-    from ._memo import SwarmMemo
+    from swarm_memo._memo import SwarmMemo
+    from swarm_memo.core.defaults import default_collate, default_merge
+    from swarm_memo.core.diagnostics import Diagnostics, Status
+    from swarm_memo.core.jobs import PointFailure
+    from swarm_memo.inspection.browse import Cache, open_cache
+    from swarm_memo.run.launch import Launch
 
 _LAZY = {
-    "Cache": "._browse",
-    "open_cache": "._browse",
-    "default_collate": "._defaults",
-    "default_merge": "._defaults",
-    "Diagnostics": "._diagnostics",
-    "Status": "._diagnostics",
-    "PointFailure": "._jobs",
-    "Launch": "._launch",
+    "Cache": ".inspection.browse",
+    "open_cache": ".inspection.browse",
+    "default_collate": ".core.defaults",
+    "default_merge": ".core.defaults",
+    "Diagnostics": ".core.diagnostics",
+    "Status": ".core.diagnostics",
+    "PointFailure": ".core.jobs",
+    "Launch": ".run.launch",
     "SwarmMemo": "._memo",
 }
-"""Names imported on first use: a pool worker imports ``swarm_memo._worker`` (and so
-this package) without the engine, which halves its start-up."""
+"""Names imported on first use: a pool worker imports ``swarm_memo.execution.worker``
+(and so this package) without the engine, which halves its start-up."""
 
 
 def __getattr__(name: str) -> Any:

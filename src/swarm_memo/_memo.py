@@ -9,8 +9,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from ._compact import CompactReport, clear_set, compact
-from ._config import (
+from swarm_memo.core.diagnostics import Diagnostics, Status
+from swarm_memo.core.types import EnumerateFn, ExecFn, Params, SplitSpec
+from swarm_memo.identity.fingerprint import call_fingerprint
+from swarm_memo.identity.grid import ChunkLayout
+from swarm_memo.run.compact import CompactReport, clear_set, compact
+from swarm_memo.run.config import (
     DEFAULT_CLAIM_TIMEOUT,
     DEFAULT_GRACE_SECONDS,
     ChunkHashFn,
@@ -19,15 +23,11 @@ from ._config import (
     build_config,
     check_callable,
 )
-from ._diagnostics import Diagnostics, Status
-from ._fingerprint import call_fingerprint
-from ._grid import ChunkLayout
-from ._launch import Launch
-from ._launch import launch as _launch
-from ._requests import Requests
-from ._sweepwrap import SweptFunction
-from ._types import EnumerateFn, ExecFn, Params, SplitSpec
-from ._wrap import MemoizedSweep
+from swarm_memo.run.launch import Launch
+from swarm_memo.run.launch import launch as _launch
+from swarm_memo.run.requests import Requests
+from swarm_memo.run.sweepwrap import SweptFunction
+from swarm_memo.run.wrap import MemoizedSweep
 
 
 def _name_of(fn: Any) -> str:

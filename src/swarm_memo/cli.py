@@ -1,13 +1,13 @@
 """The ``swarm-memo`` command: list, describe, verify and clean a cache.
 
-A thin click layer over :mod:`swarm_memo._inspect` (reading a cache),
-:mod:`swarm_memo._maintenance` (verify, gc) and :mod:`swarm_memo._textfmt` (formatting),
-which hold the logic. Every command goes through the cache's store, so a local folder,
-an ``s3://`` or a ``memory://`` URL work alike (``--storage-options`` passes credentials
-or an endpoint to fsspec). ``ls``, ``info`` and ``verify`` modify nothing and never
-unpickle anything. User errors (missing cache root, unknown or ambiguous digest, bad
-``--older-than``) print one line on stderr and exit with code 2; ``verify`` exits with 1
-when it finds a damaged file.
+A thin click layer over :mod:`swarm_memo.cache.listing` (reading a cache),
+:mod:`swarm_memo.inspection.maintenance` (verify, gc) and :mod:`swarm_memo.core.textfmt`
+(formatting), which hold the logic. Every command goes through the cache's store, so a
+local folder, an ``s3://`` or a ``memory://`` URL work alike (``--storage-options``
+passes credentials or an endpoint to fsspec). ``ls``, ``info`` and ``verify`` modify
+nothing and never unpickle anything. User errors (missing cache root, unknown or
+ambiguous digest, bad ``--older-than``) print one line on stderr and exit with code 2;
+``verify`` exits with 1 when it finds a damaged file.
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ._inspect import SetSummary, describe_set, list_sets, open_cache
-from ._maintenance import GcPlan, plan_gc, run_gc, verify_cache
-from ._sizecap import parse_size
-from ._store import Store
-from ._textfmt import (
+from swarm_memo._version import __version__
+from swarm_memo.cache.listing import SetSummary, describe_set, list_sets, open_cache
+from swarm_memo.core.textfmt import (
     abbreviate,
     distinguishing_params,
     format_age,
@@ -34,9 +32,11 @@ from ._textfmt import (
     parse_duration,
     short_repr,
 )
-from ._version import __version__
-from ._watch_cli import register as register_watch_commands
-from .errors import InspectError, SpecError
+from swarm_memo.errors import InspectError, SpecError
+from swarm_memo.inspection.maintenance import GcPlan, plan_gc, run_gc, verify_cache
+from swarm_memo.inspection.sizecap import parse_size
+from swarm_memo.inspection.watch_cli import register as register_watch_commands
+from swarm_memo.stores.base import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 

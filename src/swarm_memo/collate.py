@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._optional import missing_dependency
+from swarm_memo.core.optional import missing_dependency
 
 if TYPE_CHECKING:
     import numpy as np
@@ -276,7 +276,7 @@ def _renamed(
     found = _point_tuples(points, axes, len(next(iter(data.values()), [])))
     if found is None or not data:
         return data
-    from ._hashing import equal
+    from swarm_memo.identity.hashing import equal
 
     tuples, names = found
     out: dict[Any, list[Any]] = {}

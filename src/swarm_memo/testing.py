@@ -1,4 +1,4 @@
-"""Tests a third-party :class:`~swarm_memo._store.Store` can reuse (like zarr's
+"""Tests a third-party :class:`~swarm_memo.stores.base.Store` can reuse (like zarr's
 ``zarr.testing.store.StoreTests``): subclass :class:`StoreTests` in your test suite and
 give it a ``backend`` fixture returning a :class:`StoreBackend` around a fresh store::
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ._store import Store
-from .errors import StoreError
+from swarm_memo.errors import StoreError
+from swarm_memo.stores.base import Store
 
 
 @dataclass

@@ -1,0 +1,467 @@
+"""Turning the ``executor=`` argument into a :class:`Backend` the engine submits to.
+
+One class per kind of executor, each answering the same questions: how to submit a task,
+how many workers there are, what a task carries instead of the run's pickled payload,
+how to stop everything now, and whether an exception means a worker died.
+:class:`BackendFactory` validates ``executor=`` once (at ``SwarmMemo`` construction),
+owns the pools a memo starts, and hands the engine one :class:`Backend` per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+import uuid
+import weakref
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from swarm_memo.errors import SpecError, SpecTypeError
+from swarm_memo.execution.pool import LokyPool, signals_held
+from swarm_memo.execution.worker import (
+    BlobFile,
+    TaskResult,
+    decode_result,
+    evaluate_timed,
+    run_batch,
+)
+from swarm_memo.identity.hashing import short_description
+
+EXECUTOR_NAMES = ("process", "thread", "serial")
+INLINE_BLOB_BYTES = 64 * 1024
+"""Payloads (exec_fn + params) smaller than this travel with each task."""
+SLURM_CPUS_VARIABLE = "SLURM_CPUS_PER_TASK"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What an exec chunk hands back, whatever carried it: one output per point (a
+    :class:`PointFailure` for failed ones, the list cut after the first failure under
+    ``on_error="raise"``), the indices of failed points, its compute seconds, and for
+    pool workers (worker id, start, end) so the engine can size its window."""
+
+    outputs: list[Any]
+    failed: list[int]
+    seconds: float
+    timing: tuple[Any, float, float] | None = None
+
+
+class Backend(Protocol):
+    """An executor as the engine sees it, for one run: it owns the wire format (how a
+    run's function and params reach the workers, what a task carries and returns)."""
+
+    workers: int
+    """How many exec chunks can run at once."""
+    in_flight_per_worker: int
+    """Exec chunks to keep submitted per worker at the start of a run (the engine grows
+    it while workers wait for work; the memo's next run starts where this one ended)."""
+
+    def start_run(
+        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+    ) -> None:
+        """Get the run's ``exec_fn`` and params to the workers (raising
+        :class:`SpecTypeError` if they cannot travel); ``stop()`` says the run stops."""
+        ...
+
+    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+        """Schedule one exec chunk; its future's result goes to :meth:`batch_result`."""
+        ...
+
+    def batch_result(self, raw: Any) -> BatchResult:
+        """Decode the result of a future from :meth:`submit_batch`."""
+        ...
+
+    def release(self) -> None:
+        """Free what :meth:`start_run` made, once the run is over (also after a failure)."""
+        ...
+
+    def abort(self) -> None:
+        """Stop as fast as possible (Ctrl-C, worker death); the next run still works."""
+        ...
+
+    def stop_starting(self) -> None:
+        """The run is stopping: workers start none of its points from now on (in-process
+        tasks check the run's stop request between points themselves)."""
+        ...
+
+    def close_after_stop(self) -> None:
+        """A stopped run is over: shut down what the stop left behind, cleanly."""
+        ...
+
+    def is_worker_death(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by a task's future, means a worker died."""
+        ...
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: affinity, cgroup quota and ``SLURM_CPUS_PER_TASK``."""
+    from loky import cpu_count
+
+    count = int(cpu_count())
+    slurm = os.environ.get(SLURM_CPUS_VARIABLE, "").strip()
+    if slurm.isdigit() and int(slurm) >= 1:
+        count = min(count, int(slurm))
+    return max(1, count)
+
+
+class _InProcess:
+    """Shared behaviour of backends whose tasks run in this process: tasks take
+    ``exec_fn`` and params as objects and return outputs unpickled (each output is
+    checked to pickle, as a worker's is)."""
+
+    in_process = True
+    in_flight_per_worker = 2
+    _run: tuple[Callable[[Any, Any], Any], Any, Callable[[], bool]] | None = None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        raise NotImplementedError
+
+    def start_run(
+        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+    ) -> None:
+        self._run = (exec_fn, params, stop)
+
+    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+        assert self._run is not None
+        exec_fn, params, stop = self._run
+        return self.submit(evaluate_timed, exec_fn, params, points, skip_errors, True, stop)
+
+    def batch_result(self, raw: Any) -> BatchResult:
+        outputs, failed, seconds = raw
+        return BatchResult(outputs, failed, seconds)
+
+    def release(self) -> None:
+        self._run = None
+
+    def abort(self) -> None:
+        pass  # threads cannot be killed; the engine cancels what has not started
+
+    def stop_starting(self) -> None:
+        pass  # each task checks the run's stop request between points
+
+    def close_after_stop(self) -> None:
+        pass
+
+    def is_worker_death(self, exc: BaseException) -> bool:
+        return False
+
+
+class SerialBackend(_InProcess):
+    """Runs each task at submission, in the calling thread: no pool, easy debugging."""
+
+    workers = 1
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+class ThreadBackend(_InProcess):
+    """A thread pool owned by the memo."""
+
+    def __init__(self, pool: ThreadPoolExecutor, workers: int) -> None:
+        self._pool = pool
+        self.workers = workers
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self._pool.submit(fn, *args)
+
+
+class _Pickled:
+    """Shared behaviour of backends whose tasks cross a process boundary: the run's
+    ``(exec_fn, params)`` is cloudpickled once and shared (:meth:`share`); each task
+    carries the handle and returns :func:`~swarm_memo.execution.worker.run_batch`'s encoded result
+    with the worker's timing."""
+
+    in_process = False
+    _blob: Any = None
+    _token: str = ""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        raise NotImplementedError
+
+    def share(self, payload: bytes) -> Any:
+        raise NotImplementedError
+
+    def start_run(
+        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+    ) -> None:
+        import cloudpickle
+
+        try:
+            payload = cloudpickle.dumps((exec_fn, params))
+        except Exception as exc:
+            raise SpecTypeError(
+                f"exec_fn {short_description(exec_fn, 100)} or the params cannot be sent to "
+                f"worker processes ({type(exc).__name__}: {exc}); make them picklable, or "
+                "use executor='thread' or 'serial'"
+            ) from exc
+        self._token = uuid.uuid4().hex
+        self._blob = self.share(payload)
+
+    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+        return self.submit(run_batch, self._token, self._blob, points, skip_errors)
+
+    def batch_result(self, raw: Any) -> BatchResult:
+        task: TaskResult = raw
+        payload, worker, started, finished = task
+        outputs, failed = decode_result(payload)
+        return BatchResult(outputs, failed, finished - started, (worker, started, finished))
+
+
+class _LocalBlobs(_Pickled):
+    """Big run payloads go to a temp file that local workers read once per run."""
+
+    def __init__(self) -> None:
+        self._paths: list[str] = []
+
+    def share(self, blob: bytes) -> Any:
+        if len(blob) < INLINE_BLOB_BYTES:
+            return blob
+        fd, path = tempfile.mkstemp(prefix="swarm-memo-", suffix=".pkl")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        self._paths.append(path)
+        return BlobFile(path)
+
+    def release(self) -> None:
+        for path in self._paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._paths.clear()
+
+
+class ProcessBackend(_LocalBlobs):
+    """The memo's own loky process pool (started on first use, SIGKILLed on abort)."""
+
+    in_flight_per_worker = 2
+
+    def __init__(self, pool: LokyPool) -> None:
+        super().__init__()
+        self._pool = pool
+        self.workers = pool.workers
+        self._submitted = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        try:
+            with signals_held():  # workers it starts never die of a stop signal
+                future = self._pool.executor().submit(fn, *args)
+        except BrokenExecutor:
+            if self._submitted:
+                raise
+            # The pool broke while idle (a worker killed between runs): nothing of this
+            # run is on it, so replace it.
+            self._pool.kill()
+            with signals_held():
+                future = self._pool.executor().submit(fn, *args)
+        self._submitted = True
+        return future
+
+    def abort(self) -> None:
+        self._pool.kill()
+
+    def stop_starting(self) -> None:
+        self._pool.stop_starting()
+
+    def close_after_stop(self) -> None:
+        self._pool.close()  # idle or killed workers: a clean shutdown, no leaked semaphores
+
+    def is_worker_death(self, exc: BaseException) -> bool:
+        from loky.process_executor import TerminatedWorkerError
+
+        return isinstance(exc, (BrokenExecutor, TerminatedWorkerError))
+
+
+class UserExecutorBackend(_LocalBlobs):
+    """A ``concurrent.futures.Executor`` the user owns: used, never shut down."""
+
+    in_flight_per_worker = 2
+
+    def __init__(self, executor: Executor, workers: int) -> None:
+        super().__init__()
+        self._executor = executor
+        self.workers = workers
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self._executor.submit(fn, *args)
+
+    def abort(self) -> None:
+        pass  # not ours to kill; the engine cancels what has not started
+
+    def stop_starting(self) -> None:
+        pass  # not ours to signal: exec chunks already running finish
+
+    def close_after_stop(self) -> None:
+        pass
+
+    def is_worker_death(self, exc: BaseException) -> bool:
+        return isinstance(exc, BrokenExecutor)
+
+
+class DaskBackend(_Pickled):
+    """A ``distributed.Client``: the payload is scattered once to every worker per run."""
+
+    in_flight_per_worker = 4
+    """A scheduler round trip per task: keep more queued on each worker."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._executor = client.get_executor(pure=False)
+        self.workers = sum(client.nthreads().values()) or 1
+        self._shared: list[Any] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        future: Future[Any] = self._executor.submit(fn, *args)
+        return future
+
+    def share(self, payload: bytes) -> Any:
+        handle = self._client.scatter(payload, broadcast=True, hash=False)
+        self._shared.append(handle)
+        return handle
+
+    def release(self) -> None:
+        if self._shared:
+            with contextlib.suppress(Exception):  # a closed client has nothing to free
+                self._client.cancel(self._shared)
+            self._shared.clear()
+
+    def abort(self) -> None:
+        pass  # the engine cancels the futures; the cluster is not ours
+
+    def stop_starting(self) -> None:
+        pass  # the cluster is not ours: exec chunks already running finish
+
+    def close_after_stop(self) -> None:
+        pass
+
+    def is_worker_death(self, exc: BaseException) -> bool:
+        from distributed import KilledWorker
+
+        return isinstance(exc, KilledWorker)
+
+
+def is_dask_client(obj: Any) -> bool:
+    """Whether ``obj`` is a ``distributed.Client`` (never imports distributed)."""
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(obj, distributed.Client)
+
+
+def check_executor(executor: Any) -> None:
+    """Refuse an ``executor=`` argument that is none of the supported kinds."""
+    if isinstance(executor, str):
+        if executor not in EXECUTOR_NAMES:
+            raise SpecError(
+                f"executor must be one of {list(EXECUTOR_NAMES)}, a "
+                f"concurrent.futures.Executor or a dask.distributed.Client; got {executor!r}"
+            )
+    elif not (isinstance(executor, Executor) or is_dask_client(executor)):
+        raise SpecTypeError(
+            "executor must be 'process', 'thread', 'serial', a concurrent.futures.Executor "
+            f"or a dask.distributed.Client; got {type(executor).__name__}"
+        )
+
+
+class BackendFactory:
+    """Resolves ``executor=`` for one memo and keeps its pools alive across runs.
+
+    Parameters
+    ----------
+    executor
+        ``"process"``, ``"thread"``, ``"serial"``, a ``concurrent.futures.Executor`` or
+        a ``distributed.Client``; checked here.
+    max_workers
+        Worker count; None means :func:`usable_cpus`. A process backend with one
+        worker runs in-process.
+    """
+
+    def __init__(self, executor: Any, max_workers: int | None) -> None:
+        check_executor(executor)
+        self.spec = executor
+        self._max_workers = max_workers
+        self._lock = threading.Lock()
+        self._threads: ThreadPoolExecutor | None = None
+        self._process: LokyPool | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._learned_in_flight = 0
+
+    @property
+    def max_workers(self) -> int:
+        """The worker count of the pools this memo starts."""
+        return self._max_workers or usable_cpus()
+
+    @property
+    def requested_workers(self) -> int | None:
+        """``max_workers`` as given (None: the CPUs of wherever the memo runs)."""
+        return self._max_workers
+
+    @property
+    def in_process(self) -> bool:
+        """Whether ``exec_fn`` runs in this process (serial or thread backends)."""
+        spec = self.spec
+        return spec in ("serial", "thread") or (spec == "process" and self.max_workers == 1)
+
+    def backend(self) -> Backend:
+        """The backend for one run (called once a point actually needs executing)."""
+        backend = self._new_backend()
+        backend.in_flight_per_worker = max(backend.in_flight_per_worker, self._learned_in_flight)
+        return backend
+
+    def prestart(self) -> None:
+        """Start the memo's process pool in the background for a call that will compute,
+        so that its start overlaps planning and listing; nothing for other backends."""
+        if self.spec == "process" and not self.in_process:
+            self._process_pool().prestart()
+
+    def learn_window(self, per_worker: int) -> None:
+        """A run needed ``per_worker`` exec chunks in flight per worker to keep workers
+        busy: later runs of this memo start with that many (short runs, such as many
+        small sweeps, never get the time to grow their window)."""
+        self._learned_in_flight = max(self._learned_in_flight, per_worker)
+
+    def _new_backend(self) -> Backend:
+        spec = self.spec
+        if spec == "serial" or (spec == "process" and self.max_workers == 1):
+            return SerialBackend()
+        if spec == "process":
+            return ProcessBackend(self._process_pool())
+        if spec == "thread":
+            return ThreadBackend(self._thread_pool(), self.max_workers)
+        if is_dask_client(spec):
+            return DaskBackend(spec)
+        return UserExecutorBackend(spec, self.max_workers)
+
+    def _process_pool(self) -> LokyPool:
+        with self._lock:
+            if self._process is None:
+                self._process = LokyPool(self.max_workers)
+                # At garbage collection or interpreter exit, whichever comes first.
+                self._finalizer = weakref.finalize(self, self._process.kill)
+            return self._process
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(self.max_workers, "swarm-memo")
+            return self._threads
+
+    def close(self) -> None:
+        """Shut down the pools this memo started (never a user's executor or client)."""
+        with self._lock:
+            threads, self._threads = self._threads, None
+            process = self._process
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._process, self._finalizer = None, None
+        if threads is not None:
+            threads.shutdown(wait=True)
+        if process is not None:
+            process.close()

@@ -1,0 +1,137 @@
+"""One memo's own loky process pool: started lazily, reused across runs, replaced once
+killed or broken.
+
+Each memo has its own pool, never loky's process-global reusable executor: one memo's
+abort would otherwise kill the workers another memo is using, and memos with different
+``max_workers`` would resize each other's pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Executor
+
+from swarm_memo.execution.worker import StartedFromLongLivedThread, init_pool_worker
+
+IDLE_WORKER_SECONDS = 300
+"""Idle workers exit after this long; the pool starts new ones when work comes."""
+
+
+def _start_resource_tracker() -> None:
+    """Start loky's resource tracker with SIGUSR1 blocked.
+
+    The tracker ignores SIGINT and SIGTERM but not SIGUSR1, which ``sbatch --signal``
+    sends to every process of a job step: it died of it, and a new tracker then reported
+    the pool's semaphores as leaked. A blocked signal stays blocked across exec, so this
+    tracker never sees SIGUSR1 (workers, started later, are not affected).
+    """
+    from loky.backend.resource_tracker import ensure_running
+
+    if not hasattr(signal, "pthread_sigmask") or not hasattr(signal, "SIGUSR1"):
+        ensure_running()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ready() -> None:
+    """The task that makes loky start a pool's workers (:meth:`LokyPool.prestart`)."""
+
+
+WORKER_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Block the stop signals in this thread while it may start workers: a worker
+    inherits the mask, so a signal sent to the whole job step before the worker has
+    installed its handlers waits for them (:func:`~swarm_memo.execution.worker.init_pool_worker`
+    unblocks it) instead of killing it, which would break the pool and lose the exec
+    chunks the other workers finished. The driver gets the signal once this ends."""
+    if not hasattr(signal, "pthread_sigmask") or not WORKER_SIGNALS:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class LokyPool:
+    """A lazily started ``loky.ProcessPoolExecutor`` of ``workers`` processes.
+
+    Workers ignore SIGTERM and SIGINT and exit when the driver dies
+    (:func:`~swarm_memo.execution.worker.init_pool_worker`); :meth:`kill` stops them with
+    SIGKILL (loky's ``kill_workers``), so an abort never waits for ``exec_fn``.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: Executor | None = None
+        self._owner_pid = 0
+        self._lock = threading.Lock()
+
+    def executor(self) -> Executor:
+        """The running pool, started on first use and after :meth:`kill`."""
+        with self._lock:
+            # A forked child must not submit to (or kill) its parent's pool.
+            if self._executor is None or self._owner_pid != os.getpid():
+                from loky import ProcessPoolExecutor
+
+                _start_resource_tracker()
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    timeout=IDLE_WORKER_SECONDS,
+                    initializer=init_pool_worker,
+                    initargs=(os.getpid(), StartedFromLongLivedThread()),
+                )
+                self._owner_pid = os.getpid()
+            return self._executor
+
+    def prestart(self) -> None:
+        """Start the workers now, in the background, if the pool is not running: loky
+        spawns them for a no-op task; the first real submit finds them started (or the
+        pool broken, which it handles as before)."""
+        with self._lock:
+            if self._executor is not None and self._owner_pid == os.getpid():
+                return
+        with contextlib.suppress(Exception), signals_held():
+            self.executor().submit(_ready)
+
+    def _take(self) -> Executor | None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+            return executor if self._owner_pid == os.getpid() else None
+
+    def kill(self) -> None:
+        """SIGKILL the workers now; the next :meth:`executor` call starts a new pool."""
+        executor = self._take()
+        if executor is not None:
+            executor.shutdown(wait=False, kill_workers=True)  # type: ignore[call-arg]
+
+    def stop_starting(self) -> None:
+        """Send SIGUSR1 to the workers: they start no new point of the run they compute
+        for (:func:`~swarm_memo.execution.worker.init_pool_worker`)."""
+        with self._lock:
+            executor = self._executor if self._owner_pid == os.getpid() else None
+        if executor is None or not hasattr(signal, "SIGUSR1"):
+            return
+        for pid in list(getattr(executor, "_processes", {})):
+            with contextlib.suppress(OSError):  # already gone
+                os.kill(pid, signal.SIGUSR1)
+
+    def close(self) -> None:
+        """Let idle workers exit and wait for them."""
+        executor = self._take()
+        if executor is not None:
+            executor.shutdown(wait=True)

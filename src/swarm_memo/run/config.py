@@ -1,0 +1,143 @@
+"""The frozen configuration of a memo, built once by ``SwarmMemo.__init__``.
+
+Lower layers receive a :class:`MemoConfig` (and the plans built from it), never the
+facade: every argument is validated here, at the edge, and nothing downstream re-checks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from swarm_memo.cache.keydefaults import parse_defaults, parse_ignore
+from swarm_memo.core.defaults import default_collate, default_merge
+from swarm_memo.core.types import ChunkKey, EnumerateFn, ExecFn
+from swarm_memo.errors import SpecError, SpecTypeError
+from swarm_memo.execution.backends import BackendFactory
+from swarm_memo.execution.stop import parse_deadline
+from swarm_memo.identity.grid import ChunkLayout
+from swarm_memo.identity.grid import _check_positive_int as check_positive_int
+from swarm_memo.identity.order import ChunkOrder, Share, parse_chunk_order
+from swarm_memo.stores.base import Store
+from swarm_memo.stores.registry import open_store
+
+OnError = Literal["raise", "skip"]
+OnCodeChange = Literal["warn", "recompute", "ignore"]
+ChunkHashFn = Callable[[dict[str, Any], ChunkKey, str], str]
+
+DEFAULT_CLAIM_TIMEOUT = 600.0
+DEFAULT_GRACE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class MemoConfig:
+    """Everything a run needs to know about its memo, validated."""
+
+    cache_root: str
+    layout: ChunkLayout
+    store: Store
+    exec_chunk_size: int
+    enumerate_points: EnumerateFn | None
+    exec_fn: ExecFn | None
+    collate_fn: Callable[[list[Any]], Any]
+    merge_fn: Callable[[list[Any]], Any]
+    grid_ordered: bool
+    """True with the default collate and merge: outputs come back in grid order."""
+    chunk_hash_fn: ChunkHashFn | None
+    cache_version: str
+    verbose: int
+    backends: BackendFactory
+    on_error: OnError
+    on_code_change: OnCodeChange
+    chunk_order: ChunkOrder
+    claim_timeout: float | None
+    grace_seconds: float
+    deadline: float | datetime | None
+    """Stop each computing call gracefully after so many seconds, or at this time."""
+    share: Share | None = None
+    """Set in the tasks of a launch: which chunks this task computes first."""
+    key_defaults: dict[str, bytes] = field(default_factory=dict)
+    """Name -> canonical encoding of its declared default (``defaults=``)."""
+    ignore: frozenset[str] = frozenset()
+    """Params keys passed to ``exec_fn`` but left out of the key (``ignore=``)."""
+
+
+def check_callable(value: Any, name: str) -> None:
+    if value is not None and not callable(value):
+        raise SpecTypeError(f"{name} must be callable or None; got {type(value).__name__}")
+
+
+def _check_choice(value: Any, name: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise SpecError(f"{name} must be one of {options}; got {value!r}")
+
+
+def _check_seconds(value: Any, name: str, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        hint = "None or a number of seconds >= 0" if allow_none else "a number of seconds >= 0"
+        raise SpecError(f"{name} must be {hint}; got {value!r}")
+    return float(value)
+
+
+def _check_plain_arguments(arguments: dict[str, Any]) -> None:
+    """The arguments that are checked, not parsed: raise on a bad one, naming it."""
+    cache_root = arguments["cache_root"]
+    if not isinstance(cache_root, (str, os.PathLike)):
+        raise SpecTypeError(f"cache_root must be a str or path; got {cache_root!r}")
+    check_positive_int(arguments["exec_chunk_size"], "exec_chunk_size")
+    for name in ("enumerate_points", "exec_fn", "collate_fn", "merge_fn", "chunk_hash_fn"):
+        check_callable(arguments[name], name)
+    cache_version = arguments["cache_version"]
+    if not isinstance(cache_version, str):
+        raise SpecTypeError(f"cache_version must be a str; got {cache_version!r}")
+    if arguments["max_workers"] is not None:
+        check_positive_int(arguments["max_workers"], "max_workers", "None or an int >= 1")
+    if arguments["verbose"] not in (0, 1, 2):
+        raise SpecError(f"verbose must be 0, 1 or 2; got {arguments['verbose']!r}")
+    durable = arguments.get("durable", True)  # memos pickled before it existed lack it
+    if not isinstance(durable, bool):
+        raise SpecTypeError(f"durable must be True or False; got {durable!r}")
+    _check_choice(arguments["on_error"], "on_error", ("raise", "skip"))
+    _check_choice(arguments["on_code_change"], "on_code_change", ("warn", "recompute", "ignore"))
+
+
+def build_config(arguments: dict[str, Any]) -> MemoConfig:
+    """Validate ``SwarmMemo``'s arguments (raising before any work) into a config."""
+    _check_plain_arguments(arguments)
+    layout = ChunkLayout.parse(arguments["memo_chunk_spec"], arguments["axis_order"])
+    enumerate_points = arguments["enumerate_points"]
+    collate_fn, merge_fn = arguments["collate_fn"], arguments["merge_fn"]
+    ignore = parse_ignore(arguments.get("ignore", ()), layout.axis_order)
+    durable = arguments.get("durable", True)
+    grace = _check_seconds(arguments["grace_seconds"], "grace_seconds", False) or 0.0
+    return MemoConfig(
+        cache_root=os.fspath(arguments["cache_root"]),
+        layout=layout,
+        store=open_store(arguments["cache_root"], arguments["storage_options"], durable=durable),
+        exec_chunk_size=arguments["exec_chunk_size"],
+        enumerate_points=enumerate_points,
+        exec_fn=arguments["exec_fn"],
+        collate_fn=collate_fn or default_collate,
+        merge_fn=merge_fn or default_merge,
+        grid_ordered=collate_fn is None and merge_fn is None,
+        chunk_hash_fn=arguments["chunk_hash_fn"],
+        cache_version=arguments["cache_version"],
+        verbose=arguments["verbose"],
+        backends=BackendFactory(arguments["executor"], arguments["max_workers"]),
+        on_error=arguments["on_error"],
+        on_code_change=arguments["on_code_change"],
+        chunk_order=parse_chunk_order(arguments["chunk_order"]),
+        claim_timeout=_check_seconds(arguments["claim_timeout"], "claim_timeout", True),
+        grace_seconds=grace,
+        deadline=parse_deadline(arguments["deadline"]),
+        key_defaults=parse_defaults(
+            arguments.get("defaults"), layout.axis_order, enumerate_points is not None, ignore
+        ),
+        ignore=ignore,
+    )

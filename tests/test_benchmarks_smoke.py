@@ -94,3 +94,10 @@ def test_bench_seed_smoke() -> None:
     for figure in ["S1 driver RSS growth", "S3 rebinned run_streaming: RSS growth"]:
         assert re.search(rf"^INFO scale/{figure}: [\d.]+ MB", output, re.M), output
     assert "== summary: bench_seed (smoke)" in output
+
+
+@pytest.mark.timeout(60)
+def test_bench_rebinned_reads_smoke() -> None:
+    output = run_smoke("bench_rebinned_reads.py")
+    assert re.search(r"rebinned \(bins of 700\), from files .+ [\d.]+x", output), output
+    assert "after compact()" in output

@@ -321,20 +321,6 @@ def test_plain_pairs_make_a_frame_without_any_memo():
         to_dataframe(pairs, spec, ("a", "b", "c"), default_points=True)
 
 
-def test_frames_never_import_the_facade():
-    import ast
-    from pathlib import Path
-
-    package = Path(__file__).parents[1] / "src" / "swarm_memo"
-    for module in ("_frames.py", "_frame_arrays.py", "_progress.py", "collate.py"):
-        tree = ast.parse((package / module).read_text())
-        imported = {
-            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-        } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-             for alias in node.names}  # fmt: skip
-        assert not {name for name in imported if name.endswith("_memo")}, module
-
-
 # ------------------------------------------------------------------ load_only
 
 

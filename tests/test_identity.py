@@ -245,3 +245,31 @@ def _has_pandas() -> bool:
     except ImportError:  # pragma: no cover
         return False
     return True
+
+
+# ---------------------------------------------------------------------- big params
+
+
+def test_a_fully_cached_call_never_copies_params_and_a_computing_one_copies_once(
+    tmp_path, monkeypatch
+):
+    import copy
+
+    from swarm_memo.run import plan as plan_module
+
+    copies = []
+    real = copy.deepcopy
+
+    def counting(value, *args, **kwargs):
+        copies.append(type(value).__name__)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(plan_module.copy, "deepcopy", counting)
+    params = {"table": list(range(1000))}
+    memo(tmp_path, 1, 2).run(params, SPEC)
+    assert len(copies) == 1  # the params exec_fn receives: one copy per computing call
+    copies.clear()
+    for call in (memo(tmp_path, 1, 2).run, memo(tmp_path, 1, 2).load):
+        call(params, SPEC)
+    assert memo(tmp_path, 1, 2).status(params, SPEC).missing_points == 0
+    assert copies == []

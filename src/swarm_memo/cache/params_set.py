@@ -47,7 +47,7 @@ from swarm_memo.cache.segments import IndexLog, IndexRecord
 from swarm_memo.errors import CacheWarning, CorruptChunkError, UnreadableChunkError
 from swarm_memo.identity.bindigest import sequence_digest
 from swarm_memo.identity.grid import Chunk
-from swarm_memo.identity.hashing import digest_bytes, encode
+from swarm_memo.identity.hashing import digest_bytes, digest_parts, encode
 from swarm_memo.stores.base import FileStat, Store
 
 logger = logging.getLogger("swarm_memo")
@@ -393,4 +393,5 @@ def describe_params(params: dict[str, Any], cache_version: str) -> bytes:
 
 def params_set_id(params_encoding: bytes, cache_version: str) -> str:
     """The folder name of a (params, cache_version): a digest of both."""
-    return digest_bytes(b"swarm-memo-params-set" + params_encoding + encode(cache_version)).hex()
+    hasher = digest_parts(b"swarm-memo-params-set", params_encoding, encode(cache_version))
+    return str(hasher.hexdigest())

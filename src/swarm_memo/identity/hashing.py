@@ -328,6 +328,16 @@ def digest_bytes(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
 
 
+def digest_parts(*parts: bytes) -> Any:
+    """A hasher fed ``parts`` in turn: ``digest_bytes`` of their concatenation, without
+    building it (params holding big arrays encode to many megabytes). ``.copy()`` it to
+    digest many suffixes of one long prefix, each prefix byte hashed once."""
+    hasher = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    for part in parts:
+        hasher.update(part)
+    return hasher
+
+
 def digest(value: Any, where: str = "value") -> str:
     """Return a stable hex digest of ``value`` (32 hex characters).
 

@@ -15,7 +15,7 @@ from swarm_memo.cache.params_set import ParamsSet, check_chunk_name, params_set_
 from swarm_memo.core.types import ExecFn
 from swarm_memo.errors import SpecError, SpecTypeError, UnhashableValueError
 from swarm_memo.identity.grid import Chunk, Grid, product_points
-from swarm_memo.identity.hashing import digest_bytes, encode, point_digest
+from swarm_memo.identity.hashing import digest_parts, encode, point_digest
 from swarm_memo.run.config import MemoConfig
 
 
@@ -24,11 +24,13 @@ class RunPlan:
     """One request, validated: what keys the cache, what runs, where it lives.
 
     ``exec_params`` is this run's own copy of the params: an ``exec_fn`` that mutates it
-    changes neither the caller's dict nor any key (keys were derived at planning).
+    changes neither the caller's dict nor any key (keys were derived at planning). The
+    copy is made when first needed (a point about to execute, a custom enumerator): a
+    fully cached call never copies params.
     """
 
     config: MemoConfig
-    exec_params: dict[str, Any]
+    exec_source: ExecParams
     exec_fn: ExecFn | None
     code: str | None
     """Fingerprint of the code that computes this request's points (None: unknown)."""
@@ -38,6 +40,10 @@ class RunPlan:
     named_chunks: list[tuple[Chunk, str]] = field(default_factory=list)
 
     @property
+    def exec_params(self) -> dict[str, Any]:
+        return self.exec_source.copy()
+
+    @property
     def product(self) -> bool:
         """True when points are the default cartesian product (found by their bins)."""
         return self.config.enumerate_points is None
@@ -45,7 +51,7 @@ class RunPlan:
     def points(self, chunk: Chunk) -> list[Any]:
         enumerate_points = self.config.enumerate_points
         if enumerate_points is None:
-            return product_points(self.exec_params, chunk.split_spec)
+            return product_points({}, chunk.split_spec)  # the product ignores params
         points = enumerate_points(self.exec_params, chunk.split_spec)
         if isinstance(points, (str, bytes)) or not isinstance(points, Sequence):
             raise SpecTypeError(
@@ -92,6 +98,21 @@ def is_product(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> bool:
     return all(map(operator.is_, flat, expected))
 
 
+@dataclass
+class ExecParams:
+    """The params ``exec_fn`` receives, deep-copied once, on first use."""
+
+    source: dict[str, Any]
+    shared: frozenset[str] = frozenset()
+    """Keys passed as they are (ignored ones: a client, a lock)."""
+    _copy: dict[str, Any] | None = None
+
+    def copy(self) -> dict[str, Any]:
+        if self._copy is None:
+            self._copy = _own_copy(self.source, self.shared)
+        return self._copy
+
+
 def _own_copy(params: dict[str, Any], shared: frozenset[str] = frozenset()) -> dict[str, Any]:
     """A deep copy of ``params``; the ``shared`` keys (ignored ones: a client) as they are."""
     kept = {k: v for k, v in params.items() if k not in shared}
@@ -131,16 +152,15 @@ def plan_run(
     key_params = _key_params(key_params, config.key_defaults, ignore)
     params_encoding = encode(key_params, "params")
     set_id = params_set_id(params_encoding, config.cache_version)
-    pset = ParamsSet(
-        config.store, set_id, _own_copy(key_params), config.cache_version, writable=writable
-    )
+    # The set only describes the params (params.json) during this call: no copy.
+    pset = ParamsSet(config.store, set_id, key_params, config.cache_version, writable=writable)
     if prestart and exec_fn is not None and not pset.stored_names():
         config.backends.prestart()  # a new params set: everything is computed
     grid = Grid.build(split_spec, config.layout)
     version = encode(config.cache_version)
     plan = RunPlan(
         config,
-        _own_copy(exec_params, ignore),
+        ExecParams(exec_params, ignore),
         exec_fn,
         code,
         function_name,
@@ -151,13 +171,14 @@ def plan_run(
         first = next(grid.chunks())  # catch unhashable points before any work starts
         plan.point_digests(first, plan.points(first))
     hash_fn = config.chunk_hash_fn
+    prefix = digest_parts(b"swarm-memo-chunk", params_encoding)  # the params hashed once
     for chunk in grid.chunks():
         if hash_fn is None:
             # A digest of (params, chunk key, cache_version), built from per-bin digests
             # so that planning a million-point grid costs O(chunks), not O(points).
-            name = digest_bytes(
-                b"swarm-memo-chunk" + params_encoding + chunk.key_digest() + version
-            ).hex()
+            hasher = prefix.copy()
+            hasher.update(chunk.key_digest() + version)
+            name = hasher.hexdigest()
         else:
             try:
                 name = check_chunk_name(hash_fn(key_params, chunk.key, config.cache_version))

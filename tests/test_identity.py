@@ -273,3 +273,14 @@ def test_a_fully_cached_call_never_copies_params_and_a_computing_one_copies_once
         call(params, SPEC)
     assert memo(tmp_path, 1, 2).status(params, SPEC).missing_points == 0
     assert copies == []
+
+
+def test_a_damaged_file_warning_points_at_the_users_line(tmp_path):
+    from swarm_memo import CacheWarning
+
+    memo(tmp_path, 1, 2).run({}, SPEC)
+    victim = sorted((tmp_path / "cache").glob("*/chunks/*.chunk"))[0]
+    victim.write_bytes(victim.read_bytes()[:-3])
+    with pytest.warns(CacheWarning) as caught:
+        memo(tmp_path, 1, 2).load({}, SPEC)
+    assert [w.filename for w in caught] == [__file__]

@@ -26,7 +26,6 @@ import math
 import pickle
 import re
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,7 @@ from swarm_memo.cache.codec import (
 )
 from swarm_memo.cache.layout import CHUNK_SUFFIX, SetPaths, quarantine_key
 from swarm_memo.cache.segments import IndexLog, IndexRecord
+from swarm_memo.core.userwarn import warn_user
 from swarm_memo.errors import CacheWarning, CorruptChunkError, UnreadableChunkError
 from swarm_memo.identity.bindigest import sequence_digest
 from swarm_memo.identity.grid import Chunk
@@ -62,7 +62,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,200}")
 def _warn(message: str) -> None:
     # One report: a CacheWarning, never also a log line (with no logging set up, that
     # went through logging's last-resort handler to stderr, even at verbose=0).
-    warnings.warn(message, CacheWarning, stacklevel=5)
+    warn_user(message, CacheWarning)
 
 
 def check_chunk_name(name: Any) -> str:

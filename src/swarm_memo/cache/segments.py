@@ -16,7 +16,6 @@ import pickle
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import xxhash
 
 from swarm_memo.cache.binindex import value_key
 from swarm_memo.cache.codec import ChunkRecord
+from swarm_memo.core.userwarn import warn_user
 from swarm_memo.errors import CacheWarning
 from swarm_memo.identity.hashing import DIGEST_SIZE, point_digest
 from swarm_memo.stores.base import Store
@@ -214,7 +214,7 @@ class IndexLog:
         if data.startswith(UNCHECKED_MAGIC):
             logger.info(message)
         else:
-            warnings.warn(message, CacheWarning, stacklevel=2)
+            warn_user(message, CacheWarning)
 
     def _fold(self, records: dict[str, IndexRecord], segments: list[str]) -> None:
         """Replace many segments (or untrusted ones) by one. Segments written meanwhile

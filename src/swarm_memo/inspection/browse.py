@@ -10,7 +10,6 @@ trust boundary).
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from swarm_memo.cache.listing import (
     summarize_set,
 )
 from swarm_memo.cache.listing import open_cache as _open_store
+from swarm_memo.core.userwarn import warn_user
 from swarm_memo.errors import (
     CacheWarning,
     CorruptChunkError,
@@ -115,7 +115,7 @@ class Cache:
             try:
                 record = decode_chunk(data or b"")
             except (CorruptChunkError, UnreadableChunkError) as exc:
-                warnings.warn(f"swarm-memo: skipped {entry.path}: {exc}", CacheWarning, 2)
+                warn_user(f"swarm-memo: skipped {entry.path}: {exc}", CacheWarning)
                 continue
             points = record.resolved_points()
             for point, output in zip(points, record.outputs, strict=True):

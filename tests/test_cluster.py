@@ -15,6 +15,7 @@ import pytest
 
 from cluster_node import PARAMS, TASK_LOG, memo_for, spec_for, start
 from helpers import CountingExec, expected_output
+from swarm_memo.run.plan import Access
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -325,7 +326,7 @@ def test_a_lease_held_elsewhere_blocks_a_run_no_longer_than_claim_timeout(
     job = {"root": s3_root(s3), "storage_options": s3, "log": str(tmp_path / "calls.log")}
     job = {**job, "bins": 2, "points": 6, "claim_timeout": 1.0}
     memo = memo_for(job)
-    plan = memo._requests().plan(PARAMS, spec_for(job), writable=False)
+    plan = memo._requests().plan(PARAMS, spec_for(job), access=Access.READ)
     set_id, name = plan.pset.set_id, plan.named_chunks[1][1]
     lease = {"host": "elsewhere", "pid": 1, "run": "r", "expires": 4e9}  # never expires
     (claim,) = chunk_claim_names(plan, name)  # the claim grid cell of the chunk
@@ -380,7 +381,7 @@ def cell_claims(tmp_path: Path, bins: int) -> Any:
 
     job = {"root": str(tmp_path / "cache"), "log": str(tmp_path / "c.log"), "points": 12}
     memo = memo_for({**job, "bins": bins})
-    plan = memo._requests().plan(PARAMS, spec_for(job), writable=True)
+    plan = memo._requests().plan(PARAMS, spec_for(job), access=Access.MAINTAIN)
     return run_claims(plan), [name for _, name in plan.named_chunks]
 
 

@@ -173,10 +173,10 @@ def test_values_without_a_stable_encoding_are_refused_with_their_location(value,
 
 def test_chunk_file_names_stay_the_same():
     from swarm_memo import SwarmMemo
-    from swarm_memo.run.plan import plan_run
+    from swarm_memo.run.plan import Access, plan_run
 
     memo = SwarmMemo("unused", {"x": 2, "s": 1}, 1, verbose=0)
-    plan = plan_run(memo.config, {"a": 1}, {"x": [1, 2, 3], "s": ["u"]}, writable=False)
+    plan = plan_run(memo.config, {"a": 1}, {"x": [1, 2, 3], "s": ["u"]}, access=Access.READ)
     assert [name for _, name in plan.named_chunks] == [
         "907ad5b37a292b34a4f47ea65716ffb7",
         "4389b63e6ccf57e84c3387202d60a6a8",

@@ -284,10 +284,10 @@ def test_two_processes_on_one_cache_share_the_work(tmp_path, head_start):
 def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
     from swarm_memo.cache.claims import claim_offset
     from swarm_memo.run.cells import chunk_claim_names
-    from swarm_memo.run.plan import plan_run
+    from swarm_memo.run.plan import Access, plan_run
 
     memo = make(tmp_path / "cache", counting)
-    plan = plan_run(memo.config, {"alpha": 1}, SPEC, writable=False)
+    plan = plan_run(memo.config, {"alpha": 1}, SPEC, access=Access.READ)
     lock = tmp_path / "cache" / plan.pset.set_id / "claims.lock"
     lock.parent.mkdir(parents=True)
     offsets = [claim_offset(chunk_claim_names(plan, n)[0]) for _, n in plan.named_chunks]
@@ -324,10 +324,10 @@ def test_claim_of_a_killed_process_is_taken_over(tmp_path, counting):
 def test_chunk_claimed_by_a_live_process_is_loaded_once_it_is_written(tmp_path, counting):
     from swarm_memo.cache.claims import claim_offset
     from swarm_memo.run.cells import chunk_claim_names
-    from swarm_memo.run.plan import plan_run
+    from swarm_memo.run.plan import Access, plan_run
 
     memo = make(tmp_path / "cache", counting)
-    plan = plan_run(memo.config, {"alpha": 1}, SPEC, writable=False)
+    plan = plan_run(memo.config, {"alpha": 1}, SPEC, access=Access.READ)
     lock = tmp_path / "cache" / plan.pset.set_id / "claims.lock"
     lock.parent.mkdir(parents=True)
     # Another process claims chunk 0, then computes and writes it, then exits.

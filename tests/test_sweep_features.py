@@ -65,11 +65,11 @@ def test_a_stalled_claim_is_taken_over_after_claim_timeout(tmp_path):
     """Another live process claims a chunk and never writes it (a suspended job)."""
     from swarm_memo.cache.claims import claim_offset
     from swarm_memo.run.cells import chunk_claim_names
-    from swarm_memo.run.plan import plan_run
+    from swarm_memo.run.plan import Access, plan_run
 
     memo, counting = order_log(tmp_path, claim_timeout=0.5)
     spec = {"x": [1, 2, 3]}
-    plan = plan_run(memo.config, {}, spec, writable=False)
+    plan = plan_run(memo.config, {}, spec, access=Access.READ)
     lock = tmp_path / "c" / plan.pset.set_id / "claims.lock"
     lock.parent.mkdir(parents=True)
     holder = subprocess.Popen(

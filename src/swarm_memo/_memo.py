@@ -25,6 +25,7 @@ from swarm_memo.run.config import (
 )
 from swarm_memo.run.launch import Launch
 from swarm_memo.run.launch import launch as _launch
+from swarm_memo.run.plan import Access
 from swarm_memo.run.requests import Requests
 from swarm_memo.run.sweepwrap import SweptFunction
 from swarm_memo.run.wrap import MemoizedSweep
@@ -392,7 +393,7 @@ class SwarmMemo:
         """Forget every stored result of ``params`` (under this memo's cache_version);
         return how many chunk files were removed."""
         plan = self._requests(code=False).plan(
-            params, {a: [] for a in self.axis_order}, writable=True
+            params, {a: [] for a in self.axis_order}, access=Access.MAINTAIN
         )
         return clear_set(plan.pset)
 
@@ -404,7 +405,7 @@ class SwarmMemo:
         leaves one file per chunk of the current layout. Nothing is executed or lost:
         a file is removed only when every one of its points is stored elsewhere.
         """
-        return compact(self._requests().plan(params, split_spec, writable=True))
+        return compact(self._requests().plan(params, split_spec, access=Access.MAINTAIN))
 
     def close(self) -> None:
         """Shut down worker pools this memo started (also done at interpreter exit)."""

@@ -18,6 +18,7 @@ from swarm_memo.core.diagnostics import Status
 from swarm_memo.errors import SpecError
 from swarm_memo.identity.order import Share
 from swarm_memo.run.pipeline import execute
+from swarm_memo.run.plan import Access
 from swarm_memo.run.sinks import Discard
 
 if TYPE_CHECKING:
@@ -144,9 +145,9 @@ def launch_status(
     requests: Requests, params: Any, split_spec: Any, count: int, estimate: Estimate | None
 ) -> LaunchStatus:
     """The status of a launch of ``count`` tasks, read from the cache (never writes)."""
-    plan = requests.plan(params, split_spec, writable=False)
+    plan = requests.plan(params, split_spec, access=Access.READ)
     sink = _ByChunk()
-    diag = execute(plan, sink, compute=False)
+    diag = execute(plan, sink)
     rate = plan.pset.seconds_per_point() if diag.missing_points else None
     base = Status.of(diag, sink.missing_specs, rate)
     named = plan.named_chunks

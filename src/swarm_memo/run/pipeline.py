@@ -48,14 +48,12 @@ FOUND: Any = object()
 """Placeholder for a point found in the cache whose output is not loaded (status)."""
 
 
-def execute(
-    plan: RunPlan, sink: Sink, *, compute: bool, started: float | None = None
-) -> Diagnostics:
+def execute(plan: RunPlan, sink: Sink, *, started: float | None = None) -> Diagnostics:
     """Serve every chunk of ``plan`` to ``sink``; with ``compute``, execute what is missing.
 
     ``started`` is when the call began (planning included in ``wall_time``).
     """
-    return _Run(plan, sink, compute, started).execute()
+    return _Run(plan, sink, plan.access.computes, started).execute()
 
 
 class _Run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import enum
 import itertools
 import math
 import operator
@@ -17,6 +18,25 @@ from swarm_memo.errors import SpecError, SpecTypeError, UnhashableValueError
 from swarm_memo.identity.grid import Chunk, Grid, product_points
 from swarm_memo.identity.hashing import digest_parts, encode, point_digest
 from swarm_memo.run.config import MemoConfig
+
+
+class Access(enum.Enum):
+    """What a call may do to the cache, decided once at the edge of the call."""
+
+    READ = "read"
+    """``load``, ``status``, frames with ``load_only``: never writes, moves or rebuilds."""
+    MAINTAIN = "maintain"
+    """``compact``, ``clear``: rewrites stored points; computes nothing."""
+    COMPUTE = "compute"
+    """``run``, ``run_streaming``: computes what is missing and stores it."""
+
+    @property
+    def writes(self) -> bool:
+        return self is not Access.READ
+
+    @property
+    def computes(self) -> bool:
+        return self is Access.COMPUTE
 
 
 @dataclass
@@ -38,6 +58,7 @@ class RunPlan:
     grid: Grid
     pset: ParamsSet
     named_chunks: list[tuple[Chunk, str]] = field(default_factory=list)
+    access: Access = Access.READ
 
     @property
     def exec_params(self) -> dict[str, Any]:
@@ -132,17 +153,16 @@ def plan_run(
     exec_fn: ExecFn | None = None,
     code: str | None = None,
     function_name: str = "exec_fn",
-    writable: bool,
+    access: Access,
     ignore: frozenset[str] = frozenset(),
-    prestart: bool = False,
 ) -> RunPlan:
     """Validate a request and name its chunks; raises before any work on bad input.
 
-    ``writable=False`` plans a read (``load``, ``status``): it never writes, moves or
-    rebuilds anything in the cache. Ignored keys and keys at their declared default are
-    passed to ``exec_fn`` but left out of the key. ``prestart`` (a call that computes
-    what is missing): when the params set has no chunk file yet, the worker pool starts
-    in the background while the grid is planned.
+    ``access`` says what the call may do: a read (``load``, ``status``) never writes,
+    moves or rebuilds anything in the cache. Ignored keys and keys at their declared
+    default are passed to ``exec_fn`` but left out of the key. A computing call on a
+    params set with no chunk file yet starts the worker pool in the background while the
+    grid is planned.
     """
     if not isinstance(key_params, dict):
         raise SpecTypeError(f"params must be a dict; got {type(key_params).__name__}")
@@ -153,8 +173,8 @@ def plan_run(
     params_encoding = encode(key_params, "params")
     set_id = params_set_id(params_encoding, config.cache_version)
     # The set only describes the params (params.json) during this call: no copy.
-    pset = ParamsSet(config.store, set_id, key_params, config.cache_version, writable=writable)
-    if prestart and exec_fn is not None and not pset.stored_names():
+    pset = ParamsSet(config.store, set_id, key_params, config.cache_version, writable=access.writes)
+    if access.computes and exec_fn is not None and not pset.stored_names():
         config.backends.prestart()  # a new params set: everything is computed
     grid = Grid.build(split_spec, config.layout)
     version = encode(config.cache_version)
@@ -166,6 +186,7 @@ def plan_run(
         function_name,
         grid,
         pset,
+        access=access,
     )
     if not plan.product and grid.chunk_count:
         first = next(grid.chunks())  # catch unhashable points before any work starts

@@ -17,7 +17,7 @@ from swarm_memo.errors import CacheMissError
 from swarm_memo.identity.fingerprint import ran
 from swarm_memo.run.config import MemoConfig
 from swarm_memo.run.pipeline import execute
-from swarm_memo.run.plan import RunPlan, plan_run
+from swarm_memo.run.plan import Access, RunPlan, plan_run
 from swarm_memo.run.sinks import Collated, Discard, GridOrdered, Pairs
 
 if TYPE_CHECKING:
@@ -60,9 +60,8 @@ class Requests:
         key_params: Any,
         split_spec: Any,
         *,
-        writable: bool,
+        access: Access,
         exec_params: dict[str, Any] | None = None,
-        compute: bool = False,
     ) -> RunPlan:
         return plan_run(
             self.config,
@@ -72,18 +71,15 @@ class Requests:
             exec_fn=self.exec_fn,
             code=self.code,
             function_name=self.function_name,
-            writable=writable,
+            access=access,
             ignore=self.ignore,
-            prestart=compute,
         )
 
     def run(
         self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
     ) -> tuple[Any, Diagnostics]:
         started = time.perf_counter()
-        plan = self.plan(
-            key_params, split_spec, writable=True, exec_params=exec_params, compute=True
-        )
+        plan = self.plan(key_params, split_spec, access=Access.COMPUTE, exec_params=exec_params)
         sink = sink_for(plan)
         diag = self._compute(plan, sink, started)
         return sink.result(), diag
@@ -92,9 +88,7 @@ class Requests:
         self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
     ) -> Diagnostics:
         started = time.perf_counter()
-        plan = self.plan(
-            key_params, split_spec, writable=True, exec_params=exec_params, compute=True
-        )
+        plan = self.plan(key_params, split_spec, access=Access.COMPUTE, exec_params=exec_params)
         return self._compute(plan, Discard(), started)
 
     def load(
@@ -105,9 +99,9 @@ class Requests:
         exec_params: dict[str, Any] | None = None,
     ) -> tuple[Any, Diagnostics]:
         started = time.perf_counter()
-        plan = self.plan(key_params, split_spec, writable=False, exec_params=exec_params)
+        plan = self.plan(key_params, split_spec, access=Access.READ, exec_params=exec_params)
         sink = sink_for(plan)
-        diag = execute(plan, sink, compute=False, started=started)
+        diag = execute(plan, sink, started=started)
         if strict and diag.missing_points:
             raise CacheMissError(
                 f"{diag.missing_points} of {diag.total_points} points "
@@ -120,9 +114,9 @@ class Requests:
     def status(
         self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
     ) -> Status:
-        plan = self.plan(key_params, split_spec, writable=False, exec_params=exec_params)
+        plan = self.plan(key_params, split_spec, access=Access.READ, exec_params=exec_params)
         sink = Discard()
-        diag = execute(plan, sink, compute=False)
+        diag = execute(plan, sink)
         rate = plan.pset.seconds_per_point() if diag.missing_points else None
         return Status.of(diag, sink.missing_specs, rate, lambda: _plan_coverage(plan))
 
@@ -135,20 +129,21 @@ class Requests:
     ) -> list[tuple[Any, Any]]:
         """``(point, output)`` of every served point and every point that failed in this
         call (its output a :class:`PointFailure`); points not stored are left out."""
-        plan = self.plan(key_params, split_spec, writable=not load_only, exec_params=exec_params)
+        access = Access.READ if load_only else Access.COMPUTE
+        plan = self.plan(key_params, split_spec, access=access, exec_params=exec_params)
         sink = Pairs(plan.points)
         if load_only:
-            execute(plan, sink, compute=False)
+            execute(plan, sink)
         else:
             self._compute(plan, sink, None)
         return sink.result()
 
     def _compute(self, plan: RunPlan, sink: Any, started: float | None) -> Diagnostics:
-        """``execute`` with ``compute=True``; then, if the function ran here, the state
+        """``execute`` of a computing plan; then, if the function ran here, the state
         it left behind (see :func:`~swarm_memo.identity.fingerprint.call_fingerprint`)."""
         ran_here = True
         try:
-            diag = execute(plan, sink, compute=True, started=started)
+            diag = execute(plan, sink, started=started)
             ran_here = diag.executed_points + len(diag.failed_points) > 0
             return diag
         finally:

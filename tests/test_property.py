@@ -21,6 +21,7 @@ caught at the step where it happens.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import tempfile
@@ -47,7 +48,7 @@ from cache_model import (
     snapshot,
 )
 from helpers import CountingExec, expected_output, grid_points
-from swarm_memo import CacheMissError, CodeChangedWarning, SwarmMemo
+from swarm_memo import CacheMissError, CodeChangedWarning, SpecError, SwarmMemo
 
 try:
     import numpy as np
@@ -192,7 +193,7 @@ def axis_values(draw: st.DrawFn, axis: str) -> Any:
 
 @st.composite
 def steps(draw: st.DrawFn, axes: tuple[str, ...], enumerated: bool) -> Step:
-    kinds = ["run", "run", "stream", "load", "status", "strict", "damage", "damage"]
+    kinds = ["run", "run", "stream", "load", "status", "strict", "damage", "damage", "collide"]
     kind = draw(st.sampled_from(kinds))
     if kind == "damage":
         how = draw(st.sampled_from(["truncate", "flip", "segment"]))
@@ -389,6 +390,23 @@ class Model:
         assert self.counting.count() == 0
         assert snapshot(self.root) == before, "a read changed the cache"
 
+    def collide(self, step: Step) -> None:
+        """A ``chunk_hash_fn`` naming every chunk alike: refused before any work when the
+        request has two chunks or more (they would overwrite each other)."""
+        chunks = math.prod(-(-len(step.spec[a]) // step.bins[a]) for a in step.order)
+        if chunks < 2:
+            event("collide: one chunk, no collision to refuse")
+            return
+        event("collide: refused")
+        memo = self.memo(step)
+        memo.config = dataclasses.replace(memo.config, chunk_hash_fn=lambda p, key, v: "same")
+        before = snapshot(self.root)
+        self.counting.reset()
+        with pytest.raises(SpecError, match="same"):
+            memo.run(PARAMS, step.spec)
+        assert self.counting.count() == 0
+        assert snapshot(self.root) == before
+
     def check_served(
         self, output: list[Any], canon: list[Canon], sure: set[Canon], maybe: set[Canon]
     ) -> None:
@@ -412,6 +430,8 @@ class Model:
                 event("axis holds 1 and 1.0")
         if step.kind == "damage":
             self.damage(step)
+        elif step.kind == "collide":
+            self.collide(step)
         elif step.kind in ("run", "stream"):
             self.compute(step)
         else:

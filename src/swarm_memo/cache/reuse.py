@@ -194,7 +194,7 @@ class Reuse:
         for name, req, _ in self._other_order.locate_product(chunk.axes, chunk.bins):
             count = sum(1 for pos in req if pos not in taken)
             if count:
-                self._policy.axes_allowed(self._other_order.records[name].axes, count)
+                self._policy.refused_order(self._other_order.records[name].axes, count)
 
     def _allowed(self, entry: Found) -> Found:
         """``entry`` without the points its file's code may not serve."""

@@ -58,25 +58,17 @@ class ServePolicy:
         # counted in C: a warm run serves every stored output through here
         self.served_other_code += len(codes) - codes.count(self.code) - codes.count(None)
 
-    def served_uniform(self, code: str | None, count: int) -> None:
-        """Count ``count`` outputs computed by ``code`` served to this call."""
-        if code is not None and self.code is not None and code != self.code:
-            self.served_other_code += count
-
     # ------------------------------------------------------------------ axis order
 
     def same_axes(self, stored_axes: Sequence[str]) -> bool:
         """Whether product outputs stored in ``stored_axes`` order are this call's order."""
         return tuple(stored_axes) == self.axes
 
-    def axes_allowed(self, stored_axes: Sequence[str], count: int) -> bool:
-        """Whether product outputs stored in ``stored_axes`` order may serve this call;
-        a refusal is counted (``count`` points) for the warning."""
+    def refused_order(self, stored_axes: Sequence[str], count: int) -> None:
+        """Count ``count`` points of this call stored in another axis order (never
+        served) for the warning."""
         stored = tuple(stored_axes)
-        if stored == self.axes:
-            return True
         self.other_orders[stored] = self.other_orders.get(stored, 0) + count
-        return False
 
     # ------------------------------------------------------------------ the warning
 

@@ -74,3 +74,27 @@ def test_points_of_a_damaged_file_are_served_from_an_intact_copy(tmp_path, count
         output, _ = memo(tmp_path, counting, {"a": 1}).run({}, spec)  # no file of its own
     assert [o["point"] for o in output] == [(0,), (1,), (2,), (3,)]
     assert counting.calls() == []  # today: all four run again
+
+
+def test_a_point_refused_in_a_mixed_code_file_is_served_from_another_file(tmp_path, monkeypatch):
+    """Found by the model: under on_code_change='recompute', the index named a file whose
+    copy of (0,) was another version's, and the current version's copy in another file
+    was never looked at: (0,) ran again."""
+    import test_property
+    from test_property import Model, Step
+
+    monkeypatch.setattr(test_property, "event", lambda *args: None)
+    model = Model(tmp_path / "cache", CountingExec(tmp_path / "calls.log"))
+    one = {"spec": {"a": [0]}, "bins": {"a": 1}, "order": ("a",)}
+    two = {"spec": {"a": [0, 1]}, "bins": {"a": 2}, "order": ("a",)}
+    for step in [
+        Step("run", **two, version=1, on_code_change="warn"),
+        Step("run", **one, version=2, on_code_change="recompute"),
+        Step("run", **two, enumerator="superset", version=2, on_code_change="warn"),
+        Step("run", **one, enumerator="superset", version=1, on_code_change="recompute"),
+        Step("run", **one, version=1, on_code_change="recompute"),
+    ]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CacheWarning)
+            model.step(step)
+    model.check_executions()

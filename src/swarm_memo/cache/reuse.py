@@ -167,14 +167,26 @@ class Reuse:
         """
         if not self._names:
             return []
-        index = self.index
+        found = self._locate_in(self.index, chunk, digests, product, points)
+        if product and self._other_order is not None:
+            self._count_other_order(chunk, found)
+        return self._served_or_elsewhere(found, chunk, digests, product, points)
+
+    def _locate_in(
+        self,
+        index: PointIndex,
+        chunk: Chunk,
+        digests: Callable[[], Sequence[bytes]],
+        product: bool,
+        points: Sequence[Any],
+    ) -> list[Found]:
         found: list[Found] = []
         if product:
             found = index.locate_product(chunk.axes, chunk.bins)
             taken = {pos for _, req, _ in found for pos in req}
             found += locate_defaulted(index, chunk, taken, self._axis_defaults)
         elif index.has_products:
-            found = self._enumerated_in_products(chunk, points)
+            found = self._enumerated_in_products(index, chunk, points)
         if index.has_digests:
             taken = {pos for _, req, _ in found for pos in req}
             wanted = digests()
@@ -182,9 +194,41 @@ class Reuse:
                 rest = [i for i in range(len(wanted)) if i not in taken]
                 for name, req, files in index.locate_points([wanted[i] for i in rest]):
                     found.append((name, [rest[i] for i in req], files))
-        if product and self._other_order is not None:
-            self._count_other_order(chunk, found)
-        return [entry for entry in map(self._allowed, found) if entry[1]]
+        return found
+
+    def _served_or_elsewhere(
+        self,
+        found: list[Found],
+        chunk: Chunk,
+        digests: Callable[[], Sequence[bytes]],
+        product: bool,
+        points: Sequence[Any],
+    ) -> list[Found]:
+        """``found`` without the points a mixed-code file may not serve; those points are
+        looked up again in the other files (the index names one file per point, and
+        another file may hold an output this call may serve)."""
+        result: list[Found] = []
+        excluded: set[str] = set()
+        for _attempt in range(MAX_LOOKUPS):
+            refused: set[int] = set()
+            for entry in found:
+                kept = self._allowed(entry)
+                if kept[1]:
+                    result.append(kept)
+                if len(kept[1]) < len(entry[1]):
+                    excluded.add(entry[0])
+                    refused.update(set(entry[1]) - set(kept[1]))
+            if not refused:
+                break
+            others = {n: r for n, r in self.index.records.items() if n not in excluded}
+            found = []
+            for name, req, files in self._locate_in(
+                PointIndex(others), chunk, digests, product, points
+            ):
+                pairs = [(r, f) for r, f in zip(req, files, strict=True) if r in refused]
+                if pairs:
+                    found.append((name, [r for r, _ in pairs], [f for _, f in pairs]))
+        return result
 
     def _count_other_order(self, chunk: Chunk, found: list[Found]) -> None:
         """Tell the policy how many points not found here are stored in another order."""
@@ -281,14 +325,16 @@ class Reuse:
             self._peeked[name] = None if meta is None else meta.point_codes
         return self._peeked[name]
 
-    def _enumerated_in_products(self, chunk: Chunk, points: Sequence[Any]) -> list[Found]:
+    def _enumerated_in_products(
+        self, index: PointIndex, chunk: Chunk, points: Sequence[Any]
+    ) -> list[Found]:
         """Enumerated points that are tuples of the chunk's own bin values (the very same
         objects), looked up in product files by their place in the product of the bins."""
         places = _product_places(points, chunk.bins)
         if not places:
             return []
         found: list[Found] = []
-        for name, req, files in self.index.locate_product(chunk.axes, chunk.bins):
+        for name, req, files in index.locate_product(chunk.axes, chunk.bins):
             pairs = [(places[r], f) for r, f in zip(req, files, strict=True) if r in places]
             if pairs:
                 found.append((name, [p for p, _ in pairs], [f for _, f in pairs]))

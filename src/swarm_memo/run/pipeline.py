@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -161,8 +161,8 @@ class _Run:
         return True
 
     def _load_exact(
-        self, chunk: Chunk, name: str, points: list[Any] | None, product: bool
-    ) -> list[Any] | None:
+        self, chunk: Chunk, name: str, points: Sequence[object] | None, product: bool
+    ) -> list[object] | None:
         """The outputs of a chunk's own file in request order; None when the file is
         unusable, partial, holds other points or outputs this call may not serve."""
         load_started = time.perf_counter()
@@ -325,7 +325,7 @@ class _Run:
             if job.reused and self.sink.wants_outputs:
                 self.sink.take(chunk, self._points_for_sink(job), job.outputs, bool(job.missing))
 
-    def _points_for_sink(self, job: ChunkJob) -> list[Any] | None:
+    def _points_for_sink(self, job: ChunkJob) -> Sequence[object] | None:
         return None if self.plan.product else job.points
 
     # ------------------------------------------------------------------ execute + store

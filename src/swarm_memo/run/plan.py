@@ -7,7 +7,7 @@ import enum
 import itertools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,7 @@ class RunPlan:
     access: Access = Access.READ
 
     @property
-    def exec_params(self) -> dict[str, Any]:
+    def exec_params(self) -> dict[str, object]:
         return self.exec_source.copy()
 
     @property
@@ -88,7 +88,7 @@ class RunPlan:
         points = self.points(chunk)
         return points, self.product or is_product(points, chunk.bins)
 
-    def point_digests(self, chunk: Chunk, points: Sequence[Any]) -> list[bytes]:
+    def point_digests(self, chunk: Chunk, points: Sequence[object]) -> list[bytes]:
         """Digests (canonical encodings) of a chunk's points: how points are compared."""
         try:
             return [point_digest(p) for p in points]
@@ -105,7 +105,7 @@ class RunPlan:
         return [len(axis.bins) for axis in self.grid.axes]
 
 
-def is_product(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> bool:
+def is_product(points: Sequence[Any], bins: Sequence[Sequence[object]]) -> bool:
     """Whether ``points`` are the tuples of the product of ``bins``, item by item the very
     same objects (identity, not ``==``: 1.0 is not 1). About 0.1 µs per point."""
     if len(points) != math.prod(map(len, bins)) or not points:
@@ -123,18 +123,20 @@ def is_product(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> bool:
 class ExecParams:
     """The params ``exec_fn`` receives, deep-copied once, on first use."""
 
-    source: dict[str, Any]
+    source: Mapping[str, object]
     shared: frozenset[str] = frozenset()
     """Keys passed as they are (ignored ones: a client, a lock)."""
-    _copy: dict[str, Any] | None = None
+    _copy: dict[str, object] | None = None
 
-    def copy(self) -> dict[str, Any]:
+    def copy(self) -> dict[str, object]:
         if self._copy is None:
             self._copy = _own_copy(self.source, self.shared)
         return self._copy
 
 
-def _own_copy(params: dict[str, Any], shared: frozenset[str] = frozenset()) -> dict[str, Any]:
+def _own_copy(
+    params: Mapping[str, object], shared: frozenset[str] = frozenset()
+) -> dict[str, object]:
     """A deep copy of ``params``; the ``shared`` keys (ignored ones: a client) as they are."""
     kept = {k: v for k, v in params.items() if k not in shared}
     try:
@@ -146,10 +148,10 @@ def _own_copy(params: dict[str, Any], shared: frozenset[str] = frozenset()) -> d
 
 def plan_run(
     config: MemoConfig,
-    key_params: Any,
-    split_spec: Any,
+    key_params: object,
+    split_spec: object,
     *,
-    exec_params: dict[str, Any] | None = None,
+    exec_params: Mapping[str, object] | None = None,
     exec_fn: ExecFn | None = None,
     code: str | None = None,
     function_name: str = "exec_fn",

@@ -7,7 +7,7 @@ here, so every call takes the same path: :func:`~swarm_memo.run.pipeline.execute
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,7 +18,7 @@ from swarm_memo.identity.fingerprint import ran
 from swarm_memo.run.config import MemoConfig
 from swarm_memo.run.pipeline import execute
 from swarm_memo.run.plan import Access, RunPlan, plan_run
-from swarm_memo.run.sinks import Collated, Discard, GridOrdered, Pairs
+from swarm_memo.run.sinks import Collated, Discard, GridOrdered, Pairs, Sink
 
 if TYPE_CHECKING:
     from swarm_memo.core.picture import Coverage
@@ -51,17 +51,17 @@ class Requests:
     function_name: str
     ignore: frozenset[str] = frozenset()
     """Keys of the params passed to the function but left out of the key."""
-    fingerprinted: Callable[..., Any] | None = None
+    fingerprinted: Callable[..., object] | None = None
     """The function whose fingerprint ``code`` is (after a run, :func:`ran` records the
     state the run left it in: what it did to its own state is not a code change)."""
 
     def plan(
         self,
-        key_params: Any,
-        split_spec: Any,
+        key_params: object,
+        split_spec: object,
         *,
         access: Access,
-        exec_params: dict[str, Any] | None = None,
+        exec_params: Mapping[str, object] | None = None,
     ) -> RunPlan:
         return plan_run(
             self.config,
@@ -76,8 +76,11 @@ class Requests:
         )
 
     def run(
-        self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
-    ) -> tuple[Any, Diagnostics]:
+        self,
+        key_params: object,
+        split_spec: object,
+        exec_params: Mapping[str, object] | None = None,
+    ) -> tuple[object, Diagnostics]:
         started = time.perf_counter()
         plan = self.plan(key_params, split_spec, access=Access.COMPUTE, exec_params=exec_params)
         sink = sink_for(plan)
@@ -85,7 +88,10 @@ class Requests:
         return sink.result(), diag
 
     def stream(
-        self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
+        self,
+        key_params: object,
+        split_spec: object,
+        exec_params: Mapping[str, object] | None = None,
     ) -> Diagnostics:
         started = time.perf_counter()
         plan = self.plan(key_params, split_spec, access=Access.COMPUTE, exec_params=exec_params)
@@ -93,11 +99,11 @@ class Requests:
 
     def load(
         self,
-        key_params: Any,
-        split_spec: Any,
+        key_params: object,
+        split_spec: object,
         strict: bool,
-        exec_params: dict[str, Any] | None = None,
-    ) -> tuple[Any, Diagnostics]:
+        exec_params: Mapping[str, object] | None = None,
+    ) -> tuple[object, Diagnostics]:
         started = time.perf_counter()
         plan = self.plan(key_params, split_spec, access=Access.READ, exec_params=exec_params)
         sink = sink_for(plan)
@@ -112,7 +118,10 @@ class Requests:
         return sink.result(), diag
 
     def status(
-        self, key_params: Any, split_spec: Any, exec_params: dict[str, Any] | None = None
+        self,
+        key_params: object,
+        split_spec: object,
+        exec_params: Mapping[str, object] | None = None,
     ) -> Status:
         plan = self.plan(key_params, split_spec, access=Access.READ, exec_params=exec_params)
         sink = Discard()
@@ -122,11 +131,11 @@ class Requests:
 
     def pairs(
         self,
-        key_params: Any,
-        split_spec: Any,
+        key_params: object,
+        split_spec: object,
         load_only: bool,
-        exec_params: dict[str, Any] | None = None,
-    ) -> list[tuple[Any, Any]]:
+        exec_params: Mapping[str, object] | None = None,
+    ) -> list[tuple[object, object]]:
         """``(point, output)`` of every served point and every point that failed in this
         call (its output a :class:`PointFailure`); points not stored are left out."""
         access = Access.READ if load_only else Access.COMPUTE
@@ -138,7 +147,7 @@ class Requests:
             self._compute(plan, sink, None)
         return sink.result()
 
-    def _compute(self, plan: RunPlan, sink: Any, started: float | None) -> Diagnostics:
+    def _compute(self, plan: RunPlan, sink: Sink, started: float | None) -> Diagnostics:
         """``execute`` of a computing plan; then, if the function ran here, the state
         it left behind (see :func:`~swarm_memo.identity.fingerprint.call_fingerprint`)."""
         ran_here = True
@@ -153,13 +162,13 @@ class Requests:
     def frame(
         self,
         kind: FrameKind,
-        key_params: Any,
-        split_spec: Any,
-        point_to_dict: Callable[[Any], dict[str, Any]] | None,
+        key_params: object,
+        split_spec: Mapping[str, Sequence[object]],
+        point_to_dict: Callable[[object], Mapping[str, object]] | None,
         load_only: bool,
-        exec_params: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> Any:
+        exec_params: Mapping[str, object] | None = None,
+        array_dims: Mapping[Any, Sequence[str]] | None = None,
+    ) -> object:
         from swarm_memo.frames import frames as _frames
 
         if kind == "dataframe":  # fail before computing anything
@@ -174,5 +183,5 @@ class Requests:
             self.config.layout.axis_order,
             default_points=self.config.enumerate_points is None,
             point_to_dict=point_to_dict,
-            **options,
+            array_dims=array_dims,
         )

@@ -25,7 +25,7 @@ class Sink(Protocol):
     """False: outputs are never loaded for this sink (streaming, status)."""
 
     def take(
-        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+        self, chunk: Chunk, points: Sequence[object] | None, outputs: list[object], partial: bool
     ) -> None:
         """A chunk's outputs; ``points`` in the same order, or None when the chunk's points
         are the product of its bins. Only a ``partial`` chunk (a read) holds ``MISSING``
@@ -34,7 +34,7 @@ class Sink(Protocol):
     def missing(self, chunk: Chunk, count: int) -> None:
         """``count`` points of ``chunk`` are not served (reads only)."""
 
-    def result(self) -> Any:
+    def result(self) -> object:
         """What the call returns."""
 
 
@@ -47,14 +47,14 @@ class Discard:
         self.missing_specs: list[dict[str, list[Any]]] = []
 
     def take(
-        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+        self, chunk: Chunk, points: Sequence[object] | None, outputs: list[object], partial: bool
     ) -> None:
         return None
 
     def missing(self, chunk: Chunk, count: int) -> None:
         self.missing_specs.append(chunk.split_spec)
 
-    def result(self) -> Any:
+    def result(self) -> object:
         return None
 
 
@@ -64,23 +64,23 @@ class Collated:
     wants_outputs = True
 
     def __init__(
-        self, collate: Callable[[list[Any]], Any], merge: Callable[[list[Any]], Any]
+        self, collate: Callable[[list[object]], object], merge: Callable[[list[object]], object]
     ) -> None:
         self._collate = collate
         self._merge = merge
-        self._values: dict[int, Any] = {}
+        self._values: dict[int, object] = {}
         # collate functions marked so (collate.records_frame) also get points and axes
         self._with_points = getattr(collate, "swarm_memo_points", False) is True
 
     def take(
-        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+        self, chunk: Chunk, points: Sequence[object] | None, outputs: list[object], partial: bool
     ) -> None:
         present = [o for o in outputs if o is not MISSING] if partial else outputs
         try:
             if self._with_points:
                 listed = itertools.product(*chunk.bins) if points is None else points
                 kept = [p for p, o in zip(listed, outputs, strict=True) if o is not MISSING]
-                with_points: Any = self._collate
+                with_points: Callable[..., object] = self._collate
                 self._values[chunk.index] = with_points(present, points=kept, axes=chunk.axes)
                 return
             self._values[chunk.index] = self._collate(present)
@@ -94,7 +94,7 @@ class Collated:
     def missing(self, chunk: Chunk, count: int) -> None:
         return None
 
-    def result(self) -> Any:
+    def result(self) -> object:
         return self._merge([self._values[i] for i in sorted(self._values)])
 
 
@@ -106,11 +106,11 @@ class GridOrdered:
 
     def __init__(self, grid: Grid) -> None:
         self._strides = strides([len(axis.values) for axis in grid.axes])
-        self._outputs: list[Any] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
+        self._outputs: list[object] = [MISSING] * math.prod(len(a.values) for a in grid.axes)
         self._placed = 0
 
     def take(
-        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+        self, chunk: Chunk, points: Sequence[object] | None, outputs: list[object], partial: bool
     ) -> None:
         """Place a chunk's outputs: one slice per run along the last axis (which is
         contiguous in the grid), so a one-axis chunk costs a single slice copy. A grid
@@ -137,7 +137,7 @@ class GridOrdered:
     def missing(self, chunk: Chunk, count: int) -> None:
         return None
 
-    def result(self) -> list[Any]:
+    def result(self) -> list[object]:
         if self._placed == len(self._outputs):
             return self._outputs
         return [o for o in self._outputs if o is not MISSING]
@@ -149,12 +149,12 @@ class Pairs:
 
     wants_outputs = True
 
-    def __init__(self, points_of: Callable[[Chunk], list[Any]]) -> None:
+    def __init__(self, points_of: Callable[[Chunk], Sequence[object]]) -> None:
         self._points_of = points_of
-        self._pairs: dict[int, list[tuple[Any, Any]]] = {}
+        self._pairs: dict[int, list[tuple[object, object]]] = {}
 
     def take(
-        self, chunk: Chunk, points: Sequence[Any] | None, outputs: list[Any], partial: bool
+        self, chunk: Chunk, points: Sequence[object] | None, outputs: list[object], partial: bool
     ) -> None:
         if points is None:
             points = self._points_of(chunk)
@@ -165,5 +165,5 @@ class Pairs:
     def missing(self, chunk: Chunk, count: int) -> None:
         return None
 
-    def result(self) -> list[tuple[Any, Any]]:
+    def result(self) -> list[tuple[object, object]]:
         return [pair for i in sorted(self._pairs) for pair in self._pairs[i]]

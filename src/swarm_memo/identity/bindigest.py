@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import math
 import sys
+import types
 from array import array
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarm_memo.identity.hashing import digest_bytes, encode_items, scalar_kind
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 
 def _kind(cls: type) -> str:
@@ -31,7 +36,7 @@ def _kind(cls: type) -> str:
     return "" if kind == "s" else kind
 
 
-def _packed_bytes(values: array[Any]) -> bytes:
+def _packed_bytes(values: array[int] | array[float]) -> bytes:
     if sys.byteorder == "little":
         values.byteswap()
     return values.tobytes()
@@ -62,7 +67,7 @@ def packed_values(values: Sequence[Any]) -> tuple[bytes, bytes] | None:
     return None
 
 
-def packed_array(values: Any) -> tuple[bytes, bytes, int] | None:
+def packed_array(values: object) -> tuple[bytes, bytes, int] | None:
     """``(tag, bytes, distinct)`` for a 1-D numpy array of ints or floats: what
     :func:`packed_values` gives for its items, and how many distinct encodings they
     have, computed by numpy in a few passes; None for anything else (numpy is never
@@ -86,7 +91,7 @@ def packed_array(values: Any) -> tuple[bytes, bytes, int] | None:
     return None
 
 
-def _distinct(np: Any, words: Any) -> int:
+def _distinct(np: types.ModuleType, words: npt.NDArray[np.int64]) -> int:
     """How many distinct values a native int64 array holds (sorted: numpy's hashing
     unique is slower)."""
     ordered = np.sort(words)
@@ -126,7 +131,7 @@ def encodings_digest(encodings: Sequence[bytes]) -> bytes:
     return digest_bytes(b"G" + len(encodings).to_bytes(8, "big") + b"".join(encodings))
 
 
-def sequence_digest(values: Sequence[Any], where: str = "values") -> bytes:
+def sequence_digest(values: Sequence[object], where: str = "values") -> bytes:
     """Raw digest of a sequence of values (an axis bin), fast for int and float bins.
 
     The form (see the module docstring) depends only on the values' canonical encodings,

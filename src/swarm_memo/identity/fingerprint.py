@@ -41,12 +41,14 @@ import inspect
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from swarm_memo.errors import UnhashableValueError
 from swarm_memo.identity.hashing import digest_bytes, encode, encode_into
 from swarm_memo.identity.libraries import library_file, library_label, library_module
 from swarm_memo.identity.reach import Reach
+
+_T = TypeVar("_T")
 
 FINGERPRINT_VERSION = 2
 """2: follows globals into the user's own code; libraries by name and version."""
@@ -92,7 +94,7 @@ _CLASS_METADATA = frozenset(
 )
 
 
-def code_fingerprint(fn: Callable[..., Any]) -> bytes:
+def code_fingerprint(fn: Callable[..., object]) -> bytes:
     """Return a 16-byte digest of what ``fn`` computes.
 
     Parameters
@@ -127,7 +129,7 @@ _OWN_STATE: dict[bytes, bytes] = {}
 _OWN_STATE_LIMIT = 4096
 
 
-def call_fingerprint(fn: Callable[..., Any]) -> str:
+def call_fingerprint(fn: Callable[..., object]) -> str:
     """The fingerprint (hex) a call of ``fn`` is keyed and stamped with: taken now, so
     an edit made since the last call is seen; but when ``fn``'s only change since a call
     of this process is what that call's own run did to the state it holds (a list it
@@ -136,7 +138,7 @@ def call_fingerprint(fn: Callable[..., Any]) -> str:
     return _OWN_STATE.get(fingerprint, fingerprint).hex()
 
 
-def ran(fn: Callable[..., Any], code: str) -> None:
+def ran(fn: Callable[..., object], code: str) -> None:
     """Record, after a call keyed by ``code`` ran ``fn``, the state ``fn`` left behind."""
     after = code_fingerprint(fn)
     if after.hex() != code:
@@ -145,7 +147,7 @@ def ran(fn: Callable[..., Any], code: str) -> None:
         _OWN_STATE[after] = bytes.fromhex(code)
 
 
-def _name(value: Any) -> str:
+def _name(value: object) -> str:
     # The qualified name without the module: ``__main__`` for a script and ``sweep``
     # once imported name the same class.
     return str(getattr(value, "__qualname__", None) or getattr(value, "__name__", "?"))
@@ -163,7 +165,7 @@ class _Fingerprinter:
     def _str(self, text: str) -> None:
         encode_into(text, "name", self.out)
 
-    def _guarded(self, obj: Any, write: Callable[[Any], None]) -> None:
+    def _guarded(self, obj: _T, write: Callable[[_T], None]) -> None:
         """``write(obj)``, or a back-reference when ``obj`` is met again inside itself."""
         number = self._active.get(id(obj))
         if number is not None:
@@ -176,11 +178,11 @@ class _Fingerprinter:
         finally:
             del self._active[id(obj)]
 
-    def callable_(self, fn: Any) -> None:
+    def callable_(self, fn: object) -> None:
         """Write what ``fn`` computes."""
         self._guarded(fn, self._dispatch)
 
-    def _dispatch(self, fn: Any) -> None:
+    def _dispatch(self, fn: object) -> None:
         out = self.out
         if isinstance(fn, types.FunctionType):
             if library_module(fn.__module__) or library_file(fn.__code__.co_filename):
@@ -205,7 +207,7 @@ class _Fingerprinter:
         else:
             self._other_callable(fn)
 
-    def _other_callable(self, fn: Any) -> None:
+    def _other_callable(self, fn: object) -> None:
         """C callables, library wrappers, callable instances, opaque C objects."""
         out = self.out
         if isinstance(fn, _C_CALLABLES):
@@ -260,7 +262,7 @@ class _Fingerprinter:
             consts = (None, *consts[1:])  # a docstring does not change behaviour
         self._consts(consts)
 
-    def _consts(self, consts: tuple[Any, ...] | frozenset[Any]) -> None:
+    def _consts(self, consts: tuple[object, ...] | frozenset[object]) -> None:
         if isinstance(consts, frozenset):  # `x in {1, 2}`: order by bytes, not by hash
             entries = []
             for const in consts:
@@ -295,7 +297,7 @@ class _Fingerprinter:
             attributes = {k: v for k, v in vars(klass).items() if k not in _CLASS_METADATA}
             self.value(attributes)
 
-    def _bound(self, obj: Any) -> None:
+    def _bound(self, obj: object) -> None:
         """The object a method runs on: its class's code, then its value or attributes."""
         if isinstance(obj, type):
             self.callable_(obj)
@@ -342,7 +344,7 @@ class _Fingerprinter:
             else:
                 out += b"v" + encoding
 
-    def _opaque(self, value: Any) -> None:
+    def _opaque(self, value: object) -> None:
         """A value without a canonical encoding: its type, with that type's code when it
         is the user's (its state is not seen); a library's wrapper of a function
         (``functools.lru_cache``) as the function it wraps."""
@@ -357,13 +359,13 @@ class _Fingerprinter:
         if not library:
             self.callable_(cls)
 
-    def _sequence(self, value: list[Any] | tuple[Any, ...]) -> None:
+    def _sequence(self, value: list[object] | tuple[object, ...]) -> None:
         self.out += b"l" if type(value) is list else b"t"
         self.out += len(value).to_bytes(8, "big")
         for item in value:
             self.value(item)
 
-    def _unordered(self, value: dict[Any, Any] | set[Any] | frozenset[Any]) -> None:
+    def _unordered(self, value: dict[object, object] | set[object] | frozenset[object]) -> None:
         """A dict or set: entries written separately, then sorted by their bytes."""
         pairs = value.items() if isinstance(value, dict) else ((v,) for v in value)
         entries = []
@@ -387,14 +389,14 @@ class _Fingerprinter:
             self.out += len(entry).to_bytes(8, "big") + entry
 
 
-def _value_bytes(value: Any, reach: Reach) -> bytes:
+def _value_bytes(value: object, reach: Reach) -> bytes:
     """The fingerprint bytes of a value reached through globals."""
     sub = _Fingerprinter(bytearray(), reach)
     sub.value(value)
     return bytes(sub.out)
 
 
-def _wrapped(fn: Any) -> Any:
+def _wrapped(fn: object) -> object:
     """``fn.__wrapped__``, or None (also when a proxy's ``__getattr__`` fails)."""
     try:
         return getattr(fn, "__wrapped__", None)
@@ -402,7 +404,7 @@ def _wrapped(fn: Any) -> Any:
         return None
 
 
-def _encodable(value: Any) -> bool:
+def _encodable(value: object) -> bool:
     try:
         encode(value)
     except UnhashableValueError:

@@ -25,7 +25,7 @@ from swarm_memo.identity.bindigest import (
 from swarm_memo.identity.hashing import digest_bytes, encode, encode_items
 
 
-def _check_positive_int(value: Any, name: str, hint: str = "an int >= 1") -> int:
+def _check_positive_int(value: object, name: str, hint: str = "an int >= 1") -> int:
     # numpy integers are accepted (as everywhere else); bools, floats and strings are not
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SpecTypeError(f"{name} must be {hint}; got {value!r} ({type(value).__name__})")
@@ -34,7 +34,7 @@ def _check_positive_int(value: Any, name: str, hint: str = "an int >= 1") -> int
     return int(value)
 
 
-def _parse_bin_size(axis: str, spec: Any) -> int:
+def _parse_bin_size(axis: str, spec: object) -> int:
     name = f"memo_chunk_spec[{axis!r}]"
     hint = "an int >= 1 or {'size': n}"
     if isinstance(spec, Mapping):
@@ -52,7 +52,7 @@ class ChunkLayout:
     axis_order: tuple[str, ...]
 
     @classmethod
-    def parse(cls, memo_chunk_spec: Any, axis_order: Sequence[str] | None) -> ChunkLayout:
+    def parse(cls, memo_chunk_spec: object, axis_order: Sequence[str] | None) -> ChunkLayout:
         if not isinstance(memo_chunk_spec, Mapping):
             raise SpecTypeError(
                 "memo_chunk_spec must be a dict of axis name -> bin size; "
@@ -69,7 +69,7 @@ class ChunkLayout:
         return dict(self.bin_sizes)[axis]
 
 
-def _parse_axis_order(axis_order: Any, axes: Mapping[str, int]) -> tuple[str, ...]:
+def _parse_axis_order(axis_order: object, axes: Mapping[str, int]) -> tuple[str, ...]:
     if isinstance(axis_order, (str, bytes)) or not isinstance(axis_order, Sequence):
         raise SpecTypeError(f"axis_order must be a sequence of axis names; got {axis_order!r}")
     order = tuple(axis_order)
@@ -91,14 +91,14 @@ class Axis:
     """
 
     name: str
-    values: tuple[Any, ...]
+    values: tuple[object, ...]
     bin_size: int
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
     value_encodings: tuple[bytes, ...] | None = field(default=None, repr=False, compare=False)
     """Encodings already computed while building the axis, if any (else lazily)."""
 
     @cached_property
-    def bins(self) -> tuple[tuple[Any, ...], ...]:
+    def bins(self) -> tuple[tuple[object, ...], ...]:
         n = self.bin_size
         return tuple(self.values[i : i + n] for i in range(0, len(self.values), n))
 
@@ -116,7 +116,9 @@ class Axis:
         return encode(self.name)
 
 
-def _duplicate_error(where: str, values: tuple[Any, ...], encodings: Sequence[bytes]) -> SpecError:
+def _duplicate_error(
+    where: str, values: tuple[object, ...], encodings: Sequence[bytes]
+) -> SpecError:
     seen: dict[bytes, int] = {}
     for i, enc in enumerate(encodings):
         if enc in seen:
@@ -166,7 +168,7 @@ class Chunk:
 
     index: int
     axes: tuple[str, ...]
-    bins: tuple[tuple[Any, ...], ...]
+    bins: tuple[tuple[object, ...], ...]
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
     origin: tuple[tuple[Axis, int], ...] = field(repr=False, compare=False)
     """Which bin of which :class:`Axis` each bin is (encodings are cached there)."""
@@ -182,7 +184,7 @@ class Chunk:
         return tuple(sorted(zip(self.axes, self.bins, strict=True), key=lambda item: item[0]))
 
     @property
-    def split_spec(self) -> dict[str, list[Any]]:
+    def split_spec(self) -> dict[str, list[object]]:
         """The chunk's sub-spec, passed to ``enumerate_points``, in axis order."""
         return {axis: list(values) for axis, values in zip(self.axes, self.bins, strict=True)}
 
@@ -208,7 +210,7 @@ class Grid:
     axes: tuple[Axis, ...]
 
     @classmethod
-    def build(cls, split_spec: Any, layout: ChunkLayout) -> Grid:
+    def build(cls, split_spec: object, layout: ChunkLayout) -> Grid:
         if not isinstance(split_spec, Mapping):
             raise SpecTypeError(
                 f"split_spec must be a dict of axis name -> list of values; "
@@ -257,8 +259,8 @@ def strides(lengths: Sequence[int]) -> list[int]:
 
 
 def product_points(
-    params: Mapping[str, Any], chunk_split_spec: Mapping[str, Sequence[Any]]
-) -> list[tuple[Any, ...]]:
+    params: Mapping[str, object], chunk_split_spec: Mapping[str, Sequence[object]]
+) -> list[tuple[object, ...]]:
     """The default ``enumerate_points``: the cartesian product of the chunk's values.
 
     Points are tuples in the order of the chunk spec's axes (the memo's ``axis_order``).

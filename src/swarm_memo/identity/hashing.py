@@ -23,12 +23,15 @@ import hashlib
 import math
 import struct
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarm_memo.errors import UnhashableValueError
 from swarm_memo.identity.nesting import too_deep
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ENCODING_VERSION = 2
 """2: numpy scalars encode as their Python equivalent; float bins have a packed form."""
@@ -129,7 +132,7 @@ def _enc_items(items: Iterable[Any], out: bytearray) -> None:
 
 
 def _enc_sequence(tag: bytes) -> _Encoder:
-    def encode_sequence(value: Any, out: bytearray) -> None:
+    def encode_sequence(value: Sequence[object], out: bytearray) -> None:
         out += tag
         _length(len(value), out)
         _enc_items(value, out)
@@ -137,13 +140,13 @@ def _enc_sequence(tag: bytes) -> _Encoder:
     return encode_sequence
 
 
-def _encoded(value: Any) -> bytes:
+def _encoded(value: object) -> bytes:
     buf = bytearray()
     _encode_value(value, buf)
     return bytes(buf)
 
 
-def _enc_dict(value: dict[Any, Any], out: bytearray) -> None:
+def _enc_dict(value: Mapping[object, object], out: bytearray) -> None:
     items = []
     for key, item in value.items():
         try:
@@ -165,7 +168,7 @@ def _enc_dict(value: dict[Any, Any], out: bytearray) -> None:
 
 
 def _enc_set(tag: bytes) -> _Encoder:
-    def encode_set(value: Any, out: bytearray) -> None:
+    def encode_set(value: Set[object], out: bytearray) -> None:
         try:
             elements = sorted(map(_encoded, value))
         except _Refused as exc:
@@ -202,7 +205,7 @@ def _qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _python_scalar(value: Any) -> Any:
+def _python_scalar(value: np.generic) -> bool | int | float | str | bytes | None:
     """The Python value equal to a numpy scalar, or None when there is none."""
     kind = value.dtype.kind
     if kind == "b":
@@ -213,12 +216,12 @@ def _python_scalar(value: Any) -> Any:
         return float(value)
     if kind == "U":
         return str(value)
-    if kind == "S":
+    if kind == "S" and isinstance(value, bytes):  # numpy.bytes_ is a bytes subclass
         return bytes(value)
     return None
 
 
-def _enc_numpy(value: Any, out: bytearray) -> bool:
+def _enc_numpy(value: object, out: bytearray) -> bool:
     """Encode a numpy scalar or array; return False when ``value`` is neither."""
     np = sys.modules.get("numpy")
     if np is None:
@@ -248,7 +251,7 @@ def _enc_numpy(value: Any, out: bytearray) -> bool:
     return False
 
 
-def _encode_value(value: Any, out: bytearray) -> None:
+def _encode_value(value: object, out: bytearray) -> None:
     encoder = _EXACT.get(type(value))
     if encoder is not None:
         encoder(value, out)
@@ -256,7 +259,7 @@ def _encode_value(value: Any, out: bytearray) -> None:
         _encode_other(value, out)
 
 
-def _encode_other(value: Any, out: bytearray) -> None:
+def _encode_other(value: object, out: bytearray) -> None:
     if isinstance(value, enum.Enum):
         out += b"e"
         _enc_str(_qualified_name(type(value)), out)
@@ -280,7 +283,7 @@ def _encode_other(value: Any, out: bytearray) -> None:
         raise _Refused(type(value))
 
 
-def encode_into(value: Any, where: str, out: bytearray) -> None:
+def encode_into(value: object, where: str, out: bytearray) -> None:
     """Append the canonical encoding of ``value`` to ``out``.
 
     ``where`` names the value for error messages, e.g. ``"params['model']"``.
@@ -299,14 +302,14 @@ def encode_into(value: Any, where: str, out: bytearray) -> None:
         raise too_deep(value, where) from None
 
 
-def encode(value: Any, where: str = "value") -> bytes:
+def encode(value: object, where: str = "value") -> bytes:
     """Return the canonical encoding of ``value`` (see :func:`encode_into`)."""
     buf = bytearray()
     encode_into(value, where, buf)
     return bytes(buf)
 
 
-def encode_items(values: Iterable[Any], where: str = "values") -> list[bytes]:
+def encode_items(values: Iterable[object], where: str = "values") -> list[bytes]:
     """Return the canonical encoding of each value; ``where[i]`` names a refused one."""
     encodings = []
     i = 0
@@ -328,7 +331,7 @@ def digest_bytes(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
 
 
-def digest_parts(*parts: bytes) -> Any:
+def digest_parts(*parts: bytes) -> hashlib.blake2b:
     """A hasher fed ``parts`` in turn: ``digest_bytes`` of their concatenation, without
     building it (params holding big arrays encode to many megabytes). ``.copy()`` it to
     digest many suffixes of one long prefix, each prefix byte hashed once."""
@@ -338,7 +341,7 @@ def digest_parts(*parts: bytes) -> Any:
     return hasher
 
 
-def digest(value: Any, where: str = "value") -> str:
+def digest(value: object, where: str = "value") -> str:
     """Return a stable hex digest of ``value`` (32 hex characters).
 
     Examples
@@ -351,12 +354,12 @@ def digest(value: Any, where: str = "value") -> str:
     return digest_bytes(encode(value, where)).hex()
 
 
-def point_digest(point: Any, where: str = "point") -> bytes:
+def point_digest(point: object, where: str = "point") -> bytes:
     """Return the raw 16-byte digest of one point, used by the point index."""
     return digest_bytes(encode(point, where))
 
 
-def short_description(value: Any, width: int = 200) -> str:
+def short_description(value: object, width: int = 200) -> str:
     """A bounded description of a value for messages: its repr, cut to ``width``
     characters, with a digest when cut (so two long values can still be told apart)."""
     text = repr(value)
@@ -393,7 +396,7 @@ def scalar_kind(cls: type) -> str:
     return kind
 
 
-def equal(a: Any, b: Any) -> bool:
+def equal(a: object, b: object) -> bool:
     """Whether two values are the same (``==``, or the same canonical encoding)."""
     try:
         if a is b or bool(a == b):

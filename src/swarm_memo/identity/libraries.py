@@ -22,7 +22,7 @@ import site
 import sys
 import sysconfig
 import types
-from typing import Any
+from collections.abc import Mapping
 
 _OWN_PACKAGE = __name__.partition(".")[0]
 _INSTALL_PATHS = ("stdlib", "platstdlib", "purelib", "platlib")
@@ -58,7 +58,7 @@ def library_file(filename: str) -> bool:
     return any(path.startswith(root) for root in _library_roots())
 
 
-def library_module(name: Any) -> bool:
+def library_module(name: object) -> bool:
     """True when the module called ``name`` is a library (see the module docstring).
 
     ``__main__`` (a script, a notebook) and a module that is not imported (a namespace
@@ -82,7 +82,7 @@ def library_module(name: Any) -> bool:
     return bool(paths) and all(isinstance(p, str) and library_file(p) for p in paths)
 
 
-def imported_user_module(name: str) -> tuple[dict[str, Any], types.ModuleType] | None:
+def imported_user_module(name: str) -> tuple[Mapping[str, object], types.ModuleType] | None:
     """``(sys.modules, module)`` when ``name`` is an imported module of the user's."""
     module = sys.modules.get(name)
     if isinstance(module, types.ModuleType) and not library_module(name):
@@ -90,7 +90,7 @@ def imported_user_module(name: str) -> tuple[dict[str, Any], types.ModuleType] |
     return None
 
 
-def library_label(module: Any, qualname: str = "") -> str:
+def library_label(module: object, qualname: str = "") -> str:
     """``module.qualname`` and, outside the standard library, the installed version of
     its top-level package: what a fingerprint records of library code."""
     name = module if isinstance(module, str) else "?"

@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import sys
-from typing import Any
 
 from swarm_memo.errors import UnhashableValueError
 
 
-def too_deep(value: Any, where: str) -> UnhashableValueError:
+def too_deep(value: object, where: str) -> UnhashableValueError:
     """The error for a value nested deeper than the encoder's recursion can go: how deep
     and where, found by a walk without recursion (a value holding itself is named so)."""
     segments, depth, cycle = _deepest(value)
@@ -33,10 +32,12 @@ def too_deep(value: Any, where: str) -> UnhashableValueError:
     return UnhashableValueError(message, where=location, value_type=type(value))
 
 
-def _children(value: Any) -> list[tuple[str, Any]] | None:
+def _children(value: object) -> list[tuple[str, object]] | None:
     """The parts of a container as ``(location segment, part)``; None for a leaf."""
     if isinstance(value, dict):
-        keys = [(f" key {k!r}", k) for k in value if isinstance(k, (tuple, frozenset))]
+        keys: list[tuple[str, object]] = [
+            (f" key {k!r}", k) for k in value if isinstance(k, (tuple, frozenset))
+        ]
         return keys + [(f"[{k!r}]", v) for k, v in value.items()]
     if isinstance(value, (list, tuple)):
         return [(f"[{i}]", item) for i, item in enumerate(value)]
@@ -49,13 +50,13 @@ def _children(value: Any) -> list[tuple[str, Any]] | None:
     return None
 
 
-def _deepest(value: Any) -> tuple[list[str], int, bool]:
+def _deepest(value: object) -> tuple[list[str], int, bool]:
     """``(segments, depth, cycle)``: the path to the deepest container in ``value`` and
     its depth, or to the first container found inside itself (``cycle``)."""
     nodes: list[tuple[int, str]] = [(-1, "")]  # (parent node, segment) of each node
     on_path: set[int] = set()
     deepest = (0, 0)
-    stack: list[tuple[Any, int, int]] = [(value, 1, 0)]
+    stack: list[tuple[object, int, int]] = [(value, 1, 0)]
     while stack:
         item, depth, node = stack.pop()
         if depth == 0:  # leaving ``node``: ``item`` is the id of its container

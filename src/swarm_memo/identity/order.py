@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from swarm_memo.errors import SpecError, SpecTypeError
 from swarm_memo.identity.grid import strides
@@ -20,7 +20,7 @@ class ChunkOrder(Protocol):
     """Decides the order of a request's memo chunks."""
 
     def order(
-        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[object]]]]
     ) -> list[int]:
         """Chunk indices (grid order, first axis slowest) in the order to compute them.
 
@@ -34,7 +34,7 @@ class GridOrder:
     """Grid order: the first axis varies slowest (the default)."""
 
     def order(
-        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[object]]]]
     ) -> list[int]:
         return list(range(_count(shape)))
 
@@ -51,7 +51,7 @@ class CoarseToFine:
     so a half-finished sweep is already a coarse picture of the whole."""
 
     def order(
-        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[object]]]]
     ) -> list[int]:
         steps = strides(shape)
         per_axis = [_bit_reversed(n) for n in shape]
@@ -76,10 +76,10 @@ def _level(rank: int) -> int:
 class CustomOrder:
     """A user's ``chunk_order(sub_specs) -> indices``."""
 
-    fn: Callable[[list[dict[str, list[Any]]]], Sequence[int]]
+    fn: Callable[[list[dict[str, list[object]]]], Sequence[int]]
 
     def order(
-        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[Any]]]]
+        self, shape: Sequence[int], sub_specs: Callable[[], list[dict[str, list[object]]]]
     ) -> list[int]:
         count = _count(shape)
         indices = list(self.fn(sub_specs()))
@@ -98,7 +98,7 @@ def _count(shape: Sequence[int]) -> int:
     return total
 
 
-def parse_chunk_order(value: Any) -> ChunkOrder:
+def parse_chunk_order(value: object) -> ChunkOrder:
     """``chunk_order=`` as given to ``SwarmMemo``: "grid", "coarse-to-fine" or a callable."""
     if value == "grid":
         return GridOrder()

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from swarm_memo.identity.hashing import encode, encode_into
 from swarm_memo.identity.libraries import imported_user_module, library_module
 
 
-def _home_module(fn: Any) -> Any:
+def _home_module(fn: object) -> object:
     """The module ``fn`` is defined in: its globals are entries keyed by name alone."""
     while isinstance(fn, (functools.partial, types.MethodType, staticmethod, classmethod)):
         fn = fn.func if isinstance(fn, functools.partial) else fn.__func__
@@ -46,15 +45,15 @@ class Reach:
     once as an entry, the entries sorted by their bytes (so traversal order, dict order
     and hash seeds do not matter)."""
 
-    def __init__(self, root: Any, write: Callable[[Any, Reach], bytes]) -> None:
+    def __init__(self, root: object, write: Callable[[object, Reach], bytes]) -> None:
         self.root = root
         self._write = write  # the fingerprint bytes of a value, its globals queued here
         self.home = _home_module(root)
-        self._queue: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+        self._queue: list[tuple[Mapping[str, object], tuple[str, ...]]] = []
         self._seen: set[tuple[int, str]] = set()
         self._followed: set[int] = set()
         self._bodies: dict[int, bytes] = {}  # id(value) -> its entry body, this call only
-        self._kept: list[Any] = []  # keeps the ids above from being reused
+        self._kept: list[object] = []  # keeps the ids above from being reused
 
     def follow(self, fn: types.FunctionType) -> None:
         """Queue the names ``fn``'s code uses, to be looked up in its globals."""
@@ -76,7 +75,9 @@ class Reach:
         for entry in sorted(entries):
             out += len(entry).to_bytes(8, "big") + entry
 
-    def _entry(self, namespace: dict[str, Any], name: str, names: tuple[str, ...]) -> bytes | None:
+    def _entry(
+        self, namespace: Mapping[str, object], name: str, names: tuple[str, ...]
+    ) -> bytes | None:
         if name.startswith("__") and name.endswith("__"):
             return None  # module metadata (__name__, __file__): where, not what
         value = namespace.get(name, _MISSING)
@@ -95,7 +96,7 @@ class Reach:
             return key + b"u" + encode(value.__name__)
         return key + self._body(value)
 
-    def _body(self, value: Any) -> bytes:
+    def _body(self, value: object) -> bytes:
         body = self._bodies.get(id(value))
         if body is None:
             # b"S": recursion into the fingerprinted callable itself

@@ -14,10 +14,11 @@ only when the file's own point at that position has the requested digest.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Final
 
 from swarm_memo.cache.codec import MIXED_CODE, ChunkRecord
 from swarm_memo.cache.index import Found, IndexRecord, PointIndex
@@ -36,11 +37,19 @@ OUTPUT_BYTES = 64
 
 MAX_LOOKUPS = 4
 """Lookups of one chunk when files turn out stale or unusable (each drops or fixes one)."""
-_STALE: Any = object()
-"""What ``_outputs`` returns for a file whose index record described an older version."""
 
 
-def _product_places(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> dict[int, int]:
+class _Stale(enum.Enum):
+    """The one-member type of ``_STALE`` (so ``x is _STALE`` narrows)."""
+
+    STALE = "STALE"
+
+
+_STALE: Final = _Stale.STALE
+"""What ``_record`` returns for a file whose index record described an older version."""
+
+
+def _product_places(points: Sequence[object], bins: Sequence[Sequence[object]]) -> dict[int, int]:
     """Flat position in the product of ``bins`` -> index in ``points``, for each point
     that is a tuple of bin values (identity, never ``==``)."""
     where = [{id(v): i for i, v in enumerate(values)} for values in bins]
@@ -61,7 +70,7 @@ def _product_places(points: Sequence[Any], bins: Sequence[Sequence[Any]]) -> dic
 
 
 def _same_points(
-    file_points: Sequence[Any],
+    file_points: Sequence[object],
     file_positions: Sequence[int],
     digests: Callable[[], Sequence[bytes]],
     req_positions: Sequence[int],
@@ -156,7 +165,7 @@ class Reuse:
         chunk: Chunk,
         digests: Callable[[], Sequence[bytes]],
         product: bool,
-        points: Sequence[Any] = (),
+        points: Sequence[object] = (),
     ) -> list[Found]:
         """Where each point of the chunk is stored, if anywhere (no outputs loaded).
 
@@ -178,7 +187,7 @@ class Reuse:
         chunk: Chunk,
         digests: Callable[[], Sequence[bytes]],
         product: bool,
-        points: Sequence[Any],
+        points: Sequence[object],
     ) -> list[Found]:
         found: list[Found] = []
         if product:
@@ -202,7 +211,7 @@ class Reuse:
         chunk: Chunk,
         digests: Callable[[], Sequence[bytes]],
         product: bool,
-        points: Sequence[Any],
+        points: Sequence[object],
     ) -> list[Found]:
         """``found`` without the points a mixed-code file may not serve; those points are
         looked up again in the other files (the index names one file per point, and
@@ -256,9 +265,9 @@ class Reuse:
         chunk: Chunk,
         digests: Callable[[], Sequence[bytes]],
         product: bool,
-        outputs: list[Any],
-        points: Sequence[Any],
-        found_marker: Any,
+        outputs: list[object],
+        points: Sequence[object],
+        found_marker: object,
     ) -> int:
         """Like :meth:`fill` without loading outputs (``status``): set ``found_marker`` where
         a point is stored and may serve; count them for the policy as :meth:`fill` does.
@@ -277,7 +286,7 @@ class Reuse:
                 break
         return count
 
-    def _usable(self, name: str) -> Any:
+    def _usable(self, name: str) -> ChunkRecord | bool | _Stale | None:
         """Whether a file would serve its points: truthy if so, None if unusable, ``_STALE``
         if its record was out of date (then rebuilt). Loads it only when its checksum is
         not its record's."""
@@ -297,8 +306,8 @@ class Reuse:
         name: str,
         req_positions: list[int],
         file_positions: list[int],
-        outputs: list[Any],
-        found_marker: Any,
+        outputs: list[object],
+        found_marker: object,
     ) -> int:
         """Mark a file's points not found yet; count them for the policy."""
         code = self.index.records[name].code
@@ -326,7 +335,7 @@ class Reuse:
         return self._peeked[name]
 
     def _enumerated_in_products(
-        self, index: PointIndex, chunk: Chunk, points: Sequence[Any]
+        self, index: PointIndex, chunk: Chunk, points: Sequence[object]
     ) -> list[Found]:
         """Enumerated points that are tuples of the chunk's own bin values (the very same
         objects), looked up in product files by their place in the product of the bins."""
@@ -345,8 +354,8 @@ class Reuse:
         chunk: Chunk,
         digests: Callable[[], Sequence[bytes]],
         product: bool,
-        outputs: list[Any],
-        points: Sequence[Any] = (),
+        outputs: list[object],
+        points: Sequence[object] = (),
         codes: list[str | None] | None = None,
     ) -> int:
         """Copy stored outputs into ``outputs`` (positions still ``MISSING``); return how
@@ -409,7 +418,7 @@ class Reuse:
         record: ChunkRecord,
         req_positions: list[int],
         file_positions: list[int],
-        outputs: list[Any],
+        outputs: list[object],
         codes: list[str | None] | None,
     ) -> int:
         """Copy the outputs this call may serve; count them for the policy."""
@@ -429,7 +438,7 @@ class Reuse:
             self._policy.served(served)
         return len(served)
 
-    def _record(self, name: str) -> Any:
+    def _record(self, name: str) -> ChunkRecord | _Stale | None:
         """A stored file's record (None if unusable, ``_STALE`` if its index record was
         out of date), kept in an LRU bounded in bytes."""
         if name in self._loaded:

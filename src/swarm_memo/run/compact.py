@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from swarm_memo.cache.codec import ChunkRecord, point_codes_of
 from swarm_memo.cache.layout import CHUNK_SUFFIX
@@ -65,7 +65,7 @@ def compact(plan: RunPlan) -> CompactReport:
         layout_names.add(name)
         points = plan.points(chunk)
         digests = plan.point_digests(chunk, points)
-        outputs = [MISSING] * len(points)
+        outputs: list[object] = [MISSING] * len(points)
         codes: list[str | None] = [None] * len(points)
         found = reuse.fill(
             chunk, functools.partial(list, digests), plan.product, outputs, codes=codes
@@ -101,9 +101,9 @@ def _write_layout_file(
     plan: RunPlan,
     chunk: Chunk,
     name: str,
-    points: list[Any],
+    points: Sequence[object],
     digests: list[bytes],
-    outputs: list[Any],
+    outputs: Sequence[object],
     codes: list[str | None],
     kept: list[int],
 ) -> None:

@@ -261,7 +261,7 @@ class _Run:
         if not product:
             point_digests()
         bar.adjust_total(len(points) - chunk.product_size)
-        outputs = [MISSING] * len(points)
+        outputs: list[object] = [MISSING] * len(points)
         if self.compute or self.sink.wants_outputs:
             reused = reuse.fill(chunk, point_digests, product, outputs, points)
         else:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from swarm_memo.errors import SpecError, SpecTypeError
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["ArrayDims", "DimNames", "any_array", "explode", "is_array", "stack_cells"]
 
@@ -25,7 +26,7 @@ ArrayDims = Mapping[Any, Sequence[str]]
 """Field (column or data variable name) -> the names of its arrays' dimensions."""
 
 
-def any_array(values: Iterable[Any]) -> bool:
+def any_array(values: Iterable[object]) -> bool:
     """Whether one of ``values`` is a numpy array with at least one axis."""
     numpy = sys.modules.get("numpy")  # an array exists only once numpy is imported
     if numpy is None:
@@ -34,7 +35,7 @@ def any_array(values: Iterable[Any]) -> bool:
     return any(isinstance(value, ndarray) and value.ndim >= 1 for value in values)
 
 
-def is_array(value: Any) -> bool:
+def is_array(value: object) -> TypeGuard[npt.NDArray[np.generic]]:
     """Whether ``value`` is a numpy array with at least one axis (0-d arrays are scalars)."""
     numpy = sys.modules.get("numpy")  # an array exists only once numpy is imported
     return numpy is not None and isinstance(value, numpy.ndarray) and value.ndim >= 1
@@ -58,15 +59,15 @@ class DimNames:
         When a field's names repeat, or one is reserved.
     """
 
-    def __init__(self, array_dims: ArrayDims | None, reserved: Iterable[Any] = ()) -> None:
+    def __init__(self, array_dims: ArrayDims | None, reserved: Iterable[object] = ()) -> None:
         self._given = _parse(array_dims)
         self._reserved = set(reserved)
-        self._used: set[Any] = set()
+        self._used: set[object] = set()
         self.dims: dict[str, None] = {}  # every name handed out, in order of first use
         for field, names in self._given.items():
             self._check_free(field, names)
 
-    def of(self, field: Any, array: Any, point: Any) -> tuple[str, ...]:
+    def of(self, field: object, array: npt.NDArray[np.generic], point: object) -> tuple[str, ...]:
         """The dimension names of ``array``, an output of ``field`` at ``point``."""
         names = self._given.get(field)
         if names is None:
@@ -83,7 +84,7 @@ class DimNames:
         self.dims.update(dict.fromkeys(names))
         return names
 
-    def check_all_used(self, fields: Iterable[Any]) -> None:
+    def check_all_used(self, fields: Iterable[object]) -> None:
         """SpecError for a key of ``array_dims`` that names no field holding arrays."""
         fields = list(fields)
         unused = [field for field in self._given if field not in self._used]
@@ -94,7 +95,7 @@ class DimNames:
                 f"arrays; fields holding arrays: {with_arrays}, all fields: {fields}"
             )
 
-    def _check_free(self, field: Any, names: tuple[str, ...]) -> None:
+    def _check_free(self, field: object, names: tuple[str, ...]) -> None:
         taken = [name for name in names if name in self._reserved]
         if taken:
             raise SpecError(
@@ -104,7 +105,7 @@ class DimNames:
             )
 
 
-def _parse(array_dims: ArrayDims | None) -> dict[Any, tuple[str, ...]]:
+def _parse(array_dims: ArrayDims | None) -> dict[object, tuple[str, ...]]:
     if array_dims is None:
         return {}
     if not isinstance(array_dims, Mapping):
@@ -112,7 +113,7 @@ def _parse(array_dims: ArrayDims | None) -> dict[Any, tuple[str, ...]]:
             "array_dims must be a dict {field: (dimension name, ...)}; got "
             f"{type(array_dims).__name__} {array_dims!r:.100}"
         )
-    parsed: dict[Any, tuple[str, ...]] = {}
+    parsed: dict[object, tuple[str, ...]] = {}
     for field, names in array_dims.items():
         if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
             raise SpecTypeError(
@@ -128,8 +129,8 @@ def _parse(array_dims: ArrayDims | None) -> dict[Any, tuple[str, ...]]:
 
 
 def explode(
-    values: Mapping[Any, Any], names: DimNames, point: Any
-) -> tuple[int, dict[Any, list[Any]]]:
+    values: Mapping[object, object], names: DimNames, point: object
+) -> tuple[int, dict[object, list[object]]]:
     """The rows of one point: one per element of its arrays, as column -> values.
 
     Arrays along the same dimension names are read side by side; arrays along different
@@ -154,21 +155,21 @@ def explode(
     count = math.prod(sizes.values())
     axis = {dim: i for i, dim in enumerate(sizes)}
     index = np.indices(tuple(sizes.values())).reshape(len(sizes), count)
-    cells: dict[Any, list[Any]] = {dim: list(index[axis[dim]]) for dim in sizes}
+    cells: dict[object, list[object]] = {dim: list(index[axis[dim]]) for dim in sizes}
     for field, value in values.items():
         if field in arrays:
-            cells[field] = list(value[tuple(index[axis[dim]] for dim in dims_of[field])])
+            cells[field] = list(arrays[field][tuple(index[axis[dim]] for dim in dims_of[field])])
         else:
             cells[field] = [value] * count
     return count, cells
 
 
 def stack_cells(
-    field: Any,
-    entries: Sequence[tuple[int, Any, Any]],
+    field: object,
+    entries: Sequence[tuple[int, object, object]],
     size: int,
     names: DimNames,
-) -> tuple[np.ndarray[Any, Any], tuple[str, ...]]:
+) -> tuple[npt.NDArray[np.generic], tuple[str, ...]]:
     """One array field over ``size`` grid cells: shape ``(size, *array shape)``.
 
     ``entries`` holds ``(cell, array, point)`` for every point that has the field. Missing
@@ -182,22 +183,10 @@ def stack_cells(
     """
     import numpy as np
 
-    _, first, first_point = entries[0]
-    for _, value, point in entries:
-        if not is_array(value):
-            raise SpecError(
-                f"output field {field!r} is an array at point {first_point!r:.100} but a "
-                f"{type(value).__name__} at point {point!r:.100}; to_xarray needs arrays "
-                "of one shape at every point (to_dataframe takes any mix)"
-            )
-        if value.shape != first.shape:
-            raise SpecError(
-                f"output field {field!r} holds arrays of different shapes: {first.shape} "
-                f"at point {first_point!r:.100} and {value.shape} at point {point!r:.100}; "
-                "to_xarray needs one shape (to_dataframe takes any shapes)"
-            )
+    arrays = _same_shape_arrays(field, entries)
+    first, first_point = arrays[0], entries[0][2]
     dims = names.of(field, first, first_point)
-    stacked = np.stack([value for _, value, _ in entries])
+    stacked = np.stack(arrays)
     dtype = stacked.dtype
     if len(entries) == size:
         grid = np.empty((size, *first.shape), dtype=dtype)
@@ -209,3 +198,27 @@ def stack_cells(
         grid = np.full((size, *first.shape), np.nan, dtype=dtype)
     grid[[cell for cell, _, _ in entries]] = stacked
     return grid, dims
+
+
+def _same_shape_arrays(
+    field: object, entries: Sequence[tuple[int, object, object]]
+) -> list[npt.NDArray[np.generic]]:
+    """The arrays of ``entries`` (``(cell, array, point)``); SpecError unless every one is
+    an array of the first one's shape."""
+    first_point = entries[0][2]
+    arrays: list[npt.NDArray[np.generic]] = []
+    for _, value, point in entries:
+        if not is_array(value):
+            raise SpecError(
+                f"output field {field!r} is an array at point {first_point!r:.100} but a "
+                f"{type(value).__name__} at point {point!r:.100}; to_xarray needs arrays "
+                "of one shape at every point (to_dataframe takes any mix)"
+            )
+        if arrays and value.shape != arrays[0].shape:
+            raise SpecError(
+                f"output field {field!r} holds arrays of different shapes: {arrays[0].shape} "
+                f"at point {first_point!r:.100} and {value.shape} at point {point!r:.100}; "
+                "to_xarray needs one shape (to_dataframe takes any shapes)"
+            )
+        arrays.append(value)
+    return arrays

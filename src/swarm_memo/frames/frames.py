@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from swarm_memo.core.optional import missing_dependency
 from swarm_memo.errors import SpecError
@@ -27,6 +27,7 @@ from swarm_memo.frames.grid import PointToDict, Sweep, field_names, grid_cells, 
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
     import xarray as xr
 
@@ -51,8 +52,8 @@ def require_xarray() -> None:
 
 
 def to_dataframe(
-    pairs: Sequence[tuple[Any, Any]],
-    split_spec: Mapping[str, Sequence[Any]],
+    pairs: Sequence[tuple[object, object]],
+    split_spec: Mapping[str, Sequence[object]],
     axis_order: Sequence[str],
     *,
     default_points: bool,
@@ -136,7 +137,7 @@ def to_dataframe(
 
 def _rows(
     sweep: Sweep, point_to_dict: PointToDict | None
-) -> tuple[list[dict[Any, Any]], list[Any]]:
+) -> tuple[list[dict[object, object]], list[object]]:
     """The coordinates and outputs of the rows: in grid order for default points."""
     coords = sweep.coords(point_to_dict)
     if sweep.default_points:  # tuples in axis_order
@@ -151,17 +152,17 @@ def _rows(
 
 def _columns(
     axes: Sequence[str],
-    coords: list[dict[Any, Any]],
-    outputs: list[Any],
+    coords: list[dict[object, object]],
+    outputs: list[object],
     array_dims: ArrayDims | None,
-) -> tuple[dict[Any, list[Any]], int]:
+) -> tuple[dict[object, list[object]], int]:
     """Column name -> values (the axes, other keys of ``coords``, array dimensions, then
     output fields), and the number of rows.
 
     Without arrays every point is one row: columns are built whole (the fast path);
     with arrays each point adds its rows to every column, NaN-padding columns it lacks.
     """
-    keys: dict[Any, None] = dict.fromkeys(axes)
+    keys: dict[object, None] = dict.fromkeys(axes)
     for point in coords:
         keys.update(dict.fromkeys(point))
     fields = [output_fields(output) for output in outputs]
@@ -199,7 +200,7 @@ def _columns(
     return {column: data[column] for column in order if column in data}, length
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     """A coarse type of a value, to decide whether a column can have a typed dtype."""
     import numpy as np
 
@@ -212,7 +213,7 @@ def _kind(value: Any) -> str:
     return "other"
 
 
-def _as_array(values: list[Any], present: list[bool]) -> np.ndarray[Any, Any]:
+def _as_array(values: list[object], present: list[bool]) -> npt.NDArray[np.generic]:
     """A 1-d array of ``values``, NaN where not ``present``, with a sensible dtype.
 
     Numbers keep a numeric dtype (float when some are missing), complete columns of
@@ -241,8 +242,12 @@ def _as_array(values: list[Any], present: list[bool]) -> np.ndarray[Any, Any]:
 
 
 def _variable(
-    name: Any, fields: list[dict[Any, Any]], cells: list[int], sweep: Sweep, names: DimNames
-) -> tuple[np.ndarray[Any, Any], tuple[str, ...]]:
+    name: object,
+    fields: list[dict[object, object]],
+    cells: list[int],
+    sweep: Sweep,
+    names: DimNames,
+) -> tuple[npt.NDArray[np.generic], tuple[str, ...]]:
     """One output field over the grid, NaN where no point has it, and its dimensions."""
     entries = [
         (cell, row[name], point)
@@ -253,16 +258,18 @@ def _variable(
     if any(is_array(value) for _, value, _ in entries):
         grid, dims = stack_cells(name, entries, size, names)
         return grid.reshape(sweep.shape + grid.shape[1:]), sweep.order + dims
-    values: list[Any] = [None] * size
+    values: list[object] = [None] * size
     present = [False] * size
     for cell, value, _ in entries:
         values[cell], present[cell] = value, True
     return _as_array(values, present).reshape(sweep.shape), sweep.order
 
 
-def _check_sizes(data_vars: Mapping[Any, tuple[tuple[str, ...], Any]]) -> None:
+def _check_sizes(
+    data_vars: Mapping[object, tuple[tuple[str, ...], npt.NDArray[np.generic]]],
+) -> None:
     """SpecError when two variables give one dimension different lengths."""
-    sizes: dict[str, tuple[int, Any]] = {}
+    sizes: dict[str, tuple[int, object]] = {}
     for variable, (dims, array) in data_vars.items():
         for dim, size in zip(dims, array.shape, strict=True):
             first, owner = sizes.setdefault(dim, (size, variable))
@@ -274,8 +281,8 @@ def _check_sizes(data_vars: Mapping[Any, tuple[tuple[str, ...], Any]]) -> None:
 
 
 def to_xarray(
-    pairs: Sequence[tuple[Any, Any]],
-    split_spec: Mapping[str, Sequence[Any]],
+    pairs: Sequence[tuple[object, object]],
+    split_spec: Mapping[str, Sequence[object]],
     axis_order: Sequence[str],
     *,
     default_points: bool,
@@ -343,7 +350,7 @@ def to_xarray(
         if variable is not None
     }
     names = DimNames(array_dims, [*sweep.order, *variables.values()])
-    data_vars: dict[Any, tuple[tuple[str, ...], Any]] = {}
+    data_vars: dict[object, tuple[tuple[str, ...], npt.NDArray[np.generic]]] = {}
     for name, variable in variables.items():
         array, dims = _variable(name, fields, cells, sweep, names)
         data_vars[variable] = (dims, array)

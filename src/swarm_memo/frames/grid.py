@@ -55,8 +55,8 @@ class Sweep:
 
     def __init__(
         self,
-        pairs: Sequence[tuple[Any, Any]],
-        split_spec: Mapping[str, Sequence[Any]],
+        pairs: Sequence[tuple[object, object]],
+        split_spec: Mapping[str, Sequence[object]],
         axis_order: Sequence[str],
         default_points: bool,
     ) -> None:
@@ -82,7 +82,7 @@ class Sweep:
             axis: {encode(v): i for i, v in enumerate(vs)} for axis, vs in self.values.items()
         }
 
-    def coords(self, point_to_dict: PointToDict | None) -> list[dict[Any, Any]]:
+    def coords(self, point_to_dict: PointToDict | None) -> list[dict[object, object]]:
         """The axis values (and any extra keys of ``point_to_dict``) of every point."""
         if point_to_dict is None:
             return [self._read_tuple(point) for point in self.points]
@@ -93,17 +93,17 @@ class Sweep:
                     f"point_to_dict must return a dict of axis values; got "
                     f"{type(mapped).__name__} {mapped!r:.100} for point {point!r:.100}"
                 )
-        return [dict(mapped) for mapped in dicts]
+        return [dict(mapped.items()) for mapped in dicts]
 
-    def positions(self, coords: list[dict[Any, Any]], hint: str = "") -> list[Position]:
+    def positions(self, coords: list[dict[object, object]], hint: str = "") -> list[Position]:
         """The grid position of each point (an index per axis), from its ``coords``."""
         return [
             tuple(self._index(p, c, axis, hint) for axis in self.order)
             for p, c in zip(self.points, coords, strict=True)
         ]
 
-    def _read_tuple(self, point: Any) -> dict[str, Any]:
-        if type(point) is not tuple and (
+    def _read_tuple(self, point: object) -> dict[object, object]:
+        if not isinstance(point, tuple) and (
             isinstance(point, (str, bytes)) or not isinstance(point, Sequence)
         ):
             raise SpecError(f"point {point!r:.100} is not a tuple; {self.hint}")
@@ -111,7 +111,7 @@ class Sweep:
             raise SpecError(f"point {point!r:.100} has {len(point)} values; {self.hint}")
         return dict(zip(self.order, point, strict=True))
 
-    def _index(self, point: Any, coords: Mapping[str, Any], axis: str, hint: str) -> int:
+    def _index(self, point: object, coords: Mapping[object, object], axis: str, hint: str) -> int:
         """Where the point's value of ``axis`` is in ``split_spec[axis]``: the same object,
         else the same canonical encoding, else ``==``."""
         if axis not in coords:
@@ -134,7 +134,7 @@ class Sweep:
         return found
 
 
-def output_fields(output: Any) -> dict[Any, Any]:
+def output_fields(output: object) -> dict[object, object]:
     """The fields of one output; a failed point (a :class:`PointFailure`) has none but
     its error, so its row or cell is NaN with ``"ExcType: message"`` in the error column."""
     if isinstance(output, PointFailure):
@@ -143,14 +143,16 @@ def output_fields(output: Any) -> dict[Any, Any]:
 
 
 def field_names(
-    fields: list[dict[Any, Any]], coords: list[dict[Any, Any]], reserved: Sequence[Any]
-) -> dict[Any, Any]:
+    fields: list[dict[object, object]],
+    coords: list[dict[object, object]],
+    reserved: Sequence[object],
+) -> dict[object, object]:
     """Output field -> column name; None drops a field that only repeats a coordinate.
 
     A field named like a coordinate (e.g. an output that echoes its point) is dropped when
     it equals that coordinate at every point, and renamed ``<field>_output`` otherwise.
     """
-    names: dict[Any, Any] = {}
+    names: dict[object, object] = {}
     for row in fields:
         names.update((name, name) for name in row if name not in names)
     taken = set(reserved) | set(names)

@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from swarm_memo.cache.codec import ChunkMeta
 from swarm_memo.cache.codec import peek_meta as codec_peek_meta
@@ -50,15 +49,15 @@ class FileEntry:
         """The file name (last part of the key)."""
         return self.key.rsplit("/", 1)[-1]
 
-    def to_json(self, now: float | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "bytes": self.size}
+    def to_json(self, now: float | None = None) -> dict[str, object]:
+        out: dict[str, object] = {"path": self.path, "bytes": self.size}
         out["mtime"] = iso_time(self.mtime)
         if now is not None:
             out["age_seconds"] = round(now - self.mtime, 3)
         return out
 
 
-def open_cache(cache_root: str, storage_options: dict[str, Any] | None = None) -> Store:
+def open_cache(cache_root: str, storage_options: dict[str, object] | None = None) -> Store:
     """The store of an existing cache, for reading; :class:`InspectError` if there is none.
 
     Nothing is created: a missing local folder is an error, not an empty cache.
@@ -118,7 +117,7 @@ def set_ids(store: Store) -> list[str]:
     return sorted(found)
 
 
-def read_params(store: Store, set_id: str) -> tuple[Any, str | None, str | None]:
+def read_params(store: Store, set_id: str) -> tuple[object, str | None, str | None]:
     """``(params, cache_version, error)`` from ``params.json``; ``error`` says what failed.
 
     The params are their JSON description (values JSON cannot hold are reprs).
@@ -197,7 +196,7 @@ class SetSummary:
 
     set_id: str
     path: str
-    params: Any
+    params: object
     cache_version: str | None
     params_error: str | None
     chunks: int
@@ -219,7 +218,7 @@ class SetSummary:
             return self.last_written
         return self.params_mtime if self.params_mtime is not None else 0.0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "digest": self.set_id,
             "short": self.short,
@@ -297,7 +296,7 @@ class AxisValues:
     """The distinct values stored on one axis of a params set."""
 
     name: str
-    values: list[Any]
+    values: list[object]
 
     @property
     def count(self) -> int:
@@ -326,7 +325,7 @@ class SetDetail:
     hosts: dict[str, int] = field(default_factory=dict)
     """Chunk files written per host."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         out = self.summary.to_json()
         out["axis_order"] = list(self.axis_order) if self.axis_order is not None else None
         out["axes"] = {

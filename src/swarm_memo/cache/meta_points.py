@@ -43,12 +43,12 @@ class MetaPoints(Protocol):
     @property
     def points(self) -> int | None: ...
     @property
-    def key(self) -> list[Any] | None: ...
+    def key(self) -> Sequence[Sequence[object]] | None: ...
     @property
     def point_ids(self) -> str | None: ...
 
 
-def item_token(item: Any) -> Token:
+def item_token(item: object) -> Token:
     """Identity of one ``key`` item; ``1``, ``1.0``, ``True`` and ``"1"`` stay distinct."""
     if isinstance(item, dict):
         return ("id", str(item.get("id", item.get("repr", ""))))
@@ -57,14 +57,14 @@ def item_token(item: Any) -> Token:
     return (type(item).__name__, item)
 
 
-def item_display(item: Any) -> Any:
+def item_display(item: object) -> object:
     """What to show for one ``key`` item: the value, or the repr of a non-JSON value."""
     if isinstance(item, dict):
         return str(item.get("repr", item.get("id", "?")))
     return item
 
 
-def key_items(values: Any) -> list[Any]:
+def key_items(values: object) -> list[object]:
     """The items of one axis of ``key``, a ``range`` run expanded."""
     if isinstance(values, dict) and "range" in values:
         start, stop, step = (int(v) for v in values["range"])
@@ -74,7 +74,7 @@ def key_items(values: Any) -> list[Any]:
     raise ValueError(f"malformed key values {values!r}")
 
 
-def chunk_key(meta: MetaPoints) -> list[tuple[str, list[Any]]] | None:
+def chunk_key(meta: MetaPoints) -> list[tuple[str, list[object]]] | None:
     """The chunk key of a chunk file's meta as ``[(axis, items)]``; None when absent."""
     key = meta.key
     if key is None:
@@ -157,9 +157,9 @@ def count_distinct_points(metas: Iterable[MetaPoints]) -> tuple[int, bool]:
     return counter.total(), counter.exact
 
 
-def axis_values(metas: Iterable[MetaPoints]) -> dict[str, list[Any]]:
+def axis_values(metas: Iterable[MetaPoints]) -> dict[str, list[object]]:
     """Per axis, the distinct values (display form) found in the metas' chunk keys."""
-    per_axis: dict[str, dict[Token, Any]] = {}
+    per_axis: dict[str, dict[Token, object]] = {}
     for meta in metas:
         for axis, items in chunk_key(meta) or ():
             seen = per_axis.setdefault(axis, {})
@@ -171,11 +171,13 @@ def axis_values(metas: Iterable[MetaPoints]) -> dict[str, list[Any]]:
 # --------------------------------------------------------------------------- writing side
 
 
-def key_meta(chunk_key: Sequence[tuple[str, Sequence[Any]]], axes: Sequence[str]) -> list[Any]:
+def key_meta(
+    chunk_key: Sequence[tuple[str, Sequence[object]]], axes: Sequence[str]
+) -> list[list[object]]:
     """The ``key`` meta field of a chunk (for ``_codec.ChunkRecord.meta``); its bins may
     be tuples of values or, as ``_codec.compact_key`` stores runs of ints, ranges."""
     bins = dict(chunk_key)
-    return [[axis, _values_meta(bins[axis])] for axis in axes]
+    return [[axis, values_meta(bins[axis])] for axis in axes]
 
 
 def point_ids_meta(digests: Iterable[bytes]) -> str:
@@ -183,7 +185,9 @@ def point_ids_meta(digests: Iterable[bytes]) -> str:
     return b"".join(digests).hex()
 
 
-def _values_meta(values: Sequence[Any]) -> Any:
+def values_meta(values: Sequence[Any]) -> dict[str, list[int]] | list[object]:
+    """One axis's values as the ``key`` meta field stores them: a run of ints as
+    ``{"range": [start, stop, step]}``, else a list of items."""
     if isinstance(values, range):  # already found to be a run of ints (a stored key)
         return {"range": [values.start, values.stop, values.step]}
     if len(values) >= 3 and all(type(v) is int for v in values):
@@ -195,7 +199,7 @@ def _values_meta(values: Sequence[Any]) -> Any:
     return [_item_meta(v) for v in values]
 
 
-def _item_meta(value: Any) -> Any:
+def _item_meta(value: object) -> object:
     if value is None or type(value) in (bool, int, str):
         return value
     if type(value) is float and math.isfinite(value):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from swarm_memo.cache.codec import ChunkMeta
-from swarm_memo.cache.meta_points import chunk_key, item_display, item_token
+from swarm_memo.cache.meta_points import Token, chunk_key, item_display, item_token
 from swarm_memo.core.picture import FAILED, MISSING, STORED, Coverage
 from swarm_memo.errors import SpecError
 from swarm_memo.identity.hashing import point_digest
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 def coverage_of(
-    request: RequestInfo, metas: Iterable[ChunkMeta], failures: Iterable[dict[str, Any]]
+    request: RequestInfo, metas: Iterable[ChunkMeta], failures: Iterable[Mapping[str, object]]
 ) -> Coverage:
     """The state of every point of ``request`` from the chunk files' metas and the
     recorded failures (``{"values": [item per axis], ...}``)."""
@@ -63,7 +63,7 @@ def coverage_of(
 def _mark_chunk(
     meta: ChunkMeta,
     axes: list[str],
-    index: list[dict[Any, int]],
+    index: list[dict[Token, int]],
     strides: list[int],
     states: bytearray,
 ) -> None:

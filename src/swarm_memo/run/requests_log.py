@@ -26,11 +26,12 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from swarm_memo.cache.layout import SetPaths
-from swarm_memo.cache.meta_points import item_token, key_items, key_meta
+from swarm_memo.cache.meta_points import Token, item_token, key_items, key_meta, values_meta
 from swarm_memo.core.textfmt import short_repr
 from swarm_memo.errors import ExecError
 from swarm_memo.identity.hashing import digest_bytes
@@ -66,7 +67,7 @@ class RequestInfo:
     description: str
     total_points: int
     axes: list[str]
-    values: dict[str, Any] | None
+    values: Mapping[str, object] | None
     """Per axis, the values as a chunk key stores them (``_meta_points``: a list of
     items or a ``{"range": ...}``); None when there were too many to record."""
     product: bool
@@ -77,7 +78,7 @@ class RequestInfo:
     failed: list[dict[str, Any]] = field(default_factory=list)
     """``{"values": [item per axis] | None, "point": repr, "error": "Type: message"}``."""
 
-    def items(self) -> list[list[Any]] | None:
+    def items(self) -> list[list[object]] | None:
         """Per axis (in ``axes`` order), the items of its values; None if not recorded."""
         if self.values is None:
             return None
@@ -86,7 +87,7 @@ class RequestInfo:
         except (KeyError, TypeError, ValueError):
             return None
 
-    def tokens(self) -> list[list[Any]] | None:
+    def tokens(self) -> list[list[Token]] | None:
         """Per axis (in ``axes`` order), the identity of every value."""
         items = self.items()
         return None if items is None else [[item_token(i) for i in axis] for axis in items]
@@ -100,9 +101,9 @@ def request_from_plan(plan: RunPlan, run_id: str, started: float) -> RequestInfo
     axes = plan.grid.axes
     names = [axis.name for axis in axes]
     count = sum(len(axis.values) for axis in axes)
-    values = None
+    values: dict[str, object] | None = None
     if count <= MAX_RECORDED_VALUES:  # compact: runs of ints as ranges, as chunk keys
-        values = dict(key_meta([(axis.name, axis.values) for axis in axes], names))
+        values = {axis.name: values_meta(axis.values) for axis in axes}
     parts = sorted(a.name_encoding + b"".join(a.bin_digests) for a in axes)
     return RequestInfo(
         set_id=plan.pset.set_id,
@@ -119,7 +120,7 @@ def request_from_plan(plan: RunPlan, run_id: str, started: float) -> RequestInfo
     )
 
 
-def describe_axes(names: list[str], values: list[list[Any]]) -> str:
+def describe_axes(names: Sequence[str], values: Sequence[Sequence[object]]) -> str:
     """``x: 40 values (0 .. 39); seed: 3 values (1 .. 3)``."""
     parts = []
     for name, vals in zip(names, values, strict=True):
@@ -195,7 +196,7 @@ class RequestLog:
         self._write(END_SUFFIX, data)
         self._start = None
 
-    def _failure(self, point: Any, message: str) -> dict[str, Any]:
+    def _failure(self, point: object, message: str) -> dict[str, object]:
         names = [axis.name for axis in self._plan.grid.axes]
         values = None
         if self._plan.product and isinstance(point, tuple) and len(point) == len(names):
@@ -203,7 +204,7 @@ class RequestLog:
             values = [key_items(items)[0] for _, items in stored]
         return {"values": values, "point": short_repr(point, 200), "error": message[:500]}
 
-    def _write(self, suffix: str, data: dict[str, Any]) -> None:
+    def _write(self, suffix: str, data: Mapping[str, object]) -> None:
         assert self._key is not None
         text = json.dumps(data, allow_nan=False, default=repr).encode()
         # A description, like params.json: no fsync, and never a reason to fail a run.
@@ -211,7 +212,7 @@ class RequestLog:
             self._plan.pset.store.write_if_absent(self._key + suffix, text, durable=False)
 
 
-def _start_json(info: RequestInfo) -> dict[str, Any]:
+def _start_json(info: RequestInfo) -> dict[str, object]:
     return {
         "format": FORMAT,
         "run_id": info.run_id,

@@ -32,7 +32,6 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from swarm_memo.cache.binindex import AxisBins, RequestBin, value_keys
 from swarm_memo.cache.segments import (
@@ -126,7 +125,7 @@ class PointIndex:
     def _table(self) -> _ProductTable:
         return _ProductTable.build(self.records)
 
-    def locate_product(self, axes: Sequence[str], bins: Sequence[Sequence[Any]]) -> list[Found]:
+    def locate_product(self, axes: Sequence[str], bins: Sequence[Sequence[object]]) -> list[Found]:
         """Where the points of a requested product chunk are stored.
 
         ``axes`` and ``bins`` (values) describe the request in its own axis order;
@@ -152,7 +151,7 @@ class PointIndex:
         req_strides = dict(zip(axes, strides([len(values) for values in bins]), strict=True))
         return self._collect(_candidates(group, overlapping), requests, req_strides)
 
-    def _request(self, axis: str, values: Sequence[Any]) -> RequestBin:
+    def _request(self, axis: str, values: Sequence[object]) -> RequestBin:
         """The requested bin ``values`` of ``axis``, as seen by an earlier chunk if any.
 
         Chunks of a grid share their bins (the same tuple objects): what was worked out

@@ -13,8 +13,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from swarm_memo.cache.index import Found, PointIndex
 from swarm_memo.errors import SpecError, SpecTypeError
@@ -22,7 +21,7 @@ from swarm_memo.identity.grid import Chunk, strides
 from swarm_memo.identity.hashing import encode, point_digest
 
 
-def parse_ignore(ignore: Any, axes: Iterable[str], where: str = "ignore") -> frozenset[str]:
+def parse_ignore(ignore: object, axes: Iterable[str], where: str = "ignore") -> frozenset[str]:
     """Validate ``ignore`` (a sequence of names, none of them an axis)."""
     if isinstance(ignore, (str, bytes)) or not isinstance(ignore, Iterable):
         raise SpecTypeError(f"{where} must be a sequence of names; got {ignore!r:.80}")
@@ -39,7 +38,7 @@ def parse_ignore(ignore: Any, axes: Iterable[str], where: str = "ignore") -> fro
 
 
 def parse_defaults(
-    defaults: Any, axes: Sequence[str], custom_points: bool, ignore: frozenset[str]
+    defaults: object, axes: Sequence[str], custom_points: bool, ignore: frozenset[str]
 ) -> dict[str, bytes]:
     """Validate ``defaults`` into name -> canonical encoding of its default value."""
     if defaults is None:
@@ -62,8 +61,8 @@ def parse_defaults(
 
 
 def key_params(
-    params: dict[str, Any], defaults: Mapping[str, bytes], ignore: frozenset[str]
-) -> dict[str, Any]:
+    params: dict[str, object], defaults: Mapping[str, bytes], ignore: frozenset[str]
+) -> dict[str, object]:
     """``params`` without its ignored keys and the keys at their declared default."""
     if not defaults and not ignore:
         return params
@@ -128,7 +127,7 @@ def locate_defaulted(
     return found
 
 
-def _full_positions(chunk: Chunk, kept: list[int], fixed: dict[int, int]) -> Any:
+def _full_positions(chunk: Chunk, kept: list[int], fixed: dict[int, int]) -> Callable[[int], int]:
     """Flat position in the product of the ``kept`` axes' bins -> flat position in the
     chunk's product, with the other axes at the ``fixed`` positions."""
     lengths = [len(b) for b in chunk.bins]
@@ -143,7 +142,9 @@ def _full_positions(chunk: Chunk, kept: list[int], fixed: dict[int, int]) -> Any
     return to_full
 
 
-def _by_digest(index: PointIndex, bins: Sequence[Sequence[Any]], hits: list[Found]) -> list[Found]:
+def _by_digest(
+    index: PointIndex, bins: Sequence[Sequence[object]], hits: list[Found]
+) -> list[Found]:
     """Reduced points not found in product files, looked up by digest (partial chunks)."""
     done = {r for _, reduced, _ in hits for r in reduced}
     points = list(itertools.product(*bins))

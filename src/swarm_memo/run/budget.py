@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from swarm_memo.core.diagnostics import Status
 from swarm_memo.errors import SpecError
@@ -83,7 +83,7 @@ class LaunchStatus(Status):
         return "\n".join(lines)
 
 
-def check_task_seconds(value: Any) -> float | None:
+def check_task_seconds(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -142,7 +142,7 @@ class _ByChunk(Discard):
 
 
 def launch_status(
-    requests: Requests, params: Any, split_spec: Any, count: int, estimate: Estimate | None
+    requests: Requests, params: object, split_spec: object, count: int, estimate: Estimate | None
 ) -> LaunchStatus:
     """The status of a launch of ``count`` tasks, read from the cache (never writes)."""
     plan = requests.plan(params, split_spec, access=Access.READ)

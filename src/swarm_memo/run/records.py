@@ -17,7 +17,6 @@ import platform
 import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
 
 from swarm_memo._version import __version__
 from swarm_memo.cache.codec import ChunkRecord, point_codes_of
@@ -75,13 +74,15 @@ def chunk_record(
 
 def _merge(
     plan: RunPlan, job: ChunkJob, computed: list[int], replaced: ChunkRecord | None
-) -> tuple[list[Any] | None, list[Any], list[bytes] | None, list[str | None], bool]:
+) -> tuple[list[object] | None, list[object], list[bytes] | None, list[str | None], bool]:
     """Points, outputs, digests and codes of a job's computed points merged with the
     points of the file it replaces; and whether every point of the chunk is there."""
     chunk = plan.named_chunks[job.index][0]
     all_digests = job.digests or plan.point_digests(chunk, job.points)
-    entries: dict[int, tuple[Any, str | None]] = {i: (job.outputs[i], plan.code) for i in computed}
-    extra: list[tuple[Any, Any, str | None, bytes]] = []  # points the chunk does not have
+    entries: dict[int, tuple[object, str | None]] = {
+        i: (job.outputs[i], plan.code) for i in computed
+    }
+    extra: list[tuple[object, object, str | None, bytes]] = []  # points the chunk does not have
     if replaced is not None:
         position = {d: i for i, d in enumerate(all_digests)}
         old_points = replaced.resolved_points()
@@ -105,7 +106,7 @@ def _merge(
     return points, outputs, None if points is None else digests, codes, complete
 
 
-def provenance(job: ChunkJob, computed: int) -> dict[str, Any]:
+def provenance(job: ChunkJob, computed: int) -> dict[str, object]:
     """Timings and provenance stored with a chunk (informative; never part of a key)."""
     return {
         "compute_seconds": round(job.seconds, 6),

@@ -21,6 +21,7 @@ from swarm_memo.identity.bindigest import (
     packed_array,
     packed_digest,
     packed_values,
+    sequence_digest,
 )
 from swarm_memo.identity.hashing import digest_bytes, encode, encode_items
 
@@ -96,6 +97,16 @@ class Axis:
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
     value_encodings: tuple[bytes, ...] | None = field(default=None, repr=False, compare=False)
     """Encodings already computed while building the axis, if any (else lazily)."""
+    whole_digest: bytes | None = field(default=None, repr=False, compare=False)
+    """Digest of the whole value list, if computed while building the axis (else lazily)."""
+
+    @cached_property
+    def list_digest(self) -> bytes:
+        """Digest of the whole value list, whatever the bins: equal exactly for equal lists
+        (by canonical encoding); computed without encoding every value one by one."""
+        if self.whole_digest is not None:
+            return self.whole_digest
+        return sequence_digest(self.values, f"split_spec[{self.name!r}]")
 
     @cached_property
     def bins(self) -> tuple[tuple[object, ...], ...]:
@@ -154,12 +165,12 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
         if distinct != len(values):
             raise _duplicate_error(where, values, encode_items(values, where))
         digests = tuple(packed_digest(tag, data[8 * i : 8 * (i + bin_size)]) for i in starts)
-        return Axis(name, values, bin_size, digests)
+        return Axis(name, values, bin_size, digests, None, packed_digest(tag, data))
     encodings = tuple(encode_items(values, where))
     if len(set(encodings)) != len(encodings):
         raise _duplicate_error(where, values, encodings)
     digests = tuple(encodings_digest(encodings[i : i + bin_size]) for i in starts)
-    return Axis(name, values, bin_size, digests, encodings)
+    return Axis(name, values, bin_size, digests, encodings, encodings_digest(encodings))
 
 
 @dataclass(frozen=True)

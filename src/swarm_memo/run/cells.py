@@ -124,10 +124,8 @@ class CellClaims:
             # Cells belong to the axis's whole value list: runs sweeping other lists (a
             # subset, an insert) never share a cell by position alone.
             values = self._list_ids.get(axis.name)
-            if values is None:
-                encoded = b"".join(e for bin_ in axis.bin_encodings for e in bin_)
-                values = hashlib.blake2b(encoded, digest_size=8).hexdigest()
-                self._list_ids[axis.name] = values
+            if values is None:  # from the axis's packed values: no encoding per value
+                values = self._list_ids[axis.name] = axis.list_digest[:8].hex()
             spans.append([(axis.name, values, k) for k in range(first // size, last // size + 1)])
         return sorted(_cell_name(cell) for cell in itertools.product(*spans))
 

@@ -34,12 +34,13 @@ array([[1, 1],
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from swarm_memo.core.optional import missing_dependency
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
@@ -74,7 +75,7 @@ def concat_lists(chunks: Iterable[Iterable[T]]) -> list[T]:
     return [item for chunk in chunks for item in chunk]
 
 
-def stack_arrays(outputs: Sequence[Any]) -> np.ndarray[Any, Any]:
+def stack_arrays(outputs: Sequence[npt.ArrayLike]) -> npt.NDArray[np.generic]:
     """``collate_fn``: stack a chunk's outputs into one array, one row per point.
 
     Each output must be array-like with the same shape (a number, a list of numbers, an
@@ -111,7 +112,7 @@ def stack_arrays(outputs: Sequence[Any]) -> np.ndarray[Any, Any]:
     return np.stack([np.asarray(output) for output in outputs])
 
 
-def concat_arrays(chunks: Sequence[Any]) -> np.ndarray[Any, Any]:
+def concat_arrays(chunks: Sequence[npt.ArrayLike]) -> npt.NDArray[np.generic]:
     """``merge_fn``: concatenate chunk arrays along axis 0, in chunk order.
 
     The counterpart of :func:`stack_arrays`: the result of ``run`` is one array with one
@@ -187,8 +188,8 @@ def concat_frames(chunks: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def records_frame(
-    outputs: Sequence[Mapping[str, Any]],
-    points: Sequence[Any] | None = None,
+    outputs: Sequence[Mapping[str, object]],
+    points: Sequence[object] | None = None,
     axes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """``collate_fn``: a DataFrame with one row per output, one column per dict key,
@@ -230,7 +231,7 @@ def records_frame(
         import pandas as pd  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise missing_dependency("pandas", "pandas", "swarm_memo.collate.records_frame") from exc
-    columns: dict[Any, None] = {}
+    columns: dict[str, None] = {}
     for position, output in enumerate(outputs):
         if not isinstance(output, Mapping):
             raise TypeError(
@@ -249,19 +250,20 @@ records_frame.swarm_memo_points = True  # type: ignore[attr-defined]
 
 
 def _point_tuples(
-    points: Sequence[Any] | None, axes: Sequence[str] | None, rows: int
-) -> tuple[Sequence[tuple[Any, ...]], list[str]] | None:
+    points: Sequence[object] | None, axes: Sequence[str] | None, rows: int
+) -> tuple[list[tuple[object, ...]], list[str]] | None:
     """The points and axes when every point is a tuple of one value per axis."""
     if points is None or axes is None or len(points) != rows:
         return None
-    if not all(type(p) is tuple and len(p) == len(axes) for p in points):
+    tuples = [p for p in points if type(p) is tuple and len(p) == len(axes)]
+    if len(tuples) != len(points):
         return None
-    return points, list(axes)
+    return tuples, list(axes)
 
 
 def _axis_columns(
-    points: Sequence[Any] | None, axes: Sequence[str] | None, rows: int
-) -> dict[Any, list[Any]]:
+    points: Sequence[object] | None, axes: Sequence[str] | None, rows: int
+) -> dict[str, list[object]]:
     found = _point_tuples(points, axes, rows)
     if found is None:
         return {}
@@ -270,8 +272,8 @@ def _axis_columns(
 
 
 def _renamed(
-    data: dict[Any, list[Any]], points: Sequence[Any] | None, axes: Sequence[str] | None
-) -> dict[Any, list[Any]]:
+    data: dict[str, list[object]], points: Sequence[object] | None, axes: Sequence[str] | None
+) -> dict[str, list[object]]:
     """Output columns named like an axis: dropped when equal to it, else ``<key>_output``."""
     found = _point_tuples(points, axes, len(next(iter(data.values()), [])))
     if found is None or not data:
@@ -279,7 +281,7 @@ def _renamed(
     from swarm_memo.identity.hashing import equal
 
     tuples, names = found
-    out: dict[Any, list[Any]] = {}
+    out: dict[str, list[object]] = {}
     for column, values in data.items():
         if column not in names:
             out[column] = values

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from swarm_memo.errors import SpecError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from swarm_memo.core.picture import Coverage, Picture
 
 
@@ -115,7 +117,7 @@ class Status:
     total_chunks: int = 0
     cached_chunks: int = 0
     missing_chunks: int = 0
-    missing: list[dict[str, list[Any]]] = field(default_factory=list)
+    missing: list[dict[str, list[object]]] = field(default_factory=list)
     estimated_seconds: float | None = None
     """Compute time of the missing points on one worker, from the timings stored with
     this params set's chunks (``0.0`` when nothing is missing; None when points are
@@ -123,7 +125,7 @@ class Status:
     coverage_reader: Callable[[], Coverage] | None = field(default=None, repr=False, compare=False)
     """Reads which point is stored, missing or failed (for :meth:`picture`)."""
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         """Pickles without its cache reader (a Status sent elsewhere keeps its counts;
         :meth:`picture` then needs a new ``status()`` call)."""
         state = dict(self.__dict__)
@@ -143,7 +145,7 @@ class Status:
             )
         return self.coverage_reader().picture(axes)
 
-    def plot(self, axes: Sequence[str] | None = None, ax: Any = None) -> Any:
+    def plot(self, axes: Sequence[str] | None = None, ax: Axes | None = None) -> Axes:
         """Draw :meth:`picture` with matplotlib (``pip install "swarm-memo[plot]"``):
         the fraction stored per cell, failed cells in red, axis values as ticks. Draws
         on ``ax`` (a new figure when None) and returns it."""
@@ -172,7 +174,7 @@ class Status:
     def of(
         cls,
         diag: Diagnostics,
-        missing: list[dict[str, list[Any]]],
+        missing: list[dict[str, list[object]]],
         seconds_per_point: float | None = None,
         coverage_reader: Callable[[], Coverage] | None = None,
     ) -> Status:

@@ -11,10 +11,13 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from swarm_memo.core.optional import missing_dependency
 from swarm_memo.errors import SpecError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["FAILED", "MISSING", "STORED", "Coverage", "Picture"]
 
@@ -130,7 +133,7 @@ class Picture:
             out.append(f"{label:<{row_width}} | " + " ".join(ch.rjust(col_width) for ch in text))
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "axes": self.axes,
             "columns": self.columns,
@@ -181,7 +184,7 @@ def _html_cell(missing: int, stored: int, failed: int) -> str:
     return f'<td title="{title}" style="background:{colour};width:12px;height:12px"></td>'
 
 
-def plot_picture(picture: Picture, ax: Any = None) -> Any:
+def plot_picture(picture: Picture, ax: Axes | None = None) -> Axes:
     """Draw a picture with matplotlib: the fraction stored per cell (greens), cells with
     failed points in red, the axis values as ticks. Returns the axes drawn on."""
     try:

@@ -16,12 +16,15 @@ import math
 import pathlib
 import re
 import reprlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from swarm_memo.errors import InspectError
 
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhdw])\s*", re.IGNORECASE)
+JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
+"""What ``json.dumps`` writes without a ``default``: what :func:`to_jsonable` returns."""
+
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -46,7 +49,7 @@ def abbreviate(text: str, width: int = 60) -> str:
     return text[: max(width - 3, 1)] + "..."
 
 
-def short_repr(value: Any, width: int = 60) -> str:
+def short_repr(value: object, width: int = 60) -> str:
     """A one-line repr of ``value`` of at most ``width`` characters (never raises)."""
     try:
         text = _REPR.repr(value)
@@ -91,7 +94,7 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
-def to_jsonable(value: Any, _depth: int = 0) -> Any:
+def to_jsonable(value: object, _depth: int = 0) -> JSONValue:
     """Convert params and axis values to JSON types; anything unknown becomes its repr.
 
     Tuples and sets become lists (sets sorted when possible), paths strings, numpy values
@@ -104,7 +107,7 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         return short_repr(value, 200)
 
 
-def _jsonable(value: Any, depth: int) -> Any:
+def _jsonable(value: object, depth: int) -> JSONValue:
     if depth > 40:
         return short_repr(value, 200)
     if value is None or isinstance(value, (bool, str)):
@@ -120,7 +123,7 @@ def _jsonable(value: Any, depth: int) -> Any:
     return _leaf_jsonable(value, depth)
 
 
-def _container_jsonable(value: Any, depth: int) -> Any:
+def _container_jsonable(value: Collection[object], depth: int) -> JSONValue:
     if isinstance(value, dict):
         return {
             (k if isinstance(k, str) else short_repr(k, 200)): _jsonable(v, depth)
@@ -130,7 +133,7 @@ def _container_jsonable(value: Any, depth: int) -> Any:
     return [_jsonable(v, depth) for v in items]
 
 
-def _leaf_jsonable(value: Any, depth: int) -> Any:
+def _leaf_jsonable(value: object, depth: int) -> JSONValue:
     """Paths, bytes, dates, dataclasses, numpy values; anything else as a short repr."""
     if isinstance(value, pathlib.PurePath):
         return str(value)
@@ -157,33 +160,33 @@ def sort_values(values: Iterable[Any]) -> list[Any]:
         return sorted(items, key=lambda v: (type(v).__name__, short_repr(v, 1000)))
 
 
-def distinguishing_params(all_params: list[Any], width: int = 60) -> list[str | None]:
+def distinguishing_params(all_params: Sequence[object], width: int = 60) -> list[str | None]:
     """For params (dicts, as ``params.json`` describes them) whose cut reprs would look
     alike, a line showing first the keys whose values differ between those sets
     (``alpha=0.1; same: model, seed``). None for the others (not a dict, or a repr that
     tells it apart already): the caller shows the usual repr."""
     texts: list[str | None] = [None] * len(all_params)
-    alike: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    alike: dict[tuple[str, tuple[str, ...]], list[tuple[int, Mapping[object, object]]]] = {}
     for i, params in enumerate(all_params):
         if isinstance(params, dict):
             keys = tuple(sorted(map(str, params)))
-            alike.setdefault((short_repr(params, width), keys), []).append(i)
+            alike.setdefault((short_repr(params, width), keys), []).append((i, params))
     for (_, keys), members in alike.items():
         if len(members) < 2:
             continue
-        values = [{str(k): _canonical_json(v) for k, v in all_params[i].items()} for i in members]
+        values = [{str(k): _canonical_json(v) for k, v in given.items()} for _, given in members]
         differing = [k for k in keys if len({v[k] for v in values}) > 1]
         if not differing:
             continue  # the same params (another cache_version): the repr says it all
         same = [k for k in keys if k not in differing]
-        for i in members:
-            params = {str(k): v for k, v in all_params[i].items()}
+        for i, given in members:
+            params = {str(k): v for k, v in given.items()}
             shown = ", ".join(f"{k}={short_repr(params[k], 30)}" for k in differing)
             texts[i] = abbreviate(shown + (f"; same: {', '.join(same)}" if same else ""), width)
     return texts
 
 
-def _canonical_json(value: Any) -> str:
+def _canonical_json(value: object) -> str:
     import json
 
     try:

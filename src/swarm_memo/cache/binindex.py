@@ -24,13 +24,28 @@ from bisect import bisect_right
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import xxhash
 
 from swarm_memo.identity.hashing import encode, scalar_kind
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 _INT, _FLOAT, _STR = "i", "f", "s"
+
+
+class Ordered(Protocol):
+    """A bound of a :class:`Sketch`: an int, float or str, compared only with bounds of
+    its own kind."""
+
+    def __lt__(self, other: Self, /) -> bool: ...
+    def __le__(self, other: Self, /) -> bool: ...
+    def __gt__(self, other: Self, /) -> bool: ...
+    def __ge__(self, other: Self, /) -> bool: ...
+
+
 _unpack_float = struct.Struct(">d").unpack
 
 
@@ -59,7 +74,7 @@ def value_key(value: Any) -> Hashable:
     return enc
 
 
-def value_keys(values: Sequence[Any]) -> Sequence[Hashable]:
+def value_keys(values: Sequence[object]) -> Sequence[Hashable]:
     """:func:`value_key` of each value (a bin of plain ints or strs is its own keys)."""
     if isinstance(values, range):
         return values
@@ -78,7 +93,7 @@ class Sketch:
     (such a stored bin overlaps every request).
     """
 
-    bounds: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    bounds: dict[str, tuple[Ordered, Ordered]] = field(default_factory=dict)
     nan: bool = False
     other: bool = False
 
@@ -99,7 +114,7 @@ class Sketch:
         self.bounds[kind] = (low, high)
 
 
-def stored_sketch(values: Sequence[Any]) -> Sketch:
+def stored_sketch(values: Sequence[object]) -> Sketch:
     """The sketch of a stored bin, from its values' types (no encoding)."""
     sketch = Sketch()
     if isinstance(values, range):
@@ -115,7 +130,7 @@ def stored_sketch(values: Sequence[Any]) -> Sketch:
         else:
             sketch.other = True
         return sketch
-    by_kind: dict[str, list[Any]] = {}
+    by_kind: dict[str, list[object]] = {}
     for value in values:
         by_kind.setdefault(scalar_kind(type(value)), []).append(value)
     sketch.other = "" in by_kind
@@ -146,7 +161,7 @@ def keys_sketch(keys: Iterable[Hashable]) -> Sketch:
     return sketch
 
 
-def bin_identity(values: Sequence[Any]) -> Hashable:
+def bin_identity(values: Sequence[object]) -> Hashable:
     """Equal for two stored bins only when they hold the same values (same encodings):
     a ``range`` is its own identity, any other bin the digest of its pickle."""
     if isinstance(values, range):
@@ -158,21 +173,21 @@ def bin_identity(values: Sequence[Any]) -> Hashable:
 class _SortedBounds:
     """Bins of one kind sorted by lower bound, with the running maximum of upper bounds."""
 
-    lows: list[Any]
-    highs: list[Any]
+    lows: list[Ordered]
+    highs: list[Ordered]
     ids: list[int]
-    reach: list[Any]
+    reach: list[Ordered]
     """``reach[k]``: the largest upper bound among the first ``k + 1`` bins."""
 
     @classmethod
-    def build(cls, entries: list[tuple[Any, Any, int]]) -> _SortedBounds:
+    def build(cls, entries: list[tuple[Ordered, Ordered, int]]) -> _SortedBounds:
         entries.sort(key=lambda e: e[0])
-        reach: list[Any] = []
+        reach: list[Ordered] = []
         for _, high, _ in entries:
             reach.append(high if not reach or high > reach[-1] else reach[-1])
         return cls([e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries], reach)
 
-    def overlapping(self, low: Any, high: Any, out: set[int]) -> None:
+    def overlapping(self, low: Ordered, high: Ordered, out: set[int]) -> None:
         k = bisect_right(self.lows, high) - 1
         while k >= 0 and self.reach[k] >= low:
             if self.highs[k] >= low:
@@ -184,11 +199,11 @@ class AxisBins:
     """The distinct bins stored on one axis, and which of them may overlap a request."""
 
     def __init__(self) -> None:
-        self.values: list[Sequence[Any]] = []
+        self.values: list[Sequence[object]] = []
         self._ids: dict[Hashable, int] = {}
-        self._seen: dict[int, tuple[Sequence[Any], int]] = {}
+        self._seen: dict[int, tuple[Sequence[object], int]] = {}
 
-    def add(self, values: Sequence[Any]) -> int:
+    def add(self, values: Sequence[object]) -> int:
         """The id of a stored bin (the same for every bin with the same values)."""
         seen = self._seen.get(id(values))
         if seen is not None and seen[0] is values:
@@ -209,7 +224,7 @@ class AxisBins:
     @cached_property
     def _search(self) -> tuple[dict[str, _SortedBounds], list[int], list[int]]:
         """Per kind the sorted bounds; the bins holding a NaN; those holding other types."""
-        entries: dict[str, list[tuple[Any, Any, int]]] = {}
+        entries: dict[str, list[tuple[Ordered, Ordered, int]]] = {}
         nan: list[int] = []
         other: list[int] = []
         for bin_id, values in enumerate(self.values):
@@ -269,7 +284,7 @@ def _range_pairs(wanted: range, stored: range) -> Pairs | None:
 class RequestBin:
     """One requested axis bin: keys, positions and sketch, each computed on first use."""
 
-    def __init__(self, values: Sequence[Any]) -> None:
+    def __init__(self, values: Sequence[object]) -> None:
         self.values = values
         self.overlap: set[int] | None = None
         """Ids of the stored bins of its axis that may share values with it (the index's)."""
@@ -297,7 +312,7 @@ class RequestBin:
     def positions(self) -> dict[Hashable, int]:
         return {key: i for i, key in enumerate(self.keys)}
 
-    def pairs(self, stored: Sequence[Any], lookup: dict[Hashable, int] | None) -> Pairs:
+    def pairs(self, stored: Sequence[object], lookup: dict[Hashable, int] | None) -> Pairs:
         """Where the values shared with a stored bin are, in both bins. ``lookup`` maps
         the stored bin's keys to their positions (None for a ``range`` bin)."""
         if lookup is None and isinstance(stored, range) and self.run is not None:

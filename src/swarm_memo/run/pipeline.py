@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Final
 
 from swarm_memo.cache.codec import ChunkRecord
 from swarm_memo.cache.params_set import logger
@@ -35,7 +35,7 @@ from swarm_memo.execution.stop import StopRequest, stop_on_signals
 from swarm_memo.execution.writer import ChunkWriter
 from swarm_memo.identity.grid import Chunk
 from swarm_memo.run.cells import run_claims
-from swarm_memo.run.plan import RunPlan
+from swarm_memo.run.plan import ChunkPoints, RunPlan
 from swarm_memo.run.records import chunk_record, computed_positions, unpicklable_error
 from swarm_memo.run.requests_log import RequestLog
 from swarm_memo.run.sinks import Sink
@@ -44,7 +44,7 @@ CLAIMS_AHEAD = 256
 """Chunks a run may hold claimed but unwritten at once (at least four exec chunks' worth):
 a process's record locks slow down as it holds more, and tiny chunks would otherwise
 claim the whole window."""
-FOUND: Any = object()
+FOUND: Final = object()
 """Placeholder for a point found in the cache whose output is not loaded (status)."""
 
 
@@ -114,7 +114,7 @@ class _Run:
 
     # ------------------------------------------------------------------ exact hits
 
-    def _chunk_points(self, chunk: Chunk) -> tuple[list[Any] | None, bool]:
+    def _chunk_points(self, chunk: Chunk) -> tuple[ChunkPoints | None, bool]:
         """A chunk's points (None for the default points, built only when needed) and
         whether they are the product of its bins."""
         return (None, True) if self.plan.product else self.plan.chunk_points(chunk)

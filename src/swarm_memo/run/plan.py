@@ -19,6 +19,10 @@ from swarm_memo.identity.grid import Chunk, Grid, product_points
 from swarm_memo.identity.hashing import digest_parts, encode, point_digest
 from swarm_memo.run.config import MemoConfig
 
+ChunkPoints = list[tuple[object, ...]] | list[object]
+"""A chunk's points: tuples of axis values (the default points) or, with a custom
+``enumerate_points``, the objects it returned."""
+
 
 class Access(enum.Enum):
     """What a call may do to the cache, decided once at the edge of the call."""
@@ -69,7 +73,7 @@ class RunPlan:
         """True when points are the default cartesian product (found by their bins)."""
         return self.config.enumerate_points is None
 
-    def points(self, chunk: Chunk) -> list[Any]:
+    def points(self, chunk: Chunk) -> ChunkPoints:
         enumerate_points = self.config.enumerate_points
         if enumerate_points is None:
             return product_points({}, chunk.split_spec)  # the product ignores params
@@ -81,7 +85,7 @@ class RunPlan:
             )
         return list(points)
 
-    def chunk_points(self, chunk: Chunk) -> tuple[list[Any], bool]:
+    def chunk_points(self, chunk: Chunk) -> tuple[ChunkPoints, bool]:
         """A chunk's points, and whether they are exactly the cartesian product of its
         bins in axis order: such a chunk is stored and found as a product chunk (no point
         list on disk, no per-point digests), whatever enumerated it."""

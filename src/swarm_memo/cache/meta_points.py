@@ -25,7 +25,7 @@ import itertools
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, TypeGuard
 
 from swarm_memo.core.textfmt import short_repr
 from swarm_memo.identity.hashing import digest_bytes, encode
@@ -185,18 +185,22 @@ def point_ids_meta(digests: Iterable[bytes]) -> str:
     return b"".join(digests).hex()
 
 
-def values_meta(values: Sequence[Any]) -> dict[str, list[int]] | list[object]:
+def values_meta(values: Sequence[object]) -> dict[str, list[int]] | list[object]:
     """One axis's values as the ``key`` meta field stores them: a run of ints as
     ``{"range": [start, stop, step]}``, else a list of items."""
     if isinstance(values, range):  # already found to be a run of ints (a stored key)
         return {"range": [values.start, values.stop, values.step]}
-    if len(values) >= 3 and all(type(v) is int for v in values):
+    if len(values) >= 3 and _all_ints(values):
         step = values[1] - values[0]
         if step:
             run = range(values[0], values[-1] + (1 if step > 0 else -1), step)
             if len(run) == len(values) and tuple(run) == tuple(values):
                 return {"range": [run.start, run.stop, run.step]}
     return [_item_meta(v) for v in values]
+
+
+def _all_ints(values: Sequence[object]) -> TypeGuard[Sequence[int]]:
+    return all(type(v) is int for v in values)
 
 
 def _item_meta(value: object) -> object:

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from swarm_memo.cache.layout import SetPaths
 from swarm_memo.cache.meta_points import Token, item_token, key_items, key_meta, values_meta
@@ -75,7 +75,7 @@ class RequestInfo:
     ended: float | None = None
     outcome: str | None = None
     executed_points: int = 0
-    failed: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, object]] = field(default_factory=list)
     """``{"values": [item per axis] | None, "point": repr, "error": "Type: message"}``."""
 
     def items(self) -> list[list[object]] | None:
@@ -141,7 +141,8 @@ class RequestLog:
     def __init__(self, plan: RunPlan) -> None:
         self._plan = plan
         self._key: str | None = None
-        self._start: dict[str, Any] | None = None
+        self._start: tuple[str, float] | None = None
+        """``(run_id, started)`` once the run starts computing."""
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._written = False
@@ -153,7 +154,7 @@ class RequestLog:
             return
         started = time.time()
         run_id = uuid.uuid4().hex[:12]
-        self._start = {"run_id": run_id, "started": started}  # described when written
+        self._start = (run_id, started)  # described when written
         self._key = f"{self._plan.pset.paths.requests}/{int(started * 1000)}-{run_id}"
         self._timer = threading.Timer(RECORD_AFTER, self._write_start)
         self._timer.daemon = True
@@ -163,7 +164,7 @@ class RequestLog:
         with self._lock:
             if not self._written and self._start is not None:
                 self._written = True
-                run_id, started = self._start["run_id"], self._start["started"]
+                run_id, started = self._start
                 self._write(
                     START_SUFFIX, _start_json(request_from_plan(self._plan, run_id, started))
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from swarm_memo.core.jobs import MISSING
 from swarm_memo.errors import CollateError
@@ -44,7 +44,7 @@ class Discard:
     wants_outputs = False
 
     def __init__(self) -> None:
-        self.missing_specs: list[dict[str, list[Any]]] = []
+        self.missing_specs: list[dict[str, list[object]]] = []
 
     def take(
         self, chunk: Chunk, points: Sequence[object] | None, outputs: list[object], partial: bool

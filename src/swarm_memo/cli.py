@@ -17,7 +17,7 @@ import json
 import pprint
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import click
 
@@ -38,7 +38,8 @@ from swarm_memo.inspection.sizecap import parse_size
 from swarm_memo.inspection.watch_cli import register as register_watch_commands
 from swarm_memo.stores.base import Store
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
@@ -59,32 +60,33 @@ _OPTIONS = click.option(
 
 def _open(cache_root: str, storage_options: str | None) -> Store:
     """The cache's store; the options are parsed from JSON."""
-    options: Any = None
+    options: dict[str, object] | None = None
     if storage_options is not None:
         try:
-            options = json.loads(storage_options)
+            loaded = json.loads(storage_options)
         except ValueError as exc:
             raise InspectError(f"--storage-options is not valid JSON: {exc}") from None
-        if not isinstance(options, dict):
+        if not isinstance(loaded, dict):
             raise InspectError(f"--storage-options must be a JSON object; got {storage_options!r}")
+        options = loaded
     return open_cache(cache_root, options)
 
 
-def _errors_to_exit(fn: F) -> F:
+def _errors_to_exit(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn user errors and OS errors into one line on stderr and exit code 2."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except (InspectError, SpecError, OSError) as exc:
             click.echo(f"swarm-memo: error: {exc}", err=True)
             raise click.exceptions.Exit(EXIT_USAGE) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
-def _print_json(data: Any) -> None:
+def _print_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False))
 
 

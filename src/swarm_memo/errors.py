@@ -6,8 +6,7 @@ Each subclass also inherits the builtin a caller would naturally catch: a bad sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 
 class SwarmMemoError(Exception):
@@ -46,8 +45,8 @@ class ExecError(SwarmMemoError, RuntimeError):
         self,
         message: str,
         *,
-        point: Any = None,
-        params: Any = None,
+        point: object = None,
+        params: Mapping[str, object] | None = None,
         exc_type: str = "",
         exc_message: str = "",
         worker_traceback: str = "",
@@ -77,9 +76,20 @@ class TaskFailedError(ExecError):
         task: int,
         job_id: str | None,
         also_failed: Sequence[int] = (),
-        **details: Any,
+        point: object = None,
+        params: Mapping[str, object] | None = None,
+        exc_type: str = "",
+        exc_message: str = "",
+        worker_traceback: str = "",
     ) -> None:
-        super().__init__(message, **details)
+        super().__init__(
+            message,
+            point=point,
+            params=params,
+            exc_type=exc_type,
+            exc_message=exc_message,
+            worker_traceback=worker_traceback,
+        )
         self.task = task
         self.job_id = job_id
         self.also_failed = list(also_failed)
@@ -95,7 +105,9 @@ class WorkerDiedError(ExecError):
     ``points`` holds every point of the exec chunk that was lost.
     """
 
-    def __init__(self, message: str, *, points: list[Any], params: Any = None) -> None:
+    def __init__(
+        self, message: str, *, points: Sequence[object], params: Mapping[str, object] | None = None
+    ) -> None:
         super().__init__(message, point=points[0] if points else None, params=params)
         self.points = points
 
@@ -103,7 +115,7 @@ class WorkerDiedError(ExecError):
 class CollateError(SwarmMemoError, RuntimeError):
     """``collate_fn`` raised for a chunk; ``chunk`` is its sub-spec (axis -> values)."""
 
-    def __init__(self, message: str, chunk: Any = None) -> None:
+    def __init__(self, message: str, chunk: Mapping[str, Sequence[object]] | None = None) -> None:
         super().__init__(message)
         self.chunk = chunk
 

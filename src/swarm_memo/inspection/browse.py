@@ -10,8 +10,9 @@ trust boundary).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from swarm_memo.cache.codec import decode_chunk
 from swarm_memo.cache.listing import (
@@ -34,17 +35,23 @@ from swarm_memo.errors import (
 from swarm_memo.identity.hashing import point_digest
 from swarm_memo.stores.base import Store
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SET_COLUMN = "set_id"
 
+Labelled = tuple[tuple[str, object], ...]
+"""A stored point as ``((axis, value), ...)``, or ``(("point", point),)`` for a custom one."""
 
-def _param_cell(value: Any) -> Any:
+
+def _param_cell(value: object) -> object:
     """A params value as a cell: nested values (lists, dicts) as their JSON text."""
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
     return value
 
 
-def _check_set_id(set_id: Any) -> str:
+def _check_set_id(set_id: object) -> str:
     if not isinstance(set_id, str):
         raise SpecTypeError(f"set_id must be a str (a digest or its prefix); got {set_id!r:.80}")
     return set_id
@@ -59,7 +66,7 @@ class Cache:
     def __repr__(self) -> str:
         return f"open_cache({self._store.url('')!r})"
 
-    def sets(self) -> Any:
+    def sets(self) -> pd.DataFrame:
         """One row per params set: ``set_id``, ``cache_version``, one column per top-level
         params key (nested values as JSON text; NaN where a set lacks the key), then
         ``points``, ``chunks``, ``bytes``, ``compute_seconds``, ``hosts`` (comma-separated)
@@ -78,7 +85,7 @@ class Cache:
             drop=True
         )
 
-    def _set_row(self, set_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _set_row(self, set_id: str) -> tuple[dict[str, object], dict[str, object]]:
         facts = ChunkFacts.read(self._store, set_id)
         summary = summarize_set(self._store, set_id, facts)
         seconds, hosts = compute_facts(facts.metas)
@@ -94,7 +101,7 @@ class Cache:
             "last_write": summary.last_written,
         }
 
-    def load(self, set_id: str) -> Any:
+    def load(self, set_id: str) -> pd.DataFrame:
         """Every stored point of one params set (``set_id`` or a unique prefix of it): one
         column per axis (NaN where a file was stored without that axis), then the output's
         fields as ``SwarmMemo.to_dataframe`` gives them. Rows are sorted by point when the
@@ -105,10 +112,10 @@ class Cache:
         pairs, axes = self._pairs(resolve_set(self._store, _check_set_id(set_id)))
         return to_dataframe(pairs, {}, (), default_points=False, point_to_dict=_as_dict(axes))
 
-    def _pairs(self, set_id: str) -> tuple[list[tuple[Any, Any]], list[str]]:
+    def _pairs(self, set_id: str) -> tuple[list[tuple[Labelled, object]], list[str]]:
         """``(point, output)`` of every stored point (each once) and the axes seen."""
         seen: set[bytes] = set()
-        pairs: list[tuple[Any, Any]] = []
+        pairs: list[tuple[Labelled, object]] = []
         axes: dict[str, None] = {}
         for entry in chunk_files(self._store, set_id):
             data = self._store.read(entry.key)
@@ -128,7 +135,7 @@ class Cache:
                     pairs.append((labelled, output))
         return _sorted(pairs, list(axes)), list(axes)
 
-    def to_dataframe(self, set_ids: Iterable[str] | str) -> Any:
+    def to_dataframe(self, set_ids: Iterable[str] | str) -> pd.DataFrame:
         """Several params sets in one frame: ``set_id``, one column per params key whose
         value differs between them, then the rows of :meth:`load`. ``set_ids`` may be a
         column of :meth:`sets` after a filter (``sets[sets.alpha < 0.5].set_id``)."""
@@ -153,24 +160,24 @@ class Cache:
         return pd.concat(frames, ignore_index=True)
 
 
-def _labelled(axes: Sequence[str], point: Any) -> Any:
+def _labelled(axes: Sequence[str], point: object) -> Labelled:
     """A point as ``((axis, value), ...)`` when it is a tuple of the file's axis values."""
     if isinstance(point, tuple) and len(point) == len(axes):
         return tuple(zip(axes, point, strict=True))
     return (("point", point),)
 
 
-def _digest(labelled: Any) -> bytes:
+def _digest(labelled: Labelled) -> bytes:
     try:
         return point_digest(labelled)
     except UnhashableValueError:  # a custom point without a canonical encoding
         return repr(labelled).encode()
 
 
-def _sorted(pairs: list[tuple[Any, Any]], axes: list[str]) -> list[tuple[Any, Any]]:
+def _sorted(pairs: list[tuple[Labelled, object]], axes: list[str]) -> list[tuple[Labelled, object]]:
     """By axis values (first axis slowest); in file order when they do not compare."""
 
-    def key(pair: tuple[Any, Any]) -> tuple[Any, ...]:
+    def key(pair: tuple[Labelled, object]) -> tuple[tuple[bool, object], ...]:
         values = dict(pair[0])
         return tuple((a not in values, values.get(a, 0)) for a in axes)  # absent: last
 
@@ -180,15 +187,17 @@ def _sorted(pairs: list[tuple[Any, Any]], axes: list[str]) -> list[tuple[Any, An
         return pairs
 
 
-def _as_dict(axes: Sequence[str]) -> Any:
-    def point_to_dict(labelled: Any) -> dict[str, Any]:
+def _as_dict(axes: Sequence[str]) -> Callable[[Labelled], dict[str, object]]:
+    def point_to_dict(labelled: Labelled) -> dict[str, object]:
         values = dict(labelled)
         return {**{axis: values.get(axis) for axis in axes}, **values}
 
     return point_to_dict
 
 
-def open_cache(cache_root: Any, storage_options: dict[str, Any] | None = None) -> Cache:
+def open_cache(
+    cache_root: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+) -> Cache:
     """Browse an existing cache (a folder or an fsspec URL): ``.sets()``, ``.load(set_id)``,
     ``.to_dataframe(set_ids)``. Never executes, never writes; unpickles stored outputs.
     Needs pandas. Raises :class:`~swarm_memo.errors.InspectError` if there is no cache."""

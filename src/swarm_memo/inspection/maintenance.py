@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from swarm_memo.cache.codec import read_meta
 from swarm_memo.cache.layout import CHUNK_SUFFIX, PARAMS_FILE, QUARANTINE, SetPaths
@@ -43,7 +42,7 @@ class Problem:
     reason: str
     set_id: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {"path": self.path, "reason": self.reason, "set": self.set_id}
 
 
@@ -66,7 +65,7 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "root": self.root,
             "ok": self.ok,
@@ -184,7 +183,7 @@ class GcPlan:
     def empty(self) -> bool:
         return not (self.sets or self.temp_files or self.quarantine_dir)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "root": self.root,
             "sets": [s.to_json() for s in self.sets],

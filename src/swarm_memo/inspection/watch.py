@@ -11,10 +11,9 @@ Its progress comes from the chunk files' JSON metas: which of its points are sto
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from swarm_memo.cache.codec import ChunkMeta
 from swarm_memo.cache.listing import ChunkFacts, resolve_set, set_ids
@@ -62,7 +61,7 @@ class SweepProgress:
     def missing(self) -> int:
         return max(0, self.total - self.stored - self.failed)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "set": self.set_id,
             "request": self.digest,
@@ -83,7 +82,7 @@ class SweepProgress:
         }
 
 
-def _computed_at(meta: ChunkMeta) -> tuple[float, dict[str, Any]] | None:
+def _computed_at(meta: ChunkMeta) -> tuple[float, Mapping[str, object]] | None:
     info = meta.info
     if not isinstance(info.get("computed_at"), str):
         return None
@@ -121,12 +120,16 @@ def _group(requests: list[RequestInfo]) -> dict[str, list[RequestInfo]]:
     return groups
 
 
-def _failures(requests: Sequence[RequestInfo]) -> list[dict[str, Any]]:
+def _failures(requests: Sequence[RequestInfo]) -> list[Mapping[str, object]]:
     return [f for r in requests for f in r.failed]
 
 
 def _one_sweep(
-    set_id: str, runs: list[RequestInfo], metas: list[ChunkMeta], all_failed: Any, now: float
+    set_id: str,
+    runs: list[RequestInfo],
+    metas: list[ChunkMeta],
+    all_failed: Sequence[Mapping[str, object]],
+    now: float,
 ) -> SweepProgress:
     latest = runs[-1]
     started = min(r.started for r in runs)
@@ -149,7 +152,9 @@ def _one_sweep(
     )  # fmt: skip
 
 
-def _still_failed(cover: Coverage, failures: list[dict[str, Any]], most: int = 3) -> list[str]:
+def _still_failed(
+    cover: Coverage, failures: Sequence[Mapping[str, object]], most: int = 3
+) -> list[str]:
     if not cover.count(FAILED):
         return []
     seen: dict[str, str] = {}
@@ -234,7 +239,7 @@ def _stored_values(set_id: str, metas: list[ChunkMeta]) -> RequestInfo:
     axes: list[str] = next((list(m.axes) for m in metas if m.axes), [])
     if not axes:
         raise InspectError(f"params set {set_id[:12]} has no readable chunk file to draw")
-    per_axis: dict[str, dict[Any, Any]] = {axis: {} for axis in axes}
+    per_axis: dict[str, dict[object, object]] = {axis: {} for axis in axes}
     for meta in metas:
         for axis, items in chunk_key(meta) or ():
             for item in items:

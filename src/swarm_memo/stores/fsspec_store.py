@@ -17,21 +17,30 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import threading
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Protocol, TypedDict
 
 from swarm_memo.stores.base import Capabilities, FileStat, store_error
 
 _CREATE_LOCK = threading.Lock()
 
 
-def _mtime_ns(info: dict[str, Any]) -> int:
+def _mtime_ns(info: Mapping[str, object]) -> int:
     value = info.get("LastModified", info.get("mtime", info.get("created")))
     if isinstance(value, datetime):
         return int(value.timestamp() * 1e9)
     if isinstance(value, (int, float)):
         return int(value * 1e9)
     return 0
+
+
+class _Entry(TypedDict):
+    """What :meth:`FsspecStore._ls` reads of an entry of ``fs.ls(path, detail=True)`` (every
+    fsspec file system gives these two keys; the others depend on the file system)."""
+
+    name: str
+    type: str
 
 
 class FsspecStore:
@@ -45,7 +54,7 @@ class FsspecStore:
         Passed to the fsspec file system (credentials, ``endpoint_url``, ...).
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, storage_options: Mapping[str, object] | None = None) -> None:
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
@@ -117,11 +126,11 @@ class FsspecStore:
         token = str(etag) if etag else f"{size}-{mtime}"
         return FileStat(size, mtime, token)
 
-    def _ls(self, prefix: str) -> list[dict[str, Any]]:
+    def _ls(self, prefix: str) -> list[_Entry]:
         path = self._path(prefix)
         self.fs.invalidate_cache(path)  # other processes write here too
         try:
-            entries: list[dict[str, Any]] = self.fs.ls(path, detail=True)
+            entries: list[_Entry] = self.fs.ls(path, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
         return entries
@@ -203,6 +212,12 @@ class FsspecStore:
                 self.fs.rmdir(path)
 
 
-def _protocols(fs: Any) -> set[str]:
+class _FileSystem(Protocol):
+    """What :func:`_protocols` reads of an fsspec file system."""
+
+    protocol: str | tuple[str, ...]
+
+
+def _protocols(fs: _FileSystem) -> set[str]:
     protocol = fs.protocol
     return {protocol} if isinstance(protocol, str) else set(protocol)

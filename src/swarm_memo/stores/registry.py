@@ -71,7 +71,7 @@ def split_scheme(location: str) -> tuple[str | None, str]:
 
 def open_store(
     cache_root: str | os.PathLike[str],
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, object] | None = None,
     *,
     durable: bool = True,
 ) -> Store:

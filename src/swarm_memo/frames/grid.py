@@ -28,7 +28,7 @@ __all__ = [
     "output_fields",
 ]
 
-PointToDict = Callable[[Any], Mapping[str, Any]]
+PointToDict = Callable[[Any], Mapping[str, object]]
 Position = tuple[int, ...]
 
 VALUE_FIELD = "value"
@@ -46,7 +46,7 @@ class _ErrorField:
         return "ERROR_FIELD"
 
 
-ERROR_FIELD: Any = _ErrorField()
+ERROR_FIELD: object = _ErrorField()
 
 
 class Sweep:

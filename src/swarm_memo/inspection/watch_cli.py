@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ParamSpec, Protocol, TypeVar
 
 import click
 
@@ -22,7 +22,25 @@ from swarm_memo.errors import InspectError
 from swarm_memo.inspection.watch import format_progress, request_coverage, sweep_progress
 from swarm_memo.stores.base import Store
 
-Decorator = Callable[[Any], Any]
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+class Decorator(Protocol):
+    """A decorator of a command function that returns it, as click's options do."""
+
+    def __call__(self, fn: _F, /) -> _F: ...
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class Wrapper(Protocol):
+    """A decorator returning a function of the same signature (the CLI's error handling)."""
+
+    def __call__(self, fn: Callable[_P, _R], /) -> Callable[_P, _R]: ...
+
+
 CLEAR = "\x1b[H\x1b[2J"
 
 
@@ -57,7 +75,7 @@ class _Kit:
     options: Decorator
     as_json: Decorator
     open_store: Callable[[str, str | None], Store]
-    errors_to_exit: Decorator
+    errors_to_exit: Wrapper
 
 
 def register(
@@ -66,7 +84,7 @@ def register(
     options: Decorator,
     as_json: Decorator,
     open_store: Callable[[str, str | None], Store],
-    errors_to_exit: Decorator,
+    errors_to_exit: Wrapper,
 ) -> None:
     """Add ``progress`` and ``show`` to the ``swarm-memo`` command group."""
     kit = _Kit(root, options, as_json, open_store, errors_to_exit)

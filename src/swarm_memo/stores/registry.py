@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any
 
 from swarm_memo.errors import SpecError, SpecTypeError
 from swarm_memo.stores.base import Store
 from swarm_memo.stores.local import LocalStore
 
-StoreFactory = Callable[[str, dict[str, Any] | None], Store]
+StoreFactory = Callable[[str, dict[str, object] | None], Store]
 """Builds a store from a URL (scheme included) and the user's ``storage_options``."""
 
 _FACTORIES: dict[str, StoreFactory] = {}

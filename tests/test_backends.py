@@ -24,6 +24,7 @@ from swarm_memo import (
     SwarmMemo,
     WorkerDiedError,
 )
+from swarm_memo.core.serial import DEFAULT_CODEC
 from swarm_memo.execution.backends import (
     BackendFactory,
     ProcessBackend,
@@ -32,7 +33,6 @@ from swarm_memo.execution.backends import (
     UserExecutorBackend,
     usable_cpus,
 )
-from swarm_memo.execution.worker import decode_result, encode_result
 
 SRC = str(Path(swarm_memo.__file__).resolve().parents[1])
 XS = {"x": list(range(6))}
@@ -278,12 +278,13 @@ def test_an_unpicklable_output_is_a_failure_of_its_point(tmp_path, executor):
 
 def test_skip_mode_lists_every_unpicklable_output_and_keeps_the_rest():
     outputs = [0, threading.Lock(), 2, lambda: 3, 4]
-    decoded, failed = decode_result(encode_result(outputs, [], skip_errors=True))
+    codec = DEFAULT_CODEC
+    decoded, failed = codec.decode_outcome(codec.encode_outcome(outputs, [], skip_errors=True))
     assert failed == [1, 3]
     assert decoded[0::2] == [0, 2, 4]
     assert all(isinstance(decoded[i], PointFailure) for i in failed)
     assert decoded[3].stage == "pickle"
-    decoded, failed = decode_result(encode_result(outputs, [], skip_errors=False))
+    decoded, failed = codec.decode_outcome(codec.encode_outcome(outputs, [], skip_errors=False))
     assert failed == [1]
     assert len(decoded) == 2  # evaluation stops at the first failure
 

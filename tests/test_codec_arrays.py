@@ -4,6 +4,7 @@ read once; files without them stay codec 1, and codec-1 files keep loading."""
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from helpers import CountingExec, chunk_files
 from swarm_memo import SwarmMemo
 from swarm_memo.cache import codec as _codec
 from swarm_memo.cache.codec import HEADER_SIZE, read_header
+from swarm_memo.core.serial import Codec
 from swarm_memo.errors import CorruptChunkError
 
 np = pytest.importorskip("numpy")
@@ -62,12 +64,12 @@ def test_large_arrays_load_from_codec_2_files_writable_without_recompute(tmp_pat
     assert (big == 1.0).all()
 
 
-def test_codec_1_files_still_load(tmp_path, monkeypatch):
+def test_codec_1_files_still_load(tmp_path):
     counting = ArrayExec(tmp_path / "calls.log")
-    monkeypatch.setattr(_codec, "OUT_OF_BAND_BYTES", 10**9)  # as written before codec 2
-    make(tmp_path, counting).run({}, {"x": [0, 1]})
+    before_codec_2 = make(tmp_path, counting)  # no buffer leaves the pickle stream
+    before_codec_2.config = replace(before_codec_2.config, codec=Codec(out_of_band_bytes=10**9))
+    before_codec_2.run({}, {"x": [0, 1]})
     assert codecs(tmp_path) == [_codec.PICKLE_XXH3]
-    monkeypatch.undo()
     outputs, _diag = make(tmp_path, counting).run({}, {"x": [0, 1]})
     assert counting.count() == 2
     check_outputs(outputs, [0, 1])

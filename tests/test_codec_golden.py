@@ -14,6 +14,7 @@ import pytest
 from swarm_memo.cache.codec import ChunkRecord, decode_chunk, encode_chunk, read_header
 from swarm_memo.cache.segments import IndexRecord, decode_segment, encode_segment
 from swarm_memo.core.jobs import PointFailure
+from swarm_memo.core.serial import DEFAULT_CODEC
 
 INFO = {
     "compute_seconds": 1.5,
@@ -130,9 +131,7 @@ def test_segment_bytes_of_fixed_records_are_unchanged():
 
 
 def test_worker_result_bytes_are_unchanged():
-    from swarm_memo.execution.worker import encode_result
-
     failure = PointFailure(2, "ValueError", "m", "tb")
-    data = encode_result([1, "two", failure], [2], True)
+    data = DEFAULT_CODEC.encode_outcome([1, "two", failure], [2], True)
     digest = "4eb67b566712eca6e801b1a27c0895cb0104095c85d7c8e8528bd96b0bcb4cc1"
     assert (len(data), hashlib.sha256(data).hexdigest()) == (162, digest)

@@ -18,7 +18,6 @@ against them in two steps:
 from __future__ import annotations
 
 import math
-import pickle
 import struct
 from bisect import bisect_right
 from collections.abc import Hashable, Iterable, Sequence
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import xxhash
 
+from swarm_memo.core.serial import DEFAULT_CODEC
 from swarm_memo.identity.hashing import encode, scalar_kind
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def bin_identity(values: Sequence[object]) -> Hashable:
     a ``range`` is its own identity, any other bin the digest of its pickle."""
     if isinstance(values, range):
         return values
-    return xxhash.xxh3_128_digest(pickle.dumps(values, protocol=5))
+    return xxhash.xxh3_128_digest(DEFAULT_CODEC.dumps(values))  # in memory only
 
 
 @dataclass

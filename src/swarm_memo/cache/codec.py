@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import pickle
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from typing import Any
 import xxhash
 
 from swarm_memo.cache.meta_points import key_meta, point_ids_meta
+from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.errors import CorruptChunkError, UnreadableChunkError
 from swarm_memo.identity.hashing import point_digest
 
@@ -61,8 +61,6 @@ PICKLE_XXH3 = 1
 PICKLE_BUFFERS_XXH3 = 2
 """Codec 2: codec 1 with large pickle buffers stored out of band (zero-copy arrays)."""
 CODECS = (PICKLE_XXH3, PICKLE_BUFFERS_XXH3)
-OUT_OF_BAND_BYTES = 64 * 1024
-"""Pickle buffers at least this large are stored out of band (codec 2)."""
 _BUFFER_ALIGN = 64
 _BODY_HEAD = struct.Struct(">QI")
 """Codec 2: pickle length, buffer count."""
@@ -337,41 +335,37 @@ def read_key(stored: Any) -> StoredKey:
     )
 
 
-def encode_chunk(record: ChunkRecord, name: str | None = None) -> bytes:
+def encode_chunk(
+    record: ChunkRecord, name: str | None = None, codec: Codec = DEFAULT_CODEC
+) -> bytes:
     """Serialize a chunk record to the bytes of a chunk file (the checksum is computed).
     ``name``, the chunk file's name, goes into the meta: ``verify`` reports a file stored
-    under another name than its writer gave it (a copy, a rename)."""
+    under another name than its writer gave it (a copy, a rename). ``codec`` pickles the
+    body (codec 2 when it keeps some buffer out of band)."""
     fields = record.meta()
     if name is not None:
         fields["name"] = name
     meta = json.dumps(fields, sort_keys=True, default=repr).encode()
-    payload = {
+    payload: dict[str, object] = {
         "chunk_key": record.stored_key,
         "points": record.points,
         "outputs": record.outputs,
     }
-    codec, body = _encode_body(payload, HEADER_SIZE + len(meta))
+    codec_id, body = _encode_body(payload, HEADER_SIZE + len(meta), codec)
     hasher = xxhash.xxh3_128(meta)
     for part in body:
         hasher.update(part)
     size = sum(memoryview(part).nbytes for part in body)
-    fixed = MAGIC + _FIXED_FIELDS.pack(FORMAT_VERSION, codec, len(meta), size)
+    fixed = MAGIC + _FIXED_FIELDS.pack(FORMAT_VERSION, codec_id, len(meta), size)
     return b"".join([fixed, hasher.digest(), meta, *body])
 
 
-def _encode_body(payload: Any, body_start: int) -> tuple[int, list[bytes | memoryview]]:
-    """``(codec, parts)`` of the body: codec 1 unless some pickle buffer is large enough
-    to be stored out of band (codec 2), aligned for arrays built over the file's bytes."""
-    buffers: list[memoryview] = []
-
-    def in_band(buffer: pickle.PickleBuffer) -> bool:
-        view = buffer.raw()
-        if view.nbytes < OUT_OF_BAND_BYTES:
-            return True
-        buffers.append(view)
-        return False
-
-    stream = pickle.dumps(payload, protocol=5, buffer_callback=in_band)
+def _encode_body(
+    payload: dict[str, object], body_start: int, codec: Codec
+) -> tuple[int, list[bytes | memoryview]]:
+    """``(codec id, parts)`` of the body: codec 1 unless ``codec`` keeps some pickle
+    buffer out of band (codec 2), aligned for arrays built over the file's bytes."""
+    stream, buffers = codec.dumps_split(payload)
     if not buffers:
         return PICKLE_XXH3, [stream]
     position = _BODY_HEAD.size + _BUFFER_ENTRY.size * len(buffers) + len(stream)
@@ -473,13 +467,13 @@ def body_of(data: bytes) -> memoryview:
     return memoryview(data)[HEADER_SIZE + read_header(data).meta_length :]
 
 
-def decode_body(header: ChunkHeader, data: bytes) -> Any:
+def decode_body(header: ChunkHeader, data: bytes, codec: Codec = DEFAULT_CODEC) -> object:
     """Unpickle the body of a chunk file (not checked here). With codec 2 the arrays are
     built over ``data`` itself when it is writable (a ``bytearray``: they keep it alive),
     over one writable copy of the body otherwise."""
     view = memoryview(data)[HEADER_SIZE + header.meta_length :]
     if header.codec == PICKLE_XXH3:
-        return pickle.loads(view)
+        return codec.loads(view)
     length, count = _BODY_HEAD.unpack_from(view)
     start = _BODY_HEAD.size + _BUFFER_ENTRY.size * count
     table = [
@@ -491,10 +485,10 @@ def decode_body(header: ChunkHeader, data: bytes) -> Any:
     if view.readonly:  # arrays over read-only memory could not be written to
         view = memoryview(bytearray(view))
     buffers = [view[offset : offset + size] for offset, size in table]
-    return pickle.loads(view[start : start + length], buffers=buffers)
+    return codec.loads(view[start : start + length], buffers=buffers)
 
 
-def decode_chunk(data: bytes) -> ChunkRecord:
+def decode_chunk(data: bytes, codec: Codec = DEFAULT_CODEC) -> ChunkRecord:
     """Parse and check chunk file bytes.
 
     Raises
@@ -507,7 +501,7 @@ def decode_chunk(data: bytes) -> ChunkRecord:
     """
     header, meta = read_meta(data)
     try:
-        body = decode_body(header, data)
+        body = decode_body(header, data, codec)
     except (ImportError, AttributeError) as exc:  # intact, but a class is not importable here
         raise UnreadableChunkError(f"an output cannot be unpickled here: {exc!r}") from exc
     except Exception as exc:  # the checksum passed, so this is not an accident of the disk
@@ -515,6 +509,8 @@ def decode_chunk(data: bytes) -> ChunkRecord:
     if meta.set_id is None or meta.cache_version is None:
         raise CorruptChunkError("a required field is missing: its params set or cache version")
     try:
+        if not isinstance(body, dict):
+            raise TypeError(f"the body is a {type(body).__name__}, not a dict")
         record = ChunkRecord(
             set_id=meta.set_id,
             cache_version=meta.cache_version,

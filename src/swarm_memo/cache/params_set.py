@@ -23,7 +23,6 @@ import functools
 import json
 import logging
 import math
-import pickle
 import re
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from swarm_memo.cache.codec import (
 )
 from swarm_memo.cache.layout import CHUNK_SUFFIX, SetPaths, quarantine_key
 from swarm_memo.cache.segments import IndexLog, IndexRecord
+from swarm_memo.core.serial import DEFAULT_CODEC, PICKLE_ERRORS, Codec
 from swarm_memo.core.userwarn import warn_user
 from swarm_memo.errors import CacheWarning, CorruptChunkError, UnreadableChunkError
 from swarm_memo.identity.bindigest import sequence_digest
@@ -89,6 +89,8 @@ class ParamsSet:
     params: dict[str, Any]
     cache_version: str
     writable: bool = True
+    codec: Codec = DEFAULT_CODEC
+    """Pickles chunk bodies and index segments (any codec reads what another wrote)."""
     quarantined: set[str] = field(default_factory=set)
     """Chunk files found damaged and moved aside during this call."""
     unusable: set[str] = field(default_factory=set)
@@ -100,7 +102,7 @@ class ParamsSet:
 
     def __post_init__(self) -> None:
         self.paths = SetPaths(self.set_id)
-        self.index_log = IndexLog(self.store, self.paths.index)
+        self.index_log = IndexLog(self.store, self.paths.index, self.codec)
 
     def chunk_key(self, name: str) -> str:
         return self.paths.chunk(name)
@@ -120,7 +122,7 @@ class ParamsSet:
         if data is None:
             return None
         try:
-            record = decode_chunk(data)
+            record = decode_chunk(data, self.codec)
             self._check_belongs(record.set_id, record.cache_version)
             # Keys compare by canonical encoding, never ==: NaN != NaN, 1 == 1.0 == True.
             if expected is not None and not _holds(record, expected):
@@ -267,8 +269,8 @@ class ParamsSet:
             name = side_name(name)
         self.prepare()
         try:
-            data = encode_chunk(record, name)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            data = encode_chunk(record, name, self.codec)
+        except PICKLE_ERRORS as exc:
             if on_unpicklable is None:
                 raise
             raise on_unpicklable(exc) from exc

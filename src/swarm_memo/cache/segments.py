@@ -12,7 +12,6 @@ anything is served through it (:meth:`IndexRecord.describes`).
 from __future__ import annotations
 
 import logging
-import pickle
 import threading
 import time
 import uuid
@@ -24,6 +23,7 @@ import xxhash
 
 from swarm_memo.cache.binindex import value_key
 from swarm_memo.cache.codec import ChunkRecord
+from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.core.userwarn import warn_user
 from swarm_memo.errors import CacheWarning
 from swarm_memo.identity.hashing import DIGEST_SIZE, point_digest
@@ -81,7 +81,9 @@ class IndexRecord:
             digests = [point_digest(p) for p in record.points]
         return cls((), (), b"".join(digests), checksum, record.code)
 
-    def to_tuple(self) -> tuple[Any, ...]:
+    def to_tuple(
+        self,
+    ) -> tuple[tuple[str, ...], tuple[Sequence[object], ...], bytes | None, bytes, str | None]:
         return (self.axes, self.bins, self.digests, self.checksum, self.code)
 
     def describes(self, record: ChunkRecord) -> bool:
@@ -106,14 +108,14 @@ class DamagedSegment(Exception):
     """A segment file that cannot be trusted; the message says why."""
 
 
-def encode_segment(records: dict[str, IndexRecord]) -> bytes:
+def encode_segment(records: dict[str, IndexRecord], codec: Codec = DEFAULT_CODEC) -> bytes:
     """The bytes of one segment file: magic, checksum of the pickle, pickle."""
     rows = [(name, *record.to_tuple()) for name, record in records.items()]
-    payload = pickle.dumps(rows, protocol=5)
+    payload = codec.dumps(rows)
     return INDEX_MAGIC + xxhash.xxh3_128_digest(payload) + payload
 
 
-def decode_segment(data: bytes) -> dict[str, IndexRecord]:
+def decode_segment(data: bytes, codec: Codec = DEFAULT_CODEC) -> dict[str, IndexRecord]:
     """Records of a segment file.
 
     Raises
@@ -130,13 +132,18 @@ def decode_segment(data: bytes) -> dict[str, IndexRecord]:
     if xxhash.xxh3_128_digest(payload) != data[len(INDEX_MAGIC) : head]:
         raise DamagedSegment("checksum mismatch: the segment is damaged")
     try:  # the checksum passed: only a writer of another version could get here
-        return dict(_checked_row(row) for row in pickle.loads(payload))
+        rows = codec.loads(payload)
+        if not isinstance(rows, list):
+            raise ValueError(f"records are a {type(rows).__name__}, not a list")
+        return dict(_checked_row(row) for row in rows)
     except Exception as exc:
         raise DamagedSegment(f"unreadable records: {exc!r}") from exc
 
 
-def _checked_row(row: Any) -> tuple[str, IndexRecord]:
+def _checked_row(row: object) -> tuple[str, IndexRecord]:
     """One stored row as (chunk name, record); raises on any field of the wrong type."""
+    if not isinstance(row, (tuple, list)):
+        raise ValueError(f"a record is a {type(row).__name__}, not a tuple")
     name, axes, bins, digests, checksum, code = row
     axes, bins = tuple(axes), tuple(bins)
     valid = (
@@ -158,9 +165,10 @@ def _checked_row(row: Any) -> tuple[str, IndexRecord]:
 class IndexLog:
     """Reads the segments of one params set and writes this run's records in batches."""
 
-    def __init__(self, store: Store, prefix: str) -> None:
+    def __init__(self, store: Store, prefix: str, codec: Codec = DEFAULT_CODEC) -> None:
         self._store = store
         self._prefix = prefix
+        self._codec = codec
         self._pending: dict[str, IndexRecord] = {}
         self._lock = threading.Lock()  # chunk writer threads add records concurrently
 
@@ -176,7 +184,7 @@ class IndexLog:
         with self._lock:
             pending, self._pending = self._pending, {}
         if pending:
-            self._store.write(self._new_key(), encode_segment(pending), durable=False)
+            self._store.write(self._new_key(), encode_segment(pending, self._codec), durable=False)
 
     def _new_key(self) -> str:
         # Names sort by creation time, so a newer record of a chunk wins when merged.
@@ -193,7 +201,7 @@ class IndexLog:
             if data is None:
                 continue  # folded away by another run meanwhile
             try:
-                records.update(decode_segment(data))
+                records.update(decode_segment(data, self._codec))
             except DamagedSegment as exc:
                 untrusted = True
                 self._report(segment, exc, data)
@@ -221,12 +229,12 @@ class IndexLog:
         are left alone; one deleted under a concurrent reader only costs that reader some
         rebuilds. The records of an untrusted segment's files are rebuilt by the caller."""
         if records:
-            self._store.write(self._new_key(), encode_segment(records), durable=False)
+            self._store.write(self._new_key(), encode_segment(records, self._codec), durable=False)
         for segment in segments:
             self._store.delete(f"{self._prefix}/{segment}")
 
 
-def _same_bin(a: Sequence[Any], b: Sequence[Any]) -> bool:
+def _same_bin(a: Sequence[object], b: Sequence[object]) -> bool:
     """Whether two bins hold the same values, compared by canonical encoding."""
     if len(a) != len(b):
         return False

@@ -18,37 +18,28 @@ import uuid
 import weakref
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from swarm_memo.core.serial import DEFAULT_CODEC, Codec
+from swarm_memo.core.types import ExecFn, Params
 from swarm_memo.errors import SpecError, SpecTypeError
 from swarm_memo.execution.pool import LokyPool, signals_held
 from swarm_memo.execution.worker import (
+    BatchResult,
     BlobFile,
+    EncodedBatch,
     TaskResult,
-    decode_result,
-    evaluate_timed,
+    evaluate_in_driver,
     run_batch,
 )
 from swarm_memo.identity.hashing import short_description
+
+T = TypeVar("T")
 
 EXECUTOR_NAMES = ("process", "thread", "serial")
 INLINE_BLOB_BYTES = 64 * 1024
 """Payloads (exec_fn + params) smaller than this travel with each task."""
 SLURM_CPUS_VARIABLE = "SLURM_CPUS_PER_TASK"
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """What an exec chunk hands back, whatever carried it: one output per point (a
-    :class:`PointFailure` for failed ones, the list cut after the first failure under
-    ``on_error="raise"``), the indices of failed points, its compute seconds, and for
-    pool workers (worker id, start, end) so the engine can size its window."""
-
-    outputs: list[Any]
-    failed: list[int]
-    seconds: float
-    timing: tuple[Any, float, float] | None = None
 
 
 class Backend(Protocol):
@@ -62,18 +53,19 @@ class Backend(Protocol):
     it while workers wait for work; the memo's next run starts where this one ended)."""
 
     def start_run(
-        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+        self, exec_fn: ExecFn, params: Params, stop: Callable[[], bool], codec: Codec
     ) -> None:
         """Get the run's ``exec_fn`` and params to the workers (raising
-        :class:`SpecTypeError` if they cannot travel); ``stop()`` says the run stops."""
+        :class:`SpecTypeError` if they cannot travel); ``stop()`` says the run stops;
+        ``codec`` encodes what crosses a process boundary."""
         ...
 
-    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+    def submit_batch(self, points: list[object], skip_errors: bool) -> Future[TaskResult]:
         """Schedule one exec chunk; its future's result goes to :meth:`batch_result`."""
         ...
 
-    def batch_result(self, raw: Any) -> BatchResult:
-        """Decode the result of a future from :meth:`submit_batch`."""
+    def batch_result(self, raw: TaskResult) -> BatchResult:
+        """The result of a future from :meth:`submit_batch`, decoded."""
         ...
 
     def release(self) -> None:
@@ -116,24 +108,24 @@ class _InProcess:
 
     in_process = True
     in_flight_per_worker = 2
-    _run: tuple[Callable[[Any, Any], Any], Any, Callable[[], bool]] | None = None
+    _run: tuple[ExecFn, Params, Callable[[], bool], Codec] | None = None
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
         raise NotImplementedError
 
     def start_run(
-        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+        self, exec_fn: ExecFn, params: Params, stop: Callable[[], bool], codec: Codec
     ) -> None:
-        self._run = (exec_fn, params, stop)
+        self._run = (exec_fn, params, stop, codec)
 
-    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
+    def submit_batch(self, points: list[object], skip_errors: bool) -> Future[TaskResult]:
         assert self._run is not None
-        exec_fn, params, stop = self._run
-        return self.submit(evaluate_timed, exec_fn, params, points, skip_errors, True, stop)
+        exec_fn, params, stop, codec = self._run
+        return self.submit(evaluate_in_driver, exec_fn, params, points, skip_errors, stop, codec)
 
-    def batch_result(self, raw: Any) -> BatchResult:
-        outputs, failed, seconds = raw
-        return BatchResult(outputs, failed, seconds)
+    def batch_result(self, raw: TaskResult) -> BatchResult:
+        assert isinstance(raw, BatchResult)  # never encoded: it stayed in this process
+        return raw
 
     def release(self) -> None:
         self._run = None
@@ -156,8 +148,8 @@ class SerialBackend(_InProcess):
 
     workers = 1
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
+        future: Future[T] = Future()
         try:
             future.set_result(fn(*args))
         except Exception as exc:
@@ -172,33 +164,34 @@ class ThreadBackend(_InProcess):
         self._pool = pool
         self.workers = workers
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
         return self._pool.submit(fn, *args)
 
 
 class _Pickled:
     """Shared behaviour of backends whose tasks cross a process boundary: the run's
-    ``(exec_fn, params)`` is cloudpickled once and shared (:meth:`share`); each task
-    carries the handle and returns :func:`~swarm_memo.execution.worker.run_batch`'s encoded result
-    with the worker's timing."""
+    ``(exec_fn, params)`` is encoded once (:meth:`Codec.dumps_run`) and shared
+    (:meth:`share`); each task carries the handle and returns
+    :func:`~swarm_memo.execution.worker.run_batch`'s encoded result with the worker's
+    timing, which the run's codec decodes."""
 
     in_process = False
-    _blob: Any = None
+    _blob: object = None
     _token: str = ""
+    _codec: Codec = DEFAULT_CODEC
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
         raise NotImplementedError
 
-    def share(self, payload: bytes) -> Any:
+    def share(self, payload: bytes) -> object:
+        """A handle on ``payload`` that tasks carry instead of the bytes."""
         raise NotImplementedError
 
     def start_run(
-        self, exec_fn: Callable[[Any, Any], Any], params: Any, stop: Callable[[], bool]
+        self, exec_fn: ExecFn, params: Params, stop: Callable[[], bool], codec: Codec
     ) -> None:
-        import cloudpickle
-
         try:
-            payload = cloudpickle.dumps((exec_fn, params))
+            payload = codec.dumps_run(exec_fn, params)
         except Exception as exc:
             raise SpecTypeError(
                 f"exec_fn {short_description(exec_fn, 100)} or the params cannot be sent to "
@@ -206,16 +199,15 @@ class _Pickled:
                 "use executor='thread' or 'serial'"
             ) from exc
         self._token = uuid.uuid4().hex
+        self._codec = codec
         self._blob = self.share(payload)
 
-    def submit_batch(self, points: list[Any], skip_errors: bool) -> Future[Any]:
-        return self.submit(run_batch, self._token, self._blob, points, skip_errors)
+    def submit_batch(self, points: list[object], skip_errors: bool) -> Future[TaskResult]:
+        return self.submit(run_batch, self._token, self._blob, points, skip_errors, self._codec)
 
-    def batch_result(self, raw: Any) -> BatchResult:
-        task: TaskResult = raw
-        payload, worker, started, finished = task
-        outputs, failed = decode_result(payload)
-        return BatchResult(outputs, failed, finished - started, (worker, started, finished))
+    def batch_result(self, raw: TaskResult) -> BatchResult:
+        assert isinstance(raw, EncodedBatch)  # a worker's, encoded by the run's codec
+        return raw.decode(self._codec)
 
 
 class _LocalBlobs(_Pickled):
@@ -224,7 +216,7 @@ class _LocalBlobs(_Pickled):
     def __init__(self) -> None:
         self._paths: list[str] = []
 
-    def share(self, blob: bytes) -> Any:
+    def share(self, blob: bytes) -> bytes | BlobFile:
         if len(blob) < INLINE_BLOB_BYTES:
             return blob
         fd, path = tempfile.mkstemp(prefix="swarm-memo-", suffix=".pkl")
@@ -251,7 +243,7 @@ class ProcessBackend(_LocalBlobs):
         self.workers = pool.workers
         self._submitted = False
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
         try:
             with signals_held():  # workers it starts never die of a stop signal
                 future = self._pool.executor().submit(fn, *args)
@@ -291,7 +283,7 @@ class UserExecutorBackend(_LocalBlobs):
         self._executor = executor
         self.workers = workers
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
         return self._executor.submit(fn, *args)
 
     def abort(self) -> None:
@@ -307,23 +299,35 @@ class UserExecutorBackend(_LocalBlobs):
         return isinstance(exc, BrokenExecutor)
 
 
+class DaskClient(Protocol):
+    """What :class:`DaskBackend` uses of a ``distributed.Client``."""
+
+    def get_executor(self, **kwargs: object) -> Executor: ...
+
+    def nthreads(self) -> dict[str, int]: ...
+
+    def scatter(self, data: bytes, broadcast: bool, hash: bool) -> object: ...
+
+    def cancel(self, futures: list[object]) -> None: ...
+
+
 class DaskBackend(_Pickled):
     """A ``distributed.Client``: the payload is scattered once to every worker per run."""
 
     in_flight_per_worker = 4
     """A scheduler round trip per task: keep more queued on each worker."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: DaskClient) -> None:
         self._client = client
         self._executor = client.get_executor(pure=False)
         self.workers = sum(client.nthreads().values()) or 1
-        self._shared: list[Any] = []
+        self._shared: list[object] = []
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        future: Future[Any] = self._executor.submit(fn, *args)
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
+        future: Future[T] = self._executor.submit(fn, *args)
         return future
 
-    def share(self, payload: bytes) -> Any:
+    def share(self, payload: bytes) -> object:
         handle = self._client.scatter(payload, broadcast=True, hash=False)
         self._shared.append(handle)
         return handle
@@ -349,7 +353,7 @@ class DaskBackend(_Pickled):
         return isinstance(exc, KilledWorker)
 
 
-def is_dask_client(obj: Any) -> bool:
+def is_dask_client(obj: object) -> bool:
     """Whether ``obj`` is a ``distributed.Client`` (never imports distributed)."""
     distributed = sys.modules.get("distributed")
     return distributed is not None and isinstance(obj, distributed.Client)

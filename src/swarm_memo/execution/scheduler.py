@@ -12,25 +12,37 @@ does not grow with the grid.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TypeVar
 
 from swarm_memo.core.diagnostics import Diagnostics
 from swarm_memo.core.jobs import ChunkJob, PointFailure
+from swarm_memo.core.serial import DEFAULT_CODEC, Codec
+from swarm_memo.core.types import ExecFn, Params
 from swarm_memo.errors import ExecError, WorkerDiedError
-from swarm_memo.execution.backends import Backend, BatchResult
+from swarm_memo.execution.backends import Backend
 from swarm_memo.execution.tracebacks import with_real_files
 from swarm_memo.execution.window import Completions, Window
+from swarm_memo.execution.worker import BatchResult, TaskResult
 from swarm_memo.identity.hashing import short_description
 
 POLL_SECONDS = 0.05
 """How often a run waiting on another process's claim looks again."""
-_END: Any = object()
-_READY: Any = object()
+T = TypeVar("T")
+
+
+class _Signal(enum.Enum):
+    END = "end"
+    """The job source is exhausted."""
+    READY = "ready"
+    """A job needing nothing executed is ready to be handed on."""
+
+
 MAX_TRACEBACK = 8000
 """Characters of a worker's traceback kept in an ExecError's message (its end)."""
 WAKE_SECONDS = 0.25
@@ -46,8 +58,8 @@ Batch = list[Segment]
 class ExecPlan:
     """What the engine needs to know about one run."""
 
-    exec_fn: Callable[[Any, Any], Any]
-    params: Any
+    exec_fn: ExecFn
+    params: Params
     exec_chunk_size: int
     skip_errors: bool
     on_progress: Callable[[int], None] = lambda n: None
@@ -59,6 +71,8 @@ class ExecPlan:
     """True once the run must give up the points still running (a second signal)."""
     on_stop: Callable[[int], None] = lambda running: None
     """Called once the engine notices the stop, with the number of points running."""
+    codec: Codec = DEFAULT_CODEC
+    """Encodes the run's function and params for workers, decodes their outputs."""
 
 
 class StopRequested(Exception):
@@ -69,10 +83,10 @@ class StopRequested(Exception):
 class _Flight:
     """One run's exec chunks in flight and how the run stands."""
 
-    pending: dict[Future[Any], Batch] = field(default_factory=dict)
+    pending: dict[Future[TaskResult], Batch] = field(default_factory=dict)
     completions: Completions = field(default_factory=Completions)
     error: BaseException | None = None
-    lost: list[Any] = field(default_factory=list)
+    lost: list[object] = field(default_factory=list)
     """Points of exec chunks that were on a pool when a worker died."""
     state: str = "full"
     """What the last fill found: "full", "stalled", "ready" or "exhausted"."""
@@ -119,12 +133,13 @@ class Engine:
         if self._backend is None:
             self._before_first_submit()
             backend = self._backend_factory()
-            backend.start_run(self.plan.exec_fn, self.plan.params, self.plan.stop)
+            plan = self.plan
+            backend.start_run(plan.exec_fn, plan.params, plan.stop, plan.codec)
             self._window = Window(backend.workers, backend.in_flight_per_worker)
             self._backend = backend
         return self._backend
 
-    def _batches(self, jobs: Iterable[ChunkJob | None]) -> Iterator[Batch | None]:
+    def _batches(self, jobs: Iterable[ChunkJob | None]) -> Iterator[Batch | _Signal | None]:
         """Exec chunks; None while the job source waits (a chunk claimed elsewhere),
         ``_READY`` when a job needing nothing executed is ready to be handed on."""
         batch: Batch = []
@@ -141,7 +156,7 @@ class Engine:
                 continue
             if not job.missing:
                 self._ready.append(job)
-                yield _READY  # hand it on now: memory stays flat over fully reused chunks
+                yield _Signal.READY  # hand it on now: memory stays flat over fully reused chunks
                 continue
             start = 0
             while start < len(job.missing):
@@ -155,7 +170,7 @@ class Engine:
         if batch:
             yield batch
 
-    def _submit(self, batch: Batch) -> Future[Any]:
+    def _submit(self, batch: Batch) -> Future[TaskResult]:
         points = _batch_points(batch)
         skip = self.plan.skip_errors
         backend = self.backend
@@ -175,8 +190,8 @@ class Engine:
 
     def _fill(
         self,
-        batches: Iterator[Batch | None],
-        pending: dict[Future[Any], Batch],
+        batches: Iterator[Batch | _Signal | None],
+        pending: dict[Future[TaskResult], Batch],
         completions: Completions,
     ) -> str:
         """Submit exec chunks until the window is full: "full", "stalled", "ready" (a job
@@ -184,14 +199,14 @@ class Engine:
         while len(pending) < max(1, self.window):
             if self.plan.stop():
                 return "exhausted"
-            batch = next(batches, _END)
-            if batch is _END:
+            batch = next(batches, _Signal.END)
+            if batch is _Signal.END:
                 self._fed = False
                 return "exhausted"
             if batch is None:
                 self._fed = False
                 return "stalled"
-            if batch is _READY:
+            if batch is _Signal.READY:
                 return "ready"
             future = self._submit(batch)
             pending[future] = batch
@@ -236,7 +251,7 @@ class Engine:
             self._end_run()
         self._raise_failure(flight)
 
-    def _advance(self, batches: Iterator[Batch | None], flight: _Flight) -> None:
+    def _advance(self, batches: Iterator[Batch | _Signal | None], flight: _Flight) -> None:
         """Notice a stop request; otherwise submit exec chunks until the window is full."""
         if flight.grace_end is None and self.plan.stop():
             flight.grace_end = time.monotonic() + self.plan.grace_seconds
@@ -309,7 +324,7 @@ class Engine:
         if error is not None:
             raise error
 
-    def _stop_starting(self, pending: dict[Future[Any], Batch]) -> None:
+    def _stop_starting(self, pending: dict[Future[TaskResult], Batch]) -> None:
         """The run must stop: start no new point and say how many points still run.
 
         Exec chunks not sent yet are cancelled; workers drop those queued to them and
@@ -323,7 +338,7 @@ class Engine:
             running = min(self._backend.workers, sum(not f.done() for f in pending))
         self.plan.on_stop(running)
 
-    def _give_up(self, pending: dict[Future[Any], Batch]) -> None:
+    def _give_up(self, pending: dict[Future[TaskResult], Batch]) -> None:
         """The grace period is over: drop the exec chunks still in flight."""
         for future in pending:
             future.cancel()
@@ -331,7 +346,7 @@ class Engine:
         if self._backend is not None:
             self._backend.abort()
 
-    def _result(self, future: Future[Any], batch: Batch) -> BatchResult:
+    def _result(self, future: Future[TaskResult], batch: Batch) -> BatchResult:
         """The outputs, failed indices and compute seconds of a finished exec chunk."""
         backend = self.backend
         raw = result_or_death(future, batch, self.plan.params, backend.is_worker_death)
@@ -374,7 +389,7 @@ class Engine:
             params=self.plan.params,
         )
 
-    def _place(self, job: ChunkJob, positions: list[int], values: list[Any]) -> None:
+    def _place(self, job: ChunkJob, positions: list[int], values: list[object]) -> None:
         count = len(positions)
         first = positions[0]
         if positions[-1] - first + 1 == count:  # a contiguous run: one slice copy
@@ -393,29 +408,30 @@ class Engine:
             self._started[id(job)] = job
 
     def _record_failures(
-        self, batch: Batch, outputs: list[Any], failed: list[int]
+        self, batch: Batch, outputs: list[object], failed: list[int]
     ) -> ExecError | None:
         """The error of the first failure (``on_error="raise"``), or None once every
         failed point is listed (``on_error="skip"``)."""
         where = [(job, pos) for job, positions in batch for pos in positions]
         for index in failed:
             job, position = where[index]
-            if not self.plan.skip_errors:
-                return self._exec_error(job.points[position], outputs[index])
-            job.failed += 1
             failure = outputs[index]
+            assert isinstance(failure, PointFailure)  # a failed point's output
+            if not self.plan.skip_errors:
+                return self._exec_error(job.points[position], failure)
+            job.failed += 1
             self.diag.failed_points.append(job.points[position])
             self.diag.failures.append(
                 (job.points[position], f"{failure.exc_type}: {failure.message}"[:500])
             )
         return None
 
-    def _exec_error(self, point: Any, failure: PointFailure) -> ExecError:
+    def _exec_error(self, point: object, failure: PointFailure) -> ExecError:
         trace = with_real_files(failure.traceback, self.plan.exec_fn)  # not "<dynamic-code>"
         return point_error(point, self.plan.params, replace(failure, traceback=trace))
 
 
-def point_error(point: Any, params: Any, failure: PointFailure) -> ExecError:
+def point_error(point: object, params: object, failure: PointFailure) -> ExecError:
     """The :class:`ExecError` for ``point``'s failure (exec_fn raised, or its output
     cannot be pickled)."""
     what = (
@@ -437,11 +453,11 @@ def point_error(point: Any, params: Any, failure: PointFailure) -> ExecError:
 
 
 def result_or_death(
-    future: Future[Any],
+    future: Future[T],
     batch: Batch,
-    params: Any,
+    params: object,
     is_worker_death: Callable[[BaseException], bool],
-) -> Any:
+) -> T:
     """``future.result()``, turning a dead worker into :class:`WorkerDiedError`."""
     try:
         return future.result()
@@ -457,9 +473,9 @@ def result_or_death(
         ) from exc
 
 
-def _batch_points(batch: Batch) -> list[Any]:
+def _batch_points(batch: Batch) -> list[object]:
     """The points of an exec chunk, a slice copy per contiguous run of positions."""
-    points: list[Any] = []
+    points: list[object] = []
     for job, positions in batch:
         first, count = positions[0], len(positions)
         if positions[-1] - first + 1 == count:

@@ -1,18 +1,18 @@
 """Code that runs inside workers: evaluate ``exec_fn`` over one exec chunk of points.
 
-The function and params travel as one cloudpickled blob tagged with a per-run token;
+The function and params travel as one blob (:meth:`Codec.dumps_run`) tagged with a per-run token;
 each worker unpickles a blob once and keeps the last few, so params and the function are
 deserialized once per worker per run, not once per exec chunk.
 
-A worker that crosses a process boundary returns its outputs already pickled (with the
-chunk files' pickler), so an output that cannot be stored fails in the worker, as a
-failure of the point that produced it, instead of somewhere in the executor's plumbing.
+A worker that crosses a process boundary returns its outputs already encoded by the run's
+:class:`~swarm_memo.core.serial.Codec` (as chunk files store them), so an output that
+cannot be stored fails in the worker, as a failure of the point that produced it,
+instead of somewhere in the executor's plumbing.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import socket
 import sys
@@ -23,17 +23,55 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import NamedTuple
 
 from swarm_memo.core.jobs import PointFailure
+from swarm_memo.core.serial import Codec, Outcome
+from swarm_memo.core.types import ExecFn, Params
 from swarm_memo.errors import RunInterrupted
 
-_RESOLVED: OrderedDict[str, tuple[Callable[[Any, Any], Any], Any]] = OrderedDict()
+_RESOLVED: OrderedDict[str, tuple[ExecFn, Params]] = OrderedDict()
 _KEEP_RESOLVED = 4
-PICKLE_PROTOCOL = 5
-"""The protocol chunk files use: an output is storable iff it pickles with it."""
 WATCHDOG_SECONDS = 0.25
 """How often a pool worker checks that its driver is still alive."""
+
+WorkerKey = tuple[str, int, int]
+"""Which worker thread ran an exec chunk: host, pid, thread id."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What an exec chunk hands back, whatever carried it: one output per point (a
+    :class:`PointFailure` for failed ones, the list cut after the first failure under
+    ``on_error="raise"``), the indices of failed points, its compute seconds, and for
+    pool workers (worker, start, end) so the engine can size its window."""
+
+    outputs: list[object]
+    failed: list[int]
+    seconds: float
+    timing: tuple[WorkerKey, float, float] | None = None
+
+
+class EncodedBatch(NamedTuple):
+    """What :func:`run_batch` returns across a process boundary: the outcome encoded by
+    the run's :class:`Codec`, which worker thread ran it, and when it started and
+    finished by that worker's clock."""
+
+    payload: bytes
+    worker: WorkerKey
+    started: float
+    finished: float
+
+    def decode(self, codec: Codec) -> BatchResult:
+        """The driver's side: the outputs decoded, with the worker's timing."""
+        outputs, failed = codec.decode_outcome(self.payload)
+        timing = (self.worker, self.started, self.finished)
+        return BatchResult(outputs, failed, self.finished - self.started, timing)
+
+
+TaskResult = BatchResult | EncodedBatch
+"""What a task's future holds: the result itself (in-process tasks) or its encoded form
+(tasks that crossed a process boundary: the driver decodes it)."""
 
 
 @dataclass(frozen=True)
@@ -44,30 +82,13 @@ class BlobFile:
     path: str
 
 
-def unpicklable_output_failure(index: int, exc: BaseException) -> PointFailure:
-    """The failure of point ``index`` whose output could not be pickled (raised ``exc``).
-
-    Used by workers, and by the driver when it encodes the outputs of in-process
-    backends, so both report an unpicklable output the same way.
-    """
-    return PointFailure(
-        index,
-        type(exc).__qualname__,
-        f"exec_fn returned an output that cannot be pickled: {exc}",
-        "".join(traceback.format_exception(exc)),
-        stage="pickle",
-    )
-
-
-def _resolve(token: str, blob: bytes | BlobFile) -> tuple[Callable[[Any, Any], Any], Any]:
+def _resolve(token: str, blob: bytes | BlobFile, codec: Codec) -> tuple[ExecFn, Params]:
     resolved = _RESOLVED.get(token)
     if resolved is None:
-        import cloudpickle
-
         if isinstance(blob, BlobFile):
             with open(blob.path, "rb") as fh:
                 blob = fh.read()
-        resolved = cloudpickle.loads(blob)
+        resolved = codec.loads_run(blob)
         _RESOLVED[token] = resolved
         while len(_RESOLVED) > _KEEP_RESOLVED:
             _RESOLVED.popitem(last=False)
@@ -85,13 +106,13 @@ def _is_driver_interrupt(exc: BaseException, in_driver: bool) -> bool:
 
 
 def evaluate(
-    exec_fn: Callable[[Any, Any], Any],
-    params: Any,
-    points: Sequence[Any],
+    exec_fn: ExecFn,
+    params: Params,
+    points: Sequence[object],
     skip_errors: bool,
     in_driver: bool = False,
     stopped: Callable[[], bool] | None = None,
-) -> tuple[list[Any], list[int]]:
+) -> Outcome:
     """Evaluate ``exec_fn(params, point)`` for each point, in order.
 
     Once ``stopped()`` is true (the run is stopping) no further point starts: the outputs
@@ -102,7 +123,7 @@ def evaluate(
     Every exception counts, ``SystemExit`` and ``KeyboardInterrupt`` included, except a
     Ctrl-C of the driver while it runs ``exec_fn`` itself (``in_driver``).
     """
-    outputs: list[Any] = []
+    outputs: list[object] = []
     failed: list[int] = []
     for index, point in enumerate(points):
         if stopped is not None and stopped():
@@ -121,94 +142,26 @@ def evaluate(
     return outputs, failed
 
 
-def encode_result(outputs: list[Any], failed: list[int], skip_errors: bool) -> bytes:
-    """Pickle ``(outputs, failed)``; an unpicklable output becomes its point's failure."""
-    try:
-        return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
-    except Exception:
-        pass  # find the culprits: one pickle per output, only on this rare path
-    outputs, failed = _fail_unpicklable(outputs, failed, skip_errors)
-    return pickle.dumps((outputs, failed), protocol=PICKLE_PROTOCOL)
-
-
-class _Discard:
-    """A file that drops what is written: pickling into it only checks picklability."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-
-def _out_of_band(buffer: pickle.PickleBuffer) -> bool:
-    return False  # large buffers (numpy arrays) are not copied, only checked
-
-
-def check_storable(
-    outputs: list[Any], failed: list[int], skip_errors: bool
-) -> tuple[list[Any], list[int]]:
-    """In-process backends: an output that cannot be pickled (so cannot be stored)
-    becomes its point's failure, exactly as :func:`encode_result` does in a worker.
-
-    One pickling pass into nothing (big buffers out of band); per output only if it fails.
-    """
-    try:
-        pickle.Pickler(_Discard(), PICKLE_PROTOCOL, buffer_callback=_out_of_band).dump(outputs)
-        return outputs, failed
-    except Exception:
-        return _fail_unpicklable(outputs, failed, skip_errors)
-
-
-def _fail_unpicklable(
-    outputs: list[Any], failed: list[int], skip_errors: bool
-) -> tuple[list[Any], list[int]]:
-    """Each output that does not pickle replaced by its failure; unless ``skip_errors``,
-    the outputs end at the first failure (evaluation would have stopped there)."""
-    outputs = list(outputs)
-    failed = list(failed)
-    for index, output in enumerate(outputs):
-        if isinstance(output, PointFailure):
-            continue
-        try:
-            pickle.dumps(output, protocol=PICKLE_PROTOCOL)
-        except Exception as exc:
-            outputs[index] = unpicklable_output_failure(index, exc)
-            failed = sorted([*failed, index])
-            if not skip_errors:
-                del outputs[index + 1 :]
-                failed = [i for i in failed if i <= index]
-                break
-    return outputs, failed
-
-
-def evaluate_timed(
-    exec_fn: Callable[[Any, Any], Any],
-    params: Any,
-    points: Sequence[Any],
+def evaluate_in_driver(
+    exec_fn: ExecFn,
+    params: Params,
+    points: Sequence[object],
     skip_errors: bool,
-    in_driver: bool = False,
-    stopped: Callable[[], bool] | None = None,
-) -> tuple[list[Any], list[int], float]:
-    """:func:`evaluate` then :func:`check_storable`, plus the seconds it took
-    (in-process backends)."""
+    stopped: Callable[[], bool],
+    codec: Codec,
+) -> BatchResult:
+    """In-process backends: :func:`evaluate` in the driver, each output checked to be
+    storable as a worker's is (:meth:`Codec.check_outcome`), with the seconds it took."""
     started = time.perf_counter()
-    outputs, failed = evaluate(exec_fn, params, points, skip_errors, in_driver, stopped)
-    outputs, failed = check_storable(outputs, failed, skip_errors)
-    return outputs, failed, time.perf_counter() - started
-
-
-def decode_result(payload: bytes) -> tuple[list[Any], list[int]]:
-    """The driver's side of :func:`encode_result`."""
-    outputs, failed = pickle.loads(payload)
-    return outputs, failed
+    outputs, failed = evaluate(exec_fn, params, points, skip_errors, True, stopped)
+    outputs, failed = codec.check_outcome(outputs, failed, skip_errors)
+    return BatchResult(outputs, failed, time.perf_counter() - started)
 
 
 _WORKER_KEY: tuple[str, int] | None = None
 
-TaskResult = tuple[bytes, tuple[str, int, int], float, float]
-"""What :func:`run_batch` returns: the encoded result, which worker thread ran it, and
-when it started and finished by that worker's clock."""
 
-
-def _worker_key() -> tuple[str, int, int]:
+def _worker_key() -> WorkerKey:
     global _WORKER_KEY
     if _WORKER_KEY is None or _WORKER_KEY[1] != os.getpid():
         _WORKER_KEY = (socket.gethostname(), os.getpid())
@@ -216,21 +169,25 @@ def _worker_key() -> tuple[str, int, int]:
 
 
 def run_batch(
-    token: str, blob: bytes | BlobFile, points: Sequence[Any], skip_errors: bool
-) -> TaskResult:
+    token: str,
+    blob: bytes | BlobFile,
+    points: Sequence[object],
+    skip_errors: bool,
+    codec: Codec,
+) -> EncodedBatch:
     """Task entry point shipped to process, user-executor and Dask workers."""
     global _CURRENT_RUN
     started = time.perf_counter()
     _CURRENT_RUN = token
     if token in _STOPPED_RUNS:  # queued before the stop: start none of its points
-        payload = pickle.dumps(([], []), protocol=PICKLE_PROTOCOL)
-        return payload, _worker_key(), started, time.perf_counter()
-    exec_fn, params = _resolve(token, blob)
+        payload = codec.encode_outcome([], [], skip_errors)
+        return EncodedBatch(payload, _worker_key(), started, time.perf_counter())
+    exec_fn, params = _resolve(token, blob, codec)
     outputs, failed = evaluate(
         exec_fn, params, points, skip_errors, stopped=lambda: token in _STOPPED_RUNS
     )
-    payload = encode_result(outputs, failed, skip_errors)
-    return payload, _worker_key(), started, time.perf_counter()
+    payload = codec.encode_outcome(outputs, failed, skip_errors)
+    return EncodedBatch(payload, _worker_key(), started, time.perf_counter())
 
 
 # ---------------------------------------------------------------------------- pool workers
@@ -298,7 +255,7 @@ class StartedFromLongLivedThread:
     it arrives in the worker as whether that thread outlives the pool (so the worker may
     die with it)."""
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[bool], tuple[bool]]:
         return (bool, (_long_lived_thread(),))
 
 

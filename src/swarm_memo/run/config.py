@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from swarm_memo.cache.keydefaults import parse_defaults, parse_ignore
 from swarm_memo.core.defaults import default_collate, default_merge
+from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.core.types import ChunkKey, EnumerateFn, ExecFn
 from swarm_memo.errors import SpecError, SpecTypeError
 from swarm_memo.execution.backends import BackendFactory
@@ -63,6 +64,8 @@ class MemoConfig:
     """Name -> canonical encoding of its declared default (``defaults=``)."""
     ignore: frozenset[str] = frozenset()
     """Params keys passed to ``exec_fn`` but left out of the key (``ignore=``)."""
+    codec: Codec = DEFAULT_CODEC
+    """Serialisation of chunk bodies, index segments and worker traffic (a private seam)."""
 
 
 def check_callable(value: Any, name: str) -> None:

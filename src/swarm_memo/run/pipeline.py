@@ -359,6 +359,7 @@ class _Run:
             grace_seconds=(grace := self.config.grace_seconds),
             hurry=stop.hurry,
             on_stop=lambda running: bar.note(stop.stopping_line(running, grace)),
+            codec=self.config.codec,
         )
         backends = self.config.backends
         engine = Engine(
@@ -467,7 +468,7 @@ class _Run:
         prepared = chunk_record(self.plan, job, replaced)
         assert prepared is not None  # the job computed points
         record, digests = prepared
-        pset.save(job.name, record, digests, on_unpicklable=unpicklable_error(record))
+        pset.save(job.name, record, digests, on_unpicklable=unpicklable_error(record, pset.codec))
         return record
 
 

@@ -179,7 +179,9 @@ def plan_run(
     params_encoding = encode(key_params, "params")
     set_id = params_set_id(params_encoding, config.cache_version)
     # The set only describes the params (params.json) during this call: no copy.
-    pset = ParamsSet(config.store, set_id, key_params, config.cache_version, writable=access.writes)
+    pset = ParamsSet(
+        config.store, set_id, key_params, config.cache_version, access.writes, config.codec
+    )
     if access.computes and exec_fn is not None and not pset.stored_names():
         config.backends.prestart()  # a new params set: everything is computed
     grid = Grid.build(split_spec, config.layout)

@@ -12,7 +12,6 @@ A call that computes nothing writes nothing.
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import socket
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from swarm_memo._version import __version__
 from swarm_memo.cache.codec import ChunkRecord, point_codes_of
 from swarm_memo.core.jobs import MISSING, ChunkJob, PointFailure
+from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.errors import ExecError
 from swarm_memo.identity.hashing import point_digest
 from swarm_memo.run.plan import RunPlan
@@ -119,15 +119,16 @@ def provenance(job: ChunkJob, computed: int) -> dict[str, object]:
     }
 
 
-def unpicklable_error(record: ChunkRecord) -> Callable[[Exception], Exception]:
+def unpicklable_error(
+    record: ChunkRecord, codec: Codec = DEFAULT_CODEC
+) -> Callable[[Exception], Exception]:
     """Turn a failure to pickle a chunk into an ExecError naming the offending point."""
 
     def error(exc: Exception) -> Exception:
         points = record.resolved_points()
         for point, output in zip(points, record.outputs, strict=True):
-            try:
-                pickle.dumps(output, protocol=5)
-            except Exception as point_exc:
+            point_exc = codec.storable_error(output)
+            if point_exc is not None:
                 return ExecError(
                     f"exec_fn returned an output that cannot be stored (pickled) at point "
                     f"{point!r:.200}: {type(point_exc).__name__}: {point_exc}",

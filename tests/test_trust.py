@@ -255,13 +255,13 @@ def test_quarantine_leaves_a_file_another_process_replaced_meanwhile(
     victim.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # this run reads a damaged copy
     real_decode = cache_module.decode_chunk
 
-    def racing_decode(data):
+    def racing_decode(data, *codec):
         # While this run decodes the damaged copy, another process writes the file anew.
         fresh = victim.with_name("fresh.tmp")
         fresh.write_bytes(good)
         os.replace(fresh, victim)
         monkeypatch.setattr(cache_module, "decode_chunk", real_decode)
-        return real_decode(data)
+        return real_decode(data, *codec)
 
     monkeypatch.setattr(cache_module, "decode_chunk", racing_decode)
     memo.run({}, {"x": [1, 2]})

@@ -431,7 +431,7 @@ class Engine:
         return point_error(point, self.plan.params, replace(failure, traceback=trace))
 
 
-def point_error(point: object, params: object, failure: PointFailure) -> ExecError:
+def point_error(point: object, params: Params, failure: PointFailure) -> ExecError:
     """The :class:`ExecError` for ``point``'s failure (exec_fn raised, or its output
     cannot be pickled)."""
     what = (
@@ -455,7 +455,7 @@ def point_error(point: object, params: object, failure: PointFailure) -> ExecErr
 def result_or_death(
     future: Future[T],
     batch: Batch,
-    params: object,
+    params: Params,
     is_worker_death: Callable[[BaseException], bool],
 ) -> T:
     """``future.result()``, turning a dead worker into :class:`WorkerDiedError`."""

@@ -108,6 +108,10 @@ class ChunkRecord:
     """The size of the file it was read from (0 for a record not read from a file)."""
     point_codes: tuple[str | None, ...] | None = None
     """Per point, the fingerprint of the code that computed it (None: all ``code``)."""
+    enumerator: str | None = None
+    """Fingerprint of the custom ``enumerate_points`` whose output for this chunk's
+    sub-spec (in ``axes`` order) is exactly the file's points; None: unknown, or the
+    default product."""
 
     def code_at(self, position: int) -> str | None:
         """The fingerprint of the code that computed the output at ``position``."""
@@ -149,6 +153,8 @@ class ChunkRecord:
         }
         if self.point_codes is not None:
             meta["codes"] = _code_runs(self.point_codes)
+        if self.enumerator is not None:  # absent otherwise: older readers ignore it
+            meta["enumerator"] = self.enumerator
         if self.points is not None:
             digests = self.point_digests
             if digests is None:
@@ -225,6 +231,8 @@ class ChunkMeta:
     point_ids: str | None
     name: str | None
     """The chunk file name it was written under (None in files from before names)."""
+    enumerator: str | None = None
+    """See :attr:`ChunkRecord.enumerator` (None in files from before it)."""
 
     @classmethod
     def parse(cls, meta: dict[str, Any]) -> ChunkMeta:
@@ -250,6 +258,7 @@ class ChunkMeta:
                 key_digest=_optional(meta, "key_digest", str),
                 point_ids=_if_typed(meta, "point_ids", str),
                 name=_optional(meta, "name", str),
+                enumerator=_optional(meta, "enumerator", str),
             )
         except (TypeError, ValueError) as exc:
             raise CorruptChunkError(f"a meta field is malformed: {exc}") from exc
@@ -525,6 +534,7 @@ def decode_chunk(data: bytes, codec: Codec = DEFAULT_CODEC) -> ChunkRecord:
             checksum=header.checksum,
             stored_bytes=len(data),
             point_codes=meta.point_codes,
+            enumerator=meta.enumerator,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptChunkError(f"a required field is missing or malformed: {exc!r}") from exc

@@ -123,70 +123,83 @@ class _Run:
         """Serve a chunk from its own file if it is intact, complete and exact."""
         if name not in self.stored:
             return False
-        points, product = self._chunk_points(chunk)
-        if self.sink.wants_outputs or not product:
-            served = self._load_exact(chunk, name, points, product)
-            if served is None:
-                return False
-            outputs = served
-            if self.sink.wants_outputs:
-                self.sink.take(chunk, points, outputs, partial=False)
-            count = len(outputs)
+        if self.sink.wants_outputs:
+            count = self._serve_exact(chunk, name)
         else:
-            if not self._peek_exact(chunk, name):
-                return False
-            count = chunk.product_size
+            count = self._peek_exact(chunk, name)
+        if count is None:
+            return False
         self.diag.cached_chunks += 1
         self.diag.cached_points += count
         return True
 
-    def _peek_exact(self, chunk: Chunk, name: str) -> bool:
-        """Whether a chunk's own file is an exact hit without loading outputs (none are
-        wanted): intact, holding this chunk (checksum and key digest checked, nothing
-        unpickled: what a run loading it would accept), complete, a product in this
-        call's axis order, of code that may serve."""
+    def _trusted(self, enumerator: str | None, axes: Sequence[str]) -> bool:
+        """Whether a file's points are what this call's custom enumerator returns for its
+        sub-spec without calling it: the file is stamped with the same enumerator
+        fingerprint, and its sub-spec was given in this call's axis order (its key digest
+        is checked when the file is read)."""
+        code = self.plan.enumerator_code
+        return code is not None and enumerator == code and self.policy.same_axes(axes)
+
+    def _peek_exact(self, chunk: Chunk, name: str) -> int | None:
+        """How many points a chunk's own file serves when no output is wanted, or None:
+        intact, holding this chunk (checksum and key digest checked, nothing unpickled:
+        what a run loading it would accept), complete, of code that may serve, holding
+        this call's points: a product in this call's axis order, or the points of a
+        custom enumerator with the file's fingerprint (not called). Other points a
+        custom enumerator lists are compared with the file's after loading it."""
         meta = self.plan.pset.check(name, chunk)
         if meta is None:
-            return False
-        codes = meta.codes(chunk.product_size)
-        policy = self.policy
-        if (
-            meta.partial
-            or not meta.product
-            or not policy.same_axes(meta.axes)
-            or not policy.codes_allowed(codes)
-        ):
-            return False
-        policy.served(codes)
-        return True
+            return None
+        trusted = self._trusted(meta.enumerator, meta.axes)
+        if not trusted and not self._chunk_points(chunk)[1]:
+            return self._serve_exact(chunk, name)  # points to compare with the file's
+        count = chunk.product_size if meta.product else meta.points
+        if count is None or meta.partial or not (meta.product or trusted):
+            return None
+        codes = meta.codes(count)
+        if not self.policy.same_axes(meta.axes) or not self.policy.codes_allowed(codes):
+            return None
+        self.policy.served(codes)
+        return count
 
-    def _load_exact(
-        self, chunk: Chunk, name: str, points: Sequence[object] | None, product: bool
-    ) -> list[object] | None:
-        """The outputs of a chunk's own file in request order; None when the file is
-        unusable, partial, holds other points or outputs this call may not serve."""
+    def _serve_exact(self, chunk: Chunk, name: str) -> int | None:
+        """Serve the outputs of a chunk's own file in request order to the sink (when it
+        wants them) and count them; None when the file is unusable, partial, holds other
+        points or outputs this call may not serve."""
         load_started = time.perf_counter()
         record = self.plan.pset.load(name, chunk)
         self.diag.load_time += time.perf_counter() - load_started
         if record is None:
             return None
-        policy = self.policy
         codes = record.codes()
-        if record.partial or not policy.codes_allowed(codes):
+        if record.partial or not self.policy.codes_allowed(codes):
             return None
+        if self._trusted(record.enumerator, record.axes):
+            points: Sequence[object] | None = record.points  # None: the product of its bins
+        else:
+            same, points = self._same_points(chunk, record)
+            if not same:
+                return None
+        self.policy.served(codes)
+        if self.sink.wants_outputs:
+            self.sink.take(chunk, points, record.outputs, partial=False)
+        return len(record.outputs)
+
+    def _same_points(self, chunk: Chunk, record: ChunkRecord) -> tuple[bool, ChunkPoints | None]:
+        """Whether a file holds this call's points of ``chunk`` in its order (enumerated
+        now), and those points (None for the default product)."""
+        points, product = self._chunk_points(chunk)
         if record.points is None:
-            if not policy.same_axes(record.axes):
-                return None  # Reuse counts its points for the warning
+            if not self.policy.same_axes(record.axes):
+                return False, None  # Reuse counts its points for the warning
             if product:
-                policy.served(codes)
-                return record.outputs
+                return True, points
         if points is None:
             points = self.plan.points(chunk)
         wanted = self.plan.point_digests(chunk, points)
-        if self.plan.point_digests(chunk, record.resolved_points()) != wanted:
-            return None  # stored for other points (the enumerator changed)
-        policy.served(codes)
-        return record.outputs
+        # other points: stored for another enumerator
+        return self.plan.point_digests(chunk, record.resolved_points()) == wanted, points
 
     # ------------------------------------------------------------------ jobs
 

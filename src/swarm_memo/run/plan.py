@@ -9,12 +9,14 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from swarm_memo.cache.keydefaults import key_params as _key_params
 from swarm_memo.cache.params_set import ParamsSet, check_chunk_name, params_set_id
 from swarm_memo.core.types import ExecFn
 from swarm_memo.errors import SpecError, SpecTypeError, UnhashableValueError
+from swarm_memo.identity.fingerprint import code_fingerprint
 from swarm_memo.identity.grid import Chunk, Grid, product_points
 from swarm_memo.identity.hashing import digest_parts, encode, point_digest
 from swarm_memo.run.config import MemoConfig
@@ -72,6 +74,17 @@ class RunPlan:
     def product(self) -> bool:
         """True when points are the default cartesian product (found by their bins)."""
         return self.config.enumerate_points is None
+
+    @cached_property
+    def enumerator_code(self) -> str | None:
+        """Fingerprint (hex) of the custom ``enumerate_points``, with what it reaches
+        (helpers, module constants), taken once per call; None for the default product.
+
+        A chunk file stamped with it lists exactly what this enumerator returns for the
+        file's sub-spec: an exact hit then serves its points without calling it again,
+        as a stored output stands for ``exec_fn`` of the same fingerprint."""
+        enumerate_points = self.config.enumerate_points
+        return None if enumerate_points is None else code_fingerprint(enumerate_points).hex()
 
     def points(self, chunk: Chunk) -> ChunkPoints:
         enumerate_points = self.config.enumerate_points
@@ -196,9 +209,6 @@ def plan_run(
         pset,
         access=access,
     )
-    if not plan.product and grid.chunk_count:
-        first = next(grid.chunks())  # catch unhashable points before any work starts
-        plan.point_digests(first, plan.points(first))
     hash_fn = config.chunk_hash_fn
     prefix = digest_parts(b"swarm-memo-chunk", params_encoding)  # the params hashed once
     for chunk in grid.chunks():
@@ -216,6 +226,10 @@ def plan_run(
         plan.named_chunks.append((chunk, name))
     if hash_fn is not None:
         _check_distinct_names(plan.named_chunks)
+    if not plan.product and plan.named_chunks:
+        first, name = plan.named_chunks[0]
+        if not pset.has_chunk(name):  # unhashable points caught before any work starts
+            plan.point_digests(first, plan.points(first))  # (a stored chunk: when served)
     return plan
 
 

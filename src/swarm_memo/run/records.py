@@ -55,6 +55,8 @@ def chunk_record(
     else:
         points, outputs, digests, codes, complete = _merge(plan, job, computed, replaced)
     code, point_codes = point_codes_of(codes)
+    # every point the enumerator listed, in its order, and no other: stamped with it
+    exact = complete and (points is None or len(points) == len(job.points))
     record = ChunkRecord(
         plan.pset.set_id,
         plan.pset.cache_version,
@@ -68,6 +70,7 @@ def chunk_record(
         key_digest=chunk.key_digest().hex(),
         point_digests=None if points is None else digests,
         point_codes=point_codes,
+        enumerator=plan.enumerator_code if exact else None,
     )
     return record, digests
 

@@ -140,7 +140,7 @@ class Requests:
         call (its output a :class:`PointFailure`); points not stored are left out."""
         access = Access.READ if load_only else Access.COMPUTE
         plan = self.plan(key_params, split_spec, access=access, exec_params=exec_params)
-        sink = Pairs(plan.points)
+        sink = Pairs()
         if load_only:
             execute(plan, sink)
         else:

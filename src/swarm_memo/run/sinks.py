@@ -149,17 +149,15 @@ class Pairs:
 
     wants_outputs = True
 
-    def __init__(self, points_of: Callable[[Chunk], Sequence[object]]) -> None:
-        self._points_of = points_of
+    def __init__(self) -> None:
         self._pairs: dict[int, list[tuple[object, object]]] = {}
 
     def take(
         self, chunk: Chunk, points: Sequence[object] | None, outputs: list[object], partial: bool
     ) -> None:
-        if points is None:
-            points = self._points_of(chunk)
+        listed = itertools.product(*chunk.bins) if points is None else points
         self._pairs[chunk.index] = [
-            (p, o) for p, o in zip(points, outputs, strict=True) if o is not MISSING
+            (p, o) for p, o in zip(listed, outputs, strict=True) if o is not MISSING
         ]
 
     def missing(self, chunk: Chunk, count: int) -> None:

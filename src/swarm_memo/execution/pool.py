@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -19,30 +20,55 @@ from swarm_memo.execution.worker import StartedFromLongLivedThread, init_pool_wo
 
 IDLE_WORKER_SECONDS = 300
 """Idle workers exit after this long; the pool starts new ones when work comes."""
+START_VARIABLE = "SWARM_MEMO_WORKER_START"
+"""``loky`` in this environment variable: workers start as fresh interpreters (loky's own
+start) even where a preloaded fork server could start them
+(:mod:`~swarm_memo.execution.preload`)."""
 
 
-def _start_resource_tracker() -> None:
-    """Start loky's resource tracker with SIGUSR1 blocked.
+def preloaded_start() -> bool:
+    """Whether the pool's workers are forked by swarm-memo's preloaded server (Linux)."""
+    if os.environ.get(START_VARIABLE, "").strip().lower() == "loky":
+        return False
+    from multiprocessing import reduction
 
-    The tracker ignores SIGINT and SIGTERM but not SIGUSR1, which ``sbatch --signal``
-    sends to every process of a job step: it died of it, and a new tracker then reported
-    the pool's semaphores as leaked. A blocked signal stays blocked across exec, so this
-    tracker never sees SIGUSR1 (workers, started later, are not affected).
+    return sys.platform.startswith("linux") and bool(reduction.HAVE_SEND_HANDLE)
+
+
+def _start_helpers(preloaded: bool) -> None:
+    """Start loky's resource tracker (and, for a preloaded start, the fork server and
+    multiprocessing's tracker) with SIGUSR1 blocked.
+
+    The trackers ignore SIGINT and SIGTERM but not SIGUSR1, which ``sbatch --signal``
+    sends to every process of a job step: a tracker died of it, and a new one then
+    reported the pool's semaphores as leaked. A blocked signal stays blocked across exec,
+    so these helpers never see SIGUSR1; the fork server also holds SIGTERM and SIGINT
+    (it exits with the driver), and the workers it forks unblock them once their handlers
+    are installed (:func:`~swarm_memo.execution.worker.init_pool_worker`).
     """
     from loky.backend.resource_tracker import ensure_running
 
-    if not hasattr(signal, "pthread_sigmask") or not hasattr(signal, "SIGUSR1"):
+    with signals_held():
         ensure_running()
+    if not preloaded:
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-    try:
-        ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    from multiprocessing import resource_tracker
+
+    from swarm_memo.execution import preload
+
+    with signals_held():  # it unblocks SIGINT and SIGTERM once its tracker started
+        resource_tracker.ensure_running()
+    with signals_held():
+        preload.server()
 
 
 def _ready() -> None:
     """The task that makes loky start a pool's workers (:meth:`LokyPool.prestart`)."""
+
+
+def _submit_ready(executor: Executor) -> None:
+    with contextlib.suppress(Exception), signals_held():
+        executor.submit(_ready)
 
 
 WORKER_SIGNALS = frozenset(
@@ -77,6 +103,7 @@ class LokyPool:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.preloaded = preloaded_start()
         self._executor: Executor | None = None
         self._owner_pid = 0
         self._lock = threading.Lock()
@@ -86,27 +113,56 @@ class LokyPool:
         with self._lock:
             # A forked child must not submit to (or kill) its parent's pool.
             if self._executor is None or self._owner_pid != os.getpid():
-                from loky import ProcessPoolExecutor
-
-                _start_resource_tracker()
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.workers,
-                    timeout=IDLE_WORKER_SECONDS,
-                    initializer=init_pool_worker,
-                    initargs=(os.getpid(), StartedFromLongLivedThread()),
-                )
+                _start_helpers(self.preloaded)
+                self._executor = self._new_executor()
                 self._owner_pid = os.getpid()
             return self._executor
+
+    def _new_executor(self) -> Executor:
+        from loky import ProcessPoolExecutor
+
+        executor: Executor
+        if not self.preloaded:
+            executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                timeout=IDLE_WORKER_SECONDS,
+                initializer=init_pool_worker,
+                initargs=(os.getpid(), StartedFromLongLivedThread()),
+            )
+            return executor
+        from swarm_memo.execution import preload
+
+        executor = ProcessPoolExecutor(
+            max_workers=self.workers,
+            timeout=IDLE_WORKER_SECONDS,
+            context=preload.context(),
+            initializer=preload.init_served_worker,
+            initargs=(os.getpid(), dict(os.environ)),
+        )
+        return executor
 
     def prestart(self) -> None:
         """Start the workers now, in the background, if the pool is not running: loky
         spawns them for a no-op task; the first real submit finds them started (or the
-        pool broken, which it handles as before)."""
+        pool broken, which it handles as before).
+
+        A preloaded start submits from a short-lived thread: forking waits for the
+        server's imports the first time, and the worker's parent is the server, never
+        that thread. Loky's own start submits here (a worker started from a short-lived
+        thread could not die with the driver's thread, see
+        :class:`~swarm_memo.execution.worker.StartedFromLongLivedThread`)."""
         with self._lock:
             if self._executor is not None and self._owner_pid == os.getpid():
                 return
-        with contextlib.suppress(Exception), signals_held():
-            self.executor().submit(_ready)
+        try:
+            executor = self.executor()
+        except Exception:
+            return  # the real submit raises it again
+        if self.preloaded:
+            name = "swarm-memo-pool-start"
+            threading.Thread(target=_submit_ready, args=(executor,), name=name).start()
+        else:
+            _submit_ready(executor)
 
     def _take(self) -> Executor | None:
         with self._lock:

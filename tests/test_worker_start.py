@@ -71,9 +71,7 @@ def test_a_killed_worker_is_detected_and_the_pool_is_replaced(tmp_path):
     assert len(pairs) == 6
 
 
-def test_workers_see_the_environment_of_the_driver_when_their_pool_starts(
-    tmp_path, monkeypatch
-):
+def test_workers_see_the_environment_of_the_driver_when_their_pool_starts(tmp_path, monkeypatch):
     monkeypatch.setenv("SWARM_MEMO_TEST_VALUE", "first")
     memo = make(tmp_path / "a", env_of)
     assert set(memo.run({}, XS)[0]) == {"first"}  # the server starts here

@@ -39,11 +39,11 @@ from multiprocessing.context import (
     ForkServerProcess,
     set_spawning_popen,
 )
-from typing import Any
+from multiprocessing.process import BaseProcess
 
 from swarm_memo.execution import worker
 
-PRELOADED = ("loky.process_executor", "cloudpickle", "swarm_memo.execution.preload")
+PRELOADED = ("ctypes", "loky.process_executor", "cloudpickle", "swarm_memo.execution.preload")
 """What the server imports once, so its workers start with it imported."""
 _MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
 
@@ -70,7 +70,7 @@ def server() -> forkserver.ForkServer:
 class _ServedPopen(popen_forkserver.Popen):
     """multiprocessing's forkserver launch, on swarm-memo's server, without ``__main__``."""
 
-    def __init__(self, process_obj: Any) -> None:
+    def __init__(self, process_obj: BaseProcess) -> None:
         self._child_fds: list[int] = []  # the fds the child inherits, by index
         super().__init__(process_obj)
 
@@ -78,8 +78,8 @@ class _ServedPopen(popen_forkserver.Popen):
         self._child_fds.append(fd)
         return len(self._child_fds) - 1
 
-    def _launch(self, process_obj: Any) -> None:
-        prep_data = spawn.get_preparation_data(process_obj._name)
+    def _launch(self, process_obj: BaseProcess) -> None:
+        prep_data = spawn.get_preparation_data(process_obj.name)
         for key in _MAIN_KEYS:
             prep_data.pop(key, None)
         buf = io.BytesIO()
@@ -104,7 +104,7 @@ def _close_fds(*fds: int) -> None:
 
 class _ServedProcess(ForkServerProcess):
     @staticmethod
-    def _Popen(process_obj: Any) -> _ServedPopen:
+    def _Popen(process_obj: BaseProcess) -> _ServedPopen:
         return _ServedPopen(process_obj)
 
 

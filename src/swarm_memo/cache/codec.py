@@ -34,10 +34,10 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 import xxhash
 
@@ -45,6 +45,8 @@ from swarm_memo.cache.meta_points import key_meta, point_ids_meta
 from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.errors import CorruptChunkError, UnreadableChunkError
 from swarm_memo.identity.hashing import point_digest
+
+T = TypeVar("T")
 
 MIXED_CODE = "mixed"
 """The meta's ``code`` when a file's points were computed by different code: it equals no
@@ -124,22 +126,22 @@ class ChunkRecord:
         return list(self.point_codes)
 
     @cached_property
-    def stored_key(self) -> tuple[tuple[str, Any], ...]:
+    def stored_key(self) -> StoredKey:
         """The chunk key as files and index records store it (:func:`compact_key`);
         computed once per record, however many of them write it."""
         return compact_key(self.chunk_key)
 
-    def resolved_points(self) -> list[Any]:
+    def resolved_points(self) -> list[object]:
         """The chunk's points, rebuilt from the key when stored as a product."""
         if self.points is not None:
             return self.points
         bins = dict(self.chunk_key)
         return list(itertools.product(*(bins[axis] for axis in self.axes)))
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> dict[str, object]:
         """The JSON meta block: what the CLI and checks read without unpickling. ``key``
         and ``point_ids`` let ``swarm-memo ls`` count each stored point once."""
-        meta = {
+        meta: dict[str, object] = {
             "set": self.set_id,
             "cache_version": self.cache_version,
             "axes": list(self.axes),
@@ -172,19 +174,13 @@ def point_codes_of(codes: Sequence[str | None]) -> tuple[str | None, tuple[str |
     return MIXED_CODE, tuple(codes)
 
 
-def _code_runs(codes: Sequence[str | None]) -> list[list[Any]]:
+def _code_runs(codes: Sequence[str | None]) -> list[list[str | int | None]]:
     """Run-length form of per-point codes: ``[[code, count], ...]`` (a file's points
     usually come in long runs of one code)."""
-    runs: list[list[Any]] = []
-    for code in codes:
-        if runs and runs[-1][0] == code:
-            runs[-1][1] += 1
-        else:
-            runs.append([code, 1])
-    return runs
+    return [[code, sum(1 for _ in run)] for code, run in itertools.groupby(codes)]
 
 
-def meta_point_codes(meta: dict[str, Any]) -> tuple[str | None, ...] | None:
+def meta_point_codes(meta: Mapping[str, object]) -> tuple[str | None, ...] | None:
     """Per-point codes from a meta block (None when every point has the meta's ``code``).
 
     Raises
@@ -196,8 +192,10 @@ def meta_point_codes(meta: dict[str, Any]) -> tuple[str | None, ...] | None:
     if runs is None:
         return None
     try:
+        if not isinstance(runs, list):
+            raise TypeError(f"codes are a {type(runs).__name__}, not a list")
         codes = tuple(itertools.chain.from_iterable(itertools.repeat(c, int(n)) for c, n in runs))
-        valid = len(codes) == int(meta["points"]) and all(
+        valid = len(codes) == _count(meta["points"]) and all(
             c is None or isinstance(c, str) for c in codes
         )
     except (TypeError, ValueError, KeyError) as exc:
@@ -235,7 +233,7 @@ class ChunkMeta:
     """See :attr:`ChunkRecord.enumerator` (None in files from before it)."""
 
     @classmethod
-    def parse(cls, meta: dict[str, Any]) -> ChunkMeta:
+    def parse(cls, meta: Mapping[str, object]) -> ChunkMeta:
         """Type the meta block of a file.
 
         Raises
@@ -247,13 +245,13 @@ class ChunkMeta:
             return cls(
                 set_id=_optional(meta, "set", str),
                 cache_version=_optional(meta, "cache_version", str),
-                axes=tuple(str(a) for a in meta.get("axes") or ()),
+                axes=tuple(str(a) for a in _iterable(meta.get("axes") or ())),
                 product=meta.get("product") is True,
                 points=_optional(meta, "points", int),
                 partial=bool(meta.get("partial", False)),
                 code=_optional(meta, "code", str),
                 point_codes=meta_point_codes(meta),
-                info=dict(meta.get("info") or {}),
+                info=_object(meta.get("info") or {}),
                 key=_if_typed(meta, "key", list),
                 key_digest=_optional(meta, "key_digest", str),
                 point_ids=_if_typed(meta, "point_ids", str),
@@ -283,18 +281,37 @@ class ChunkMeta:
         return value if isinstance(value, str) else None
 
 
-def _if_typed(meta: dict[str, Any], name: str, kind: type) -> Any:
+def _if_typed(meta: Mapping[str, object], name: str, kind: type[T]) -> T | None:
     """A field that only helps counting points: None when absent or of another type (the
     count is then flagged as possibly inexact, never an error)."""
     value = meta.get(name)
     return value if isinstance(value, kind) else None
 
 
-def _optional(meta: dict[str, Any], name: str, kind: type) -> Any:
+def _optional(meta: Mapping[str, object], name: str, kind: type[T]) -> T | None:
     value = meta.get(name)
     if value is not None and not isinstance(value, kind):
         raise TypeError(f"{name!r} is {type(value).__name__}, not {kind.__name__}")
     return value
+
+
+def _iterable(value: object) -> Iterable[object]:
+    if not isinstance(value, Iterable):
+        raise TypeError(f"{type(value).__name__} is not iterable")
+    return value
+
+
+def _object(value: object) -> dict[str, object]:
+    """A JSON object of a meta block."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{type(value).__name__} is not an object")
+    return dict(value)
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, (int, str)):
+        raise TypeError(f"a count is a {type(value).__name__}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -326,8 +343,8 @@ def compact_key(chunk_key: StoredKey) -> StoredKey:
     return tuple((axis, _compact(values)) for axis, values in chunk_key)
 
 
-def _compact(values: Sequence[Any]) -> Sequence[Any]:
-    if isinstance(values, range) or len(values) < 3 or set(map(type, values)) != {int}:
+def _compact(values: Sequence[object]) -> Sequence[object]:
+    if isinstance(values, range) or len(values) < 3 or not _all_ints(values):
         return values
     step = values[1] - values[0]
     if step == 0:
@@ -336,9 +353,15 @@ def _compact(values: Sequence[Any]) -> Sequence[Any]:
     return run if len(run) == len(values) and tuple(run) == values else values
 
 
-def read_key(stored: Any) -> StoredKey:
+def _all_ints(values: Sequence[object]) -> TypeGuard[Sequence[int]]:
+    return set(map(type, values)) == {int}
+
+
+def read_key(stored: object) -> StoredKey:
     """A stored chunk key as read: runs of ints stay ``range`` objects (sequences that
     cost nothing to build, however long the bin)."""
+    if not isinstance(stored, (tuple, list)):
+        raise TypeError(f"the chunk key is a {type(stored).__name__}")
     return tuple(
         (axis, values if isinstance(values, range) else tuple(values)) for axis, values in stored
     )

@@ -25,7 +25,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ from swarm_memo.cache.codec import (
 from swarm_memo.cache.layout import CHUNK_SUFFIX, SetPaths, quarantine_key
 from swarm_memo.cache.segments import IndexLog, IndexRecord
 from swarm_memo.core.serial import DEFAULT_CODEC, PICKLE_ERRORS, Codec
+from swarm_memo.core.textfmt import JSONValue
 from swarm_memo.core.userwarn import warn_user
 from swarm_memo.errors import CacheWarning, CorruptChunkError, UnreadableChunkError
 from swarm_memo.identity.bindigest import sequence_digest
@@ -65,7 +66,7 @@ def _warn(message: str) -> None:
     warn_user(message, CacheWarning)
 
 
-def check_chunk_name(name: Any) -> str:
+def check_chunk_name(name: object) -> str:
     """Validate what ``chunk_hash_fn`` returned: it becomes a file name."""
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
         raise ValueError(
@@ -212,7 +213,7 @@ class ParamsSet:
                 points += meta.computed_points
         return seconds / points if points else None
 
-    def _check_belongs(self, set_id: Any, cache_version: Any) -> None:
+    def _check_belongs(self, set_id: str | None, cache_version: str | None) -> None:
         if set_id != self.set_id or cache_version != self.cache_version:
             raise CorruptChunkError("the file belongs to other params or another cache_version")
 
@@ -368,7 +369,7 @@ def _holds(record: ChunkRecord, chunk: Chunk) -> bool:
 _PLAIN = frozenset({int, str})
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> JSONValue:
     """``value`` as JSON where it maps exactly, else its (shortened) repr."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -382,7 +383,7 @@ def _jsonable(value: Any) -> Any:
     return text if len(text) <= 2000 else text[:2000] + "..."
 
 
-def describe_params(params: dict[str, Any], cache_version: str) -> bytes:
+def describe_params(params: Mapping[str, object], cache_version: str) -> bytes:
     """The text of ``params.json``: for people and the CLI, never unpickled or trusted."""
     description = {
         "params": _jsonable(params),

@@ -13,7 +13,6 @@ import linecache
 import re
 import types
 from collections.abc import Iterator
-from typing import Any
 
 __all__ = ["with_real_files"]
 
@@ -28,7 +27,7 @@ def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
             yield from _codes(const)
 
 
-def _functions(fn: Any, depth: int = 0) -> Iterator[types.FunctionType]:
+def _functions(fn: object, depth: int = 0) -> Iterator[types.FunctionType]:
     """The user's functions behind ``fn`` (through partials and callable objects, such as
     the wrappers of ``run_wrap``), and the same module's functions it names."""
     while isinstance(fn, functools.partial):
@@ -48,7 +47,7 @@ def _functions(fn: Any, depth: int = 0) -> Iterator[types.FunctionType]:
             yield helper
 
 
-def _locate(fn: Any) -> list[tuple[str, int, int, str]]:
+def _locate(fn: object) -> list[tuple[str, int, int, str]]:
     """``(name, first line, last line, file)`` of every code object behind ``fn``."""
     found = []
     for function in _functions(fn):
@@ -59,7 +58,7 @@ def _locate(fn: Any) -> list[tuple[str, int, int, str]]:
     return found
 
 
-def with_real_files(trace: str, fn: Any) -> str:
+def with_real_files(trace: str, fn: object) -> str:
     """``trace`` with each ``<dynamic-code>`` frame of ``fn``'s code given its real file
     and source line (frames it cannot place are left as they are)."""
     if "<dynamic-code>" not in trace:

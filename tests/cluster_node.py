@@ -64,7 +64,7 @@ def main(job: dict[str, Any]) -> None:
     if job.get("mode") == "run":
         diag = memo.run_streaming(PARAMS, spec_for(job))
     else:
-        diag = LaunchTask()(memo, PARAMS, spec_for(job), share)
+        diag = LaunchTask()(memo.options, PARAMS, spec_for(job), share)
     memo.close()
     print(json.dumps({"executed": diag.executed_points}), flush=True)
 

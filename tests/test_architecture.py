@@ -99,3 +99,32 @@ def test_no_module_imports_itself_back() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [])
+
+
+def _facade_private_methods() -> set[str]:
+    tree = ast.parse((PACKAGE / "_memo.py").read_text())
+    facade = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "SwarmMemo")
+    return {
+        n.name
+        for n in facade.body
+        if isinstance(n, ast.FunctionDef) and n.name.startswith("_") and not n.name.endswith("__")
+    }
+
+
+def test_nothing_outside_the_facade_calls_its_private_methods() -> None:
+    """Lower layers receive the config, the options and plans, never the facade: no module
+    but ``_memo.py`` touches ``memo._requests``, ``memo._set_options`` and the like (on
+    anything but ``self``)."""
+    private = _facade_private_methods()
+    assert private, "the facade has private methods to guard"
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "_memo.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Attribute) and node.attr in private):
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                continue
+            wrong.append(f"{_module_name(path)}:{node.lineno} uses .{node.attr}")
+    assert not wrong, "\n".join(wrong)

@@ -27,6 +27,7 @@ from swarm_memo import (
 from swarm_memo.core.serial import DEFAULT_CODEC
 from swarm_memo.execution.backends import (
     BackendFactory,
+    ExecutorSpec,
     ProcessBackend,
     SerialBackend,
     ThreadBackend,
@@ -97,7 +98,7 @@ def make(root: Path, fn, **kwargs) -> SwarmMemo:
     ],
 )
 def test_named_executors_resolve_to_their_backend(executor, max_workers, kind):
-    factory = BackendFactory(executor, max_workers)
+    factory = BackendFactory(ExecutorSpec.parse(executor, max_workers))
     backend = factory.backend()
     assert isinstance(backend, kind)
     assert backend.workers == (1 if kind is SerialBackend else max_workers)
@@ -106,17 +107,17 @@ def test_named_executors_resolve_to_their_backend(executor, max_workers, kind):
 
 def test_a_user_executor_counts_max_workers_or_the_usable_cpus_never_its_private_size():
     with ThreadPoolExecutor(7) as pool:
-        backend = BackendFactory(pool, None).backend()
+        backend = BackendFactory(ExecutorSpec.parse(pool, None)).backend()
         assert isinstance(backend, UserExecutorBackend)
         assert backend.workers == usable_cpus()
-        assert BackendFactory(pool, 3).backend().workers == 3
+        assert BackendFactory(ExecutorSpec.parse(pool, 3)).backend().workers == 3
 
 
 def test_an_object_from_a_module_named_distributed_is_not_taken_for_a_client():
     fake = type("Client", (), {"get_executor": lambda self, **kw: None})
     fake.__module__ = "distributed.client"
     with pytest.raises(SpecTypeError, match="got Client"):
-        BackendFactory(fake(), None)
+        ExecutorSpec.parse(fake(), None)
 
 
 def test_resolving_executors_never_imports_distributed():

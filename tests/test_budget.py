@@ -102,7 +102,7 @@ def test_a_task_stops_at_its_deadline_keeping_what_it_finished(tmp_path: Path) -
 def test_status_shows_each_tasks_share(tmp_path: Path) -> None:
     memo = memo_for(tmp_path)
     memo.run(PARAMS, {"x": [0, 1, 2, 3]})  # chunks 0 and 1: task 0 and task 1 of 3
-    handle = Launch(memo, PARAMS, SPEC, jobs=[None, None, None])
+    handle = Launch(memo.config, PARAMS, SPEC, jobs=[None, None, None])
     now = handle.status()
     assert [t.chunks for t in now.tasks] == [4, 4, 4]
     assert [t.missing_chunks for t in now.tasks] == [3, 3, 4]

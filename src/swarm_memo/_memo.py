@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarm_memo.core.diagnostics import Diagnostics, Status
 from swarm_memo.core.types import EnumerateFn, ExecFn, Params, SplitSpec
-from swarm_memo.identity.fingerprint import call_fingerprint
 from swarm_memo.identity.grid import ChunkLayout
 from swarm_memo.run.compact import CompactReport, clear_set, compact
 from swarm_memo.run.config import (
     DEFAULT_CLAIM_TIMEOUT,
     DEFAULT_GRACE_SECONDS,
     ChunkHashFn,
+    MemoOptions,
     OnCodeChange,
     OnError,
     build_config,
@@ -26,13 +25,12 @@ from swarm_memo.run.config import (
 from swarm_memo.run.launch import Launch
 from swarm_memo.run.launch import launch as _launch
 from swarm_memo.run.plan import Access
-from swarm_memo.run.requests import Requests
+from swarm_memo.run.requests import Requests, memo_requests
 from swarm_memo.run.sweepwrap import SweptFunction
 from swarm_memo.run.wrap import MemoizedSweep
 
-
-def _name_of(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
 
 class SwarmMemo:
@@ -146,7 +144,7 @@ class SwarmMemo:
         axis_order: Sequence[str] | None = None,
         verbose: int = 1,
         *,
-        executor: Any = "process",
+        executor: object = "process",
         on_error: OnError = "raise",
         on_code_change: OnCodeChange = "warn",
         chunk_order: str | Callable[[list[dict[str, list[Any]]]], Sequence[int]] = "grid",
@@ -155,54 +153,53 @@ class SwarmMemo:
         deadline: float | datetime | None = None,
         storage_options: dict[str, Any] | None = None,
         durable: bool = True,
-        defaults: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, object] | None = None,
         ignore: Sequence[str] = (),
     ) -> None:
-        self._arguments: dict[str, Any] = {
-            "cache_root": cache_root,
-            "memo_chunk_spec": memo_chunk_spec,
-            "exec_chunk_size": exec_chunk_size,
-            "enumerate_points": enumerate_points,
-            "exec_fn": exec_fn,
-            "collate_fn": collate_fn,
-            "merge_fn": merge_fn,
-            "chunk_hash_fn": chunk_hash_fn,
-            "cache_version": cache_version,
-            "max_workers": max_workers,
-            "axis_order": axis_order,
-            "verbose": verbose,
-            "executor": executor,
-            "on_error": on_error,
-            "on_code_change": on_code_change,
-            "chunk_order": chunk_order,
-            "claim_timeout": claim_timeout,
-            "grace_seconds": grace_seconds,
-            "deadline": deadline,
-            "storage_options": storage_options,
-            "durable": durable,
-            "defaults": defaults,
-            "ignore": ignore,
-        }
-        self.config = build_config(self._arguments)
-        self._function_name = _name_of(exec_fn)
+        self._set_options(
+            MemoOptions(
+                cache_root,
+                memo_chunk_spec,
+                exec_chunk_size,
+                enumerate_points,
+                exec_fn,
+                collate_fn,
+                merge_fn,
+                chunk_hash_fn,
+                cache_version,
+                max_workers,
+                axis_order,
+                verbose,
+                executor=executor,
+                on_error=on_error,
+                on_code_change=on_code_change,
+                chunk_order=chunk_order,
+                claim_timeout=claim_timeout,
+                grace_seconds=grace_seconds,
+                deadline=deadline,
+                storage_options=storage_options,
+                durable=durable,
+                defaults=defaults,
+                ignore=ignore,
+            )
+        )
 
-    def __getstate__(self) -> dict[str, Any]:
+    def _set_options(self, options: MemoOptions) -> None:
+        """Validate ``options`` (raising before any work) into this memo's config."""
+        self.config = build_config(options)
+        self._options = options
+
+    @property
+    def options(self) -> MemoOptions:
+        """The constructor's arguments, as given (a frozen :class:`MemoOptions`)."""
+        return self._options
+
+    def __getstate__(self) -> dict[str, object]:
         """A memo pickles as its arguments (pools are not sent along)."""
-        return {"arguments": self._arguments}
+        return {"arguments": self._options.arguments()}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state["arguments"])  # type: ignore[misc]
-
-    def _with_options(self, **options: Any) -> SwarmMemo:
-        """A new memo with the same arguments but these ones."""
-        return SwarmMemo(**{**self._arguments, **options})
-
-    def _with_config(self, **changes: Any) -> SwarmMemo:
-        """A copy of this memo (same pools) with these fields of its config replaced; it
-        pickles as this memo's arguments, without them."""
-        memo = copy.copy(self)
-        memo.config = replace(self.config, **changes)
-        return memo
+    def __setstate__(self, state: dict[str, dict[str, Any]]) -> None:
+        self._set_options(MemoOptions(**state["arguments"]))
 
     def __enter__(self) -> SwarmMemo:
         return self
@@ -231,8 +228,7 @@ class SwarmMemo:
         """Swap the function (e.g. after a fix); the memo keeps its pools."""
         check_callable(fn, "exec_fn")
         self.config = replace(self.config, exec_fn=fn)
-        self._arguments["exec_fn"] = fn
-        self._function_name = _name_of(fn)
+        self._options = replace(self._options, exec_fn=fn)
 
     @property
     def collate_fn(self) -> Callable[[list[Any]], Any]:
@@ -302,7 +298,7 @@ class SwarmMemo:
         self,
         params: Params,
         split_spec: SplitSpec,
-        executor: Any,
+        executor: object,
         tasks: int | None = None,
         task_seconds: float | None = None,
     ) -> Launch:
@@ -355,9 +351,12 @@ class SwarmMemo:
         >>> out, diag = memo.launch(params, spec, ex, tasks=20).result()  # doctest: +SKIP
         >>> handle = memo.launch(params, spec, ex, task_seconds=3600)  # doctest: +SKIP
         """
-        return _launch(self, params, split_spec, executor, tasks, task_seconds)
+        options, config = self._options, self.config
+        return _launch(options, config, params, split_spec, executor, tasks, task_seconds)
 
-    def run_wrap(self, ignore: Sequence[str] = ()) -> Callable[[Callable[..., Any]], MemoizedSweep]:
+    def run_wrap(
+        self, ignore: Sequence[str] = ()
+    ) -> Callable[[Callable[..., object]], MemoizedSweep]:
         """Decorator: ``wrapped(params, split_spec=..., **extra) -> (output, Diagnostics)``.
 
         Extra keyword arguments (and the function's defaults for them) are added to the
@@ -371,7 +370,7 @@ class SwarmMemo:
 
     def streaming_wrap(
         self, ignore: Sequence[str] = ()
-    ) -> Callable[[Callable[..., Any]], MemoizedSweep]:
+    ) -> Callable[[Callable[..., object]], MemoizedSweep]:
         """Decorator like :meth:`run_wrap` that runs :meth:`run_streaming`."""
         return lambda fn: MemoizedSweep(
             self._requests(code=False), fn, streaming=True, ignore=ignore
@@ -379,7 +378,7 @@ class SwarmMemo:
 
     def sweep_wrap(
         self, ignore: Sequence[str] = ()
-    ) -> Callable[[Callable[..., Any]], SweptFunction]:
+    ) -> Callable[[Callable[..., object]], SweptFunction]:
         """Decorator for a function of named scalars: ``f(alpha=0.4, x=[1, 2], y=[3])``
         runs the grid of the axis arguments (the names in ``memo_chunk_spec``; the other
         arguments are params), calling ``f(alpha=0.4, x=1, y=3)`` once per missing point,
@@ -419,7 +418,7 @@ class SwarmMemo:
         *,
         load_only: bool = False,
         array_dims: Mapping[Any, Sequence[str]] | None = None,
-    ) -> Any:
+    ) -> pd.DataFrame:
         """Run what is missing, then return a pandas DataFrame: one row per point.
 
         Columns: one per axis, then the output's fields (a dict output spreads into
@@ -453,8 +452,5 @@ class SwarmMemo:
     # ------------------------------------------------------------------ internals
 
     def _requests(self, code: bool = True) -> Requests:
-        """This call's requests. The code fingerprint is taken now, once per call: an
-        edit of ``exec_fn``'s helpers or module constants since the last call is seen."""
-        fn = self.config.exec_fn
-        fingerprint = call_fingerprint(fn) if code and fn is not None else None
-        return Requests(self.config, fn, fingerprint, self._function_name, fingerprinted=fn)
+        """This call's requests (the code fingerprint is taken now, once per call)."""
+        return memo_requests(self.config, code=code)

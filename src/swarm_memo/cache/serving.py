@@ -18,11 +18,37 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 from swarm_memo.core.userwarn import warn_user
-from swarm_memo.errors import AxisOrderWarning, CodeChangedWarning
+from swarm_memo.errors import AxisOrderWarning, CodeChangedWarning, SpecError
 
-OnCodeChange = str
+
+class CodeChange(str, Enum):
+    """The ``on_code_change`` policy, parsed once at the edge: whether outputs stored by
+    other code may serve a call, and whether serving them warns. Compares equal to its
+    string."""
+
+    WARN = "warn"
+    RECOMPUTE = "recompute"
+    IGNORE = "ignore"
+
+    @classmethod
+    def parse(cls, value: object) -> CodeChange:
+        """The policy named ``value``; a SpecError naming it otherwise."""
+        for policy in cls:
+            if isinstance(value, str) and value == policy.value:
+                return policy
+        options = ", ".join(repr(policy.value) for policy in cls)
+        raise SpecError(f"on_code_change must be one of {options}; got {value!r}")
+
+    @property
+    def serves_other_code(self) -> bool:
+        return self is not CodeChange.RECOMPUTE
+
+    @property
+    def warns(self) -> bool:
+        return self is CodeChange.WARN
 
 
 @dataclass
@@ -31,7 +57,7 @@ class ServePolicy:
 
     code: str | None
     """Fingerprint of the code computing this call's points (None: unknown)."""
-    on_code_change: OnCodeChange
+    on_code_change: CodeChange
     function_name: str
     axes: tuple[str, ...]
     """This call's axis order (the layout of a default point tuple)."""
@@ -46,7 +72,7 @@ class ServePolicy:
         """Whether outputs computed by code with this fingerprint may serve this call."""
         if code is None or self.code is None or code == self.code:
             return True
-        return self.on_code_change != "recompute"
+        return self.on_code_change.serves_other_code
 
     def codes_allowed(self, codes: Iterable[str | None]) -> bool:
         return all(self.code_allowed(code) for code in set(codes))
@@ -74,7 +100,7 @@ class ServePolicy:
 
     def warn(self, total_points: int) -> None:
         """One warning per kind at the end of the call, attributed to the user's line."""
-        if self.served_other_code and self.on_code_change == "warn":
+        if self.served_other_code and self.on_code_change.warns:
             warn_user(
                 f"swarm-memo: {self.served_other_code} of the {total_points} points of this "
                 f"call were served from results stored by other code than the current "

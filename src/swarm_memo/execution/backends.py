@@ -3,8 +3,9 @@
 One class per kind of executor, each answering the same questions: how to submit a task,
 how many workers there are, what a task carries instead of the run's pickled payload,
 how to stop everything now, and whether an exception means a worker died.
-:class:`BackendFactory` validates ``executor=`` once (at ``SwarmMemo`` construction),
-owns the pools a memo starts, and hands the engine one :class:`Backend` per run.
+:class:`ExecutorSpec` is ``executor=`` parsed once (at ``SwarmMemo`` construction);
+:class:`BackendFactory` consumes it, owns the pools a memo starts, and hands the engine
+one :class:`Backend` per run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import uuid
 import weakref
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol, TypeGuard, TypeVar
 
 from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.core.types import ExecFn, Params
@@ -353,65 +355,114 @@ class DaskBackend(_Pickled):
         return isinstance(exc, KilledWorker)
 
 
-def is_dask_client(obj: object) -> bool:
+def is_dask_client(obj: object) -> TypeGuard[DaskClient]:
     """Whether ``obj`` is a ``distributed.Client`` (never imports distributed)."""
     distributed = sys.modules.get("distributed")
     return distributed is not None and isinstance(obj, distributed.Client)
 
 
-def check_executor(executor: Any) -> None:
-    """Refuse an ``executor=`` argument that is none of the supported kinds."""
-    if isinstance(executor, str):
-        if executor not in EXECUTOR_NAMES:
+ExecutorKind = Literal["process", "thread", "serial", "executor", "dask"]
+_NAMED_KINDS: dict[str, ExecutorKind] = {
+    "process": "process",
+    "thread": "thread",
+    "serial": "serial",
+}
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """The ``executor=`` policy, parsed once at ``SwarmMemo`` construction: which kind of
+    backend runs ``exec_fn``, with how many workers. The backend factory and ``launch``
+    both consume it; nothing else looks at the raw argument.
+
+    Attributes
+    ----------
+    kind
+        ``"process"``, ``"thread"``, ``"serial"``, ``"executor"`` (a user's
+        ``concurrent.futures.Executor``) or ``"dask"`` (a ``distributed.Client``).
+    requested_workers
+        ``max_workers`` as given (None: the CPUs of wherever the memo runs).
+    target
+        The user's executor or client (None for the named kinds); never shut down here.
+    """
+
+    kind: ExecutorKind
+    requested_workers: int | None = None
+    target: Executor | DaskClient | None = None
+
+    @classmethod
+    def parse(cls, executor: object, max_workers: int | None) -> ExecutorSpec:
+        """Refuse an ``executor=`` argument that is none of the supported kinds, naming it."""
+        if isinstance(executor, str):
+            kind = _NAMED_KINDS.get(executor)
+            if kind is not None:
+                return cls(kind, max_workers)
             raise SpecError(
                 f"executor must be one of {list(EXECUTOR_NAMES)}, a "
                 f"concurrent.futures.Executor or a dask.distributed.Client; got {executor!r}"
             )
-    elif not (isinstance(executor, Executor) or is_dask_client(executor)):
+        if isinstance(executor, Executor):
+            return cls("executor", max_workers, executor)
+        if is_dask_client(executor):
+            return cls("dask", max_workers, executor)
         raise SpecTypeError(
             "executor must be 'process', 'thread', 'serial', a concurrent.futures.Executor "
             f"or a dask.distributed.Client; got {type(executor).__name__}"
         )
 
+    @property
+    def max_workers(self) -> int:
+        """The worker count of the pools a memo starts."""
+        return self.requested_workers or usable_cpus()
+
+    @property
+    def inline(self) -> bool:
+        """Whether ``exec_fn`` runs on the calling thread (serial, or one process worker)."""
+        return self.kind == "serial" or (self.kind == "process" and self.max_workers == 1)
+
+    @property
+    def in_process(self) -> bool:
+        """Whether ``exec_fn`` runs in this process (serial or thread backends)."""
+        return self.kind == "thread" or self.inline
+
+    def off_main_thread(self) -> ExecutorSpec:
+        """This spec, on a worker thread when it would run ``exec_fn`` inline (where a
+        scheduler's signals land, which must stop a task rather than fail a point)."""
+        return replace(self, kind="thread") if self.inline else self
+
 
 class BackendFactory:
-    """Resolves ``executor=`` for one memo and keeps its pools alive across runs.
+    """Resolves the :class:`ExecutorSpec` of one memo and keeps its pools alive across runs.
 
     Parameters
     ----------
-    executor
-        ``"process"``, ``"thread"``, ``"serial"``, a ``concurrent.futures.Executor`` or
-        a ``distributed.Client``; checked here.
-    max_workers
-        Worker count; None means :func:`usable_cpus`. A process backend with one
+    spec
+        The parsed ``executor=``/``max_workers`` policy. A process backend with one
         worker runs in-process.
     """
 
-    def __init__(self, executor: Any, max_workers: int | None) -> None:
-        check_executor(executor)
-        self.spec = executor
-        self._max_workers = max_workers
+    def __init__(self, spec: ExecutorSpec) -> None:
+        self.spec = spec
         self._lock = threading.Lock()
         self._threads: ThreadPoolExecutor | None = None
         self._process: LokyPool | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._finalizer: weakref.finalize[[], BackendFactory] | None = None
         self._learned_in_flight = 0
 
     @property
     def max_workers(self) -> int:
         """The worker count of the pools this memo starts."""
-        return self._max_workers or usable_cpus()
+        return self.spec.max_workers
 
     @property
     def requested_workers(self) -> int | None:
         """``max_workers`` as given (None: the CPUs of wherever the memo runs)."""
-        return self._max_workers
+        return self.spec.requested_workers
 
     @property
     def in_process(self) -> bool:
         """Whether ``exec_fn`` runs in this process (serial or thread backends)."""
-        spec = self.spec
-        return spec in ("serial", "thread") or (spec == "process" and self.max_workers == 1)
+        return self.spec.in_process
 
     def backend(self) -> Backend:
         """The backend for one run (called once a point actually needs executing)."""
@@ -422,7 +473,7 @@ class BackendFactory:
     def prestart(self) -> None:
         """Start the memo's process pool in the background for a call that will compute,
         so that its start overlaps planning and listing; nothing for other backends."""
-        if self.spec == "process" and not self.in_process:
+        if self.spec.kind == "process" and not self.spec.inline:
             self._process_pool().prestart()
 
     def learn_window(self, per_worker: int) -> None:
@@ -433,15 +484,17 @@ class BackendFactory:
 
     def _new_backend(self) -> Backend:
         spec = self.spec
-        if spec == "serial" or (spec == "process" and self.max_workers == 1):
+        if spec.inline:
             return SerialBackend()
-        if spec == "process":
+        if spec.kind == "process":
             return ProcessBackend(self._process_pool())
-        if spec == "thread":
+        if spec.kind == "thread":
             return ThreadBackend(self._thread_pool(), self.max_workers)
-        if is_dask_client(spec):
-            return DaskBackend(spec)
-        return UserExecutorBackend(spec, self.max_workers)
+        if isinstance(spec.target, Executor):
+            return UserExecutorBackend(spec.target, self.max_workers)
+        if spec.target is None:  # parse() gives every other kind its target
+            raise SpecTypeError(f"executor {spec.kind!r} has no executor or client")
+        return DaskBackend(spec.target)
 
     def _process_pool(self) -> LokyPool:
         with self._lock:

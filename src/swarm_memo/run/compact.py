@@ -16,7 +16,7 @@ from swarm_memo.cache.codec import ChunkRecord, point_codes_of
 from swarm_memo.cache.layout import CHUNK_SUFFIX
 from swarm_memo.cache.params_set import ParamsSet
 from swarm_memo.cache.reuse import Reuse, read_point_index
-from swarm_memo.cache.serving import ServePolicy
+from swarm_memo.cache.serving import CodeChange, ServePolicy
 from swarm_memo.core.jobs import MISSING
 from swarm_memo.identity.grid import Chunk
 from swarm_memo.identity.hashing import point_digest
@@ -58,7 +58,8 @@ def compact(plan: RunPlan) -> CompactReport:
     report = CompactReport()
     stored = pset.stored_names()
     axes = plan.grid.axis_names
-    reuse = Reuse(pset, stored, policy=ServePolicy(None, "ignore", plan.function_name, axes))
+    policy = ServePolicy(None, CodeChange.IGNORE, plan.function_name, axes)
+    reuse = Reuse(pset, stored, policy=policy)
     layout_names: set[str] = set()
     covered: set[bytes] = set()  # digests of the points as enumerated
     for chunk, name in plan.named_chunks:

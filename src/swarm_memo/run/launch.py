@@ -1,12 +1,15 @@
 """Fan a sweep out as N tasks of one job array (submitit: Slurm, or local processes).
 
-Each task receives the memo (it pickles as its constructor arguments), rebuilds it in its
-own process and runs ``run_streaming`` on the shared cache. Task ``i`` of ``N`` computes
-its own share of the chunks first (:class:`~swarm_memo.identity.order.Share`, known from the sweep
-alone), then helps with the others' shares; claims (record locks, or leases on S3) keep
-two tasks off one chunk, and where there are none the shares alone keep them apart. The
-submitter keeps a :class:`Launch` handle: ``status()`` reads the cache, ``result()`` waits
-for the tasks and loads the sweep.
+Launch works on the memo's :class:`~swarm_memo.run.config.MemoOptions` and
+:class:`~swarm_memo.run.config.MemoConfig`, never on the facade. Each task receives the
+options (a frozen, picklable record of the constructor's arguments), builds its own
+config from them in its own process and streams the sweep into the shared cache. Task
+``i`` of ``N`` computes its own share of the chunks first
+(:class:`~swarm_memo.identity.order.Share`, known from the sweep alone), then helps with
+the others' shares; claims (record locks, or leases on S3) keep two tasks off one chunk,
+and where there are none the shares alone keep them apart. The submitter keeps a
+:class:`Launch` handle: ``status()`` reads the cache, ``result()`` waits for the tasks and
+loads the sweep.
 
 Nothing here waits on a job to answer ``status()``, and nothing depends on the submitter
 staying alive: a later ``launch`` or ``run`` of the same sweep computes only what is missing.
@@ -18,10 +21,12 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import replace
+from typing import Any, Protocol, runtime_checkable
 
 from swarm_memo.cache.params_set import logger
-from swarm_memo.core.diagnostics import Diagnostics, Status
+from swarm_memo.core.diagnostics import Diagnostics
+from swarm_memo.core.types import Params, SplitSpec
 from swarm_memo.errors import (
     CacheMissError,
     RunInterrupted,
@@ -29,6 +34,7 @@ from swarm_memo.errors import (
     SpecTypeError,
     TaskFailedError,
 )
+from swarm_memo.execution.backends import BackendFactory
 from swarm_memo.identity.hashing import encode
 from swarm_memo.identity.order import Share
 from swarm_memo.run.budget import (
@@ -38,37 +44,34 @@ from swarm_memo.run.budget import (
     launch_status,
     plan_tasks,
 )
-from swarm_memo.run.config import MemoConfig
-
-if TYPE_CHECKING:
-    from swarm_memo.run.requests import Requests
+from swarm_memo.run.config import MemoConfig, MemoOptions, build_config
+from swarm_memo.run.requests import memo_requests
 
 _FIRST_POLL_SECONDS = 0.05
 _LAST_POLL_SECONDS = 1.0
 
 
-class SweepMemo(Protocol):
-    """What launch needs of a memo (the facade): its calls and its ``exec_fn``."""
+@runtime_checkable
+class ArrayExecutor(Protocol):
+    """A submitit executor that submits a job array in one call."""
 
-    def run_streaming(self, params: Any, split_spec: Any) -> Diagnostics: ...
+    def map_array(self, fn: LaunchTask, /, *columns: Sequence[object]) -> Iterable[Job]: ...
 
-    def load(
-        self, params: Any, split_spec: Any, strict: bool = False
-    ) -> tuple[Any, Diagnostics]: ...
 
-    def status(self, params: Any, split_spec: Any) -> Status: ...
+@runtime_checkable
+class SubmitExecutor(Protocol):
+    """An executor that submits one task at a time (submitit's ``submit``)."""
 
-    @property
-    def exec_fn(self) -> Any: ...
+    def submit(self, fn: LaunchTask, /, *args: object) -> Job: ...
 
-    @property
-    def config(self) -> MemoConfig: ...
 
-    def _with_options(self, **options: Any) -> SweepMemo: ...
+class Job(Protocol):
+    """A submitted task as launch sees it: a submitit job or a ``concurrent.futures``
+    future of the task's :class:`Diagnostics`."""
 
-    def _with_config(self, **changes: Any) -> SweepMemo: ...
+    def done(self) -> bool: ...
 
-    def _requests(self) -> Requests: ...
+    def result(self) -> Diagnostics: ...
 
 
 def task_failed(
@@ -102,30 +105,39 @@ class TaskException(RuntimeError):
     the only thing submitit hands back."""
 
 
+def task_config(options: MemoOptions, share: Share | None) -> MemoConfig:
+    """The config a task runs with, built (and validated) in the task's own process from
+    the memo's options: ``max_workers=None`` resolves to the CPUs this task was allocated,
+    ``exec_fn`` never runs on the main thread, and ``share`` says which chunks go first."""
+    config = build_config(options)
+    # exec_fn would run on the main thread, where the scheduler's signals (submitit's
+    # time-limit USR2) land: they must stop the task, not fail a point.
+    backends = BackendFactory(config.backends.spec.off_main_thread())
+    return replace(config, backends=backends, share=share)
+
+
 class LaunchTask:
     """The body of every task: compute and store what is missing, claims permitting.
 
-    It runs in the task's process on a memo rebuilt from its constructor arguments, so
-    ``max_workers=None`` resolves to the CPUs this task was allocated. It is checkpointable
-    the way submitit understands: when the scheduler's time limit approaches (submitit's
-    USR2), the task stops, its finished chunks stay stored and submitit requeues it (up to
-    ``slurm_max_num_timeout`` times); the requeued task computes only what is missing.
+    It runs in the task's process on a config built there from the memo's options (see
+    :func:`task_config`). It is checkpointable the way submitit understands: when the
+    scheduler's time limit approaches (submitit's USR2), the task stops, its finished
+    chunks stay stored and submitit requeues it (up to ``slurm_max_num_timeout`` times);
+    the requeued task computes only what is missing.
     """
 
     def __call__(
-        self, memo: SweepMemo, params: Any, split_spec: Any, share: Share | None = None
+        self,
+        options: MemoOptions,
+        params: Params,
+        split_spec: SplitSpec,
+        share: Share | None = None,
     ) -> Diagnostics:
-        backends = memo.config.backends
-        if backends.spec in ("process", "serial") and backends.max_workers == 1:
-            # exec_fn would run on the main thread, where the scheduler's signals (submitit's
-            # time-limit USR2) land: they must stop the task, not fail a point.
-            memo = memo._with_options(executor="thread")
-        if share is not None:  # after _with_options, which rebuilds the config
-            memo = memo._with_config(share=share)
+        config = task_config(options, share)
         try:
-            return memo.run_streaming(params, split_spec)
+            return memo_requests(config).stream(params, split_spec)
         except RunInterrupted as exc:
-            if exc.signum is not None or memo.config.deadline is None:
+            if exc.signum is not None or config.deadline is None:
                 raise TaskException(f"{type(exc).__name__}: {exc}") from exc
             # The launch's deadline (task_seconds): a graceful end, everything is stored.
             logger.info("swarm-memo launch task: %s", exc)
@@ -133,15 +145,21 @@ class LaunchTask:
         except Exception as exc:
             lines = str(exc).strip().splitlines()
             raise TaskException(f"{type(exc).__name__}: {lines[0] if lines else ''}") from exc
+        finally:
+            config.backends.close()
 
     def checkpoint(
-        self, memo: SweepMemo, params: Any, split_spec: Any, share: Share | None = None
-    ) -> Any:
+        self,
+        options: MemoOptions,
+        params: Params,
+        split_spec: SplitSpec,
+        share: Share | None = None,
+    ) -> object:
         """What submitit resubmits when the task is stopped: the same call (the cache is
         the checkpoint)."""
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(self, memo, params, split_spec, share)
+        return DelayedSubmission(self, options, params, split_spec, share)
 
 
 class Launch:
@@ -160,16 +178,16 @@ class Launch:
 
     def __init__(
         self,
-        memo: SweepMemo,
-        params: Any,
-        split_spec: Any,
-        jobs: list[Any],
+        config: MemoConfig,
+        params: Params,
+        split_spec: SplitSpec,
+        jobs: Sequence[Job],
         estimate: Estimate | None = None,
     ) -> None:
-        self._memo = memo
+        self._config = config
         self._params = params
         self._split_spec = split_spec
-        self.jobs = jobs
+        self.jobs = list(jobs)
         self.estimate = estimate
         self.task_diagnostics: list[Diagnostics] = []
 
@@ -183,7 +201,7 @@ class Launch:
         A :class:`~swarm_memo.core.diagnostics.Status` with ``tasks`` (per task: the chunks of
         its share, how many and how many points are still missing) and ``estimate``;
         ``summary()`` prints them."""
-        requests = self._memo._requests()
+        requests = memo_requests(self._config)
         return launch_status(
             requests, self._params, self._split_spec, len(self.jobs), self.estimate
         )
@@ -241,7 +259,8 @@ class Launch:
         self.task_diagnostics = self._collect()
         failed = _distinct(p for diag in self.task_diagnostics for p in diag.failed_points)
         try:
-            output, diag = self._memo.load(self._params, self._split_spec, strict=not failed)
+            requests = memo_requests(self._config)
+            output, diag = requests.load(self._params, self._split_spec, strict=not failed)
         except CacheMissError as exc:
             if self.estimate is None or self.estimate.deadline is None:
                 raise
@@ -262,7 +281,7 @@ class Launch:
 
     def _collect(self) -> list[Diagnostics]:
         results: list[Diagnostics] = []
-        failures: list[tuple[int, Any, Exception]] = []
+        failures: list[tuple[int, Job, Exception]] = []
         for task, job in enumerate(self.jobs):
             try:
                 results.append(job.result())
@@ -282,11 +301,11 @@ class Launch:
         return results
 
 
-def _distinct(points: Iterable[Any]) -> list[Any]:
+def _distinct(points: Iterable[object]) -> list[object]:
     """Points without repeats (compared by canonical encoding): a point that failed in one
     task is tried again, and fails again, in the task that takes its chunk over."""
     seen: set[bytes] = set()
-    distinct = []
+    distinct: list[object] = []
     for point in points:
         key = encode(point, "failed point")
         if key not in seen:
@@ -295,11 +314,14 @@ def _distinct(points: Iterable[Any]) -> list[Any]:
     return distinct
 
 
-def _cancel(job: Any) -> None:
+def _cancel(job: Job) -> None:
+    cancel = getattr(job, "cancel", None)  # submitit jobs and futures have one
+    if cancel is None:
+        return
     try:
-        job.cancel(check=False)  # submitit
+        cancel(check=False)  # submitit
     except TypeError:
-        job.cancel()  # concurrent.futures
+        cancel()  # concurrent.futures
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
@@ -324,7 +346,7 @@ def _describe(exc: BaseException) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- submission
 
 
-def check_tasks(tasks: Any) -> int | None:
+def check_tasks(tasks: object) -> int | None:
     """``tasks`` must be None or an int >= 1."""
     if tasks is None:
         return None
@@ -335,7 +357,7 @@ def check_tasks(tasks: Any) -> int | None:
     return tasks
 
 
-def check_executor(executor: Any) -> None:
+def check_submitit_executor(executor: object) -> None:
     """``executor`` must look like a submitit executor: ``map_array`` or ``submit``."""
     if not (
         callable(getattr(executor, "map_array", None))
@@ -347,12 +369,12 @@ def check_executor(executor: Any) -> None:
         )
 
 
-def _check_picklable(memo: SweepMemo) -> None:
-    """Tasks receive the memo pickled: fail here, before submitting anything."""
+def _check_picklable(options: MemoOptions) -> None:
+    """Tasks receive the options pickled: fail here, before submitting anything."""
     import cloudpickle
 
     try:
-        cloudpickle.dumps(memo)
+        cloudpickle.dumps(options)
     except Exception as exc:
         raise SpecTypeError(
             "this SwarmMemo cannot be sent to the tasks (pickling it failed: "
@@ -361,59 +383,63 @@ def _check_picklable(memo: SweepMemo) -> None:
         ) from exc
 
 
-def submit(executor: Any, memo: SweepMemo, params: Any, split_spec: Any, tasks: int) -> list[Any]:
+def submit(
+    executor: object, options: MemoOptions, params: Params, split_spec: SplitSpec, tasks: int
+) -> list[Job]:
     """Submit ``tasks`` :class:`LaunchTask` calls as one job array, task ``i`` with share
-    ``i`` of ``tasks``."""
-    memos = [memo] * tasks
-    all_params = [params] * tasks
-    all_specs = [split_spec] * tasks
+    ``i`` of ``tasks``; each receives ``options``, never the memo."""
     shares = [Share(i, tasks) for i in range(tasks)]
     task = LaunchTask()
-    if callable(getattr(executor, "map_array", None)):
-        return list(executor.map_array(task, memos, all_params, all_specs, shares))
+    if isinstance(executor, ArrayExecutor) and callable(executor.map_array):
+        columns = [options] * tasks, [params] * tasks, [split_spec] * tasks, shares
+        return list(executor.map_array(task, *columns))
+    if not isinstance(executor, SubmitExecutor):
+        return []  # refused by check_submitit_executor before any work
     batch = getattr(executor, "batch", None)
     with batch() if callable(batch) else contextlib.nullcontext():
-        return [executor.submit(task, memo, params, split_spec, share) for share in shares]
+        return [executor.submit(task, options, params, split_spec, share) for share in shares]
 
 
 def launch(
-    memo: SweepMemo,
-    params: Any,
-    split_spec: Any,
-    executor: Any,
-    tasks: Any = None,
-    task_seconds: Any = None,
+    options: MemoOptions,
+    config: MemoConfig,
+    params: Params,
+    split_spec: SplitSpec,
+    executor: object,
+    tasks: object = None,
+    task_seconds: object = None,
 ) -> Launch:
     """Validate, size the tasks (:func:`~swarm_memo.run.budget.plan_tasks`), then submit one
-    task per share, at most one per missing chunk."""
+    task per share, at most one per missing chunk. ``config`` is the memo's (its pools and
+    store serve the submitter's reads); the tasks receive ``options``."""
     asked = check_tasks(tasks)
     seconds = check_task_seconds(task_seconds)
-    check_executor(executor)
-    status = memo.status(params, split_spec)  # also validates params and split_spec
+    check_submitit_executor(executor)
+    status = memo_requests(config).status(params, split_spec)  # validates the request too
     if status.complete:
-        return Launch(memo, params, split_spec, [])
-    if memo.exec_fn is None:
+        return Launch(config, params, split_spec, [])
+    if config.exec_fn is None:
         raise SpecError(
             f"{status.missing_points} points are missing but this SwarmMemo has no exec_fn "
             "for the tasks to run; pass exec_fn=..."
         )
-    _check_picklable(memo)
-    config = memo.config
+    _check_picklable(options)
     workers = _workers_per_task(config, executor)
     estimate = plan_tasks(status, asked, seconds, workers, config.grace_seconds)
     if estimate.note:
         logger.info("swarm-memo launch: %s", estimate.note)
         if config.verbose:
             print(f"swarm-memo launch: {estimate.note}", file=sys.stderr)
-    sent = memo if estimate.deadline is None else memo._with_options(deadline=estimate.deadline)
-    jobs = submit(executor, sent, params, split_spec, estimate.tasks)
-    return Launch(memo, params, split_spec, jobs, estimate)
+    if estimate.deadline is not None:
+        options = replace(options, deadline=estimate.deadline)
+    jobs = submit(executor, options, params, split_spec, estimate.tasks)
+    return Launch(config, params, split_spec, jobs, estimate)
 
 
-def _workers_per_task(config: MemoConfig, executor: Any) -> int:
+def _workers_per_task(config: MemoConfig, executor: object) -> int:
     """The workers a task runs: ``max_workers``, else the executor's ``cpus_per_task``
     (submitit), else 1."""
-    asked = config.backends.requested_workers
+    asked = config.backends.spec.requested_workers
     if asked is not None:
         return asked
     cpus = (getattr(executor, "parameters", None) or {}).get("cpus_per_task")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from swarm_memo.core.diagnostics import Diagnostics, Status
 from swarm_memo.core.types import ExecFn
 from swarm_memo.errors import CacheMissError
-from swarm_memo.identity.fingerprint import ran
+from swarm_memo.identity.fingerprint import call_fingerprint, ran
 from swarm_memo.run.config import MemoConfig
 from swarm_memo.run.pipeline import execute
 from swarm_memo.run.plan import Access, RunPlan, plan_run
@@ -185,3 +185,12 @@ class Requests:
             point_to_dict=point_to_dict,
             array_dims=array_dims,
         )
+
+
+def memo_requests(config: MemoConfig, *, code: bool = True) -> Requests:
+    """Requests of a memo's own ``exec_fn``. Its code fingerprint is taken now, once per
+    call: an edit of its helpers or module constants since the last call is seen."""
+    fn = config.exec_fn
+    fingerprint = call_fingerprint(fn) if code and fn is not None else None
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return Requests(config, fn, fingerprint, name, fingerprinted=fn)

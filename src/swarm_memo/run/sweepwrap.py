@@ -8,11 +8,12 @@ point: no point tuple, so no axis-order trap. The other arguments are params.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 from swarm_memo.cache.keydefaults import parse_ignore
+from swarm_memo.core.types import Params
 from swarm_memo.errors import SpecError, SpecTypeError
 from swarm_memo.identity.fingerprint import call_fingerprint
 from swarm_memo.run.requests import Requests
@@ -23,17 +24,30 @@ from swarm_memo.run.wrap import FUNCTION_KEY, WrappedSweep, _Call
 class PointCall:
     """``exec_fn`` of a swept function: ``fn(**params, **{axis: value})``."""
 
-    fn: Callable[..., Any]
+    fn: Callable[..., object]
     axes: tuple[str, ...]
 
-    def __call__(self, params: dict[str, Any], point: Any) -> Any:
+    def __call__(self, params: Params, point: Sequence[object]) -> object:
         return self.fn(**params, **dict(zip(self.axes, point, strict=True)))
 
 
-def _check_axis_values(function: str, axis: str, values: Any) -> Any:
+class _Array(Protocol):
+    """What is read of a numpy array given as an axis argument."""
+
+    ndim: int
+    shape: tuple[int, ...]
+
+    def tolist(self) -> list[object]: ...
+
+
+def _is_ndarray(values: object) -> TypeGuard[_Array]:
+    return type(values).__name__ == "ndarray"  # never imports numpy
+
+
+def _check_axis_values(function: str, axis: str, values: object) -> Sequence[object]:
     """A 1-D sequence of values for ``axis``; a scalar (a str too) is a SpecError."""
-    if type(values).__name__ == "ndarray":
-        if getattr(values, "ndim", 0) != 1:
+    if _is_ndarray(values):
+        if values.ndim != 1:
             raise SpecError(
                 f"{function}: the axis argument {axis!r} must be a 1-D sequence of values; "
                 f"got an array of shape {values.shape}"
@@ -50,7 +64,9 @@ def _check_axis_values(function: str, axis: str, values: Any) -> Any:
 class _Signature:
     """The swept function's signature: which arguments are axes, which are params."""
 
-    def __init__(self, fn: Callable[..., Any], axes: tuple[str, ...], ignore: Any) -> None:
+    def __init__(
+        self, fn: Callable[..., object], axes: tuple[str, ...], ignore: Iterable[str]
+    ) -> None:
         self.name = getattr(fn, "__qualname__", type(fn).__qualname__)
         self.signature = inspect.signature(fn)
         parameters = self.signature.parameters
@@ -70,7 +86,9 @@ class _Signature:
         if unknown and not self.var_keyword:
             raise SpecError(f"ignore names {unknown[0]!r}, not an argument of {self.name}")
 
-    def split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    def split(
+        self, args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> tuple[Params, dict[str, Sequence[object]]]:
         """(params, split_spec) of a call; raises before any work on bad arguments."""
         try:
             partial = self.signature.bind_partial(*args, **kwargs)
@@ -101,7 +119,9 @@ class SweptFunction(WrappedSweep):
     returning ``(output, Diagnostics)``; keyed like ``run_wrap`` (qualified name + code
     fingerprint)."""
 
-    def __init__(self, requests: Requests, fn: Callable[..., Any], ignore: Any) -> None:
+    def __init__(
+        self, requests: Requests, fn: Callable[..., object], ignore: Iterable[str]
+    ) -> None:
         super().__init__(fn)
         axes = requests.config.layout.axis_order
         self._signature = _Signature(fn, axes, ignore)
@@ -114,7 +134,7 @@ class SweptFunction(WrappedSweep):
         self._config = requests.config
         self._point_call = PointCall(fn, axes)
 
-    def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+    def resolve(self, args: tuple[object, ...], kwargs: dict[str, object]) -> _Call:
         params, split_spec = self._signature.split(args, kwargs)
         code = call_fingerprint(self._fn)  # once per call: sees helper and constant edits
         name, ignore = self._signature.name, self._signature.ignore
@@ -124,7 +144,7 @@ class SweptFunction(WrappedSweep):
         key_params = {**params, FUNCTION_KEY: f"{name}:{code}"}
         return _Call(requests, key_params, params, split_spec)
 
-    def option(self, kwargs: dict[str, Any], name: str, default: Any) -> Any:
+    def option(self, kwargs: dict[str, Any], name: str, default: object) -> Any:
         """A keyword of .load/.to_dataframe, unless the function has an argument so named
         (then it is the function's)."""
         if name in self._signature.signature.parameters:

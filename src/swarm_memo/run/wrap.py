@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from swarm_memo.cache.keydefaults import parse_ignore
 from swarm_memo.core.diagnostics import Diagnostics, Status
@@ -14,12 +14,15 @@ from swarm_memo.errors import SpecError, SpecTypeError
 from swarm_memo.identity.fingerprint import call_fingerprint
 from swarm_memo.run.requests import Requests
 
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
 FUNCTION_KEY = "__swarm_memo_function__"
 FrameKind = Literal["dataframe", "xarray"]
-_UNSET: Any = object()
+_UNSET = object()
 
 
-def _keyword_defaults(fn: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
+def _keyword_defaults(fn: Callable[..., object]) -> tuple[inspect.Signature, dict[str, object]]:
     signature = inspect.signature(fn)
     positional = [
         p
@@ -41,7 +44,7 @@ def _keyword_defaults(fn: Callable[..., Any]) -> tuple[inspect.Signature, dict[s
     return signature, defaults
 
 
-def _split_call(args: tuple[Any, ...], kwargs: dict[str, Any], split_spec: Any) -> Any:
+def _split_call(args: tuple[object, ...], kwargs: dict[str, object], split_spec: object) -> object:
     if split_spec is _UNSET:
         raise SpecError(
             "split_spec must be passed as a keyword argument: wrapped(params, split_spec=...)"
@@ -63,9 +66,9 @@ class _Call:
     """One call of a wrapped sweep, resolved: what runs, keyed how, over which grid."""
 
     requests: Requests
-    key_params: dict[str, Any]
-    exec_params: dict[str, Any]
-    split_spec: Any
+    key_params: dict[str, object]
+    exec_params: dict[str, object]
+    split_spec: object
 
 
 class WrappedSweep:
@@ -74,40 +77,41 @@ class WrappedSweep:
     ``MemorizedFunc`` for grids). Subclasses say how a call's arguments become params and
     a split spec (:meth:`resolve`) and what calling it returns."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., object]) -> None:
         functools.update_wrapper(self, fn)
 
-    def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+    def resolve(self, args: tuple[object, ...], kwargs: dict[str, object]) -> _Call:
         raise NotImplementedError
 
-    def option(self, kwargs: dict[str, Any], name: str, default: Any) -> Any:
-        """A keyword of ``.load``/``.to_dataframe`` (``strict``, ``load_only``, ...)."""
+    def option(self, kwargs: dict[str, Any], name: str, default: object) -> Any:
+        """A keyword of ``.load``/``.to_dataframe`` (``strict``, ``load_only``, ...): the
+        caller's value, of whatever type it passed (the layers below check it)."""
         return kwargs.pop(name, default)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: object, **kwargs: object) -> tuple[Any, Diagnostics]:
         call = self.resolve(args, kwargs)
         return call.requests.run(call.key_params, call.split_spec, call.exec_params)
 
-    def status(self, *args: Any, **kwargs: Any) -> Status:
+    def status(self, *args: object, **kwargs: object) -> Status:
         """What a call with these arguments would compute, without computing it."""
         call = self.resolve(args, kwargs)
         return call.requests.status(call.key_params, call.split_spec, call.exec_params)
 
-    def load(self, *args: Any, **kwargs: Any) -> tuple[Any, Diagnostics]:
+    def load(self, *args: object, **kwargs: object) -> tuple[Any, Diagnostics]:
         """The stored outputs of a call with these arguments (``strict=True``: all)."""
         strict = self.option(kwargs, "strict", False)
         call = self.resolve(args, kwargs)
         return call.requests.load(call.key_params, call.split_spec, strict, call.exec_params)
 
-    def to_dataframe(self, *args: Any, **kwargs: Any) -> Any:
+    def to_dataframe(self, *args: object, **kwargs: object) -> pd.DataFrame:
         """A call's outputs as a pandas DataFrame, one row per point."""
         return self._frame("dataframe", args, kwargs)
 
-    def to_xarray(self, *args: Any, **kwargs: Any) -> Any:
+    def to_xarray(self, *args: object, **kwargs: object) -> Any:
         """A call's outputs as an xarray Dataset over the grid."""
         return self._frame("xarray", args, kwargs)
 
-    def _frame(self, kind: FrameKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _frame(self, kind: FrameKind, args: tuple[object, ...], kwargs: dict[str, object]) -> Any:
         point_to_dict = self.option(kwargs, "point_to_dict", None)
         load_only = self.option(kwargs, "load_only", False)
         array_dims = self.option(kwargs, "array_dims", None)
@@ -137,7 +141,12 @@ class MemoizedSweep(WrappedSweep):
     """
 
     def __init__(
-        self, requests: Requests, fn: Callable[..., Any], *, streaming: bool, ignore: Any = ()
+        self,
+        requests: Requests,
+        fn: Callable[..., object],
+        *,
+        streaming: bool,
+        ignore: Iterable[str] = (),
     ) -> None:
         super().__init__(fn)
         self._fn = fn
@@ -147,13 +156,13 @@ class MemoizedSweep(WrappedSweep):
         self._signature, self._defaults = _keyword_defaults(fn)
         self._name = getattr(fn, "__qualname__", type(fn).__qualname__)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: object, **kwargs: object) -> Any:
         if not self._streaming:
             return super().__call__(*args, **kwargs)
         call = self.resolve(args, kwargs)
         return call.requests.stream(call.key_params, call.split_spec, call.exec_params)
 
-    def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+    def resolve(self, args: tuple[object, ...], kwargs: dict[str, object]) -> _Call:
         split_spec = kwargs.pop("split_spec", _UNSET)
         params = _split_call(args, kwargs, split_spec)
         if not isinstance(params, dict):

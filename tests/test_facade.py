@@ -206,3 +206,12 @@ def test_a_task_config_runs_off_the_main_thread_with_its_share(tmp_path: Path) -
     assert task_config(new_memo(tmp_path, max_workers=2).options, None).backends.spec.kind == (
         "process"
     )
+
+
+def test_a_wrapped_frame_names_a_split_spec_that_is_no_dict(tmp_path: Path) -> None:
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = new_memo(tmp_path / "cache", counting, executor="serial")
+    wrapped = memo.run_wrap()(counting)
+    with pytest.raises(SpecTypeError, match=r"split_spec must be a dict .*got list"):
+        wrapped.to_dataframe(PARAMS, split_spec=[1, 2])
+    assert counting.count() == 0

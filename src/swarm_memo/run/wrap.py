@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -116,10 +116,16 @@ class WrappedSweep:
         load_only = self.option(kwargs, "load_only", False)
         array_dims = self.option(kwargs, "array_dims", None)
         call = self.resolve(args, kwargs)
+        split_spec = call.split_spec
+        if not isinstance(split_spec, Mapping):  # as the plan says it, before any work
+            raise SpecTypeError(
+                "split_spec must be a dict of axis name -> list of values; "
+                f"got {type(split_spec).__name__}"
+            )
         return call.requests.frame(
             kind,
             call.key_params,
-            call.split_spec,
+            split_spec,
             point_to_dict,
             load_only,
             call.exec_params,

@@ -117,14 +117,17 @@ def test_a_codec_with_protocol_4_writes_files_the_default_codec_reads(tmp_path, 
         counting(params, point)
         return np.full(20_000, float(point[0]))  # out of band with protocol 5
 
-    memo_with(tmp_path, big, Codec(protocol=4), executor="process", max_workers=2).run({}, XS)
+    writer = memo_with(tmp_path, big, Codec(protocol=4), executor="process", max_workers=2)
+    writer.run({}, XS)
+    writer.close()
     files = chunk_files(tmp_path / "cache")
     for path in files:
         data = path.read_bytes()
         header = read_header(data[:HEADER_SIZE])
         assert header.codec == PICKLE_XXH3  # protocol 4 keeps every buffer in band
         assert data[HEADER_SIZE + header.meta_length :][:2] == b"\x80\x04"
-    outputs, _diag = SwarmMemo(tmp_path / "cache", {"x": 2}, 1, exec_fn=big, verbose=0).run({}, XS)
+    reader = SwarmMemo(tmp_path / "cache", {"x": 2}, 1, exec_fn=big, executor="serial")
+    outputs, _diag = reader.run({}, XS)
     assert counting.count() == 4
     assert [float(o[0]) for o in outputs] == [0.0, 1.0, 2.0, 3.0]
 
@@ -138,5 +141,5 @@ def test_an_unstorable_output_names_its_point_whatever_the_protocol(tmp_path, pr
 
 
 def test_default_codec_is_in_every_config(tmp_path, counting):
-    memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 1, exec_fn=counting)
+    memo = SwarmMemo(tmp_path / "cache", {"x": 2}, 1, exec_fn=counting, executor="serial")
     assert memo.config.codec == Codec()

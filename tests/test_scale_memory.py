@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from swarm_memo import SwarmMemo
-from swarm_memo.identity.grid import ChunkLayout, Grid
+from swarm_memo import SpecError, SwarmMemo
+from swarm_memo.identity.grid import Chunk, ChunkLayout, Grid
 from swarm_memo.run.plan import Access, plan_run
 
 N = 200_000
@@ -54,3 +54,61 @@ def test_list_digest_depends_on_the_values_only(bins: int) -> None:
     assert digest(list(range(50))) != digest(list(range(1, 51)))
     assert digest([0.5, 1.5]) != digest([1, 2]) != digest(["a", "b"])
     assert digest(["a", "b"]) == digest(("a", "b"), 1) != digest(["b", "a"])
+
+
+def test_an_axis_keeps_its_values_once_and_plans_without_a_set() -> None:
+    """Planning a sorted axis of N ints keeps one reference per value (the bins' tuples,
+    8 bytes each; ``values`` reads through them), and checks the values are distinct
+    without a set (which takes 40 bytes per value, at the call's peak)."""
+    values = list(range(N))
+    layout = ChunkLayout.parse({"i": 1000}, None)
+    tracemalloc.start()
+    try:
+        grid = Grid.build({"i": values}, layout)
+        chunks = list(grid.chunks())
+        retained, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(chunks) == N // 1000
+    axis = grid.axes[0]
+    assert list(axis.values) == values
+    assert (len(axis.values), axis.values[-1], axis.values[1234]) == (N, N - 1, 1234)
+    assert retained < 10 * N, f"{retained / N:.1f} bytes retained per value"
+    assert peak < 40 * N, f"{peak / N:.1f} bytes per value at the peak"
+
+
+@pytest.mark.parametrize(
+    "values", [[3, 1, 2], [0.5, -0.0, 0.0], [1.0, float("nan")], list(range(10, 0, -1))]
+)
+def test_unsorted_axes_are_still_checked_for_duplicates(values: list[object]) -> None:
+    layout = ChunkLayout.parse({"i": 2}, None)
+    assert len(Grid.build({"i": values}, layout).axes[0].values) == len(values)
+    with pytest.raises(SpecError, match="twice"):
+        Grid.build({"i": [*values, values[0]]}, layout)
+
+
+def test_a_rebinned_stream_loads_no_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_streaming`` of stored points under other bins finds them through the index
+    and checks their files (read whole, checksum) without unpickling outputs: it holds
+    no chunk's outputs, let alone every file's in the reuse LRU."""
+    from swarm_memo.cache.params_set import ParamsSet
+
+    memo = SwarmMemo(tmp_path / "c", {"i": 10}, 10, exec_fn=ident, max_workers=1, verbose=0)
+    split = {"i": list(range(100))}
+    memo.run_streaming({}, split)
+    loads: list[str] = []
+    real_load = ParamsSet.load
+
+    def counting_load(self: ParamsSet, name: str, expected: Chunk | None = None) -> object:
+        loads.append(name)
+        return real_load(self, name, expected)
+
+    monkeypatch.setattr(ParamsSet, "load", counting_load)
+    rebinned = SwarmMemo(tmp_path / "c", {"i": 7}, 10, exec_fn=ident, max_workers=1, verbose=0)
+    diag = rebinned.run_streaming({}, split)
+    assert (diag.reused_points, diag.executed_points) == (100, 0)
+    assert loads == []
+    assert rebinned.run({}, split)[0] == list(range(100))  # a run still loads them
+    assert loads

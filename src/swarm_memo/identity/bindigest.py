@@ -23,7 +23,7 @@ from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from swarm_memo.identity.hashing import digest_bytes, encode_items, scalar_kind
+from swarm_memo.identity.hashing import digest_bytes, digest_parts, encode_items, scalar_kind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,7 +116,8 @@ def _packed_from_encodings(encodings: Sequence[bytes]) -> tuple[bytes, bytes] | 
 
 def packed_digest(tag: bytes, packed: bytes) -> bytes:
     """Digest of a packed sequence (see :func:`packed_values`)."""
-    return digest_bytes(tag + (len(packed) // 8).to_bytes(8, "big") + packed)
+    # fed in parts: a whole axis is megabytes, and a concatenation would copy it
+    return digest_parts(tag, (len(packed) // 8).to_bytes(8, "big"), packed).digest()
 
 
 def encodings_digest(encodings: Sequence[bytes]) -> bytes:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import operator
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, overload
 
 from swarm_memo.core.types import ChunkKey
 from swarm_memo.errors import SpecError, SpecTypeError
@@ -82,17 +83,50 @@ def _parse_axis_order(axis_order: object, axes: Mapping[str, int]) -> tuple[str,
     return order
 
 
+class AxisValues(Sequence[object]):
+    """An axis's values in order, read through its bins: the bins are the only copy of
+    the values an axis keeps (a million values cost 8 MB once, not twice)."""
+
+    def __init__(self, bins: tuple[tuple[object, ...], ...], bin_size: int) -> None:
+        self._bins = bins
+        self._bin_size = bin_size
+        self._len = sum(map(len, bins))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[object]:
+        return itertools.chain.from_iterable(self._bins)
+
+    @overload
+    def __getitem__(self, index: int) -> object: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[object, ...]: ...
+    def __getitem__(self, index: int | slice) -> object:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        position = index + self._len if index < 0 else index
+        if not 0 <= position < self._len:
+            raise IndexError("axis value index out of range")
+        bin_index, offset = divmod(position, self._bin_size)
+        return self._bins[bin_index][offset]
+
+    def __repr__(self) -> str:
+        return f"AxisValues({tuple(self)!r:.200})"
+
+
 @dataclass(frozen=True)
 class Axis:
     """One split axis: its values in the order given, cut into bins of ``bin_size``.
 
     One digest per bin is computed when the axis is built: planning a grid costs O(values)
-    once and its memory does not grow with the number of points. The canonical encoding
-    of every value (needed only to find stored points) is computed on first use and kept.
+    once and its memory does not grow with the number of points. The values are kept
+    once, as the bins' tuples (``values`` reads through them). The canonical encoding of
+    every value (needed only to find stored points) is computed on first use and kept.
     """
 
     name: str
-    values: tuple[object, ...]
+    bins: tuple[tuple[object, ...], ...]
     bin_size: int
     bin_digests: tuple[bytes, ...] = field(repr=False, compare=False)
     value_encodings: tuple[bytes, ...] | None = field(default=None, repr=False, compare=False)
@@ -109,9 +143,9 @@ class Axis:
         return sequence_digest(self.values, f"split_spec[{self.name!r}]")
 
     @cached_property
-    def bins(self) -> tuple[tuple[object, ...], ...]:
-        n = self.bin_size
-        return tuple(self.values[i : i + n] for i in range(0, len(self.values), n))
+    def values(self) -> AxisValues:
+        """Every value, in order (a view of the bins, no copy)."""
+        return AxisValues(self.bins, self.bin_size)
 
     @cached_property
     def bin_encodings(self) -> tuple[tuple[bytes, ...], ...]:
@@ -156,6 +190,8 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
         tag, data = packed
         if in_numpy is not None:
             distinct = in_numpy[2]
+        elif _increasing(values):  # sorted axes (the usual ones) need no 32 MB set
+            distinct = len(values)
         elif tag == b"Q":  # ints (numpy ones too) are equal exactly when encodings are
             distinct = len(set(values))
         else:  # floats: -0.0 == 0.0 and nan != nan, so compare the packed words
@@ -165,12 +201,22 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
         if distinct != len(values):
             raise _duplicate_error(where, values, encode_items(values, where))
         digests = tuple(packed_digest(tag, data[8 * i : 8 * (i + bin_size)]) for i in starts)
-        return Axis(name, values, bin_size, digests, None, packed_digest(tag, data))
+        bins = tuple(values[i : i + bin_size] for i in starts)
+        return Axis(name, bins, bin_size, digests, None, packed_digest(tag, data))
     encodings = tuple(encode_items(values, where))
     if len(set(encodings)) != len(encodings):
         raise _duplicate_error(where, values, encodings)
     digests = tuple(encodings_digest(encodings[i : i + bin_size]) for i in starts)
-    return Axis(name, values, bin_size, digests, encodings, encodings_digest(encodings))
+    bins = tuple(values[i : i + bin_size] for i in starts)
+    return Axis(name, bins, bin_size, digests, encodings, encodings_digest(encodings))
+
+
+def _increasing(values: tuple[object, ...]) -> bool:
+    """Whether packed ints or floats strictly increase (then they are distinct, and so are
+    their encodings): one C pass, no memory, where a set of a million ints takes 32 MB.
+    NaN, and -0.0 next to 0.0, are not increasing."""
+    less: Callable[..., object] = operator.lt  # ints or floats only (packed)
+    return all(map(less, values, itertools.islice(values, 1, None)))
 
 
 @dataclass(frozen=True)

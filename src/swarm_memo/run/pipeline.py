@@ -45,7 +45,8 @@ CLAIMS_AHEAD = 256
 a process's record locks slow down as it holds more, and tiny chunks would otherwise
 claim the whole window."""
 FOUND: Final = object()
-"""Placeholder for a point found in the cache whose output is not loaded (status)."""
+"""Placeholder for a point found in the cache whose output is not loaded (status,
+streaming: no sink wants it)."""
 
 
 def execute(plan: RunPlan, sink: Sink, *, started: float | None = None) -> Diagnostics:
@@ -157,10 +158,9 @@ class _Run:
         count = chunk.product_size if meta.product else meta.points
         if count is None or meta.partial or not (meta.product or trusted):
             return None
-        codes = meta.codes(count)
-        if not self.policy.same_axes(meta.axes) or not self.policy.codes_allowed(codes):
+        if not self.policy.same_axes(meta.axes) or not self._codes_ok(meta.code, meta.point_codes):
             return None
-        self.policy.served(codes)
+        self._served(meta.code, meta.point_codes, count)
         return count
 
     def _serve_exact(self, chunk: Chunk, name: str) -> int | None:
@@ -172,8 +172,7 @@ class _Run:
         self.diag.load_time += time.perf_counter() - load_started
         if record is None:
             return None
-        codes = record.codes()
-        if record.partial or not self.policy.codes_allowed(codes):
+        if record.partial or not self._codes_ok(record.code, record.point_codes):
             return None
         if self._trusted(record.enumerator, record.axes):
             points: Sequence[object] | None = record.points  # None: the product of its bins
@@ -181,10 +180,27 @@ class _Run:
             same, points = self._same_points(chunk, record)
             if not same:
                 return None
-        self.policy.served(codes)
+        self._served(record.code, record.point_codes, len(record.outputs))
         if self.sink.wants_outputs:
             self.sink.take(chunk, points, record.outputs, partial=False)
         return len(record.outputs)
+
+    def _codes_ok(self, code: str | None, point_codes: Sequence[str | None] | None) -> bool:
+        """Whether a file's outputs (computed by ``code``, or per point by ``point_codes``)
+        may serve this call."""
+        if point_codes is None:
+            return self.policy.code_allowed(code)
+        return self.policy.codes_allowed(point_codes)
+
+    def _served(
+        self, code: str | None, point_codes: Sequence[str | None] | None, count: int
+    ) -> None:
+        """Count a file's ``count`` outputs as served (one code each): a file of one code,
+        the usual one, costs no list of a code per output."""
+        if point_codes is not None:
+            self.policy.served(point_codes)
+        elif code is not None and code != self.policy.code:
+            self.policy.served([code] * count)
 
     def _same_points(self, chunk: Chunk, record: ChunkRecord) -> tuple[bool, ChunkPoints | None]:
         """Whether a file holds this call's points of ``chunk`` in its order (enumerated
@@ -275,9 +291,9 @@ class _Run:
             point_digests()
         bar.adjust_total(len(points) - chunk.product_size)
         outputs: list[object] = [MISSING] * len(points)
-        if self.compute or self.sink.wants_outputs:
+        if self.sink.wants_outputs:
             reused = reuse.fill(chunk, point_digests, product, outputs, points)
-        else:
+        else:  # streaming, status: stored points are found, their outputs never loaded
             reused = reuse.mark(chunk, point_digests, product, outputs, points, FOUND)
         bar.skip(reused)
         todo = [i for i, o in enumerate(outputs) if o is MISSING] if reused else None

@@ -136,8 +136,8 @@ class SwarmMemo:
         exec_chunk_size: int,
         enumerate_points: EnumerateFn | None = None,
         exec_fn: ExecFn | None = None,
-        collate_fn: Callable[[list[Any]], Any] | None = None,
-        merge_fn: Callable[[list[Any]], Any] | None = None,
+        collate_fn: Callable[[list[Any]], object] | None = None,
+        merge_fn: Callable[[list[Any]], object] | None = None,
         chunk_hash_fn: ChunkHashFn | None = None,
         cache_version: str = "v1",
         max_workers: int | None = None,
@@ -231,11 +231,11 @@ class SwarmMemo:
         self._options = replace(self._options, exec_fn=fn)
 
     @property
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], object]:
         return self.config.collate_fn
 
     @property
-    def merge_fn(self) -> Callable[[list[Any]], Any]:
+    def merge_fn(self) -> Callable[[list[Any]], object]:
         return self.config.merge_fn
 
     @property
@@ -304,12 +304,12 @@ class SwarmMemo:
     ) -> Launch:
         """Fan the sweep out as tasks of one job array; return a :class:`Launch`.
 
-        Each task rebuilds this memo (it pickles as its constructor arguments) and runs
-        :meth:`run_streaming` on the shared cache, its own share of the chunks first
-        (see *Running on a cluster* in the README); ``max_workers=None`` resolves in each
-        task to the CPUs it was allocated. No more tasks than missing chunks are
-        submitted; nothing is submitted when nothing is missing. The submitter may exit:
-        a later ``launch`` or ``run`` resumes the sweep.
+        Each task receives this memo's :attr:`options` (its constructor arguments),
+        builds the memo's config from them and runs :meth:`run_streaming` on the shared
+        cache, its own share of the chunks first (see *Running on a cluster* in the
+        README); ``max_workers=None`` resolves in each task to the CPUs it was allocated.
+        No more tasks than missing chunks are submitted; nothing is submitted when nothing
+        is missing. The submitter may exit: a later ``launch`` or ``run`` resumes the sweep.
 
         Parameters
         ----------
@@ -341,7 +341,7 @@ class SwarmMemo:
         SpecTypeError, SpecError
             Before submitting anything: ``tasks`` is not None or an int >= 1,
             ``task_seconds`` is not None or a number > 0, ``executor`` has no
-            ``map_array``/``submit``, or the memo cannot be pickled.
+            ``map_array``/``submit``, or the memo's options cannot be pickled.
 
         Examples
         --------
@@ -414,7 +414,7 @@ class SwarmMemo:
         self,
         params: Params,
         split_spec: SplitSpec,
-        point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
+        point_to_dict: Callable[[Any], Mapping[str, object]] | None = None,
         *,
         load_only: bool = False,
         array_dims: Mapping[Any, Sequence[str]] | None = None,
@@ -436,7 +436,7 @@ class SwarmMemo:
         self,
         params: Params,
         split_spec: SplitSpec,
-        point_to_dict: Callable[[Any], dict[str, Any]] | None = None,
+        point_to_dict: Callable[[Any], Mapping[str, object]] | None = None,
         *,
         load_only: bool = False,
         array_dims: Mapping[Any, Sequence[str]] | None = None,

@@ -111,7 +111,9 @@ class WrappedSweep:
         """A call's outputs as an xarray Dataset over the grid."""
         return self._frame("xarray", args, kwargs)
 
-    def _frame(self, kind: FrameKind, args: tuple[object, ...], kwargs: dict[str, object]) -> Any:
+    def _frame(
+        self, kind: FrameKind, args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> object:
         point_to_dict = self.option(kwargs, "point_to_dict", None)
         load_only = self.option(kwargs, "load_only", False)
         array_dims = self.option(kwargs, "array_dims", None)

@@ -208,6 +208,16 @@ def test_a_task_config_runs_off_the_main_thread_with_its_share(tmp_path: Path) -
     )
 
 
+@pytest.mark.parametrize("max_workers", [None, 1, 4])
+def test_a_serial_task_runs_on_one_worker_thread(tmp_path: Path, max_workers: int | None) -> None:
+    """Serial runs exec_fn on the calling thread, whatever max_workers says: a task moves
+    it to one worker thread (one point at a time still)."""
+    memo = new_memo(tmp_path, executor="serial", max_workers=max_workers)
+    spec = task_config(memo.options, None).backends.spec
+    assert spec == ExecutorSpec("thread", 1)
+    assert not spec.inline
+
+
 def test_a_wrapped_frame_names_a_split_spec_that_is_no_dict(tmp_path: Path) -> None:
     counting = CountingExec(tmp_path / "calls.log")
     memo = new_memo(tmp_path / "cache", counting, executor="serial")

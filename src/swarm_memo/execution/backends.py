@@ -426,9 +426,10 @@ class ExecutorSpec:
         return self.kind == "thread" or self.inline
 
     def off_main_thread(self) -> ExecutorSpec:
-        """This spec, on a worker thread when it would run ``exec_fn`` inline (where a
-        scheduler's signals land, which must stop a task rather than fail a point)."""
-        return replace(self, kind="thread") if self.inline else self
+        """This spec, on one worker thread when it would run ``exec_fn`` inline on the
+        calling thread (where a scheduler's signals land, which must stop a task rather
+        than fail a point); still one point at a time, as serial is."""
+        return replace(self, kind="thread", requested_workers=1) if self.inline else self
 
 
 class BackendFactory:

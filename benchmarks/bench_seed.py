@@ -27,7 +27,8 @@ timing, ``chunksize=1``) next to it.
 
 ``startup``: a fresh memo computing 10 trivial points (bins of 10, ``exec_chunk_size=1``)
 against a forked ``ProcessPoolExecutor(2)`` created inside the timing (no target: the
-cost of a memo's first call, mostly its workers' start).
+cost of a memo's first call, mostly its workers' start); then the same as the first memo
+of a fresh interpreter (the fork server's own start inside), against the same pool there.
 
 ``arrays`` (S4): a warm ``run`` of 160 outputs that are 1 MB float64 arrays, stored 4 per
 file (40 files), fresh memo, vs ``pickle.load`` of the same arrays from 40 files of 4:
@@ -245,6 +246,40 @@ def bench_startup(sz: Sizes) -> None:
     memo = sorted(memo_times)[len(memo_times) // 2]
     bare = sorted(bare_times)[len(bare_times) // 2]
     report("startup", "10 points, fresh memo", memo, "forked ProcessPoolExecutor", bare)
+    firsts = [first_in_process(mode) for _ in range(sz.repeats) for mode in ("memo", "bare")]
+    first = sorted(firsts[0::2])[len(firsts) // 4]
+    first_bare = sorted(firsts[1::2])[len(firsts) // 4]
+    report("startup", "10 points, first memo of a process", first, "forked pool, same", first_bare)
+
+
+FIRST_IN_PROCESS = """
+import sys, time
+sys.path.insert(0, {bench!r})
+import bench_seed as b
+from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
+started = time.perf_counter()
+if {mode!r} == "memo":
+    b.memo_call(Path({root!r}), b.SMOKE, {{}}, {{"i": list(range(10))}}, bin=10, exec_chunk_size=1)
+else:
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(b.bare_double, range(10)))
+print(time.perf_counter() - started)
+"""
+
+
+def first_in_process(mode: str) -> float:
+    """Seconds of the first memo (or forked pool) of a fresh interpreter, swarm-memo
+    imported before the timing: what a script pays, the fork server's start included."""
+    import subprocess
+
+    with fresh_dir() as tmp:
+        code = FIRST_IN_PROCESS.format(bench=str(Path(__file__).parent), mode=mode, root=str(tmp))
+        done = subprocess.run(
+            [sys.executable, "-c", "import swarm_memo._memo\n" + code],
+            capture_output=True, text=True, check=True, timeout=300,
+        )  # fmt: skip
+    return float(done.stdout.split()[-1])
 
 
 # ---------------------------------------------------------------------------- S4

@@ -95,6 +95,21 @@ def read_point_index(pset: ParamsSet, names: set[str]) -> PointIndex:
     return PointIndex(records)
 
 
+def _mark_run(outputs: list[object], positions: list[int], marker: object) -> bool:
+    """Set ``marker`` at ``positions`` at once (in C) when they are one run of positions
+    all still ``MISSING`` (a stored bin overlapping a requested one); False, changing
+    nothing, otherwise. ``outputs`` holds only markers here: counted by identity."""
+    if not positions:
+        return False
+    first, stop = positions[0], positions[-1] + 1
+    if stop - first != len(positions) or outputs[first:stop].count(MISSING) != len(positions):
+        return False
+    if positions != list(range(first, stop)):
+        return False
+    outputs[first:stop] = [marker] * len(positions)
+    return True
+
+
 class Reuse:
     """Fills a chunk's outputs from points stored in a params set's other chunk files.
 
@@ -192,8 +207,9 @@ class Reuse:
         found: list[Found] = []
         if product:
             found = index.locate_product(chunk.axes, chunk.bins)
-            taken = {pos for _, req, _ in found for pos in req}
-            found += locate_defaulted(index, chunk, taken, self._axis_defaults)
+            if self._axis_defaults:  # points at an axis default may be stored without it
+                taken = {pos for _, req, _ in found for pos in req}
+                found += locate_defaulted(index, chunk, taken, self._axis_defaults)
         elif index.has_products:
             found = self._enumerated_in_products(index, chunk, points)
         if index.has_digests:
@@ -312,11 +328,14 @@ class Reuse:
         """Mark a file's points not found yet; count them for the policy."""
         code = self.index.records[name].code
         codes = self._codes(name) if code == MIXED_CODE else None
-        served = []
-        for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
-            if outputs[req_pos] is MISSING:
-                outputs[req_pos] = found_marker
-                served.append(code if codes is None else codes[file_pos])
+        if codes is None and _mark_run(outputs, req_positions, found_marker):
+            served: list[str | None] = [code] * len(req_positions)  # the usual case
+        else:
+            served = []
+            for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
+                if outputs[req_pos] is MISSING:
+                    outputs[req_pos] = found_marker
+                    served.append(code if codes is None else codes[file_pos])
         if self._policy is not None:
             self._policy.served(served)
         return len(served)

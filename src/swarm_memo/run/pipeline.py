@@ -296,7 +296,7 @@ class _Run:
         else:  # streaming, status: stored points are found, their outputs never loaded
             reused = reuse.mark(chunk, point_digests, product, outputs, points, FOUND)
         bar.skip(reused)
-        todo = [i for i, o in enumerate(outputs) if o is MISSING] if reused else None
+        todo = None if not reused else [] if reused == len(outputs) else _missing(outputs)
         return ChunkJob(
             chunk.index,
             name,
@@ -499,6 +499,11 @@ class _Run:
         record, digests = prepared
         pset.save(job.name, record, digests, on_unpicklable=unpicklable_error(record, pset.codec))
         return record
+
+
+def _missing(outputs: list[object]) -> list[int]:
+    """Positions of a job's outputs still ``MISSING``."""
+    return [i for i, o in enumerate(outputs) if o is MISSING]
 
 
 @contextmanager

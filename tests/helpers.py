@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import threading
@@ -73,6 +74,34 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def meet(folder: Path, parties: int, timeout: float = 60.0) -> None:
+    """A barrier between processes: the caller leaves its pid in ``folder`` and returns
+    once ``parties`` distinct processes have (a process may call again: it counts once).
+    Fails naming the processes seen when fewer arrive within ``timeout`` seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / str(os.getpid())).touch()
+    wait_until(
+        lambda: len(os.listdir(folder)) >= parties,
+        timeout,
+        f"{parties} processes at {folder} (came: {sorted(os.listdir(folder))})",
+    )
+
+
+class MeetingPids:
+    """``exec_fn`` returning its process id, each call first meeting the other workers of
+    the same run (same params) at a barrier of ``parties`` processes: a run that returns
+    proves ``parties`` processes got work, whatever the timing; with fewer its first
+    point fails after ``timeout`` seconds."""
+
+    def __init__(self, folder: Path, parties: int, timeout: float = 60.0) -> None:
+        self.folder, self.parties, self.timeout = str(folder), parties, timeout
+
+    def __call__(self, params: dict[str, Any], point: Any) -> int:
+        run = hashlib.blake2b(repr(sorted(params.items())).encode(), digest_size=8).hexdigest()
+        meet(Path(self.folder) / run, self.parties, self.timeout)
+        return os.getpid()
 
 
 def expected_output(params: dict[str, Any], point: Any) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import swarm_memo
+from helpers import MeetingPids
 from swarm_memo import (
     CodeChangedWarning,
     ExecError,
@@ -40,13 +41,6 @@ XS = {"x": list(range(6))}
 
 
 def pid_of(params, point):
-    return os.getpid()
-
-
-def slow_pid_of(params, point):
-    import time
-
-    time.sleep(0.05)  # long enough that every worker of the pool gets exec chunks
     return os.getpid()
 
 
@@ -178,9 +172,16 @@ def test_a_default_memo_pinned_to_one_cpu_runs_in_process(tmp_path):
 # ---------------------------------------------------------------------------- per-memo pools
 
 
+def every_worker(folder: Path, workers: int) -> MeetingPids:
+    """exec_fn returning the worker's pid; a run returns only once ``workers`` processes
+    met at a barrier (under ``folder``): every worker of the pool got work, whatever the
+    timing."""
+    return MeetingPids(folder, workers)
+
+
 def test_memos_with_different_sizes_keep_their_own_pools(tmp_path):
-    small = make(tmp_path / "a", slow_pid_of, max_workers=2)
-    large = make(tmp_path / "b", slow_pid_of, max_workers=3)
+    small = make(tmp_path / "a", every_worker(tmp_path / "meet-a", 2), max_workers=2)
+    large = make(tmp_path / "b", every_worker(tmp_path / "meet-b", 3), max_workers=3)
     grid = {"x": list(range(12))}
     runs = {"small": [], "large": []}
     for call in range(2):
@@ -197,7 +198,7 @@ def test_memos_with_different_sizes_keep_their_own_pools(tmp_path):
 
 def test_a_worker_death_in_one_memo_leaves_another_memos_pool_alone(tmp_path):
     victim = make(tmp_path / "a", die_at_1, max_workers=2)
-    bystander = make(tmp_path / "b", slow_pid_of, max_workers=2)
+    bystander = make(tmp_path / "b", every_worker(tmp_path / "meet", 2), max_workers=2)
     before = set(bystander.run({"call": 1}, XS)[0])
     with pytest.raises(WorkerDiedError):
         victim.run({}, XS)
@@ -215,8 +216,9 @@ def test_a_worker_death_in_one_memo_leaves_another_memos_pool_alone(tmp_path):
 @pytest.mark.parametrize("ending", ["close", "garbage collection"])
 def test_a_memos_workers_exit_when_it_is_closed_or_collected(tmp_path, ending):
     psutil = pytest.importorskip("psutil")
-    memo = make(tmp_path, slow_pid_of, max_workers=2)
+    memo = make(tmp_path, every_worker(tmp_path / "meet", 2), max_workers=2)
     workers = [psutil.Process(pid) for pid in set(memo.run({}, XS)[0])]
+    assert len(workers) == 2
     if ending == "close":
         memo.close()
     else:
@@ -292,8 +294,9 @@ def test_skip_mode_lists_every_unpicklable_output_and_keeps_the_rest():
 
 def test_a_pool_broken_between_runs_is_replaced_before_the_next_run(tmp_path):
     psutil = pytest.importorskip("psutil")
-    memo = make(tmp_path, slow_pid_of, max_workers=2)
+    memo = make(tmp_path, every_worker(tmp_path / "meet", 2), max_workers=2)
     workers = [psutil.Process(pid) for pid in set(memo.run({"call": 1}, XS)[0])]
+    assert len(workers) == 2
     workers[0].kill()  # e.g. the OOM killer, while the pool is idle
     _gone, alive = psutil.wait_procs(workers, timeout=20)  # loky kills the rest
     assert not alive

@@ -36,8 +36,8 @@ def preloaded_start() -> bool:
 
 
 def _start_helpers(preloaded: bool) -> None:
-    """Start loky's resource tracker (and, for a preloaded start, the fork server and
-    multiprocessing's tracker) with SIGUSR1 blocked.
+    """Start loky's and multiprocessing's resource trackers (and, for a preloaded start,
+    the fork server) with SIGUSR1 blocked.
 
     The trackers ignore SIGINT and SIGTERM but not SIGUSR1, which ``sbatch --signal``
     sends to every process of a job step: a tracker died of it, and a new one then
@@ -45,19 +45,24 @@ def _start_helpers(preloaded: bool) -> None:
     so these helpers never see SIGUSR1; the fork server also holds SIGTERM and SIGINT
     (it exits with the driver), and the workers it forks unblock them once their handlers
     are installed (:func:`~swarm_memo.execution.worker.init_pool_worker`).
+
+    multiprocessing's tracker is started here for either start: loky's own start would
+    otherwise start it while spawning the first worker, and on Python 3.11 its start
+    unblocks SIGINT and SIGTERM in the spawning thread, undoing :func:`signals_held` (a
+    worker then died of a stop signal while starting; here the mask is restored).
     """
+    from multiprocessing import resource_tracker
+
     from loky.backend.resource_tracker import ensure_running
 
     with signals_held():
         ensure_running()
-    if not preloaded:
-        return
-    from multiprocessing import resource_tracker
-
-    from swarm_memo.execution import preload
-
     with signals_held():  # it unblocks SIGINT and SIGTERM once its tracker started
         resource_tracker.ensure_running()
+    if not preloaded:
+        return
+    from swarm_memo.execution import preload
+
     with signals_held():
         preload.server()
 

@@ -112,7 +112,7 @@ def worker(argv: list[str]) -> None:
         assert out == [x * 2 for x in spec["x"]], "wrong outputs"
     else:
         index, count = (int(n) for n in share.split("/"))
-        diag = LaunchTask()(memo, {"ms": float(ms)}, spec, Share(index, count))
+        diag = LaunchTask()(memo.options, {"ms": float(ms)}, spec, Share(index, count))
     memo.close()
     figures = {
         "started": started,

@@ -116,12 +116,30 @@ def code_fingerprint(fn: Callable[..., object]) -> bytes:
     >>> code_fingerprint(scale(10)) == code_fingerprint(scale(100))
     False
     """
+    return _fingerprint(fn)[0]
+
+
+def seeing_fingerprint(fn: Callable[..., object]) -> bytes | None:
+    """:func:`code_fingerprint` when it saw the state of everything ``fn`` reaches; None
+    when it met a value it sees only by its type (see the limits above: an object without
+    a canonical encoding, a slotted or C callable) or could not be taken. What stands for
+    a call's *result* (a custom enumerator's points) needs this one: a change the
+    fingerprint cannot see would otherwise go unnoticed."""
+    try:
+        digest, blind = _fingerprint(fn)
+    except Exception:  # a proxy whose attributes raise, nesting beyond the recursion limit
+        return None
+    return None if blind else digest
+
+
+def _fingerprint(fn: Callable[..., object]) -> tuple[bytes, bool]:
+    """The fingerprint, and whether a value was seen only by its type."""
     out = bytearray(b"swarm-memo-code")
     encode_into((FINGERPRINT_VERSION, tuple(sys.version_info[:2])), "version", out)
     reach = Reach(fn, _value_bytes)
     _Fingerprinter(out, reach).callable_(fn)
     reach.write_entries(out)
-    return digest_bytes(bytes(out))
+    return digest_bytes(bytes(out)), reach.blind
 
 
 _OWN_STATE: dict[bytes, bytes] = {}
@@ -225,6 +243,7 @@ class _Fingerprinter:
             out += b"I"  # a callable instance: its class's code and its own state
             self._bound(fn)
         else:  # a C callable object without state we can read (a numpy ufunc)
+            self.reach.blind = True
             out += b"O"
             self._str(f"{type(fn).__module__}.{_name(type(fn))}:{_name(fn)}")
 
@@ -308,6 +327,8 @@ class _Fingerprinter:
             self.value(obj)
         else:
             state = getattr(obj, "__dict__", None)
+            if not isinstance(state, dict) or _slotted(type(obj)):
+                self.reach.blind = True  # slots (or C state) are not read
             self.value(dict(state) if isinstance(state, dict) else None)
 
     def value(self, value: Any) -> None:
@@ -354,6 +375,7 @@ class _Fingerprinter:
             self.out += b"C"
             self.callable_(value)
             return
+        self.reach.blind = True
         self.out += b"?"
         self._str(_name(cls))
         if not library:
@@ -402,6 +424,16 @@ def _wrapped(fn: object) -> object:
         return getattr(fn, "__wrapped__", None)
     except Exception:
         return None
+
+
+def _slotted(cls: type) -> bool:
+    """Whether instances of ``cls`` hold state in slots (not in ``__dict__``)."""
+    for klass in cls.__mro__:
+        slots = vars(klass).get("__slots__", ())
+        names = (slots,) if isinstance(slots, str) else slots
+        if any(name not in ("__dict__", "__weakref__") for name in names):
+            return True
+    return False
 
 
 def _encodable(value: object) -> bool:

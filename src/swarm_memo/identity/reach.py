@@ -54,6 +54,8 @@ class Reach:
         self._followed: set[int] = set()
         self._bodies: dict[int, bytes] = {}  # id(value) -> its entry body, this call only
         self._kept: list[object] = []  # keeps the ids above from being reused
+        self.blind = False
+        """Set when a value was written by its type alone (its state not seen)."""
 
     def follow(self, fn: types.FunctionType) -> None:
         """Queue the names ``fn``'s code uses, to be looked up in its globals."""

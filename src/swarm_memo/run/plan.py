@@ -9,14 +9,13 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from swarm_memo.cache.keydefaults import key_params as _key_params
 from swarm_memo.cache.params_set import ParamsSet, check_chunk_name, params_set_id
 from swarm_memo.core.types import ExecFn
 from swarm_memo.errors import SpecError, SpecTypeError, UnhashableValueError
-from swarm_memo.identity.fingerprint import code_fingerprint
+from swarm_memo.identity.fingerprint import seeing_fingerprint
 from swarm_memo.identity.grid import Chunk, Grid, product_points
 from swarm_memo.identity.hashing import digest_parts, encode, point_digest
 from swarm_memo.run.config import MemoConfig
@@ -65,6 +64,15 @@ class RunPlan:
     pset: ParamsSet
     named_chunks: list[tuple[Chunk, str]] = field(default_factory=list)
     access: Access = Access.READ
+    enumerator_code: str | None = None
+    """Fingerprint (hex) of the custom ``enumerate_points``, with what it reaches
+    (helpers, module constants), taken once per call when planned (on the caller's
+    thread, before the enumerator runs); None for the default product, and when the
+    fingerprint cannot see all the enumerator reads (:func:`seeing_fingerprint`).
+
+    A chunk file stamped with it lists exactly what this enumerator returns for the
+    file's sub-spec: an exact hit then serves its points without calling it again, as a
+    stored output stands for ``exec_fn`` of the same fingerprint."""
 
     @property
     def exec_params(self) -> dict[str, object]:
@@ -74,17 +82,6 @@ class RunPlan:
     def product(self) -> bool:
         """True when points are the default cartesian product (found by their bins)."""
         return self.config.enumerate_points is None
-
-    @cached_property
-    def enumerator_code(self) -> str | None:
-        """Fingerprint (hex) of the custom ``enumerate_points``, with what it reaches
-        (helpers, module constants), taken once per call; None for the default product.
-
-        A chunk file stamped with it lists exactly what this enumerator returns for the
-        file's sub-spec: an exact hit then serves its points without calling it again,
-        as a stored output stands for ``exec_fn`` of the same fingerprint."""
-        enumerate_points = self.config.enumerate_points
-        return None if enumerate_points is None else code_fingerprint(enumerate_points).hex()
 
     def points(self, chunk: Chunk) -> ChunkPoints:
         enumerate_points = self.config.enumerate_points
@@ -208,6 +205,7 @@ def plan_run(
         grid,
         pset,
         access=access,
+        enumerator_code=_enumerator_code(config),
     )
     hash_fn = config.chunk_hash_fn
     prefix = digest_parts(b"swarm-memo-chunk", params_encoding)  # the params hashed once
@@ -231,6 +229,14 @@ def plan_run(
         if not pset.has_chunk(name):  # unhashable points caught before any work starts
             plan.point_digests(first, plan.points(first))  # (a stored chunk: when served)
     return plan
+
+
+def _enumerator_code(config: MemoConfig) -> str | None:
+    enumerate_points = config.enumerate_points
+    if enumerate_points is None:
+        return None
+    fingerprint = seeing_fingerprint(enumerate_points)
+    return None if fingerprint is None else fingerprint.hex()
 
 
 def _check_distinct_names(named_chunks: list[tuple[Chunk, str]]) -> None:

@@ -1,0 +1,150 @@
+"""Attacks on the warm-hit trust of a stored enumerator fingerprint (issue 23, lever 2): a
+warm run may skip ``enumerate_points`` only when the fingerprint it compares sees what the
+enumerator reads, and taking the fingerprint never breaks a run."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpers import CountingExec, chunk_files
+from swarm_memo import SwarmMemo
+from swarm_memo.cache.codec import HEADER_SIZE, read_header
+from swarm_memo.identity.fingerprint import code_fingerprint
+
+SPLIT = {"i": list(range(12))}
+Enumerator = Callable[[dict[str, object], dict[str, list[object]]], list[tuple[object, ...]]]
+
+
+def memo_for(root: Path, enumerate_points: Enumerator, counting: CountingExec) -> SwarmMemo:
+    return SwarmMemo(
+        root / "cache",
+        {"i": 4},
+        2,
+        exec_fn=counting,
+        enumerate_points=enumerate_points,
+        max_workers=1,
+        verbose=0,
+    )
+
+
+def stamps(root: Path) -> set[object]:
+    found = set()
+    for path in chunk_files(root / "cache"):
+        data = path.read_bytes()
+        meta = json.loads(data[HEADER_SIZE : HEADER_SIZE + read_header(data).meta_length])
+        found.add(meta.get("enumerator"))
+    return found
+
+
+class Settings:
+    """A plain object: no canonical encoding, so a fingerprint sees only its type."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+
+def closing_over(settings: Settings) -> Enumerator:
+    def enumerate_points(params, split_spec):
+        return [(v,) for v in split_spec["i"][:: settings.step]]
+
+    return enumerate_points
+
+
+class Slotted:
+    """A callable object whose state lives in slots (no ``__dict__``)."""
+
+    __slots__ = ("step",)
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def __call__(self, params, split_spec):
+        return [(v,) for v in split_spec["i"][:: self.step]]
+
+
+@pytest.mark.parametrize(
+    "make", [lambda step: closing_over(Settings(step)), Slotted], ids=["closure", "slots"]
+)
+def test_an_enumerator_whose_state_the_fingerprint_cannot_see_is_called(tmp_path, make):
+    """Two enumerators listing different points but with one fingerprint (their state is
+    an object it sees by type only): the second is called on warm hits, never trusted."""
+    counting = CountingExec(tmp_path / "calls.log")
+    memo_for(tmp_path, make(1), counting).run({}, SPLIT)
+    assert code_fingerprint(make(1)) == code_fingerprint(make(2))  # the blind spot
+    assert stamps(tmp_path) == {None}  # nothing to trust
+    memo = memo_for(tmp_path, make(2), counting)
+    evens = [(v,) for v in range(0, 12, 2)]
+    outputs, diag = memo.run({}, SPLIT)
+    assert [o["point"] for o in outputs] == evens
+    assert diag.total_points == 6
+    assert [o["point"] for o in memo.load({}, SPLIT, strict=True)[0]] == evens
+    assert memo.status({}, SPLIT).total_points == 6
+    assert memo.run_streaming({}, SPLIT).cached_points == 6
+    assert counting.count() == 12  # every even point was stored already
+
+
+class Lazy:
+    """A callable proxy whose attribute lookups raise: it cannot be fingerprinted."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"not loaded yet: {name}")
+
+    def __call__(self, params, split_spec):
+        return [(v,) for v in reversed(split_spec["i"])]
+
+
+def test_an_enumerator_that_cannot_be_fingerprinted_still_runs(tmp_path):
+    """The fingerprint failing is no error: every point is computed and stored, and warm
+    runs call the enumerator (nothing is trusted)."""
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = memo_for(tmp_path, Lazy(), counting)
+    cold, diag = memo.run({}, SPLIT)
+    assert [o["point"] for o in cold] == [(v,) for k in (3, 7, 11) for v in range(k, k - 4, -1)]
+    assert diag.executed_points == 12
+    assert len(chunk_files(tmp_path / "cache")) == 3
+    assert stamps(tmp_path) == {None}
+    assert memo.run({}, SPLIT)[0] == cold
+    assert memo.status({}, SPLIT).cached_points == 12
+    assert counting.count() == 12
+
+
+SEEN: dict[tuple[object, ...], list[tuple[object, ...]]] = {}
+
+
+def remembering(params, split_spec):
+    """An enumerator that fills a module-level memo of what it listed, and logs its calls."""
+    with open(os.environ["ENUM_ATTACK_LOG"], "a") as log:
+        log.write("call\n")
+    key = tuple(split_spec["i"])
+    if key not in SEEN:
+        SEEN[key] = [(v,) for v in reversed(split_spec["i"])]
+    return SEEN[key]
+
+
+def test_the_stamp_is_the_fingerprint_the_run_started_with(tmp_path, monkeypatch):
+    """The stamp is taken when the call is planned, before the enumerator runs (not on a
+    writer thread while the driver enumerates more chunks and fills the state the
+    fingerprint reads): a new process, whose state is the cold run's at its start,
+    trusts the files."""
+    log = tmp_path / "enum.log"
+    monkeypatch.setenv("ENUM_ATTACK_LOG", str(log))
+    SEEN.clear()
+    before = code_fingerprint(remembering).hex()
+    counting = CountingExec(tmp_path / "calls.log")
+    cold, _ = memo_for(tmp_path, remembering, counting).run({}, SPLIT)
+    assert stamps(tmp_path) == {before}
+    SEEN.clear()  # as in a new process
+    log.unlink()
+    outputs, diag = memo_for(tmp_path, remembering, counting).run({}, SPLIT)
+    assert outputs == cold
+    assert diag.cached_points == 12
+    assert not log.exists()  # trusted: not called
+    assert counting.count() == 12
+    SEEN.clear()

@@ -276,33 +276,46 @@ class _Run:
                 if job is not None:
                     return job
             self._refresh(reuse, refresh)
+        return self._found_job(chunk, name, reuse, bar)
+
+    def _found_job(self, chunk: Chunk, name: str, reuse: Reuse, bar: Progress) -> ChunkJob:
+        """A chunk's job: its points, with those stored in other files found (their
+        outputs filled in when the sink wants them)."""
         plan = self.plan
         listed, product = self._chunk_points(chunk)
-        points = plan.points(chunk) if listed is None else listed
+        points: ChunkPoints | None = listed  # default points: built only when needed
         digests: list[bytes] | None = None
+
+        def all_points() -> ChunkPoints:
+            nonlocal points
+            if points is None:
+                points = plan.points(chunk)
+            return points
 
         def point_digests() -> list[bytes]:
             nonlocal digests
             if digests is None:
-                digests = plan.point_digests(chunk, points)
+                digests = plan.point_digests(chunk, all_points())
             return digests
 
         if not product:
             point_digests()
-        bar.adjust_total(len(points) - chunk.product_size)
-        outputs: list[object] = [MISSING] * len(points)
+        count = chunk.product_size if listed is None else len(listed)
+        bar.adjust_total(count - chunk.product_size)
+        outputs: list[object] = [MISSING] * count
+        given = () if listed is None else listed  # a product chunk is found by its bins
         if self.sink.wants_outputs:
-            reused = reuse.fill(chunk, point_digests, product, outputs, points)
+            reused = reuse.fill(chunk, point_digests, product, outputs, given)
         else:  # streaming, status: stored points are found, their outputs never loaded
-            reused = reuse.mark(chunk, point_digests, product, outputs, points, FOUND)
+            reused = reuse.mark(chunk, point_digests, product, outputs, given, FOUND)
         bar.skip(reused)
-        todo = None if not reused else [] if reused == len(outputs) else _missing(outputs)
+        todo = None if not reused else [] if reused == count else _missing(outputs)
         return ChunkJob(
             chunk.index,
             name,
-            points,
+            all_points() if todo != [] else points or [],  # a job all found executes nothing
             outputs,
-            list(range(len(points))) if todo is None else todo,
+            list(range(count)) if todo is None else todo,
             reused,
             digests,
             product=product,

@@ -4,9 +4,12 @@ enumerator reads, and taking the fingerprint never breaks a run."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -148,3 +151,47 @@ def test_the_stamp_is_the_fingerprint_the_run_started_with(tmp_path, monkeypatch
     assert not log.exists()  # trusted: not called
     assert counting.count() == 12
     SEEN.clear()
+
+
+@pytest.fixture
+def helper_module(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[types.ModuleType]:
+    """A user module of helpers, in a real file under ``tmp_path``, edited by the test."""
+    folder = tmp_path / "code"
+    folder.mkdir()
+    name = "enumattack_" + "".join(c if c.isalnum() else "_" for c in request.node.name)
+    source = "STEP = 1\n\n\ndef pick(values):\n    return values[::STEP]\n"
+    (folder / f"{name}.py").write_text(source)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(sys, "dont_write_bytecode", True)  # a reload compiles the edited source
+    mp.syspath_prepend(str(folder))
+    importlib.invalidate_caches()
+    try:
+        yield importlib.import_module(name)
+    finally:
+        mp.undo()
+        sys.modules.pop(name, None)
+
+
+def through(module: types.ModuleType) -> Enumerator:
+    """An enumerator reaching a module of helpers only through its closure."""
+    return lambda params, split_spec: [(v,) for v in module.pick(split_spec["i"])]
+
+
+def test_an_enumerator_reaching_a_module_through_a_closure_is_called(tmp_path, helper_module):
+    """A fingerprint records a module held in a closure by its name only (its helpers are
+    not followed): an edit of a helper changes no fingerprint, so it is never trusted."""
+    counting = CountingExec(tmp_path / "calls.log")
+    enumerate_points = through(helper_module)
+    before = code_fingerprint(enumerate_points)
+    memo_for(tmp_path, enumerate_points, counting).run({}, SPLIT)
+    path = Path(str(helper_module.__file__))
+    path.write_text(path.read_text().replace("STEP = 1", "STEP = 3"))
+    importlib.invalidate_caches()
+    importlib.reload(helper_module)
+    assert code_fingerprint(enumerate_points) == before  # the blind spot
+    memo = memo_for(tmp_path, enumerate_points, counting)
+    outputs, diag = memo.run({}, SPLIT)
+    assert [o["point"] for o in outputs] == [(v,) for v in (0, 3, 4, 7, 8, 11)]
+    assert diag.total_points == 6
+    assert memo.status({}, SPLIT).total_points == 6
+    assert counting.count() == 12

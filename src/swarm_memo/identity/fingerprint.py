@@ -356,6 +356,7 @@ class _Fingerprinter:
         elif isinstance(value, types.ModuleType):
             out += b"m"
             library = library_module(value.__name__)
+            self.reach.blind |= not library  # a user module by name: its code not followed
             self._str(library_label(value.__name__) if library else value.__name__)
         else:
             try:

@@ -35,6 +35,7 @@ from swarm_memo.execution.stop import StopRequest, stop_on_signals
 from swarm_memo.execution.writer import ChunkWriter
 from swarm_memo.identity.grid import Chunk
 from swarm_memo.run.cells import run_claims
+from swarm_memo.run.hits import ExactHits
 from swarm_memo.run.plan import ChunkPoints, RunPlan
 from swarm_memo.run.records import chunk_record, computed_positions, unpicklable_error
 from swarm_memo.run.requests_log import RequestLog
@@ -72,6 +73,7 @@ class _Run:
         self.policy = ServePolicy(
             plan.code, self.config.on_code_change, plan.function_name, plan.grid.axis_names
         )
+        self.hits = ExactHits(plan, sink, self.policy, self.diag)
         store = self.config.store
         self.writer = ChunkWriter(background=store.background_writes) if compute else None
         self.request_log = RequestLog(plan)  # written only once a point is computed
@@ -115,107 +117,16 @@ class _Run:
 
     # ------------------------------------------------------------------ exact hits
 
-    def _chunk_points(self, chunk: Chunk) -> tuple[ChunkPoints | None, bool]:
-        """A chunk's points (None for the default points, built only when needed) and
-        whether they are the product of its bins."""
-        return (None, True) if self.plan.product else self.plan.chunk_points(chunk)
-
     def _exact_hit(self, chunk: Chunk, name: str) -> bool:
         """Serve a chunk from its own file if it is intact, complete and exact."""
         if name not in self.stored:
             return False
-        if self.sink.wants_outputs:
-            count = self._serve_exact(chunk, name)
-        else:
-            count = self._peek_exact(chunk, name)
+        count = self.hits.serve(chunk, name)
         if count is None:
             return False
         self.diag.cached_chunks += 1
         self.diag.cached_points += count
         return True
-
-    def _trusted(self, enumerator: str | None, axes: Sequence[str]) -> bool:
-        """Whether a file's points are what this call's custom enumerator returns for its
-        sub-spec without calling it: the file is stamped with the same enumerator
-        fingerprint, and its sub-spec was given in this call's axis order (its key digest
-        is checked when the file is read)."""
-        code = self.plan.enumerator_code
-        return code is not None and enumerator == code and self.policy.same_axes(axes)
-
-    def _peek_exact(self, chunk: Chunk, name: str) -> int | None:
-        """How many points a chunk's own file serves when no output is wanted, or None:
-        intact, holding this chunk (checksum and key digest checked, nothing unpickled:
-        what a run loading it would accept), complete, of code that may serve, holding
-        this call's points: a product in this call's axis order, or the points of a
-        custom enumerator with the file's fingerprint (not called). Other points a
-        custom enumerator lists are compared with the file's after loading it."""
-        meta = self.plan.pset.check(name, chunk)
-        if meta is None:
-            return None
-        trusted = self._trusted(meta.enumerator, meta.axes)
-        if not trusted and not self._chunk_points(chunk)[1]:
-            return self._serve_exact(chunk, name)  # points to compare with the file's
-        count = chunk.product_size if meta.product else meta.points
-        if count is None or meta.partial or not (meta.product or trusted):
-            return None
-        if not self.policy.same_axes(meta.axes) or not self._codes_ok(meta.code, meta.point_codes):
-            return None
-        self._served(meta.code, meta.point_codes, count)
-        return count
-
-    def _serve_exact(self, chunk: Chunk, name: str) -> int | None:
-        """Serve the outputs of a chunk's own file in request order to the sink (when it
-        wants them) and count them; None when the file is unusable, partial, holds other
-        points or outputs this call may not serve."""
-        load_started = time.perf_counter()
-        record = self.plan.pset.load(name, chunk)
-        self.diag.load_time += time.perf_counter() - load_started
-        if record is None:
-            return None
-        if record.partial or not self._codes_ok(record.code, record.point_codes):
-            return None
-        if self._trusted(record.enumerator, record.axes):
-            points: Sequence[object] | None = record.points  # None: the product of its bins
-        else:
-            same, points = self._same_points(chunk, record)
-            if not same:
-                return None
-        self._served(record.code, record.point_codes, len(record.outputs))
-        if self.sink.wants_outputs:
-            self.sink.take(chunk, points, record.outputs, partial=False)
-        return len(record.outputs)
-
-    def _codes_ok(self, code: str | None, point_codes: Sequence[str | None] | None) -> bool:
-        """Whether a file's outputs (computed by ``code``, or per point by ``point_codes``)
-        may serve this call."""
-        if point_codes is None:
-            return self.policy.code_allowed(code)
-        return self.policy.codes_allowed(point_codes)
-
-    def _served(
-        self, code: str | None, point_codes: Sequence[str | None] | None, count: int
-    ) -> None:
-        """Count a file's ``count`` outputs as served (one code each): a file of one code,
-        the usual one, costs no list of a code per output."""
-        if point_codes is not None:
-            self.policy.served(point_codes)
-        elif code is not None and code != self.policy.code:
-            self.policy.served([code] * count)
-
-    def _same_points(self, chunk: Chunk, record: ChunkRecord) -> tuple[bool, ChunkPoints | None]:
-        """Whether a file holds this call's points of ``chunk`` in its order (enumerated
-        now), and those points (None for the default product)."""
-        points, product = self._chunk_points(chunk)
-        if record.points is None:
-            if not self.policy.same_axes(record.axes):
-                return False, None  # Reuse counts its points for the warning
-            if product:
-                return True, points
-        if points is None:
-            points = self.plan.points(chunk)
-        wanted = self.plan.point_digests(chunk, points)
-        # other points: stored for another enumerator
-        return self.plan.point_digests(chunk, record.resolved_points()) == wanted, points
 
     # ------------------------------------------------------------------ jobs
 
@@ -282,7 +193,7 @@ class _Run:
         """A chunk's job: its points, with those stored in other files found (their
         outputs filled in when the sink wants them)."""
         plan = self.plan
-        listed, product = self._chunk_points(chunk)
+        listed, product = self.hits.chunk_points(chunk)
         points: ChunkPoints | None = listed  # default points: built only when needed
         digests: list[bytes] | None = None
 

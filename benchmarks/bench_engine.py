@@ -173,21 +173,21 @@ FULL = Sizes(
     dask_points=200_000,
     repeats=3,
 )
-SMOKE = Sizes(
-    cold_points=4_000,
+SMOKE = Sizes(  # checks every path runs: the cost is pools and interpreters, not points
+    cold_points=1_000,
     cold_chunk=100,
-    grid2=(40, 100, 4, 25),
+    grid2=(20, 50, 4, 25),
     joblib_budget=0.2,
     sleep_points=10,
     ms_points=40,
     arrays=(8, 2, 8192),
-    stream_points=2_000,
-    stream_big_points=4_000,
+    stream_points=1_000,
+    stream_big_points=2_000,
     stream_chunk=100,
     small_calls=5,
     small_points=100,
     small_chunk=10,
-    dask_points=2_000,
+    dask_points=1_000,
     repeats=1,
 )
 

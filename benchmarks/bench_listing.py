@@ -31,7 +31,7 @@ each empty case starts from a new empty cache.
 only: the workers are other processes) and prints the top entries by own time, and how
 often the store listed a folder and stat-ed a file.
 
-Smoke sizes: N_big = 2,000, N_new = 400.
+Smoke sizes: N_big = 500, N_new = 100.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Sizes:
 
 
 FULL = Sizes(n_big=100_000, n_new=20_000, exec_chunk=1000, repeats=1, top=5)
-SMOKE = Sizes(n_big=2_000, n_new=400, exec_chunk=100, repeats=1, top=5)
+SMOKE = Sizes(n_big=500, n_new=100, exec_chunk=100, repeats=1, top=5)
 
 
 def new_memo(root: Path, sz: Sizes, warm: bool = True):

@@ -104,6 +104,7 @@ class Sizes:
     sides: tuple[int, ...]
     lru_outputs: int
     lru_size: int
+    trace_apart: bool = True  # time a child call untraced, then trace it in a second child
 
 
 FULL = Sizes(
@@ -112,7 +113,7 @@ FULL = Sizes(
 )  # fmt: skip
 SMOKE = Sizes(
     100, 100, {"a": 10, "b": 5}, {"a": 5, "b": 10}, 500, 1,
-    10**4, 100, (4, 6), 64, 10_000,
+    10**4, 100, (4, 6), 64, 10_000, trace_apart=False,
 )  # fmt: skip
 
 
@@ -188,9 +189,12 @@ def call_child(job: dict) -> None:
     print("CHILD " + json.dumps(out), flush=True)
 
 
-def traced_child(**job: object) -> dict:
+def traced_child(sz: Sizes | None = None, **job: object) -> dict:
     """:func:`in_child` twice: timed (and RSS) as is, then the peak of Python allocations
-    under ``tracemalloc`` (RSS alone is blurred by what the allocator keeps)."""
+    under ``tracemalloc`` (RSS alone is blurred by what the allocator keeps). Smoke sizes:
+    once, traced (its time is then slowed by the tracing)."""
+    if sz is not None and not sz.trace_apart:
+        return in_child(trace=True, **job)
     figures = in_child(**job)
     figures["traced"] = in_child(trace=True, **job)["traced"]
     return figures
@@ -325,8 +329,8 @@ def bench_reuse(sz: Sizes) -> None:
         status, t_rebin_status = timed(lambda: rebinned.status(params, split))
         described = {"a": ["range", 0, sz.n_a, 1], "b": ["range", 0, sz.n_b, 1]}
         job = {"root": str(root), "split": described, "params": params, "fn": "combine"}
-        child = traced_child(spec=sz.rebinned, method="status", **job)
-        exact = traced_child(spec=sz.spec, method="status", **job)
+        child = traced_child(sz, spec=sz.rebinned, method="status", **job)
+        exact = traced_child(sz, spec=sz.spec, method="status", **job)
         assert child["cached_points"] == exact["cached_points"] == n, (child, exact)
         us, per_b = per_point(child)
         exact_us, exact_b = per_point(exact)
@@ -411,8 +415,8 @@ def bench_one_axis(sz: Sizes) -> None:
             info("one_axis", f"{method} on an empty cache: RSS growth {bare['growth'] / MB:.1f} MB")
         rebin = int(size * 0.7)
         job = {"root": str(root), "split": {"a": ["range", 0, n, 1]}, "params": params}
-        child = traced_child(spec={"a": rebin}, fn="first", method="status", **job)
-        exact = traced_child(spec={"a": size}, fn="first", method="status", **job)
+        child = traced_child(sz, spec={"a": rebin}, fn="first", method="status", **job)
+        exact = traced_child(sz, spec={"a": size}, fn="first", method="status", **job)
         assert child["cached_points"] == exact["cached_points"] == n, (child, exact)
         us, per_b = per_point(child)
         exact_us, exact_b = per_point(exact)
@@ -451,7 +455,7 @@ def bench_scaling(sz: Sizes) -> None:
             populate(root, STORED_4D, split, {"side": side}, "first", 10_000)
             described = {axis: ["range", 0, side, 1] for axis in "abcd"}
             child = traced_child(
-                root=str(root), spec=rebinned, split=described, params={"side": side},
+                sz, root=str(root), spec=rebinned, split=described, params={"side": side},
                 fn="first", method="status",
             )  # fmt: skip
             assert child["cached_points"] == side**4, child

@@ -27,6 +27,6 @@ def test_bench_listing_smoke_reports_both_ratios_and_the_listings() -> None:
     output = proc.stdout
     assert proc.returncode == 0, f"bench_listing.py --smoke failed:\n{output}\n{proc.stderr}"
     assert len(RATIO_LINE.findall(output)) == 2, output
-    assert re.search(r"^INFO listing: build: 2,000 points in 2,000 chunk files", output, re.M)
+    assert re.search(r"^INFO listing: build: 500 points in 500 chunk files", output, re.M)
     assert re.search(r"^INFO listing: folders listed during that add: \{.*'chunks/'", output, re.M)
     assert "== summary: bench_listing (smoke)" in output

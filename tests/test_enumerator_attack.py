@@ -195,3 +195,26 @@ def test_an_enumerator_reaching_a_module_through_a_closure_is_called(tmp_path, h
     assert diag.total_points == 6
     assert memo.status({}, SPLIT).total_points == 6
     assert counting.count() == 12
+
+
+def test_status_and_streaming_call_an_untrusted_enumerator_once_per_chunk(tmp_path):
+    """Files no fingerprint vouches for: ``status`` and ``run_streaming`` enumerate each
+    stored chunk once to compare its points (not once to see whether they are the product,
+    then again to compare them)."""
+    calls: list[str] = []
+    settings = Settings(1)
+
+    def enumerate_points(params, split_spec):
+        calls.append(repr(split_spec["i"][0]))
+        return [(v,) for v in reversed(split_spec["i"][:: settings.step])]
+
+    counting = CountingExec(tmp_path / "calls.log")
+    memo = memo_for(tmp_path, enumerate_points, counting)
+    memo.run({}, SPLIT)
+    calls.clear()
+    assert memo.status({}, SPLIT).cached_points == 12
+    assert sorted(calls) == ["0", "4", "8"]
+    calls.clear()
+    assert memo.run_streaming({}, SPLIT).cached_points == 12
+    assert sorted(calls) == ["0", "4", "8"]
+    assert counting.count() == 12

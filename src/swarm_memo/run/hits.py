@@ -61,8 +61,9 @@ class ExactHits:
         if meta is None:
             return None
         trusted = self._trusted(meta.enumerator, meta.axes)
-        if not trusted and not self.chunk_points(chunk)[1]:
-            return self._load(chunk, name)  # points to compare with the file's
+        listed = None if trusted else self.chunk_points(chunk)
+        if listed is not None and not listed[1]:
+            return self._load(chunk, name, listed)  # points to compare with the file's
         count = chunk.product_size if meta.product else meta.points
         if count is None or meta.partial or not (meta.product or trusted):
             return None
@@ -71,10 +72,13 @@ class ExactHits:
         self._served(meta.code, meta.point_codes, count)
         return count
 
-    def _load(self, chunk: Chunk, name: str) -> int | None:
+    def _load(
+        self, chunk: Chunk, name: str, listed: tuple[ChunkPoints | None, bool] | None = None
+    ) -> int | None:
         """Serve the outputs of a chunk's own file in request order to the sink (when it
         wants them) and count them; None when the file is unusable, partial, holds other
-        points or outputs this call may not serve."""
+        points or outputs this call may not serve. ``listed``: the chunk's points, when
+        already enumerated."""
         load_started = time.perf_counter()
         record = self.plan.pset.load(name, chunk)
         self.diag.load_time += time.perf_counter() - load_started
@@ -85,7 +89,7 @@ class ExactHits:
         if self._trusted(record.enumerator, record.axes):
             points: Sequence[object] | None = record.points  # None: the product of its bins
         else:
-            same, points = self._same_points(chunk, record)
+            same, points = self._same_points(chunk, record, listed)
             if not same:
                 return None
         self._served(record.code, record.point_codes, len(record.outputs))
@@ -110,10 +114,15 @@ class ExactHits:
         elif code is not None and code != self.policy.code:
             self.policy.served([code] * count)
 
-    def _same_points(self, chunk: Chunk, record: ChunkRecord) -> tuple[bool, ChunkPoints | None]:
+    def _same_points(
+        self,
+        chunk: Chunk,
+        record: ChunkRecord,
+        listed: tuple[ChunkPoints | None, bool] | None = None,
+    ) -> tuple[bool, ChunkPoints | None]:
         """Whether a file holds this call's points of ``chunk`` in its order (enumerated
-        now), and those points (None for the default product)."""
-        points, product = self.chunk_points(chunk)
+        now, unless ``listed``), and those points (None for the default product)."""
+        points, product = self.chunk_points(chunk) if listed is None else listed
         if record.points is None:
             if not self.policy.same_axes(record.axes):
                 return False, None  # Reuse counts its points for the warning

@@ -218,3 +218,68 @@ def test_status_and_streaming_call_an_untrusted_enumerator_once_per_chunk(tmp_pa
     assert memo.run_streaming({}, SPLIT).cached_points == 12
     assert sorted(calls) == ["0", "4", "8"]
     assert counting.count() == 12
+
+
+def listing(shift: int, keep: int) -> Enumerator:
+    """The first ``keep`` values of each chunk, plus the first one shifted by ``shift``
+    (no shift: nothing added). Logs its calls."""
+
+    def enumerate_points(params, split_spec):
+        with open(os.environ["ENUM_ATTACK_LOG"], "a") as log:
+            log.write("call\n")
+        values = split_spec["i"]
+        added = [(values[0] + shift,)] if shift else []
+        return [(v,) for v in values[:keep]] + added
+
+    return enumerate_points
+
+
+def test_a_file_keeping_points_the_enumerator_no_lists_is_never_trusted(tmp_path, monkeypatch):
+    """A chunk completed for an enumerator while its file keeps points of an earlier one is
+    not stamped: it lists more than the enumerator returns, so a warm hit compares."""
+    log = tmp_path / "enum.log"
+    monkeypatch.setenv("ENUM_ATTACK_LOG", str(log))
+    counting = CountingExec(tmp_path / "calls.log")
+    memo_for(tmp_path, listing(0, 4), counting).run({}, SPLIT)  # every point, stamped
+    narrower = listing(100, 2)  # two stored points and a new one per chunk
+    expected = [(v,) for k in (0, 4, 8) for v in (k, k + 1, k + 100)]
+    outputs, _ = memo_for(tmp_path, narrower, counting).run({}, SPLIT)
+    assert [o["point"] for o in outputs] == expected
+    assert counting.count() == 15
+    for _ in range(2):
+        memo = memo_for(tmp_path, narrower, counting)
+        assert [o["point"] for o in memo.run({}, SPLIT)[0]] == expected
+        assert [o["point"] for o in memo.load({}, SPLIT, strict=True)[0]] == expected
+        assert memo.status({}, SPLIT).total_points == 9
+    assert counting.count() == 15
+
+
+class OtherCode(CountingExec):
+    """``CountingExec`` with other code: its outputs differ."""
+
+    def __call__(self, params, point):
+        return {**super().__call__(params, point), "version": 2}
+
+
+def test_a_trusted_file_of_other_code_is_recomputed_under_recompute(tmp_path, monkeypatch):
+    """Trusting a file's points never trusts its outputs: ``on_code_change='recompute'``
+    recomputes outputs of other code on a stamped file too."""
+    monkeypatch.setenv("ENUM_ATTACK_LOG", str(tmp_path / "enum.log"))
+    enumerate_points = listing(0, 3)
+    memo_for(tmp_path, enumerate_points, CountingExec(tmp_path / "calls.log")).run({}, SPLIT)
+    other = OtherCode(tmp_path / "calls.log")
+    memo = SwarmMemo(
+        tmp_path / "cache",
+        {"i": 4},
+        2,
+        exec_fn=other,
+        enumerate_points=enumerate_points,
+        max_workers=1,
+        verbose=0,
+        on_code_change="recompute",
+    )
+    assert memo.status({}, SPLIT).missing_points == 9
+    outputs, diag = memo.run({}, SPLIT)
+    assert [o.get("version") for o in outputs] == [2] * 9
+    assert diag.executed_points == 9
+    assert other.count() == 18

@@ -27,12 +27,15 @@ start) even where a preloaded fork server could start them
 
 
 def preloaded_start() -> bool:
-    """Whether the pool's workers are forked by swarm-memo's preloaded server (Linux)."""
+    """Whether the pool's workers are forked by swarm-memo's preloaded server (Linux,
+    Python 3.10 to 3.13)."""
     if os.environ.get(START_VARIABLE, "").strip().lower() == "loky":
         return False
     from multiprocessing import reduction
 
-    return sys.platform.startswith("linux") and bool(reduction.HAVE_SEND_HANDLE)
+    # It overrides a multiprocessing internal (the forkserver launch), checked on 3.10-3.13.
+    tested = sys.version_info < (3, 14)
+    return tested and sys.platform.startswith("linux") and bool(reduction.HAVE_SEND_HANDLE)
 
 
 def _start_helpers(preloaded: bool) -> None:

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from common import Report, arguments, memo_for
+from common import begin, memo_for
 from workload import expected
 
 POINTS = 40
@@ -64,18 +64,19 @@ def trial(folder: Path, template: Path, rng: random.Random) -> list[str]:
 
 
 def main() -> int:
-    args = arguments(__doc__ or "", smoke=5, full=300)
-    rng = random.Random(args.seed)
-    report = Report(
+    trials, rng, report = begin(
+        __doc__ or "",
         "bitflip",
         "after one flipped bit in a chunk file or index segment, no wrong value is ever "
         "served (load or run), the damaged file's points are computed again, and a second "
         "run computes nothing",
+        smoke=5,
+        full=300,
     )
     with __import__("tempfile").TemporaryDirectory(prefix="swarm-memo-bitflip-") as tmp:
         template = Path(tmp) / "template"
         memo_for(template).run({}, EVENS)
-        for _ in range(args.trials):
+        for _ in range(trials):
             report.trial(lambda folder: trial(folder, template, rng))
     return report.finish()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -120,6 +121,21 @@ def rerun_and_check(cache: Path, points: int, pad: int = 0) -> tuple[list[str], 
     return wrong, diag.executed_points
 
 
+def served(cache: Path, points: int, pad: int = 0) -> tuple[dict[int, Any], list[str]]:
+    """What the cache serves after the trouble (point -> output), and its wrong values."""
+    values = stored_values(cache, points, pad)
+    return values, check_values(values, pad)
+
+
+def rerun_computes_the_rest(cache: Path, points: int, served: int, pad: int = 0) -> list[str]:
+    """Complete the sweep: its wrong outputs, and a problem unless it computed exactly the
+    points the cache did not serve (``served`` of them did)."""
+    wrong, executed = rerun_and_check(cache, points, pad)
+    if executed != points - served:
+        wrong.append(f"{served} points served, but the rerun computed {executed}")
+    return wrong
+
+
 class Report:
     """Trials, failures and the meaning of "nothing lost" for one script."""
 
@@ -150,6 +166,15 @@ class Report:
         for failure in self.failures[:20]:
             print(f"  FAILED {failure}")
         return 1 if self.failures else 0
+
+
+def begin(
+    description: str, name: str, lost_means: str, smoke: int, full: int
+) -> tuple[int, random.Random, Report]:
+    """A script's start: its trial count from the command line (:func:`arguments`), its
+    random generator (seeded as printed) and its report."""
+    args = arguments(description, smoke, full)
+    return args.trials, random.Random(args.seed), Report(name, lost_means)
 
 
 def arguments(description: str, smoke: int, full: int) -> argparse.Namespace:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Report, arguments, check_values, env, rerun_and_check, stored_values
+from common import begin, env, rerun_computes_the_rest, served
 
 POINTS = 60
 PAD = 6000
@@ -84,25 +84,21 @@ def trial(folder: Path, rng: random.Random) -> list[str]:
                 f"StoreError:\n{result.stdout[-800:]}{result.stderr[-1500:]}"
             )
         subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-        values = stored_values(cache, POINTS, pad=PAD)
-        problems += check_values(values, pad=PAD)
-        wrong, executed = rerun_and_check(cache, POINTS, pad=PAD)
-        problems += wrong
-        if executed != POINTS - len(values):
-            problems.append(f"{len(values)} points served, but the rerun computed {executed}")
-        return problems
+        values, wrong = served(cache, POINTS, pad=PAD)
+        return problems + wrong + rerun_computes_the_rest(cache, POINTS, len(values), pad=PAD)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def main() -> int:
-    args = arguments(__doc__ or "", smoke=2, full=100)
-    rng = random.Random(args.seed)
-    report = Report(
+    trials, rng, report = begin(
+        __doc__ or "",
         "diskfull",
         "a run that fills the disk fails with StoreError (no other exception, no hang); "
         "every point the full cache serves has exactly its value; once there is space, a "
         "run completes with every output right, computing only what was not served",
+        smoke=2,
+        full=100,
     )
     with tempfile.TemporaryDirectory() as probe:
         reason = mount(Path(probe) / "disk", 1024 * 1024)
@@ -111,7 +107,7 @@ def main() -> int:
         else:
             print(f"diskfull: skipped: {reason}")
             return 0
-    for _ in range(args.trials):
+    for _ in range(trials):
         report.trial(lambda folder: trial(folder, rng))
     return report.finish()
 

@@ -15,16 +15,7 @@ import sys
 from pathlib import Path
 
 import psutil
-from common import (
-    Report,
-    arguments,
-    check_values,
-    kill_group,
-    rerun_and_check,
-    start_driver,
-    stored_values,
-    wait_calls,
-)
+from common import begin, kill_group, rerun_computes_the_rest, served, start_driver, wait_calls
 
 POINTS = 120
 
@@ -53,25 +44,21 @@ def trial(folder: Path, rng: random.Random) -> list[str]:
         if proc.returncode != 0:
             return [f"the sweep failed before the kill:\n{stderr[-2000:]}"]
     kill_group(proc)
-    values = stored_values(cache, POINTS)
-    problems += check_values(values)
-    wrong, executed = rerun_and_check(cache, POINTS)
-    problems += wrong
-    if executed != POINTS - len(values):
-        problems.append(f"{len(values)} points served, but the rerun computed {executed}")
-    return problems
+    values, wrong = served(cache, POINTS)
+    return problems + wrong + rerun_computes_the_rest(cache, POINTS, len(values))
 
 
 def main() -> int:
-    args = arguments(__doc__ or "", smoke=2, full=200)
-    rng = random.Random(args.seed)
-    report = Report(
+    trials, rng, report = begin(
+        __doc__ or "",
         "kill9",
         "every point the cache serves after the kill has exactly its value; the rerun "
         "completes the sweep with every output right and computes exactly the points "
         "that were not served (no damaged or half-written file is ever served)",
+        smoke=2,
+        full=200,
     )
-    for _ in range(args.trials):
+    for _ in range(trials):
         report.trial(lambda folder: trial(folder, rng))
     return report.finish()
 

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import Report, arguments, calls, env, kill_group, memo_for, start_driver
+from common import begin, calls, env, kill_group, memo_for, start_driver
 from workload import expected
 
 POINTS = 80
@@ -78,15 +78,16 @@ def trial(folder: Path, rng: random.Random) -> list[str]:
 
 
 def main() -> int:
-    args = arguments(__doc__ or "", smoke=2, full=60)
-    rng = random.Random(args.seed)
-    report = Report(
+    trials, rng, report = begin(
+        __doc__ or "",
         "many_processes",
         "every process returns every output right and exits 0, every CLI call exits 0 "
         "(verify finds no damaged file), and afterwards only points no sweep asked for are "
         "missing",
+        smoke=2,
+        full=60,
     )
-    for _ in range(args.trials):
+    for _ in range(trials):
         report.trial(lambda folder: trial(folder, rng))
     report.notes.append(f"CLI calls during the runs: {len(CLI_CALLS)}")
     report.notes.append(f"points computed twice (not a loss): {sum(DUPLICATES)} in all")

@@ -21,14 +21,12 @@ from pathlib import Path
 
 from common import (
     BIN,
-    Report,
-    arguments,
+    begin,
     calls,
-    check_values,
     kill_group,
-    rerun_and_check,
+    rerun_computes_the_rest,
+    served,
     start_driver,
-    stored_values,
     wait_calls,
 )
 
@@ -75,8 +73,7 @@ def signal_and_wait(folder: Path, rng: random.Random, twice: bool) -> tuple[int,
 
 def trial(folder: Path, rng: random.Random, twice: bool) -> list[str]:
     code, stderr, signum = signal_and_wait(folder, rng, twice)
-    values = stored_values(folder / "cache", POINTS)
-    problems = check_values(values)
+    values, problems = served(folder / "cache", POINTS)
     # A signal that lands once the run is over (its handlers gone) may end the process
     # the default way: only when every point is stored is that not a loss.
     finished = not twice and (code == 0 or (code < 0 and len(values) == POINTS))
@@ -100,25 +97,22 @@ def trial(folder: Path, rng: random.Random, twice: bool) -> list[str]:
         )
     if twice and len(values) < BIN:
         problems.append(f"the chunk being stored was lost: {len(values)} points served")
-    wrong, executed = rerun_and_check(folder / "cache", POINTS)
-    problems += wrong
-    if executed != POINTS - len(values):
-        problems.append(f"{len(values)} points served, but the rerun computed {executed}")
-    return problems
+    return problems + rerun_computes_the_rest(folder / "cache", POINTS, len(values))
 
 
 def main() -> int:
-    args = arguments(__doc__ or "", smoke=2, full=150)
-    rng = random.Random(args.seed)
-    report = Report(
+    trials, rng, report = begin(
+        __doc__ or "",
         "signals",
         "one signal: every point whose exec_fn started is stored (it finishes in the grace "
         "period and no point starts after the signal); two signals while storing: the "
         "chunk being stored is kept; always: the driver ends with RunInterrupted or "
         "KeyboardInterrupt, says the true stored count, every value is right and a rerun "
         "computes exactly the rest",
+        smoke=2,
+        full=150,
     )
-    for index in range(args.trials):  # one signal and two signals in turn
+    for index in range(trials):  # one signal and two signals in turn
         report.trial(lambda folder, twice=index % 2 == 1: trial(folder, rng, twice))
     return report.finish()
 

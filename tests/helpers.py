@@ -104,6 +104,26 @@ class MeetingPids:
         return os.getpid()
 
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def bench_smoke(script: str, *args: str, timeout: float = 120) -> str:
+    """``benchmarks/<script> --smoke *args`` run from the repository root: its stdout,
+    after asserting that it exited 0 (the assertion shows its output)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=BENCHMARKS.parent,
+    )
+    assert proc.returncode == 0, f"{script} --smoke failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
 def expected_output(params: dict[str, Any], point: Any) -> Any:
     """What ``CountingExec`` returns: depends on params and point, cheap to recompute."""
     return {"point": point, "alpha": params.get("alpha"), "pid_free": repr(point) + "!"}

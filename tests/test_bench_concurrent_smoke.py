@@ -6,13 +6,11 @@ launch's three tasks without claims compute each point once whatever the interle
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from helpers import bench_smoke
+
 RATIO_LINE = re.compile(r"^RATIO concurrent/.+: swarm-memo .+ \| .+ \| ratio [\d.]+", re.M)
 TWICE_LINE = re.compile(
     r"^INFO concurrent: (same|different) bins .+: points computed twice \d+ of 24", re.M
@@ -25,15 +23,7 @@ TASKS_LINE = re.compile(
 
 
 def smoke(only: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_concurrent.py"), "--smoke", "--only", only],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        cwd=BENCHMARKS.parent,
-    )
-    output = proc.stdout
-    assert proc.returncode == 0, f"bench_concurrent.py --smoke failed:\n{output}\n{proc.stderr}"
+    output = bench_smoke("bench_concurrent.py", "--only", only, timeout=100)
     assert "== summary: bench_concurrent (smoke)" in output
     return output
 

@@ -5,27 +5,17 @@ asserted."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from helpers import bench_smoke
+
 RATIO_LINE = re.compile(r"^RATIO listing/.+: swarm-memo .+ \| .+ \| ratio [\d.]+", re.M)
 
 
 @pytest.mark.timeout(120)
 def test_bench_listing_smoke_reports_both_ratios_and_the_listings() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_listing.py"), "--smoke", "--profile"],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        cwd=BENCHMARKS.parent,
-    )
-    output = proc.stdout
-    assert proc.returncode == 0, f"bench_listing.py --smoke failed:\n{output}\n{proc.stderr}"
+    output = bench_smoke("bench_listing.py", "--profile", timeout=100)
     assert len(RATIO_LINE.findall(output)) == 2, output
     assert re.search(r"^INFO listing: build: 500 points in 500 chunk files", output, re.M)
     assert re.search(r"^INFO listing: folders listed during that add: \{.*'chunks/'", output, re.M)

@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from helpers import bench_smoke
+
 RATIO_LINE = re.compile(r"^RATIO (?P<bench>[\w-]+)/.+: swarm-memo .+ \| .+ \| ratio [\d.]+", re.M)
 SKIP_LINE = re.compile(r"^SKIP (?P<bench>[\w-]+): skipped \(.+\)", re.M)
 
 
 def run_smoke(script: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--smoke"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=BENCHMARKS.parent,
-    )
-    assert proc.returncode == 0, f"{script} --smoke failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    return bench_smoke(script, timeout=120)
 
 
 def benches_with_ratio(output: str) -> set[str]:
@@ -75,15 +65,8 @@ def test_bench_hashing_smoke() -> None:
 def test_only_selects_one_benchmark() -> None:
     # --only is the suites' common command line (_common.run_suite): checked on the
     # cheapest suite.
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_hashing.py"), "--smoke", "--only", "grid"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=BENCHMARKS.parent,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert benches_with_ratio(proc.stdout) == {"grid"}, proc.stdout
+    output = bench_smoke("bench_hashing.py", "--only", "grid", timeout=60)
+    assert benches_with_ratio(output) == {"grid"}, output
 
 
 @pytest.mark.timeout(180)

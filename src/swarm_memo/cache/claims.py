@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from swarm_memo.cache.held import HeldClaims
 from swarm_memo.cache.layout import SetPaths
 from swarm_memo.stores.base import Store
 
@@ -129,19 +130,13 @@ def _open(path: str | None, opener: LockOpener | None) -> int | None:
         return None
 
 
-class Claims:
+class Claims(HeldClaims):
     """The chunk claims held by one run in one params set folder."""
 
     def __init__(self, lock_path: str | None, opener: LockOpener | None = None) -> None:
+        super().__init__()
         self._path = None if lock_path is None else os.path.realpath(lock_path)
         self._opener = opener
-        self._held: set[str] = set()
-        self.contended = False  # True once another run held a chunk this run wanted
-
-    @property
-    def held(self) -> int:
-        """How many chunks this run holds claimed."""
-        return len(self._held)
 
     @property
     def between_processes(self) -> bool:
@@ -189,10 +184,6 @@ class Claims:
             with contextlib.suppress(OSError):
                 os.close(entry.fd)
         _LOCK_FILES.pop(self._path or "", None)
-
-    def release_all(self) -> None:
-        for name in list(self._held):
-            self.release(name)
 
 
 def _lock(fd: int, name: str) -> bool:

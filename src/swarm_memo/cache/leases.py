@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import Any
 
+from swarm_memo.cache.held import HeldClaims
 from swarm_memo.cache.params_set import logger
 from swarm_memo.stores.base import Store
 
@@ -42,25 +43,19 @@ def lease_seconds(claim_timeout: float | None) -> float:
     return max(MIN_LEASE_SECONDS, min(LEASE_SECONDS, claim_timeout))
 
 
-class LeaseClaims:
+class LeaseClaims(HeldClaims):
     """The chunk claims held by one run as lease objects under ``prefix``."""
 
     def __init__(self, store: Store, prefix: str, claim_timeout: float | None) -> None:
+        super().__init__()
         self._store = store
         self._prefix = prefix
         self._seconds = lease_seconds(claim_timeout)
         self._run = uuid.uuid4().hex
-        self._held: set[str] = set()
         self._busy: dict[str, float] = {}  # chunk claimed elsewhere -> when to ask again
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
-        self.contended = False  # True once another run held a chunk this run wanted
-
-    @property
-    def held(self) -> int:
-        """How many chunks this run holds claimed."""
-        return len(self._held)
 
     @property
     def between_processes(self) -> bool:
@@ -111,9 +106,8 @@ class LeaseClaims:
             logger.debug("swarm-memo: cannot remove the claim %s (%s)", name, exc)
 
     def release_all(self) -> None:
-        self._stop.set()
-        for name in list(self._held):
-            self.release(name)
+        self._stop.set()  # the renewer stops
+        super().release_all()
 
     # ------------------------------------------------------------------ renewal
 

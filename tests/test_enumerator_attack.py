@@ -283,3 +283,22 @@ def test_a_trusted_file_of_other_code_is_recomputed_under_recompute(tmp_path, mo
     assert [o.get("version") for o in outputs] == [2] * 9
     assert diag.executed_points == 9
     assert other.count() == 18
+
+
+def stepping(step: int) -> Enumerator:
+    return lambda params, split_spec: [(v,) for v in split_spec["i"][::step]]
+
+
+def test_a_lambda_closing_over_a_value_is_trusted_per_value(tmp_path):
+    """A lambda's fingerprint holds its closure's values: each step is stamped and trusted
+    on its own, and the other step's files are compared, never trusted."""
+    counting = CountingExec(tmp_path / "calls.log")
+    memo_for(tmp_path, stepping(1), counting).run({}, SPLIT)
+    one = stamps(tmp_path)
+    assert None not in one
+    outputs, diag = memo_for(tmp_path, stepping(2), counting).run({}, SPLIT)
+    assert [o["point"] for o in outputs] == [(v,) for v in range(0, 12, 2)]
+    assert diag.total_points == 6
+    assert memo_for(tmp_path, stepping(2), counting).status({}, SPLIT).total_points == 6
+    assert stamps(tmp_path) == one  # nothing computed, nothing written
+    assert counting.count() == 12

@@ -302,3 +302,31 @@ def test_a_lambda_closing_over_a_value_is_trusted_per_value(tmp_path):
     assert memo_for(tmp_path, stepping(2), counting).status({}, SPLIT).total_points == 6
     assert stamps(tmp_path) == one  # nothing computed, nothing written
     assert counting.count() == 12
+
+
+STRATEGIES: types.ModuleType | None = None
+"""A user module of helpers, set by the test below."""
+
+
+def dispatching(params, split_spec):
+    """An enumerator calling a helper found by a computed name (not spelled in its code)."""
+    return [(v,) for v in getattr(STRATEGIES, "pick")(split_spec["i"])]  # noqa: B009
+
+
+def test_an_enumerator_looking_helpers_up_by_name_is_called(tmp_path, helper_module, monkeypatch):
+    """A fingerprint follows the names a function spells: a helper reached through
+    ``getattr`` is not followed, so its edit changes no fingerprint; such an enumerator is
+    never trusted."""
+    monkeypatch.setattr(sys.modules[__name__], "STRATEGIES", helper_module)
+    counting = CountingExec(tmp_path / "calls.log")
+    before = code_fingerprint(dispatching)
+    memo_for(tmp_path, dispatching, counting).run({}, SPLIT)
+    path = Path(str(helper_module.__file__))
+    path.write_text(path.read_text().replace("STEP = 1", "STEP = 3"))
+    importlib.invalidate_caches()
+    importlib.reload(helper_module)
+    assert code_fingerprint(dispatching) == before  # the blind spot
+    outputs, diag = memo_for(tmp_path, dispatching, counting).run({}, SPLIT)
+    assert [o["point"] for o in outputs] == [(v,) for v in (0, 3, 4, 7, 8, 11)]
+    assert diag.total_points == 6
+    assert counting.count() == 12

@@ -31,6 +31,13 @@ def _home_module(fn: object) -> object:
     )
 
 
+_LOOKUPS = frozenset(
+    {"getattr", "globals", "vars", "locals", "eval", "exec", "__import__", "import_module"}
+    | {"attrgetter", "__dict__"}
+)
+"""Names of lookups by a computed name: what they reach is not spelled, so not followed."""
+
+
 def _names(code: types.CodeType) -> tuple[str, ...]:
     """Every name the code and its nested code use (globals, attributes, imports)."""
     names = list(code.co_names)
@@ -62,7 +69,9 @@ class Reach:
         if id(fn) not in self._followed:
             self._followed.add(id(fn))
             self._kept.append(fn)
-            self._queue.append((fn.__globals__, _names(fn.__code__)))
+            names = _names(fn.__code__)
+            self._queue.append((fn.__globals__, names))
+            self.blind |= not _LOOKUPS.isdisjoint(names)
 
     def write_entries(self, out: bytearray) -> None:
         entries: list[bytes] = []

@@ -328,16 +328,18 @@ class Reuse:
         """Mark a file's points not found yet; count them for the policy."""
         code = self.index.records[name].code
         codes = self._codes(name) if code == MIXED_CODE else None
+        policy = self._policy
         if codes is None and _mark_run(outputs, req_positions, found_marker):
-            served: list[str | None] = [code] * len(req_positions)  # the usual case
-        else:
-            served = []
-            for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
-                if outputs[req_pos] is MISSING:
-                    outputs[req_pos] = found_marker
-                    served.append(code if codes is None else codes[file_pos])
-        if self._policy is not None:
-            self._policy.served(served)
+            if policy is not None and code is not None and code != policy.code:
+                policy.served([code] * len(req_positions))  # else it counts nothing
+            return len(req_positions)  # the usual case: one run, one code
+        served = []
+        for req_pos, file_pos in zip(req_positions, file_positions, strict=True):
+            if outputs[req_pos] is MISSING:
+                outputs[req_pos] = found_marker
+                served.append(code if codes is None else codes[file_pos])
+        if policy is not None:
+            policy.served(served)
         return len(served)
 
     def _code_ok(self, code: str | None) -> bool:

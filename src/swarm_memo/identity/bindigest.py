@@ -17,6 +17,7 @@ value. Changing this module changes chunk names: see ``ENCODING_VERSION``.
 from __future__ import annotations
 
 import math
+import operator
 import sys
 import types
 from array import array
@@ -52,7 +53,9 @@ def packed_values(values: Sequence[Any]) -> tuple[bytes, bytes] | None:
     """
     if len(values) == 0:
         return None
-    types = set(map(type, values))
+    first = type(values[0])  # one type, the usual axis: counted without a set
+    same = operator.countOf(map(type, values), first) == len(values)
+    types = {first} if same else set(map(type, values))
     kinds = {_kind(cls) for cls in types}
     if kinds == {"i"}:
         try:  # exact types only: array() would also take bools and other __index__ types
@@ -114,7 +117,7 @@ def _packed_from_encodings(encodings: Sequence[bytes]) -> tuple[bytes, bytes] | 
     return None
 
 
-def packed_digest(tag: bytes, packed: bytes) -> bytes:
+def packed_digest(tag: bytes, packed: bytes | memoryview) -> bytes:
     """Digest of a packed sequence (see :func:`packed_values`)."""
     # fed in parts: a whole axis is megabytes, and a concatenation would copy it
     return digest_parts(tag, (len(packed) // 8).to_bytes(8, "big"), packed).digest()

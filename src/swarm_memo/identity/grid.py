@@ -200,7 +200,8 @@ def _parse_axis(name: str, values: Any, bin_size: int) -> Axis:
             distinct = len(set(words))
         if distinct != len(values):
             raise _duplicate_error(where, values, encode_items(values, where))
-        digests = tuple(packed_digest(tag, data[8 * i : 8 * (i + bin_size)]) for i in starts)
+        view = memoryview(data)  # bins hashed in place: slices of bytes would copy them
+        digests = tuple(packed_digest(tag, view[8 * i : 8 * (i + bin_size)]) for i in starts)
         bins = tuple(values[i : i + bin_size] for i in starts)
         return Axis(name, bins, bin_size, digests, None, packed_digest(tag, data))
     encodings = tuple(encode_items(values, where))

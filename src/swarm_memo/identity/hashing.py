@@ -331,7 +331,7 @@ def digest_bytes(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
 
 
-def digest_parts(*parts: bytes) -> hashlib.blake2b:
+def digest_parts(*parts: bytes | memoryview) -> hashlib.blake2b:
     """A hasher fed ``parts`` in turn: ``digest_bytes`` of their concatenation, without
     building it (params holding big arrays encode to many megabytes). ``.copy()`` it to
     digest many suffixes of one long prefix, each prefix byte hashed once."""

@@ -18,6 +18,7 @@ against them in two steps:
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from bisect import bisect_right
 from collections.abc import Hashable, Iterable, Sequence
@@ -74,11 +75,24 @@ def value_key(value: Any) -> Hashable:
     return enc
 
 
+def value_types(values: Sequence[object]) -> set[type]:
+    """The types of ``values``: one count when all are of the first's type (the usual
+    bin, no set built), else their set."""
+    if isinstance(values, range):
+        return {int} if len(values) else set()
+    if len(values) == 0:
+        return set()
+    first = type(values[0])
+    if operator.countOf(map(type, values), first) == len(values):
+        return {first}
+    return set(map(type, values))
+
+
 def value_keys(values: Sequence[object]) -> Sequence[Hashable]:
     """:func:`value_key` of each value (a bin of plain ints or strs is its own keys)."""
     if isinstance(values, range):
         return values
-    types = set(map(type, values))
+    types = value_types(values)
     if types == {int} or types == {str}:
         return values
     return [value_key(v) for v in values]
@@ -122,7 +136,7 @@ def stored_sketch(values: Sequence[object]) -> Sketch:
             first, last = values[0], values[-1]
             sketch.bounds[_INT] = (min(first, last), max(first, last))
         return sketch
-    types = set(map(type, values))
+    types = value_types(values)
     if len(types) == 1:
         kind = scalar_kind(next(iter(types)))
         if kind:
@@ -209,7 +223,7 @@ class AxisBins:
         if seen is not None and seen[0] is values:
             return seen[1]  # one run's records share their bins' objects (pickle memo)
         raw = values
-        if not isinstance(values, range) and set(map(type, values)) == {int}:
+        if not isinstance(values, range) and value_types(values) == {int}:
             values = _as_range(values) or values  # short runs are not compacted on disk
         identity = bin_identity(values)
         found = self._ids.get(identity)
@@ -290,7 +304,7 @@ class RequestBin:
         """Ids of the stored bins of its axis that may share values with it (the index's)."""
         self.parts: dict[tuple[int, int, int], tuple[list[int], list[int]]] = {}
         """The index's offsets of shared values, by (stored bin, request and file strides)."""
-        types = {int} if isinstance(values, range) else set(map(type, values))
+        types = value_types(values)
         kind = _INT if types == {int} else _STR if types == {str} else ""
         self._plain = bool(kind)
         """Every value is a plain int (or every one a plain str): its own key."""

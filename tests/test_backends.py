@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import warnings
+import weakref
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -227,12 +228,24 @@ def test_a_memos_workers_exit_when_it_is_closed_or_collected(tmp_path, ending):
     del memo
 
     def collected_and_gone() -> bool:
-        # The memo is garbage once its run's threads have ended (the request log's
-        # cancelled timer may still be waking up): collect again on each poll.
+        # The memo is garbage as soon as its run returns (tested below); collecting on
+        # each poll keeps this test about the workers, not about when gc runs.
         gc.collect()
         return not psutil.wait_procs(workers, timeout=0.2)[1]
 
     wait_until(collected_and_gone, 30, "the collected memo's workers to exit")
+
+
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_a_memo_is_garbage_as_soon_as_its_run_returns(tmp_path, executor):
+    # No thread of the run (the request log's timer included) outlives it holding the memo.
+    memo = make(tmp_path, pid_of, executor=executor, max_workers=2)
+    assert len(memo.run({}, XS)[0]) == len(XS["x"])
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    ref = weakref.ref(memo)
+    del memo
+    gc.collect()
+    assert ref() is None
 
 
 def test_workers_ignore_sigterm_and_sigint_and_the_run_completes(tmp_path):

@@ -174,8 +174,10 @@ class RequestLog:
         or of any run that failed or was stopped."""
         if self._start is None:
             return
-        if self._timer is not None:
+        if self._timer is not None:  # joined: its thread holds the plan (and the memo)
             self._timer.cancel()
+            self._timer.join()
+            self._timer = None
         failures = list(diag.failures[:MAX_RECORDED_FAILURES])
         if isinstance(error, ExecError) and error.point is not None and not failures:
             failures.append((error.point, f"{error.exc_type}: {error.exc_message}"))

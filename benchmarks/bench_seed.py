@@ -120,10 +120,11 @@ class Sizes:
     array_values: int
     per_file: int
     scale: int
+    trace_apart: bool = True  # S2: time a child untraced, then trace it in a second child
 
 
 FULL = Sizes(200_000, 1000, 3, 200, 0.02, 160, 131_072, 4, 10**6)
-SMOKE = Sizes(2_000, 100, 1, 10, 0.002, 8, 1_024, 4, 10_000)
+SMOKE = Sizes(2_000, 100, 1, 10, 0.002, 8, 1_024, 4, 10_000, trace_apart=False)
 
 
 def new_memo(root: Path, sz: Sizes, fn: Any = double, **kwargs: Any) -> Any:
@@ -351,7 +352,7 @@ def bench_scale(sz: Sizes) -> None:
         job = {"root": str(root), "params": params, "fn": "first"}
         whole, appended = {"a": ["range", 0, n, 1]}, {"a": ["range", 0, n + 1, 1]}
         s3 = in_child(spec={"a": 700}, split=whole, method="run_streaming", **job)
-        s2 = traced_child(spec={"a": 700}, split=whole, method="status", **job)
+        s2 = traced_child(sz, spec={"a": 700}, split=whole, method="status", **job)
         s1 = in_child(spec={"a": 1000}, split=appended, method="run", **job)
     assert s1["executed_points"] == 1, s1
     assert s3["executed_points"] == 0, s3

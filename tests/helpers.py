@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import itertools
 import os
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -225,3 +229,33 @@ def run_read_only(cache: Path, fn: Any) -> Any:
             for folder in folders:
                 folder.chmod(0o755)
     return pickle.loads(data)
+
+
+@contextlib.contextmanager
+def module_file(folder: Path, name: str, source: str) -> Iterator[ModuleType]:
+    """A user's module in a real file ``folder/name.py``, importable while the context
+    lasts; a test may edit the file and reload it (no bytecode is written, so a reload
+    compiles the edited source)."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(source)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(sys, "dont_write_bytecode", True)
+    mp.syspath_prepend(str(folder))
+    importlib.invalidate_caches()
+    try:
+        yield importlib.import_module(name)
+    finally:
+        mp.undo()
+        sys.modules.pop(name, None)
+
+
+def edit_module(module: ModuleType, old: str, new: str) -> ModuleType:
+    """Replace ``old`` by ``new`` in a :func:`module_file` module's source, and reload it."""
+    path = Path(str(module.__file__))
+    source = path.read_text()
+    assert old in source
+    path.write_text(source.replace(old, new))
+    importlib.invalidate_caches()
+    return importlib.reload(module)

@@ -4,7 +4,6 @@ enumerator reads, and taking the fingerprint never breaks a run."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CountingExec, chunk_files
+from helpers import CountingExec, chunk_files, edit_module, module_file
 from swarm_memo import SwarmMemo
 from swarm_memo.cache.codec import HEADER_SIZE, read_header
 from swarm_memo.identity.fingerprint import code_fingerprint
@@ -23,7 +22,9 @@ SPLIT = {"i": list(range(12))}
 Enumerator = Callable[[dict[str, object], dict[str, list[object]]], list[tuple[object, ...]]]
 
 
-def memo_for(root: Path, enumerate_points: Enumerator, counting: CountingExec) -> SwarmMemo:
+def memo_for(
+    root: Path, enumerate_points: Enumerator, counting: object, **options: object
+) -> SwarmMemo:
     return SwarmMemo(
         root / "cache",
         {"i": 4},
@@ -32,6 +33,7 @@ def memo_for(root: Path, enumerate_points: Enumerator, counting: CountingExec) -
         enumerate_points=enumerate_points,
         max_workers=1,
         verbose=0,
+        **options,
     )
 
 
@@ -156,20 +158,10 @@ def test_the_stamp_is_the_fingerprint_the_run_started_with(tmp_path, monkeypatch
 @pytest.fixture
 def helper_module(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[types.ModuleType]:
     """A user module of helpers, in a real file under ``tmp_path``, edited by the test."""
-    folder = tmp_path / "code"
-    folder.mkdir()
     name = "enumattack_" + "".join(c if c.isalnum() else "_" for c in request.node.name)
     source = "STEP = 1\n\n\ndef pick(values):\n    return values[::STEP]\n"
-    (folder / f"{name}.py").write_text(source)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "dont_write_bytecode", True)  # a reload compiles the edited source
-    mp.syspath_prepend(str(folder))
-    importlib.invalidate_caches()
-    try:
-        yield importlib.import_module(name)
-    finally:
-        mp.undo()
-        sys.modules.pop(name, None)
+    with module_file(tmp_path / "code", name, source) as module:
+        yield module
 
 
 def through(module: types.ModuleType) -> Enumerator:
@@ -184,10 +176,7 @@ def test_an_enumerator_reaching_a_module_through_a_closure_is_called(tmp_path, h
     enumerate_points = through(helper_module)
     before = code_fingerprint(enumerate_points)
     memo_for(tmp_path, enumerate_points, counting).run({}, SPLIT)
-    path = Path(str(helper_module.__file__))
-    path.write_text(path.read_text().replace("STEP = 1", "STEP = 3"))
-    importlib.invalidate_caches()
-    importlib.reload(helper_module)
+    edit_module(helper_module, "STEP = 1", "STEP = 3")
     assert code_fingerprint(enumerate_points) == before  # the blind spot
     memo = memo_for(tmp_path, enumerate_points, counting)
     outputs, diag = memo.run({}, SPLIT)
@@ -268,16 +257,7 @@ def test_a_trusted_file_of_other_code_is_recomputed_under_recompute(tmp_path, mo
     enumerate_points = listing(0, 3)
     memo_for(tmp_path, enumerate_points, CountingExec(tmp_path / "calls.log")).run({}, SPLIT)
     other = OtherCode(tmp_path / "calls.log")
-    memo = SwarmMemo(
-        tmp_path / "cache",
-        {"i": 4},
-        2,
-        exec_fn=other,
-        enumerate_points=enumerate_points,
-        max_workers=1,
-        verbose=0,
-        on_code_change="recompute",
-    )
+    memo = memo_for(tmp_path, enumerate_points, other, on_code_change="recompute")
     assert memo.status({}, SPLIT).missing_points == 9
     outputs, diag = memo.run({}, SPLIT)
     assert [o.get("version") for o in outputs] == [2] * 9
@@ -321,10 +301,7 @@ def test_an_enumerator_looking_helpers_up_by_name_is_called(tmp_path, helper_mod
     counting = CountingExec(tmp_path / "calls.log")
     before = code_fingerprint(dispatching)
     memo_for(tmp_path, dispatching, counting).run({}, SPLIT)
-    path = Path(str(helper_module.__file__))
-    path.write_text(path.read_text().replace("STEP = 1", "STEP = 3"))
-    importlib.invalidate_caches()
-    importlib.reload(helper_module)
+    edit_module(helper_module, "STEP = 1", "STEP = 3")
     assert code_fingerprint(dispatching) == before  # the blind spot
     outputs, diag = memo_for(tmp_path, dispatching, counting).run({}, SPLIT)
     assert [o["point"] for o in outputs] == [(v,) for v in (0, 3, 4, 7, 8, 11)]

@@ -6,9 +6,7 @@ without calling the enumerator, and an edited enumerator is called again."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import sys
 import textwrap
 import types
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CountingExec, chunk_files
+from helpers import CountingExec, chunk_files, edit_module, module_file
 from swarm_memo import SwarmMemo
 from swarm_memo.cache.codec import HEADER_SIZE, decode_chunk, encode_chunk, read_header
 
@@ -40,28 +38,10 @@ SPLIT = {"i": list(range(12))}
 @pytest.fixture
 def user_module(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[types.ModuleType]:
     """The user's enumerator in a real module file under ``tmp_path``, edited by tests."""
-    folder = tmp_path / "code"
-    folder.mkdir()
     name = "enumtrust_" + "".join(c if c.isalnum() else "_" for c in request.node.name)
-    (folder / f"{name}.py").write_text(textwrap.dedent(SOURCE.format(log=str(tmp_path / "e.log"))))
-    mp = pytest.MonkeyPatch()
-    mp.setattr(sys, "dont_write_bytecode", True)  # a reload compiles the edited source
-    mp.syspath_prepend(str(folder))
-    importlib.invalidate_caches()
-    try:
-        yield importlib.import_module(name)
-    finally:
-        mp.undo()
-        sys.modules.pop(name, None)
-
-
-def edit(module: types.ModuleType, old: str, new: str) -> types.ModuleType:
-    path = Path(str(module.__file__))
-    source = path.read_text()
-    assert old in source
-    path.write_text(source.replace(old, new))
-    importlib.invalidate_caches()
-    return importlib.reload(module)
+    source = textwrap.dedent(SOURCE.format(log=str(tmp_path / "e.log")))
+    with module_file(tmp_path / "code", name, source) as module:
+        yield module
 
 
 def enumerated(tmp_path: Path) -> int:
@@ -117,7 +97,7 @@ def test_an_edited_enumerator_is_called_again(tmp_path, user_module, old, new):
     counting = CountingExec(tmp_path / "calls.log")
     memo_for(tmp_path, user_module, counting).run({}, SPLIT)
     (tmp_path / "e.log").unlink()
-    edited = edit(user_module, old, new)
+    edited = edit_module(user_module, old, new)
     memo = memo_for(tmp_path, edited, counting)
     points = [p for c in (SPLIT["i"][k : k + 4] for k in (0, 4, 8)) for p in edited.pick(c)]
     status = memo.status({}, SPLIT)

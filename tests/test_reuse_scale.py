@@ -241,3 +241,35 @@ def test_value_keys_are_equal_exactly_when_encodings_are():
     for left, right in itertools.product(values, repeat=2):
         same_key = value_key(left) == value_key(right)
         assert same_key == (encode(left) == encode(right)), (left, right)
+
+
+def test_mark_run_takes_a_range_as_the_run_and_checks_a_list() -> None:
+    """Positions found as a range (a run of shared int values) are marked in one slice;
+    a list of the same length and ends that is not the run marks nothing."""
+    missing = _reuse.MISSING
+    outputs: list[object] = [missing] * 6
+    assert _reuse._mark_run(outputs, range(1, 4), "x")
+    assert outputs == [missing, "x", "x", "x", missing, missing]
+    assert not _reuse._mark_run(outputs, range(1, 3), "y")  # already marked: nothing
+    assert not _reuse._mark_run(outputs, range(0, 6, 2), "z")  # step 2: not a run
+    assert outputs == [missing, "x", "x", "x", missing, missing]
+    fresh: list[object] = [missing] * 3
+    assert not _reuse._mark_run(fresh, [0, 0, 2], "z")  # length and ends of a run: not one
+    assert fresh == [missing] * 3
+    assert _reuse._mark_run(outputs, [4, 5], "w")
+    assert outputs[4:] == ["w", "w"]
+
+
+def test_found_runs_of_a_rebinned_int_request_are_ranges() -> None:
+    """The usual overlap of two int bins is found as ranges, never built as lists; the
+    positions are those of the shared values."""
+    records = {
+        "a": IndexRecord(("i",), (tuple(range(0, 10)),), None, b"", "code"),
+        "b": IndexRecord(("i",), (tuple(range(10, 20)),), None, b"", "code"),
+    }
+    found = PointIndex(records).locate_product(["i"], [tuple(range(5, 15))])
+    assert [(name, list(req), list(files)) for name, req, files in found] == [
+        ("a", list(range(0, 5)), list(range(5, 10))),
+        ("b", list(range(5, 10)), list(range(0, 5))),
+    ]
+    assert all(isinstance(req, range) for _, req, _ in found)

@@ -302,7 +302,7 @@ class RequestBin:
         self.values = values
         self.overlap: set[int] | None = None
         """Ids of the stored bins of its axis that may share values with it (the index's)."""
-        self.parts: dict[tuple[int, int, int], tuple[list[int], list[int]]] = {}
+        self.parts: dict[tuple[int, int, int], tuple[Sequence[int], Sequence[int]]] = {}
         """The index's offsets of shared values, by (stored bin, request and file strides)."""
         types = value_types(values)
         kind = _INT if types == {int} else _STR if types == {str} else ""

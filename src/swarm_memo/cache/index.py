@@ -67,8 +67,21 @@ REQUEST_INTS = 1 << 18
 """Values and matched positions of requested bins kept between chunks (about 40 bytes
 each: ~10 MB)."""
 Location = tuple[str, int]
-Found = tuple[str, list[int], list[int]]
-"""(chunk file, positions in the request, positions in that file)."""
+Found = tuple[str, Sequence[int], Sequence[int]]
+"""(chunk file, positions in the request, positions in that file): lists, or ranges for
+a run of shared values (the usual overlap of two int bins), never built as lists."""
+
+
+def _scaled(positions: Sequence[int], stride: int) -> Sequence[int]:
+    """``positions`` times ``stride``; a range at stride 1 stays itself (immutable)."""
+    if stride > 1:
+        return [i * stride for i in positions]
+    return _own(positions)
+
+
+def _own(positions: Sequence[int]) -> Sequence[int]:
+    """Positions a caller may keep: a range itself, anything else copied to a list."""
+    return positions if isinstance(positions, range) else list(positions)
 
 
 @dataclass
@@ -193,11 +206,11 @@ class PointIndex:
 
     def _offsets(
         self, name: str, requests: dict[str, RequestBin], req_strides: dict[str, int]
-    ) -> tuple[list[int], list[int]] | None:
+    ) -> tuple[Sequence[int], Sequence[int]] | None:
         """(request positions, file positions) of the points a file shares with the
         request; None when it shares none."""
-        reqs: list[int] | None = None
-        files: list[int] = []
+        reqs: Sequence[int] | None = None
+        files: Sequence[int] = []
         for axis, bin_id, file_stride in self._table.files[name]:
             request = requests[axis]
             req_stride = req_strides[axis]
@@ -207,8 +220,8 @@ class PointIndex:
             req_deltas, file_deltas = part
             if not req_deltas:
                 return None
-            if reqs is None:
-                reqs, files = list(req_deltas), list(file_deltas)
+            if reqs is None:  # a range stays one (immutable): a run is marked in one slice
+                reqs, files = _own(req_deltas), _own(file_deltas)
             else:
                 reqs = [r + d for r in reqs for d in req_deltas]
                 files = [f + d for f in files for d in file_deltas]
@@ -217,16 +230,13 @@ class PointIndex:
 
     def _axis_offsets(
         self, axis: str, bin_id: int, request: RequestBin, req_stride: int, file_stride: int
-    ) -> tuple[list[int], list[int]]:
+    ) -> tuple[Sequence[int], Sequence[int]]:
         """Offsets in the request and in a file of the values a stored bin shares with a
         requested one (kept in the request's cache)."""
         stored = self._table.axes[axis].values[bin_id]
         lookup = None if isinstance(stored, range) else self._lookup(axis, bin_id)
         req_pos, file_pos = request.pairs(stored, lookup)
-        part = (
-            [i * req_stride for i in req_pos] if req_stride > 1 else list(req_pos),
-            [j * file_stride for j in file_pos] if file_stride > 1 else list(file_pos),
-        )
+        part = (_scaled(req_pos, req_stride), _scaled(file_pos, file_stride))
         request.parts[bin_id, req_stride, file_stride] = part
         self._request_budget -= len(part[0]) + len(part[1])
         return part
@@ -253,7 +263,7 @@ class PointIndex:
             for name, record in sorted(self.records.items()):
                 for pos, digest in enumerate(record.point_digests()):
                     self._by_digest.setdefault(digest, (name, pos))
-        by_file: dict[str, Found] = {}
+        by_file: dict[str, tuple[str, list[int], list[int]]] = {}
         for i, digest in enumerate(digests):
             location = self._by_digest.get(digest)
             if location is not None:

@@ -95,7 +95,7 @@ def read_point_index(pset: ParamsSet, names: set[str]) -> PointIndex:
     return PointIndex(records)
 
 
-def _mark_run(outputs: list[object], positions: list[int], marker: object) -> bool:
+def _mark_run(outputs: list[object], positions: Sequence[int], marker: object) -> bool:
     """Set ``marker`` at ``positions`` at once (in C) when they are one run of positions
     all still ``MISSING`` (a stored bin overlapping a requested one); False, changing
     nothing, otherwise. ``outputs`` holds only markers here: counted by identity."""
@@ -104,8 +104,8 @@ def _mark_run(outputs: list[object], positions: list[int], marker: object) -> bo
     first, stop = positions[0], positions[-1] + 1
     if stop - first != len(positions) or outputs[first:stop].count(MISSING) != len(positions):
         return False
-    if positions != list(range(first, stop)):
-        return False
+    if not isinstance(positions, range) and list(positions) != list(range(first, stop)):
+        return False  # a range of this length and ends is the run itself
     outputs[first:stop] = [marker] * len(positions)
     return True
 
@@ -320,8 +320,8 @@ class Reuse:
     def _mark_file(
         self,
         name: str,
-        req_positions: list[int],
-        file_positions: list[int],
+        req_positions: Sequence[int],
+        file_positions: Sequence[int],
         outputs: list[object],
         found_marker: object,
     ) -> int:
@@ -437,8 +437,8 @@ class Reuse:
     def _copy(
         self,
         record: ChunkRecord,
-        req_positions: list[int],
-        file_positions: list[int],
+        req_positions: Sequence[int],
+        file_positions: Sequence[int],
         outputs: list[object],
         codes: list[str | None] | None,
     ) -> int:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,37 @@ def test_workers_start_with_the_stop_signals_blocked(tmp_path):
     assert workers, done.stdout
     for pid in workers:
         assert set((records / pid).read_text().split()) >= {"SIGTERM", "SIGINT", "SIGUSR1"}
+
+
+def _counted(params, point):
+    with open(params["log"], "a") as out:
+        out.write(f"{point}\n")
+    return point
+
+
+@pytest.mark.parametrize("signalled", ["before the run", "after the run started"])
+def test_a_stop_signal_before_a_workers_first_chunk_of_the_run(tmp_path, monkeypatch, signalled):
+    """A worker told to stop (SIGUSR1) while it was starting, or before it took any
+    exec chunk of the run, starts none of the run's points; a signal from before the run
+    started (an earlier, stopped run) does not stop it."""
+    from swarm_memo.core.serial import DEFAULT_CODEC
+    from swarm_memo.execution import worker
+
+    monkeypatch.setattr(worker, "_CURRENT_RUN", "")  # a worker still starting
+    monkeypatch.setattr(worker, "_STOPPED_RUNS", set())
+    monkeypatch.setattr(worker, "_LAST_STOP_SIGNAL", 0.0)
+    log = tmp_path / "calls.log"
+    blob = DEFAULT_CODEC.dumps_run(_counted, {"log": str(log)})
+    if signalled == "before the run":
+        worker._stop_signal(signal.SIGUSR1, None)
+    run_started = time.time()
+    if signalled == "after the run started":
+        worker._stop_signal(signal.SIGUSR1, None)
+    result = worker.run_batch("run-1", blob, [(1,), (2,)], False, DEFAULT_CODEC, run_started)
+    outputs = result.decode(DEFAULT_CODEC).outputs
+    if signalled == "before the run":
+        assert outputs == [(1,), (2,)]
+        assert log.read_text().split() == ["(1,)", "(2,)"]
+    else:
+        assert outputs == []
+        assert not log.exists()

@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -180,6 +181,7 @@ class _Pickled:
     in_process = False
     _blob: object = None
     _token: str = ""
+    _started = 0.0
     _codec: Codec = DEFAULT_CODEC
 
     def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
@@ -201,11 +203,14 @@ class _Pickled:
                 "use executor='thread' or 'serial'"
             ) from exc
         self._token = uuid.uuid4().hex
+        self._started = time.time()
         self._codec = codec
         self._blob = self.share(payload)
 
     def submit_batch(self, points: list[object], skip_errors: bool) -> Future[TaskResult]:
-        return self.submit(run_batch, self._token, self._blob, points, skip_errors, self._codec)
+        return self.submit(
+            run_batch, self._token, self._blob, points, skip_errors, self._codec, self._started
+        )
 
     def batch_result(self, raw: TaskResult) -> BatchResult:
         assert isinstance(raw, EncodedBatch)  # a worker's, encoded by the run's codec

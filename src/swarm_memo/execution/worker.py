@@ -174,10 +174,17 @@ def run_batch(
     points: Sequence[object],
     skip_errors: bool,
     codec: Codec,
+    run_started: float = 0.0,
 ) -> EncodedBatch:
-    """Task entry point shipped to process, user-executor and Dask workers."""
+    """Task entry point shipped to process, user-executor and Dask workers.
+
+    ``run_started`` is the driver's ``time.time()`` when the run started: a stop signal
+    this worker got since then stops the run here even if it came before the worker's
+    first exec chunk of the run (while it was starting, or between two runs' chunks)."""
     global _CURRENT_RUN
     started = time.perf_counter()
+    if token != _CURRENT_RUN and _LAST_STOP_SIGNAL >= run_started > 0:
+        _STOPPED_RUNS.add(token)
     _CURRENT_RUN = token
     if token in _STOPPED_RUNS:  # queued before the stop: start none of its points
         payload = codec.encode_outcome([], [], skip_errors)
@@ -200,6 +207,8 @@ _CURRENT_RUN = ""
 """The run token of the exec chunk this worker took last."""
 _STOPPED_RUNS: set[str] = set()
 """Runs that are stopping: their points still to start here are dropped."""
+_LAST_STOP_SIGNAL = 0.0
+"""``time.time()`` of the last SIGUSR1 this worker got."""
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
@@ -216,6 +225,8 @@ def _stop_signal(signum: int, frame: FrameType | None) -> None:
     running finishes, exec chunks queued here come back empty). The driver sends it to
     its workers when it stops; ``sbatch --signal=USR1`` sends it to every process of the
     job step. It never kills the worker."""
+    global _LAST_STOP_SIGNAL
+    _LAST_STOP_SIGNAL = time.time()
     if _CURRENT_RUN:
         _STOPPED_RUNS.add(_CURRENT_RUN)
 

@@ -17,7 +17,8 @@ from swarm_memo import (
     CodeChangedWarning,
     SwarmMemo,
 )
-from swarm_memo.cache.codec import MIXED_CODE, decode_chunk
+from swarm_memo.cache.chunk_meta import MIXED_CODE
+from swarm_memo.cache.codec import decode_chunk
 
 SPEC = {"x": [0, 1, 2, 3, 4, 5]}
 

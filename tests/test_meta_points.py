@@ -6,7 +6,7 @@ import itertools
 import random
 from typing import Any
 
-from swarm_memo.cache.codec import ChunkMeta
+from swarm_memo.cache.chunk_meta import ChunkMeta
 from swarm_memo.cache.meta_points import (
     PointCounter,
     axis_values,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from swarm_memo.cache.codec import ChunkMeta
+from swarm_memo.cache.chunk_meta import ChunkMeta
 from swarm_memo.cache.codec import peek_meta as codec_peek_meta
 from swarm_memo.cache.layout import CHUNK_SUFFIX, OLD_PARAMS_FILE, PARAMS_FILE, SetPaths
 from swarm_memo.cache.meta_points import PointCounter, axis_values

@@ -35,8 +35,8 @@ Token = Hashable
 
 
 class MetaPoints(Protocol):
-    """The fields of a chunk file's meta (``_codec.ChunkMeta``) that say which points it
-    holds."""
+    """The fields of a chunk file's meta
+    (:class:`~swarm_memo.cache.chunk_meta.ChunkMeta`) that say which points it holds."""
 
     @property
     def product(self) -> bool: ...

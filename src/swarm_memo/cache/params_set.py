@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarm_memo._version import __version__
+from swarm_memo.cache.chunk_meta import ChunkMeta
 from swarm_memo.cache.codec import (
     FORMAT_VERSION,
-    ChunkMeta,
     ChunkRecord,
     decode_chunk,
     encode_chunk,

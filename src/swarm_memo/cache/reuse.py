@@ -20,7 +20,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from swarm_memo.cache.codec import MIXED_CODE, ChunkRecord
+from swarm_memo.cache.chunk_meta import MIXED_CODE
+from swarm_memo.cache.codec import ChunkRecord
 from swarm_memo.cache.index import Found, IndexRecord, PointIndex
 from swarm_memo.cache.keydefaults import locate_defaulted, same_order
 from swarm_memo.cache.params_set import ParamsSet

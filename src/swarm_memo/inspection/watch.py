@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from swarm_memo.cache.codec import ChunkMeta
+from swarm_memo.cache.chunk_meta import ChunkMeta
 from swarm_memo.cache.listing import ChunkFacts, resolve_set, set_ids
 from swarm_memo.cache.meta_points import chunk_key, count_distinct_points, item_display, item_token
 from swarm_memo.core.picture import FAILED, STORED, Coverage

@@ -12,7 +12,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from swarm_memo.cache.codec import ChunkRecord, point_codes_of
+from swarm_memo.cache.chunk_meta import point_codes_of
+from swarm_memo.cache.codec import ChunkRecord
 from swarm_memo.cache.layout import CHUNK_SUFFIX
 from swarm_memo.cache.params_set import ParamsSet
 from swarm_memo.cache.reuse import Reuse, read_point_index

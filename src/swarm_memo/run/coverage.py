@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from swarm_memo.cache.codec import ChunkMeta
+from swarm_memo.cache.chunk_meta import ChunkMeta
 from swarm_memo.cache.meta_points import Token, chunk_key, item_display, item_token
 from swarm_memo.core.picture import FAILED, MISSING, STORED, Coverage
 from swarm_memo.errors import SpecError

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from swarm_memo._version import __version__
-from swarm_memo.cache.codec import ChunkRecord, point_codes_of
+from swarm_memo.cache.chunk_meta import point_codes_of
+from swarm_memo.cache.codec import ChunkRecord
 from swarm_memo.core.jobs import MISSING, ChunkJob, PointFailure
 from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.errors import ExecError

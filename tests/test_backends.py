@@ -28,14 +28,13 @@ from swarm_memo import (
 )
 from swarm_memo.core.serial import DEFAULT_CODEC
 from swarm_memo.execution.backends import (
-    BackendFactory,
-    ExecutorSpec,
     ProcessBackend,
     SerialBackend,
     ThreadBackend,
     UserExecutorBackend,
     usable_cpus,
 )
+from swarm_memo.execution.executors import BackendFactory, ExecutorSpec
 
 SRC = str(Path(swarm_memo.__file__).resolve().parents[1])
 XS = {"x": list(range(6))}

@@ -18,7 +18,7 @@ from helpers import CountingExec, expected_output
 from swarm_memo import SwarmMemo
 from swarm_memo.cache.serving import CodeChange
 from swarm_memo.errors import SpecError, SpecTypeError
-from swarm_memo.execution.backends import ExecutorSpec
+from swarm_memo.execution.executors import ExecutorSpec
 from swarm_memo.identity.order import Share
 from swarm_memo.run.config import MemoOptions, build_config
 from swarm_memo.run.launch import task_config

@@ -18,7 +18,7 @@ from swarm_memo.core.defaults import default_collate, default_merge
 from swarm_memo.core.serial import DEFAULT_CODEC, Codec
 from swarm_memo.core.types import ChunkKey, EnumerateFn, ExecFn
 from swarm_memo.errors import SpecError, SpecTypeError
-from swarm_memo.execution.backends import BackendFactory, ExecutorSpec
+from swarm_memo.execution.executors import BackendFactory, ExecutorSpec
 from swarm_memo.execution.stop import parse_deadline
 from swarm_memo.identity.grid import ChunkLayout
 from swarm_memo.identity.grid import _check_positive_int as check_positive_int

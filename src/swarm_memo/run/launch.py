@@ -34,7 +34,7 @@ from swarm_memo.errors import (
     SpecTypeError,
     TaskFailedError,
 )
-from swarm_memo.execution.backends import BackendFactory
+from swarm_memo.execution.executors import BackendFactory
 from swarm_memo.identity.hashing import encode
 from swarm_memo.identity.order import Share
 from swarm_memo.run.budget import (

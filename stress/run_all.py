@@ -34,7 +34,8 @@ def main() -> int:
     path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path}  # this checkout's swarm_memo
     for script in scripts():
-        counts = "--trials" in script.read_text()
+        text = script.read_text()
+        counts = "--trials" in text or "begin(" in text  # common.begin parses --trials
         takes = [f for f in flags if counts or not f.startswith("--trials")]
         print(f"== {script.name} {' '.join(takes)}", flush=True)
         result = subprocess.run([sys.executable, str(script), *takes], env=env, check=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm_memo import SwarmMemo
+from swarm_memo import RunInterrupted, SwarmMemo
 
 STOPPER = Path(__file__).with_name("stopper.py")
 
@@ -151,3 +151,37 @@ def test_a_stop_signal_to_the_job_leaves_no_leaked_semaphores(tmp_path):
     assert "leak" not in stderr, stderr
     assert "resource_tracker" not in stderr, stderr
     assert "KeyError" not in stderr, stderr
+
+
+def _signals_the_driver_at_3(params, point):
+    if point[0] == 3:
+        os.kill(params["driver"], signal.SIGTERM)  # the first stop signal, mid-run
+    return point[0] * 10
+
+
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_a_second_signal_as_the_stopped_run_turns_to_storing_waits(tmp_path, monkeypatch, executor):
+    """The engine has stopped (no point left running) and the run turns to storing what
+    finished: a second signal landing in that hand-over used to raise at once, skipping
+    the storing of unfinished chunks and the final count. It now waits, as it does while
+    points are stored."""
+    from swarm_memo.run import pipeline
+
+    original = pipeline._Run._stopped
+
+    def second_signal_first(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # lands before _stopped stores anything
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline._Run, "_stopped", second_signal_first)
+    memo = SwarmMemo(
+        tmp_path / "cache", {"x": 4}, 2, exec_fn=_signals_the_driver_at_3, executor=executor,
+        max_workers=1 if executor == "serial" else 2, verbose=0,
+    )  # fmt: skip
+    with pytest.raises(RunInterrupted) as stopped:
+        memo.run({"driver": os.getpid()}, {"x": list(range(12))})
+    assert "points stored" in str(stopped.value)
+    stored, _ = memo.load({"driver": os.getpid()}, {"x": list(range(12))})
+    said = int(str(stopped.value).split(" of ")[0].split()[-1])
+    assert said == len([o for o in stored if o is not None]) >= 1
+    memo.close()

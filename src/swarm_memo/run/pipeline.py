@@ -326,8 +326,9 @@ class _Run:
                     with stop.storing():  # a second signal waits until it is stored
                         written += self._take(job)
             except BaseException as exc:
-                running.close()  # whatever was in flight is given up (workers killed)
-                self._stopped(engine, stop, exc, written)
+                with stop.storing():  # a second signal from here on waits for the storing
+                    running.close()  # whatever was in flight is given up (workers killed)
+                    self._stopped(engine, stop, exc, written)
                 raise
             with stop.storing():
                 self.writer.finish()
